@@ -1,0 +1,79 @@
+"""The quotepart error tree: every failure a user can meet, each with a hint.
+
+```
+QuotepartError                      exit 1   HTTP 500
+├── InputError                      exit 2   HTTP 422   bad input: fix it and retry
+│   ├── MalformedEntryError                            bytes or JSON that are no entry
+│   ├── UnknownKindError                               a kind or version this build does not know
+│   ├── UnknownAuthorError                             signed by a party the log has never registered
+│   └── OutOfRangeError                                an index or tree size beyond the log
+├── VerificationError               exit 3   HTTP 409   something does not check out
+│   └── SignatureError                                 a signature that does not verify
+├── NotFoundError                   exit 4   HTTP 404
+│   └── WorkspaceNotFoundError                         no workspace at that place
+└── StorageError                    exit 5   HTTP 503   the database cannot be reached or used
+```
+
+Only the standard library is imported here, so every layer can raise these.
+"""
+
+from __future__ import annotations
+
+
+class QuotepartError(Exception):
+    """Base of all quotepart errors; `hint` tells the user what to do next."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class InputError(QuotepartError):
+    """The input was wrong; nothing was written."""
+
+    exit_code = 2
+
+
+class MalformedEntryError(InputError):
+    """Bytes that do not decode to a well-formed entry."""
+
+
+class UnknownKindError(InputError):
+    """An entry kind or version that this build of quotepart cannot read."""
+
+
+class UnknownAuthorError(InputError):
+    """An entry whose author has not been registered in the log."""
+
+
+class OutOfRangeError(InputError):
+    """An index or tree size beyond the current log."""
+
+
+class VerificationError(QuotepartError):
+    """A check failed: the data does not match what was signed or committed to."""
+
+    exit_code = 3
+
+
+class SignatureError(VerificationError):
+    """A signature does not verify under the key it claims."""
+
+
+class NotFoundError(QuotepartError):
+    """The thing asked for does not exist."""
+
+    exit_code = 4
+
+
+class WorkspaceNotFoundError(NotFoundError):
+    """No quotepart workspace at the given place."""
+
+
+class StorageError(QuotepartError):
+    """The database could not be reached or refused the operation."""
+
+    exit_code = 5

@@ -1,0 +1,130 @@
+"""The signed entry envelope: kind, version, timestamp, author, body and signature.
+
+Wire form (RFC 8785 canonical JSON; the leaf of the Merkle log is exactly these bytes):
+
+    {"author":"party:…","body":{…},"kind":"party.registered","sig":"<base64>","ts":"…Z","v":1}
+
+The signature covers `SIGNING_CONTEXT ‖ canonical(envelope without "sig")`; the context
+string keeps a quotepart signature from being replayed as a signature on anything else.
+The entry id is the RFC 9162 leaf hash of the wire bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from quotepart.errors import MalformedEntryError, UnknownKindError
+from quotepart.ids import Clock, PartyId, format_timestamp, parse_timestamp, utc_now
+from quotepart.log.canonical import canonicalize, parse_canonical
+from quotepart.log.keys import SIGNATURE_SIZE, SigningKey, VerifyKey
+from quotepart.log.kinds import CURRENT, EntryBody, decode_body
+from quotepart.log.merkle import leaf_hash
+
+SIGNING_CONTEXT = b"quotepart/entry/v1\n"
+_FIELDS = {"author", "body", "kind", "sig", "ts", "v"}
+
+
+@dataclass(frozen=True)
+class SignedEntry:
+    """An entry as it lies in the log; build with `sign_entry` or `parse_entry`."""
+
+    kind: str
+    version: int
+    timestamp: str
+    author: PartyId
+    raw_body: dict[str, Any]
+    signature: bytes
+    canonical: bytes
+
+    @cached_property
+    def leaf_hash(self) -> bytes:
+        """The entry id: RFC 9162 leaf hash of the canonical bytes."""
+        return leaf_hash(self.canonical)
+
+    @property
+    def signed_message(self) -> bytes:
+        return signed_message(self.kind, self.version, self.timestamp, self.author, self.raw_body)
+
+    @property
+    def time(self) -> datetime:
+        return parse_timestamp(self.timestamp)
+
+    def body(self) -> EntryBody:
+        """The typed body, upcast to the current version."""
+        return decode_body(self.kind, self.version, self.raw_body)
+
+    def verify(self, key: VerifyKey) -> None:
+        """Raise SignatureError unless `key` signed this entry."""
+        key.verify(self.signature, self.signed_message)
+
+
+def signed_message(
+    kind: str, version: int, timestamp: str, author: PartyId, body: dict[str, Any]
+) -> bytes:
+    unsigned = {"author": str(author), "body": body, "kind": kind, "ts": timestamp, "v": version}
+    return SIGNING_CONTEXT + canonicalize(unsigned)
+
+
+def sign_entry(
+    body: EntryBody, *, author: PartyId, key: SigningKey, clock: Clock = utc_now
+) -> SignedEntry:
+    """Sign `body` as `author`; the body is validated by a round trip through its kind."""
+    raw_body = body.to_body()
+    type(body).from_body(raw_body)
+    timestamp = format_timestamp(clock())
+    message = signed_message(body.KIND, body.VERSION, timestamp, author, raw_body)
+    signature = key.sign(message)
+    wire = {
+        "author": str(author),
+        "body": raw_body,
+        "kind": body.KIND,
+        "sig": base64.b64encode(signature).decode(),
+        "ts": timestamp,
+        "v": body.VERSION,
+    }
+    return SignedEntry(
+        body.KIND, body.VERSION, timestamp, author, raw_body, signature, canonicalize(wire)
+    )
+
+
+def parse_entry(data: bytes) -> SignedEntry:
+    """Parse and check the envelope and body of wire bytes (not yet the signature).
+
+    Raises:
+        MalformedEntryError: not canonical JSON, or a field missing or of the wrong type.
+        UnknownKindError: a kind or version this build does not know.
+    """
+    document = parse_canonical(data)
+    missing, extra = _FIELDS - set(document), set(document) - _FIELDS
+    if missing or extra:
+        raise MalformedEntryError(
+            f"entry envelope has missing fields {sorted(missing)} / unexpected fields {sorted(extra)}",
+            hint=f"an entry has exactly the fields {sorted(_FIELDS)}",
+        )
+    kind, version, body = document["kind"], document["v"], document["body"]
+    if not isinstance(kind, str) or kind not in CURRENT:
+        raise UnknownKindError(
+            f"unknown entry kind {kind!r}", hint=f"known kinds: {', '.join(sorted(CURRENT))}"
+        )
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise MalformedEntryError(f"entry version must be an integer, got {version!r}")
+    if not isinstance(body, dict):
+        raise MalformedEntryError(f"entry body must be a JSON object, got {type(body).__name__}")
+    decode_body(kind, version, body)
+    author = PartyId.parse(document["author"])
+    timestamp = document["ts"]
+    parse_timestamp(timestamp)
+    try:
+        signature = base64.b64decode(document["sig"], validate=True)
+    except (TypeError, ValueError, binascii.Error) as exc:
+        raise MalformedEntryError("entry signature is not base64") from exc
+    if len(signature) != SIGNATURE_SIZE:
+        raise MalformedEntryError(
+            f"entry signature has {len(signature)} bytes, expected {SIGNATURE_SIZE}"
+        )
+    return SignedEntry(kind, version, timestamp, author, body, signature, data)

@@ -1,0 +1,101 @@
+"""The contract every entry body follows, and the checks they share."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any, ClassVar, Protocol, Self
+
+from quotepart.errors import MalformedEntryError
+
+RawBody = dict[str, Any]
+Upcaster = Callable[[RawBody], RawBody]
+
+
+class EntryBody(Protocol):
+    """A frozen, versioned fact. `KIND` is a stable string, never a Python path."""
+
+    KIND: ClassVar[str]
+    VERSION: ClassVar[int]
+
+    def to_body(self) -> RawBody: ...
+
+    @classmethod
+    def from_body(cls, body: RawBody) -> Self: ...
+
+
+class BodyReader:
+    """Reads fields out of a raw body, naming the kind and field in every error."""
+
+    def __init__(self, kind: str, body: RawBody) -> None:
+        self.kind = kind
+        self.body = body
+
+    def _fail(self, field: str, expected: str) -> MalformedEntryError:
+        return MalformedEntryError(
+            f"{self.kind}: field {field!r} must be {expected}, got {self.body.get(field)!r}",
+            hint=f"see the {self.kind} entry format in quotepart.log.kinds",
+        )
+
+    def only(self, *fields: str) -> None:
+        extra = sorted(set(self.body) - set(fields))
+        if extra:
+            raise MalformedEntryError(
+                f"{self.kind}: unexpected field(s) {', '.join(extra)}",
+                hint=f"a {self.kind} body has only: {', '.join(fields)}",
+            )
+
+    def text(self, field: str, *, optional: bool = False, max_length: int = 1000) -> Any:
+        value = self.body.get(field)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+            raise self._fail(field, f"a non-empty string of at most {max_length} characters")
+        return value
+
+    def choice(self, field: str, allowed: frozenset[str]) -> str:
+        value = self.body.get(field)
+        if value not in allowed:
+            raise self._fail(field, f"one of {', '.join(sorted(allowed))}")
+        return str(value)
+
+    def choices(self, field: str, allowed: frozenset[str]) -> tuple[str, ...]:
+        value = self.body.get(field)
+        if (
+            not isinstance(value, list)
+            or not value
+            or any(item not in allowed for item in value)
+            or value != sorted(set(value))
+        ):
+            raise self._fail(field, f"a sorted, non-empty list without repeats of {sorted(allowed)}")
+        return tuple(value)
+
+    def b64(self, field: str, *, length: int) -> bytes:
+        value = self.body.get(field)
+        try:
+            raw = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+        except (ValueError, binascii.Error):
+            raw = b""
+        if len(raw) != length:
+            raise self._fail(field, f"base64 of {length} bytes")
+        return raw
+
+    def fraction(self, field: str) -> Fraction:
+        value = self.body.get(field)
+        if not isinstance(value, str) or not _FRACTION_RE.match(value):
+            raise self._fail(field, "a ratio written as a string like '1/3' or '1'")
+        share = Fraction(value)
+        if not 0 < share <= 1 or format_fraction(share) != value:
+            raise self._fail(field, "a reduced ratio above 0 and at most 1, like '1/3'")
+        return share
+
+
+_FRACTION_RE = re.compile(r"^(0|[1-9][0-9]*)(/[1-9][0-9]*)?$")
+
+
+def format_fraction(value: Fraction) -> str:
+    """One spelling per ratio ('1/3', '1'), so equal shares sign equally."""
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"

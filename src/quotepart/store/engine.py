@@ -1,0 +1,128 @@
+"""Engines for SQLite (embedded, WAL) and PostgreSQL, and the migrations that shape them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy.exc
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from quotepart.errors import InputError, StorageError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs (as libpq writes them) and use psycopg 3 for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for `url`; raises StorageError with a hint when it cannot be reached."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except sqlalchemy.exc.ArgumentError as exc:
+        raise InputError(
+            f"not a database URL: {url!r}",
+            hint="use postgresql://user@host:5432/dbname, or leave it out for the embedded SQLite",
+        ) from exc
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+    elif parsed.get_backend_name() == "postgresql":
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    else:
+        raise InputError(
+            f"unsupported database {parsed.get_backend_name()!r}",
+            hint="quotepart runs on SQLite (embedded) or PostgreSQL",
+        )
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.OperationalError as exc:
+        engine.dispose()
+        raise StorageError(
+            f"cannot reach database {parsed.render_as_string(hide_password=True)}: "
+            f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
+            hint="check that the server runs and the URL (host, port, user, database) is right",
+        ) from exc
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, NORMAL sync (durable against a killed process), and explicit transactions.
+
+    pysqlite's own transaction handling is switched off so that writers can take the
+    lock up front with BEGIN IMMEDIATE: two processes then queue for the log head
+    instead of both reading one tree size and failing to upgrade their locks.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("quotepart_writer", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def writer(engine: Engine) -> Iterator[Connection]:
+    """One write transaction that holds the log's write lock from its first statement.
+
+    SQLite: BEGIN IMMEDIATE. PostgreSQL: the caller locks the log head row FOR UPDATE.
+    Commits on success, rolls back on any exception.
+    """
+    with engine.connect() as connection:
+        connection = connection.execution_options(quotepart_writer=True)
+        with connection.begin():
+            yield connection
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "quotepart.store:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (Alembic owns it on every backend)."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(quotepart_writer=True)
+        with connection.begin():
+            command.upgrade(_alembic_config(connection), "head")
+
+
+def schema_is_current(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
+    return current is not None and current == head
+
+
+def schema_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

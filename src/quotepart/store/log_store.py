@@ -1,0 +1,493 @@
+"""The stored log: append (leaf + tree nodes + projections + checkpoint in one transaction),
+proofs read from stored nodes, the auditor's `LogSource`, and rebuild by replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+
+from quotepart.errors import (
+    InputError,
+    OutOfRangeError,
+    SignatureError,
+    UnknownAuthorError,
+    VerificationError,
+)
+from quotepart.ids import PartyId
+from quotepart.log import (
+    Checkpoint,
+    CompactRange,
+    NodeId,
+    SignedEntry,
+    SigningKey,
+    VerifyKey,
+    parse_entry,
+)
+from quotepart.log import merkle
+from quotepart.log.kinds import PartyRegisteredV1
+from quotepart.log.verify import nodes_completed_by
+from quotepart.store.engine import writer
+from quotepart.store.projections import apply_projections
+from quotepart.store.schema import (
+    PROJECTION_TABLES,
+    checkpoints,
+    log_entries,
+    log_head,
+    log_meta,
+    metadata,
+    parties,
+    tree_nodes,
+)
+
+_IN_CHUNK = 500  # bound on bind parameters per IN (...) query
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    root_hash: bytes
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    old_size: int
+    new_size: int
+    old_root: bytes
+    new_root: bytes
+    proof: tuple[bytes, ...]
+
+
+class LogStore:
+    """One log (one origin) in one database. Every method opens its own transaction."""
+
+    def __init__(self, engine: Engine, *, origin: str, log_key: SigningKey | None) -> None:
+        self.engine = engine
+        self.origin = origin
+        self.log_key = log_key  # None: read-only, as for an auditor
+
+    # ----------------------------------------------------------------- writing
+
+    def append(self, entries: Sequence[SignedEntry], *, signed_here: bool = False) -> list[int]:
+        """Append entries in order; return each one's leaf index (existing ones keep theirs).
+
+        All or nothing: the leaves, their tree nodes, their projection rows and one
+        signed checkpoint commit together, or nothing does. `signed_here` skips the
+        signature check for entries this process has just signed itself.
+
+        Raises:
+            UnknownAuthorError / SignatureError: an author that is not registered or a bad signature.
+            InputError: an entry that contradicts the log (a projection refused it).
+        """
+        if not entries:
+            return []
+        if self.log_key is None:
+            raise InputError("this log was opened read-only", hint="open the workspace with its log key")
+        with writer(self.engine) as conn:
+            size = self._lock_head(conn)
+            tree = self._compact_range(conn, size)
+            known = self._indexes_of(conn, [entry.leaf_hash for entry in entries])
+            keys: dict[PartyId, VerifyKey] = {}
+            leaf_rows: list[dict[str, object]] = []
+            node_rows: list[dict[str, object]] = []
+            indexes = []
+            for entry in entries:
+                existing = known.get(entry.leaf_hash)
+                if existing is not None:
+                    indexes.append(existing)
+                    continue
+                index = tree.size
+                self._check_author(conn, entry, index, keys, signed_here=signed_here)
+                apply_projections(conn, entry, index)
+                leaf_rows.append(
+                    {
+                        "leaf_index": index,
+                        "leaf_hash": entry.leaf_hash,
+                        "kind": entry.kind,
+                        "author": str(entry.author),
+                        "entry": entry.canonical,
+                    }
+                )
+                node_rows.extend(
+                    {"level": node.level, "node_index": node.index, "hash": value}
+                    for node, value in tree.append(entry.leaf_hash)
+                )
+                known[entry.leaf_hash] = index
+                indexes.append(index)
+            if leaf_rows:
+                conn.execute(insert(log_entries), leaf_rows)
+                if node_rows:
+                    conn.execute(insert(tree_nodes), node_rows)
+                self._seal(conn, tree)
+            return indexes
+
+    def append_leaf_hashes_unsigned_for_benchmark(self, hashes: Iterable[bytes]) -> None:
+        """Fill the tree from synthetic leaf hashes through the same node storage.
+
+        Only for benchmarks that need a tree of millions of leaves quickly: the leaves
+        carry no entry bytes, so such a log never passes `verify`.
+        """
+        with writer(self.engine) as conn:
+            size = self._lock_head(conn)
+            tree = self._compact_range(conn, size)
+            leaf_rows, node_rows = [], []
+            for value in hashes:
+                index = tree.size
+                leaf_rows.append(
+                    {"leaf_index": index, "leaf_hash": value, "kind": "-", "author": "-", "entry": b""}
+                )
+                node_rows.extend(
+                    {"level": node.level, "node_index": node.index, "hash": h}
+                    for node, h in tree.append(value)
+                )
+            conn.execute(insert(log_entries), leaf_rows)
+            if node_rows:
+                conn.execute(insert(tree_nodes), node_rows)
+            self._seal(conn, tree)
+
+    def _seal(self, conn: Connection, tree: CompactRange) -> None:
+        """Check the stored tree against the in-memory one, sign a checkpoint, move the head."""
+        assert self.log_key is not None
+        root = tree.root()
+        plan = merkle.root_plan(tree.size)
+        nodes = _read_nodes(conn, plan)
+        stored_root = merkle.fold([nodes[node] for node in plan])
+        if stored_root != root:  # our own bug, never user input: refuse to sign it
+            raise VerificationError(
+                f"stored tree root {stored_root.hex()} differs from computed {root.hex()}; nothing written"
+            )
+        note = Checkpoint(self.origin, tree.size, root).sign(self.log_key)
+        conn.execute(insert(checkpoints).values(tree_size=tree.size, root_hash=root, note=note))
+        conn.execute(update(log_head).where(log_head.c.id == 1).values(tree_size=tree.size))
+
+    def _lock_head(self, conn: Connection) -> int:
+        query = select(log_head.c.tree_size).where(log_head.c.id == 1)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        size = conn.execute(query).scalar_one()
+        return int(size)
+
+    def _compact_range(self, conn: Connection, size: int) -> CompactRange:
+        plan = CompactRange.plan(size)
+        nodes = _read_nodes(conn, plan)
+        return CompactRange(size, [nodes[node] for node in plan])
+
+    def _indexes_of(self, conn: Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        found: dict[bytes, int] = {}
+        for start in range(0, len(hashes), _IN_CHUNK):
+            chunk = hashes[start : start + _IN_CHUNK]
+            rows = conn.execute(
+                select(log_entries.c.leaf_hash, log_entries.c.leaf_index).where(
+                    log_entries.c.leaf_hash.in_(chunk)
+                )
+            )
+            found.update((bytes(h), int(i)) for h, i in rows)
+        return found
+
+    def _check_author(
+        self,
+        conn: Connection,
+        entry: SignedEntry,
+        index: int,
+        keys: dict[PartyId, VerifyKey],
+        *,
+        signed_here: bool,
+    ) -> None:
+        if entry.kind == PartyRegisteredV1.KIND:
+            body = entry.body()
+            assert isinstance(body, PartyRegisteredV1)
+            if body.party != entry.author:
+                raise UnknownAuthorError(
+                    f"{body.party} must sign its own registration, but {entry.author} signed it",
+                    hint="sign party.registered with the new party's own key",
+                )
+            key = body.public_key
+        else:
+            cached = keys.get(entry.author)
+            if cached is None:
+                raw = conn.execute(
+                    select(parties.c.public_key).where(parties.c.party_id == str(entry.author))
+                ).scalar()
+                if raw is None:
+                    raise UnknownAuthorError(
+                        f"entry {entry.leaf_hash.hex()[:16]}… is signed by {entry.author}, "
+                        "who is not registered in this log",
+                        hint="register the party (a party.registered entry signed by its key) first",
+                    )
+                cached = keys[entry.author] = VerifyKey(bytes(raw))
+            key = cached
+        if not signed_here:
+            try:
+                entry.verify(key)
+            except SignatureError as exc:
+                raise SignatureError(
+                    f"entry {entry.leaf_hash.hex()[:16]}…: signature is not by {entry.author}'s key",
+                    hint="sign the entry with the key registered for its author",
+                ) from exc
+
+    def claim(self, public: VerifyKey) -> None:
+        """Record which log (origin, key) this database holds; refuse a database of another log."""
+        with writer(self.engine) as conn:
+            row = conn.execute(select(log_meta.c.origin, log_meta.c.log_public_key)).first()
+            if row is None:
+                conn.execute(
+                    insert(log_meta).values(id=1, origin=self.origin, log_public_key=public.raw)
+                )
+            elif (row.origin, bytes(row.log_public_key)) != (self.origin, public.raw):
+                raise InputError(
+                    f"the database already holds the log {row.origin!r}, not {self.origin!r}",
+                    hint="use an empty database, or open the workspace that owns this one",
+                )
+
+    def log_identity(self) -> tuple[str, VerifyKey] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(log_meta.c.origin, log_meta.c.log_public_key)).first()
+        return None if row is None else (str(row.origin), VerifyKey(bytes(row.log_public_key)))
+
+    # ----------------------------------------------------------------- reading
+
+    def tree_size(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(log_head.c.tree_size)).scalar_one())
+
+    def _check_size(self, tree_size: int | None, current: int) -> int:
+        if tree_size is None:
+            return current
+        if not 0 <= tree_size <= current:
+            raise OutOfRangeError(
+                f"tree size {tree_size} is larger than the log ({current} entries)",
+                hint=f"use a tree size from 1 to {current}",
+            )
+        return tree_size
+
+    def entry(self, leaf_index: int) -> tuple[bytes, bytes]:
+        """(leaf hash, canonical entry bytes) at `leaf_index`."""
+        with self.engine.connect() as conn:
+            size = int(conn.execute(select(log_head.c.tree_size)).scalar_one())
+            if not 0 <= leaf_index < size:
+                raise OutOfRangeError(
+                    f"entry {leaf_index} is beyond the log ({size} entries)",
+                    hint=f"use an index from 0 to {size - 1}" if size else "the log is empty",
+                )
+            row = conn.execute(
+                select(log_entries.c.leaf_hash, log_entries.c.entry).where(
+                    log_entries.c.leaf_index == leaf_index
+                )
+            ).one()
+            return bytes(row.leaf_hash), bytes(row.entry)
+
+    def root_hash(self, tree_size: int | None = None) -> bytes:
+        with self.engine.connect() as conn:
+            size = self._check_size(tree_size, int(conn.execute(select(log_head.c.tree_size)).scalar_one()))
+            plan = merkle.root_plan(size)
+            nodes = _read_nodes(conn, plan)
+            return merkle.fold([nodes[node] for node in plan])
+
+    def inclusion_proof(self, leaf_index: int, tree_size: int | None = None) -> InclusionProof:
+        """RFC 9162 inclusion proof, read from stored nodes with two queries."""
+        with self.engine.connect() as conn:
+            size = self._check_size(tree_size, int(conn.execute(select(log_head.c.tree_size)).scalar_one()))
+            plan = merkle.inclusion_plan(leaf_index, size)
+            root_plan = merkle.root_plan(size)
+            wanted = merkle.plan_nodes(plan) | set(root_plan) | {NodeId(0, leaf_index)}
+            nodes = _read_nodes(conn, wanted)
+            return InclusionProof(
+                leaf_index,
+                size,
+                nodes[NodeId(0, leaf_index)],
+                merkle.fold([nodes[node] for node in root_plan]),
+                tuple(merkle.assemble(plan, nodes)),
+            )
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """RFC 9162 consistency proof between two tree sizes, read from stored nodes."""
+        with self.engine.connect() as conn:
+            current = int(conn.execute(select(log_head.c.tree_size)).scalar_one())
+            new = self._check_size(new_size, current)
+            if not 0 <= old_size <= new:
+                raise OutOfRangeError(
+                    f"old size {old_size} must be between 0 and new size {new}",
+                    hint="give the older, smaller tree size first",
+                )
+            plan = merkle.consistency_plan(old_size, new)
+            old_plan, new_plan = merkle.root_plan(old_size), merkle.root_plan(new)
+            nodes = _read_nodes(conn, merkle.plan_nodes(plan) | set(old_plan) | set(new_plan))
+            return ConsistencyProof(
+                old_size,
+                new,
+                merkle.fold([nodes[node] for node in old_plan]),
+                merkle.fold([nodes[node] for node in new_plan]),
+                tuple(merkle.assemble(plan, nodes)),
+            )
+
+    def latest_checkpoint(self) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(checkpoints.c.note).order_by(checkpoints.c.tree_size.desc()).limit(1)
+            ).scalar()
+
+    def checkpoint_at(self, tree_size: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(checkpoints.c.note).where(checkpoints.c.tree_size == tree_size)
+            ).scalar()
+
+    def party_key(self, party: PartyId) -> VerifyKey | None:
+        with self.engine.connect() as conn:
+            raw = conn.execute(
+                select(parties.c.public_key).where(parties.c.party_id == str(party))
+            ).scalar()
+        return None if raw is None else VerifyKey(bytes(raw))
+
+    # ------------------------------------------------ the auditor's LogSource
+
+    def leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes, bytes]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(log_entries.c.leaf_index, log_entries.c.leaf_hash, log_entries.c.entry)
+                .where(log_entries.c.leaf_index >= start, log_entries.c.leaf_index < end)
+                .order_by(log_entries.c.leaf_index)
+            ).all()
+        for index, leaf_hash, data in rows:
+            yield int(index), bytes(leaf_hash), bytes(data)
+
+    def interior_nodes_completed_by(self, start: int, end: int) -> dict[NodeId, bytes]:
+        ranges = nodes_completed_by(start, end)
+        if not ranges:
+            return {}
+        condition = or_(
+            *(
+                (tree_nodes.c.level == level) & tree_nodes.c.node_index.between(first, last)
+                for level, first, last in ranges
+            )
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(tree_nodes.c.level, tree_nodes.c.node_index, tree_nodes.c.hash).where(condition)
+            )
+            return {NodeId(int(level), int(index)): bytes(h) for level, index, h in rows}
+
+    def leaf_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(log_entries)).scalar_one())
+
+    def interior_node_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(tree_nodes)).scalar_one())
+
+    def checkpoint_notes(self) -> list[tuple[int, bytes, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(checkpoints.c.tree_size, checkpoints.c.root_hash, checkpoints.c.note).order_by(
+                    checkpoints.c.tree_size
+                )
+            )
+            return [(int(size), bytes(root), str(note)) for size, root, note in rows]
+
+    # ------------------------------------------------------------ projections
+
+    def rebuild(self) -> int:
+        """Drop every projection row and replay the log; return the number of entries replayed."""
+        with writer(self.engine) as conn:
+            size = self._lock_head(conn)
+            for table in reversed(PROJECTION_TABLES):
+                conn.execute(delete(table))
+            replay(conn, self._entries_in(conn, size))
+            return size
+
+    def _entries_in(self, conn: Connection, size: int) -> Iterator[tuple[int, SignedEntry]]:
+        chunk = 4096
+        for start in range(0, size, chunk):
+            rows = conn.execute(
+                select(log_entries.c.leaf_index, log_entries.c.entry)
+                .where(log_entries.c.leaf_index >= start, log_entries.c.leaf_index < start + chunk)
+                .order_by(log_entries.c.leaf_index)
+            ).all()
+            for index, data in rows:
+                yield int(index), parse_entry(bytes(data))
+
+    def compare_projections_with_replay(self, entries: Iterable[tuple[int, SignedEntry]]) -> None:
+        """Replay `entries` into a scratch in-memory database; raise at the first differing row."""
+        scratch = create_engine("sqlite://")
+        metadata.create_all(scratch, tables=list(PROJECTION_TABLES))
+        with scratch.begin() as conn:
+            replay(conn, entries)
+        with self.engine.connect() as live_conn, scratch.connect() as replay_conn:
+            for table in PROJECTION_TABLES:
+                _compare_table(table, live_conn, replay_conn)
+        scratch.dispose()
+
+
+def replay(conn: Connection, entries: Iterable[tuple[int, SignedEntry]]) -> None:
+    for index, entry in entries:
+        apply_projections(conn, entry, index)
+
+
+def _compare_table(table: Table, live: Connection, replayed: Connection) -> None:
+    order = list(table.primary_key.columns)
+    live_rows = live.execute(select(table).order_by(*order))
+    replay_rows = replayed.execute(select(table).order_by(*order))
+    sentinel = object()
+    for position in range(1 << 62):
+        live_row = next(live_rows, sentinel)
+        replay_row = next(replay_rows, sentinel)
+        if live_row is sentinel and replay_row is sentinel:
+            return
+        live_values = None if live_row is sentinel else tuple(_plain(v) for v in live_row)  # type: ignore[union-attr]
+        replay_values = None if replay_row is sentinel else tuple(_plain(v) for v in replay_row)  # type: ignore[union-attr]
+        if live_values != replay_values:
+            raise VerificationError(
+                f"projection {table.name!r} row {position}: the database holds {live_values}, "
+                f"a replay of the log gives {replay_values}",
+                hint="the table was changed behind the log's back; `quotepart rebuild` restores it",
+            )
+
+
+def _plain(value: object) -> object:
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def _read_nodes(conn: Connection, wanted: Iterable[NodeId]) -> dict[NodeId, bytes]:
+    """Read perfect-subtree hashes: level 0 from the leaves, higher levels from tree_nodes."""
+    wanted = set(wanted)
+    leaves = sorted(node.index for node in wanted if node.level == 0)
+    interior = sorted((node.level, node.index) for node in wanted if node.level > 0)
+    found: dict[NodeId, bytes] = {}
+    for start in range(0, len(leaves), _IN_CHUNK):
+        rows = conn.execute(
+            select(log_entries.c.leaf_index, log_entries.c.leaf_hash).where(
+                log_entries.c.leaf_index.in_(leaves[start : start + _IN_CHUNK])
+            )
+        )
+        found.update((NodeId(0, int(i)), bytes(h)) for i, h in rows)
+    for start in range(0, len(interior), _IN_CHUNK):
+        rows = conn.execute(
+            select(tree_nodes.c.level, tree_nodes.c.node_index, tree_nodes.c.hash).where(
+                tuple_(tree_nodes.c.level, tree_nodes.c.node_index).in_(interior[start : start + _IN_CHUNK])
+            )
+        )
+        found.update((NodeId(int(level), int(i)), bytes(h)) for level, i, h in rows)
+    missing = wanted - set(found)
+    if missing:
+        node = min(missing)
+        raise VerificationError(
+            f"tree node level {node.level} index {node.index} is missing from the database",
+            hint="run `quotepart verify` to see what else is damaged",
+        )
+    return found

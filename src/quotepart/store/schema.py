@@ -1,0 +1,102 @@
+"""The SQL schema (SQLAlchemy Core): the log's own tables, then the projections.
+
+The log tables (`log_head`, `log_entries`, `tree_nodes`, `checkpoints`) are the source
+of truth; every other table is a projection that `rebuild` recreates by replay.
+Alembic migrations under `migrations/` create exactly this schema; a test compares them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+# INTEGER PRIMARY KEY is SQLite's rowid alias: the leaf index then *is* the B-tree key.
+IndexType = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+log_head = Table(
+    "log_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("tree_size", BigInteger, nullable=False),
+)
+
+log_meta = Table(
+    "log_meta",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("origin", Text, nullable=False),
+    Column("log_public_key", LargeBinary(32), nullable=False),
+)
+"""Which log this database holds, so a key folder is never paired with another log's rows."""
+
+log_entries = Table(
+    "log_entries",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("kind", String(64), nullable=False),
+    Column("author", String(40), nullable=False),
+    Column("entry", LargeBinary, nullable=False),
+)
+
+tree_nodes = Table(
+    "tree_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("node_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    sqlite_with_rowid=False,
+)
+"""Perfect interior subtrees (level >= 1); level 0 is `log_entries.leaf_hash`."""
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("tree_size", IndexType, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+)
+
+parties = Table(
+    "parties",
+    metadata,
+    Column("party_id", String(40), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("roles", Text, nullable=False),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("leaf_index", BigInteger, nullable=False),
+)
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("digest", String(71), primary_key=True),
+    Column("asset_kind", String(32), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("registered_by", String(40), nullable=False),
+    Column("leaf_index", BigInteger, nullable=False),
+)
+
+contributions = Table(
+    "contributions",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("party_id", String(40), nullable=False, index=True),
+    Column("asset", String(71), nullable=False, index=True),
+    Column("role", String(32), nullable=False),
+    Column("share", String(64), nullable=False),
+)
+
+LOG_TABLES = (log_head, log_meta, log_entries, tree_nodes, checkpoints)
+PROJECTION_TABLES = (parties, assets, contributions)
