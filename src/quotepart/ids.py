@@ -44,7 +44,8 @@ def parse_timestamp(text: str) -> datetime:
         moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except (TypeError, ValueError) as exc:
         raise InputError(
-            f"not a timestamp: {text!r}", hint="expected RFC 3339 UTC like 2026-01-31T12:00:00.000000Z"
+            f"not a timestamp: {text!r}",
+            hint="expected RFC 3339 UTC like 2026-01-31T12:00:00.000000Z",
         ) from exc
     return moment
 

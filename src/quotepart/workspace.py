@@ -204,14 +204,24 @@ class Workspace:
         if row is None:
             return None
         return AssetRecord(
-            Digest.parse(row.digest), row.asset_kind, row.name, PartyId.parse(row.registered_by), row.leaf_index
+            Digest.parse(row.digest),
+            row.asset_kind,
+            row.name,
+            PartyId.parse(row.registered_by),
+            row.leaf_index,
         )
 
     def assets(self) -> list[AssetRecord]:
         with self.store.engine.connect() as conn:
             rows = conn.execute(select(assets).order_by(assets.c.leaf_index)).all()
         return [
-            AssetRecord(Digest.parse(r.digest), r.asset_kind, r.name, PartyId.parse(r.registered_by), r.leaf_index)
+            AssetRecord(
+                Digest.parse(r.digest),
+                r.asset_kind,
+                r.name,
+                PartyId.parse(r.registered_by),
+                r.leaf_index,
+            )
             for r in rows
         ]
 
@@ -220,7 +230,11 @@ class Workspace:
             rows = conn.execute(select(contributions).order_by(contributions.c.leaf_index)).all()
         return [
             ContributionRecord(
-                PartyId.parse(r.party_id), Digest.parse(r.asset), r.role, Fraction(r.share), r.leaf_index
+                PartyId.parse(r.party_id),
+                Digest.parse(r.asset),
+                r.role,
+                Fraction(r.share),
+                r.leaf_index,
             )
             for r in rows
         ]
@@ -261,7 +275,9 @@ def _read_settings(path: Path) -> dict[str, Any]:
             hint=f"create one with `quotepart init {path}`, or pass --workspace",
         )
     if not path.is_dir():
-        raise WorkspaceNotFoundError(f"{path} is a file, not a workspace folder", hint="pass a folder")
+        raise WorkspaceNotFoundError(
+            f"{path} is a file, not a workspace folder", hint="pass a folder"
+        )
     settings_path = path / SETTINGS_FILE
     if not settings_path.exists():
         raise WorkspaceNotFoundError(
@@ -271,7 +287,9 @@ def _read_settings(path: Path) -> dict[str, Any]:
     try:
         settings = json.loads(settings_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{settings_path} is unreadable: {exc}", hint="restore it from a backup") from exc
+        raise InputError(
+            f"{settings_path} is unreadable: {exc}", hint="restore it from a backup"
+        ) from exc
     if not isinstance(settings, dict) or settings.get("format") != FORMAT_VERSION:
         raise InputError(
             f"{settings_path} is not a workspace settings file this version reads",

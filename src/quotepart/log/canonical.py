@@ -17,7 +17,8 @@ def canonicalize(document: Any) -> bytes:
         return bytes(rfc8785.dumps(document))
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise MalformedEntryError(
-            f"cannot canonicalise: {exc}", hint="use only strings, integers, booleans, null, lists and objects"
+            f"cannot canonicalise: {exc}",
+            hint="use only strings, integers, booleans, null, lists and objects",
         ) from exc
 
 

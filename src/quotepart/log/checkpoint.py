@@ -29,7 +29,9 @@ _DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]*)$")
 
 
 def key_hash(name: str, public: VerifyKey) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ALGORITHM_ED25519]) + public.raw).digest()[:4]
+    return hashlib.sha256(name.encode() + b"\n" + bytes([ALGORITHM_ED25519]) + public.raw).digest()[
+        :4
+    ]
 
 
 def _check_key_name(name: str) -> None:
@@ -116,7 +118,9 @@ def open_note(note: str, verifier: NoteVerifier) -> str:
             raise VerificationError(f"signature by {name} has the wrong length")
         verifier.public.verify(raw[4:], text.encode())
         return text
-    raise VerificationError(f"note carries no signature by {verifier.name}+{verifier.key_hash.hex()}")
+    raise VerificationError(
+        f"note carries no signature by {verifier.name}+{verifier.key_hash.hex()}"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,10 +84,13 @@ class SigningKey:
             private = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError) as exc:
             raise InputError(
-                f"{source} is not a PEM-encoded private key", hint="point to a key written by quotepart"
+                f"{source} is not a PEM-encoded private key",
+                hint="point to a key written by quotepart",
             ) from exc
         if not isinstance(private, Ed25519PrivateKey):
-            raise InputError(f"{source} is not an Ed25519 key", hint="quotepart signs with Ed25519 only")
+            raise InputError(
+                f"{source} is not an Ed25519 key", hint="quotepart signs with Ed25519 only"
+            )
         return cls(private)
 
     def save(self, path: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from quotepart.errors import OutOfRangeError, VerificationError
 
@@ -30,7 +30,10 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-class NodeId(NamedTuple):
+@dataclass(frozen=True, slots=True, order=True)
+class NodeId:
+    """The perfect subtree covering leaves [index * 2^level, (index + 1) * 2^level)."""
+
     level: int
     index: int
 
@@ -140,7 +143,9 @@ def verify_inclusion(
     fn, sn, r = leaf_index, tree_size - 1, leaf
     for p in proof:
         if sn == 0:
-            raise VerificationError(f"inclusion proof for leaf {leaf_index}/{tree_size} is too long")
+            raise VerificationError(
+                f"inclusion proof for leaf {leaf_index}/{tree_size} is too long"
+            )
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
             if not fn & 1:

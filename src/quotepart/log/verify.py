@@ -101,7 +101,9 @@ def audit(
     tree = CompactRange()
     roots = {0: tree.root()} if 0 in wanted_roots else {}
     workers = workers or min(os.cpu_count() or 1, 8)
-    executor: Executor | None = ProcessPoolExecutor(workers) if workers > 1 and size > CHUNK_SIZE else None
+    executor: Executor | None = (
+        ProcessPoolExecutor(workers) if workers > 1 and size > CHUNK_SIZE else None
+    )
     try:
         for start in range(0, size, CHUNK_SIZE):
             end = min(start + CHUNK_SIZE, size)
@@ -244,5 +246,3 @@ def _check_nodes(
         raise VerificationError(
             f"tree node level {node.level} index {node.index} should not exist after leaves {start}-{end - 1}"
         )
-
-

@@ -35,9 +35,9 @@ from quotepart.log import (
     SignedEntry,
     SigningKey,
     VerifyKey,
+    merkle,
     parse_entry,
 )
-from quotepart.log import merkle
 from quotepart.log.kinds import PartyRegisteredV1
 from quotepart.log.verify import nodes_completed_by
 from quotepart.store.engine import writer
@@ -98,7 +98,9 @@ class LogStore:
         if not entries:
             return []
         if self.log_key is None:
-            raise InputError("this log was opened read-only", hint="open the workspace with its log key")
+            raise InputError(
+                "this log was opened read-only", hint="open the workspace with its log key"
+            )
         with writer(self.engine) as conn:
             size = self._lock_head(conn)
             tree = self._compact_range(conn, size)
@@ -146,11 +148,18 @@ class LogStore:
         with writer(self.engine) as conn:
             size = self._lock_head(conn)
             tree = self._compact_range(conn, size)
-            leaf_rows, node_rows = [], []
+            leaf_rows: list[dict[str, object]] = []
+            node_rows: list[dict[str, object]] = []
             for value in hashes:
                 index = tree.size
                 leaf_rows.append(
-                    {"leaf_index": index, "leaf_hash": value, "kind": "-", "author": "-", "entry": b""}
+                    {
+                        "leaf_index": index,
+                        "leaf_hash": value,
+                        "kind": "-",
+                        "author": "-",
+                        "entry": b"",
+                    }
                 )
                 node_rows.extend(
                     {"level": node.level, "node_index": node.index, "hash": h}
@@ -294,7 +303,9 @@ class LogStore:
 
     def root_hash(self, tree_size: int | None = None) -> bytes:
         with self.engine.connect() as conn:
-            size = self._check_size(tree_size, int(conn.execute(select(log_head.c.tree_size)).scalar_one()))
+            size = self._check_size(
+                tree_size, int(conn.execute(select(log_head.c.tree_size)).scalar_one())
+            )
             plan = merkle.root_plan(size)
             nodes = _read_nodes(conn, plan)
             return merkle.fold([nodes[node] for node in plan])
@@ -302,7 +313,9 @@ class LogStore:
     def inclusion_proof(self, leaf_index: int, tree_size: int | None = None) -> InclusionProof:
         """RFC 9162 inclusion proof, read from stored nodes with two queries."""
         with self.engine.connect() as conn:
-            size = self._check_size(tree_size, int(conn.execute(select(log_head.c.tree_size)).scalar_one()))
+            size = self._check_size(
+                tree_size, int(conn.execute(select(log_head.c.tree_size)).scalar_one())
+            )
             plan = merkle.inclusion_plan(leaf_index, size)
             root_plan = merkle.root_plan(size)
             wanted = merkle.plan_nodes(plan) | set(root_plan) | {NodeId(0, leaf_index)}
@@ -379,7 +392,9 @@ class LogStore:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(tree_nodes.c.level, tree_nodes.c.node_index, tree_nodes.c.hash).where(condition)
+                select(tree_nodes.c.level, tree_nodes.c.node_index, tree_nodes.c.hash).where(
+                    condition
+                )
             )
             return {NodeId(int(level), int(index)): bytes(h) for level, index, h in rows}
 
@@ -394,9 +409,9 @@ class LogStore:
     def checkpoint_notes(self) -> list[tuple[int, bytes, str]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(checkpoints.c.tree_size, checkpoints.c.root_hash, checkpoints.c.note).order_by(
-                    checkpoints.c.tree_size
-                )
+                select(
+                    checkpoints.c.tree_size, checkpoints.c.root_hash, checkpoints.c.note
+                ).order_by(checkpoints.c.tree_size)
             )
             return [(int(size), bytes(root), str(note)) for size, root, note in rows]
 
@@ -441,22 +456,22 @@ def replay(conn: Connection, entries: Iterable[tuple[int, SignedEntry]]) -> None
 
 def _compare_table(table: Table, live: Connection, replayed: Connection) -> None:
     order = list(table.primary_key.columns)
-    live_rows = live.execute(select(table).order_by(*order))
-    replay_rows = replayed.execute(select(table).order_by(*order))
-    sentinel = object()
-    for position in range(1 << 62):
-        live_row = next(live_rows, sentinel)
-        replay_row = next(replay_rows, sentinel)
-        if live_row is sentinel and replay_row is sentinel:
+    live_rows = iter(live.execute(select(table).order_by(*order)))
+    replay_rows = iter(replayed.execute(select(table).order_by(*order)))
+    position = 0
+    while True:
+        live_row, replay_row = next(live_rows, None), next(replay_rows, None)
+        if live_row is None and replay_row is None:
             return
-        live_values = None if live_row is sentinel else tuple(_plain(v) for v in live_row)  # type: ignore[union-attr]
-        replay_values = None if replay_row is sentinel else tuple(_plain(v) for v in replay_row)  # type: ignore[union-attr]
+        live_values = None if live_row is None else tuple(_plain(v) for v in live_row)
+        replay_values = None if replay_row is None else tuple(_plain(v) for v in replay_row)
         if live_values != replay_values:
             raise VerificationError(
                 f"projection {table.name!r} row {position}: the database holds {live_values}, "
                 f"a replay of the log gives {replay_values}",
                 hint="the table was changed behind the log's back; `quotepart rebuild` restores it",
             )
+        position += 1
 
 
 def _plain(value: object) -> object:
@@ -477,12 +492,14 @@ def _read_nodes(conn: Connection, wanted: Iterable[NodeId]) -> dict[NodeId, byte
         )
         found.update((NodeId(0, int(i)), bytes(h)) for i, h in rows)
     for start in range(0, len(interior), _IN_CHUNK):
-        rows = conn.execute(
+        node_rows = conn.execute(
             select(tree_nodes.c.level, tree_nodes.c.node_index, tree_nodes.c.hash).where(
-                tuple_(tree_nodes.c.level, tree_nodes.c.node_index).in_(interior[start : start + _IN_CHUNK])
+                tuple_(tree_nodes.c.level, tree_nodes.c.node_index).in_(
+                    interior[start : start + _IN_CHUNK]
+                )
             )
         )
-        found.update((NodeId(int(level), int(i)), bytes(h)) for level, i, h in rows)
+        found.update((NodeId(int(level), int(i)), bytes(h)) for level, i, h in node_rows)
     missing = wanted - set(found)
     if missing:
         node = min(missing)

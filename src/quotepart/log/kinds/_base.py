@@ -70,7 +70,9 @@ class BodyReader:
             or any(item not in allowed for item in value)
             or value != sorted(set(value))
         ):
-            raise self._fail(field, f"a sorted, non-empty list without repeats of {sorted(allowed)}")
+            raise self._fail(
+                field, f"a sorted, non-empty list without repeats of {sorted(allowed)}"
+            )
         return tuple(value)
 
     def b64(self, field: str, *, length: int) -> bytes:
@@ -98,4 +100,6 @@ _FRACTION_RE = re.compile(r"^(0|[1-9][0-9]*)(/[1-9][0-9]*)?$")
 
 def format_fraction(value: Fraction) -> str:
     """One spelling per ratio ('1/3', '1'), so equal shares sign equally."""
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    return (
+        str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    )

@@ -28,7 +28,9 @@ Projection = Callable[[Connection, SignedEntry, int], None]
 def project_party(conn: Connection, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
     assert isinstance(body, PartyRegisteredV1)
-    if conn.execute(select(parties.c.party_id).where(parties.c.party_id == str(body.party))).first():
+    if conn.execute(
+        select(parties.c.party_id).where(parties.c.party_id == str(body.party))
+    ).first():
         raise InputError(f"{body.party} is already registered", hint="a party is registered once")
     conn.execute(
         insert(parties).values(
@@ -63,8 +65,12 @@ def project_asset(conn: Connection, entry: SignedEntry, leaf_index: int) -> None
 def project_contribution(conn: Connection, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
     assert isinstance(body, ContributionRecordedV1)
-    if not conn.execute(select(parties.c.party_id).where(parties.c.party_id == str(body.party))).first():
-        raise NotFoundError(f"contribution names unknown {body.party}", hint="register the party first")
+    if not conn.execute(
+        select(parties.c.party_id).where(parties.c.party_id == str(body.party))
+    ).first():
+        raise NotFoundError(
+            f"contribution names unknown {body.party}", hint="register the party first"
+        )
     if not conn.execute(select(assets.c.digest).where(assets.c.digest == str(body.asset))).first():
         raise NotFoundError(
             f"contribution names unknown asset {body.asset}", hint="register the asset first"

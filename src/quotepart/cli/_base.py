@@ -1,0 +1,71 @@
+"""What every command shares: the error handler, the workspace options, rendering."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from quotepart.errors import QuotepartError
+from quotepart.workspace import Workspace, open_workspace
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def stderr_console() -> Console:
+    """Diagnostics and progress go to stderr; stdout carries only data."""
+    return Console(stderr=True, highlight=False)
+
+
+class QuotepartGroup(click.Group):
+    """Turns any QuotepartError into `Error:` / `Hint:` lines and the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QuotepartError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"Hint: {exc.hint}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: nothing half-written was kept.", err=True)
+            ctx.exit(130)
+
+
+def workspace_options(func: F) -> F:
+    """`--workspace DIR` (or QUOTEPART_HOME) and `--database-url` (or QUOTEPART_DATABASE_URL)."""
+    func = click.option(
+        "--database-url",
+        envvar="QUOTEPART_DATABASE_URL",
+        default=None,
+        help="PostgreSQL URL to use instead of the workspace's own database.",
+    )(func)
+    func = click.option(
+        "--workspace",
+        "workspace_dir",
+        envvar="QUOTEPART_HOME",
+        default=".",
+        show_default="current folder, or QUOTEPART_HOME",
+        type=click.Path(path_type=Path, file_okay=True, dir_okay=True),
+        help="The workspace folder.",
+    )(func)
+    return func
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(func)
+
+
+def load_workspace(workspace_dir: Path, database_url: str | None) -> Workspace:
+    return open_workspace(workspace_dir, database_url=database_url)
+
+
+def emit_json(document: Any) -> None:
+    json.dump(document, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
