@@ -59,7 +59,7 @@ class NoteVerifier:
 
     @classmethod
     def parse(cls, text: str) -> NoteVerifier:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # base64 may itself contain "+"
         bad = InputError(
             f"not a note verifier key: {text!r}", hint="expected <name>+<8 hex>+<base64 key>"
         )
