@@ -237,8 +237,10 @@ def _check_nodes(
         found = stored.get(node)
         if found != expected:
             what = "missing" if found is None else f"{found.hex()} instead of {expected.hex()}"
+            first, last = node.index << node.level, ((node.index + 1) << node.level) - 1
             raise VerificationError(
-                f"tree node level {node.level} index {node.index} is {what}: the tree table was altered"
+                f"tree node level {node.level} index {node.index} (leaves {first}-{last}) is {what}: "
+                "entries in that range were reordered or replaced, or the tree table was altered"
             )
     extra = set(stored) - set(recomputed)
     if extra:
