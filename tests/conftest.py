@@ -45,7 +45,9 @@ def postgres_available() -> None:
 def postgres_url(postgres_available: None) -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh, empty schema, dropped afterwards."""
     schema = f"qp_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = sqlalchemy.create_engine(
+        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    )
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in POSTGRES_URL else "?"

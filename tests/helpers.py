@@ -20,7 +20,9 @@ def populate(ws: Workspace, assets: int = 6) -> tuple[list[PartyId], list[Digest
     digests = []
     for number in range(assets):
         owner = alice if number % 2 else bob
-        digest = ws.register_asset(f"asset {number}".encode(), asset_kind="dataset", name=f"d{number}", by=owner)
+        digest = ws.register_asset(
+            f"asset {number}".encode(), asset_kind="dataset", name=f"d{number}", by=owner
+        )
         ws.append(ContributionRecordedV1(owner, digest, "data", Fraction(1)), author=owner)
         digests.append(digest)
     return [alice, bob], digests

@@ -15,7 +15,14 @@ from quotepart.cli import cli
 from quotepart.errors import VerificationError
 from quotepart.log import CompactRange, SigningKey, canonicalize, leaf_hash
 from quotepart.log.checkpoint import Checkpoint
-from quotepart.store.schema import assets, checkpoints, contributions, log_entries, log_head, tree_nodes
+from quotepart.store.schema import (
+    assets,
+    checkpoints,
+    contributions,
+    log_entries,
+    log_head,
+    tree_nodes,
+)
 from quotepart.workspace import Workspace, init_workspace
 from tests.conftest import FakeClock
 from tests.helpers import populate
@@ -31,7 +38,11 @@ def ws(tmp_path: Path, database_url: str | None, clock: FakeClock) -> Iterator[W
 
 
 def entry_bytes(conn: Connection, index: int) -> bytes:
-    return bytes(conn.execute(select(log_entries.c.entry).where(log_entries.c.leaf_index == index)).scalar_one())
+    return bytes(
+        conn.execute(
+            select(log_entries.c.entry).where(log_entries.c.leaf_index == index)
+        ).scalar_one()
+    )
 
 
 def flip_entry_byte(conn: Connection) -> None:
@@ -60,8 +71,13 @@ def delete_last_entry_and_shrink_head(conn: Connection) -> None:
 
 
 def swap_two_entries(conn: Connection) -> None:
-    rows = {row.leaf_index: row for row in conn.execute(select(log_entries).where(log_entries.c.leaf_index.in_([4, 6])))}
-    conn.execute(update(log_entries).where(log_entries.c.leaf_index == 4).values(leaf_hash=b"\0" * 32))
+    rows = {
+        row.leaf_index: row
+        for row in conn.execute(select(log_entries).where(log_entries.c.leaf_index.in_([4, 6])))
+    }
+    conn.execute(
+        update(log_entries).where(log_entries.c.leaf_index == 4).values(leaf_hash=b"\0" * 32)
+    )
     for index, other in ((6, 4), (4, 6)):
         conn.execute(
             update(log_entries)
@@ -75,7 +91,9 @@ def replace_a_signature(conn: Connection) -> None:
     document["sig"] = base64.b64encode(SigningKey.generate().sign(b"something else")).decode()
     data = canonicalize(document)
     conn.execute(
-        update(log_entries).where(log_entries.c.leaf_index == 7).values(entry=data, leaf_hash=leaf_hash(data))
+        update(log_entries)
+        .where(log_entries.c.leaf_index == 7)
+        .values(entry=data, leaf_hash=leaf_hash(data))
     )
 
 
@@ -86,14 +104,20 @@ def change_a_projection_row(conn: Connection) -> None:
 def add_a_projection_row(conn: Connection) -> None:
     conn.execute(
         insert(assets).values(
-            digest="sha256:" + "ab" * 32, asset_kind="model", name="ghost", registered_by="x", leaf_index=99
+            digest="sha256:" + "ab" * 32,
+            asset_kind="model",
+            name="ghost",
+            registered_by="x",
+            leaf_index=99,
         )
     )
 
 
 def alter_a_tree_node(conn: Connection) -> None:
     conn.execute(
-        update(tree_nodes).where(tree_nodes.c.level == 2, tree_nodes.c.node_index == 1).values(hash=b"\x11" * 32)
+        update(tree_nodes)
+        .where(tree_nodes.c.level == 2, tree_nodes.c.node_index == 1)
+        .values(hash=b"\x11" * 32)
     )
 
 
@@ -109,10 +133,15 @@ def rewrite_history_and_resign_with_another_key(conn: Connection) -> None:
     document["sig"] = base64.b64encode(forger.sign(b"forged")).decode()
     forged = canonicalize(document)
     conn.execute(
-        update(log_entries).where(log_entries.c.leaf_index == 3).values(entry=forged, leaf_hash=leaf_hash(forged))
+        update(log_entries)
+        .where(log_entries.c.leaf_index == 3)
+        .values(entry=forged, leaf_hash=leaf_hash(forged))
     )
     hashes = [
-        bytes(h) for h in conn.execute(select(log_entries.c.leaf_hash).order_by(log_entries.c.leaf_index)).scalars()
+        bytes(h)
+        for h in conn.execute(
+            select(log_entries.c.leaf_hash).order_by(log_entries.c.leaf_index)
+        ).scalars()
     ]
     origin = conn.execute(select(checkpoints.c.note)).scalars().first().split("\n")[0]  # type: ignore[union-attr]
     conn.execute(delete(tree_nodes))
@@ -120,9 +149,13 @@ def rewrite_history_and_resign_with_another_key(conn: Connection) -> None:
     tree = CompactRange()
     for value in hashes:
         for node, node_value in tree.append(value):
-            conn.execute(insert(tree_nodes).values(level=node.level, node_index=node.index, hash=node_value))
+            conn.execute(
+                insert(tree_nodes).values(level=node.level, node_index=node.index, hash=node_value)
+            )
         note = Checkpoint(origin, tree.size, tree.root()).sign(forger)
-        conn.execute(insert(checkpoints).values(tree_size=tree.size, root_hash=tree.root(), note=note))
+        conn.execute(
+            insert(checkpoints).values(tree_size=tree.size, root_hash=tree.root(), note=note)
+        )
 
 
 TAMPERINGS: list[tuple[Callable[[Connection], None], str]] = [
@@ -134,7 +167,10 @@ TAMPERINGS: list[tuple[Callable[[Connection], None], str]] = [
     (replace_a_signature, r"entry 7: signature does not verify"),
     (change_a_projection_row, r"projection 'contributions' row"),
     (add_a_projection_row, r"projection 'assets' row"),
-    (alter_a_tree_node, r"tree node level 2 index 1 \(leaves 4-7\) is 1111.* the tree table was altered"),
+    (
+        alter_a_tree_node,
+        r"tree node level 2 index 1 \(leaves 4-7\) is 1111.* the tree table was altered",
+    ),
     (drop_the_newest_checkpoint, r"no signed checkpoint covers the whole log of 14"),
     (rewrite_history_and_resign_with_another_key, r"checkpoint at tree size 1: .*no signature by"),
 ]

@@ -100,17 +100,41 @@ GOOD = sign_entry(ASSET, author=PARTY, key=KEY, clock=FakeClock()).canonical
     [
         pytest.param(b"not json", MalformedEntryError, "not JSON", id="not-json"),
         pytest.param(GOOD + b" ", MalformedEntryError, "canonical", id="trailing-space"),
-        pytest.param(mutate(GOOD, kind="asset.deleted"), UnknownKindError, "unknown entry kind", id="unknown-kind"),
-        pytest.param(mutate(GOOD, v=2), UnknownKindError, "unknown version 2", id="unknown-version"),
+        pytest.param(
+            mutate(GOOD, kind="asset.deleted"),
+            UnknownKindError,
+            "unknown entry kind",
+            id="unknown-kind",
+        ),
+        pytest.param(
+            mutate(GOOD, v=2), UnknownKindError, "unknown version 2", id="unknown-version"
+        ),
         pytest.param(mutate(GOOD, v=0), UnknownKindError, "unknown version 0", id="version-zero"),
-        pytest.param(mutate(GOOD, v="1"), MalformedEntryError, "version must be an integer", id="version-string"),
-        pytest.param(mutate(GOOD, sig=None), MalformedEntryError, "missing fields", id="no-signature"),
-        pytest.param(mutate(GOOD, extra=1), MalformedEntryError, "unexpected fields", id="extra-field"),
-        pytest.param(mutate(GOOD, sig="AAAA"), MalformedEntryError, "signature has 3 bytes", id="short-sig"),
-        pytest.param(mutate(GOOD, sig="!!"), MalformedEntryError, "not base64", id="sig-not-base64"),
+        pytest.param(
+            mutate(GOOD, v="1"),
+            MalformedEntryError,
+            "version must be an integer",
+            id="version-string",
+        ),
+        pytest.param(
+            mutate(GOOD, sig=None), MalformedEntryError, "missing fields", id="no-signature"
+        ),
+        pytest.param(
+            mutate(GOOD, extra=1), MalformedEntryError, "unexpected fields", id="extra-field"
+        ),
+        pytest.param(
+            mutate(GOOD, sig="AAAA"), MalformedEntryError, "signature has 3 bytes", id="short-sig"
+        ),
+        pytest.param(
+            mutate(GOOD, sig="!!"), MalformedEntryError, "not base64", id="sig-not-base64"
+        ),
         pytest.param(mutate(GOOD, author="alice"), InputError, "not a party id", id="bad-author"),
-        pytest.param(mutate(GOOD, ts="yesterday"), InputError, "not a timestamp", id="bad-timestamp"),
-        pytest.param(mutate(GOOD, body=[]), MalformedEntryError, "body must be a JSON object", id="body-list"),
+        pytest.param(
+            mutate(GOOD, ts="yesterday"), InputError, "not a timestamp", id="bad-timestamp"
+        ),
+        pytest.param(
+            mutate(GOOD, body=[]), MalformedEntryError, "body must be a JSON object", id="body-list"
+        ),
         pytest.param(
             mutate(GOOD, body={"asset": "sha256:00", "asset_kind": "dataset", "name": "x"}),
             InputError,
@@ -118,7 +142,10 @@ GOOD = sign_entry(ASSET, author=PARTY, key=KEY, clock=FakeClock()).canonical
             id="bad-digest",
         ),
         pytest.param(
-            mutate(GOOD, body={"asset": str(Digest.of_bytes(b"x")), "asset_kind": "rumour", "name": "x"}),
+            mutate(
+                GOOD,
+                body={"asset": str(Digest.of_bytes(b"x")), "asset_kind": "rumour", "name": "x"},
+            ),
             MalformedEntryError,
             "asset_kind",
             id="bad-asset-kind",
@@ -144,23 +171,31 @@ def test_bodies_validate_their_fields() -> None:
         )
     with pytest.raises(MalformedEntryError, match="roles"):
         PartyRegisteredV1.from_body(
-            {"party": str(PARTY), "name": "A", "roles": ["king"], "public_key": base64.b64encode(KEY.public.raw).decode()}
+            {
+                "party": str(PARTY),
+                "name": "A",
+                "roles": ["king"],
+                "public_key": base64.b64encode(KEY.public.raw).decode(),
+            }
         )
     with pytest.raises(MalformedEntryError, match="public_key"):
-        PartyRegisteredV1.from_body({"party": str(PARTY), "name": "A", "roles": ["coop"], "public_key": "AAAA"})
+        PartyRegisteredV1.from_body(
+            {"party": str(PARTY), "name": "A", "roles": ["coop"], "public_key": "AAAA"}
+        )
     with pytest.raises(InputError, match="no time zone"):
-        sign_entry(ASSET, author=PARTY, key=KEY, clock=lambda: datetime(2026, 1, 1))  # noqa: DTZ001
+        sign_entry(ASSET, author=PARTY, key=KEY, clock=lambda: datetime(2026, 1, 1))
 
 
 def test_unknown_kinds_name_the_known_ones() -> None:
     with pytest.raises(UnknownKindError) as caught:
         decode_body("party.deleted", 1, {})
-    assert caught.value.hint is not None and "party.registered" in caught.value.hint
+    assert caught.value.hint is not None
+    assert "party.registered" in caught.value.hint
 
 
-names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=50).filter(
-    lambda s: s.strip() != ""
-)
+names = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=50
+).filter(lambda s: s.strip() != "")
 
 
 @given(
@@ -168,7 +203,9 @@ names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_si
     numerator=st.integers(1, 10**6),
     extra=st.integers(0, 10**6),
     role=st.sampled_from(["annotation", "code", "compute", "data", "upstream_model"]),
-    moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)),
+    moment=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    ),
 )
 def test_parse_of_sign_is_identity(
     name: str, numerator: int, extra: int, role: str, moment: datetime
@@ -181,5 +218,7 @@ def test_parse_of_sign_is_identity(
     ):
         entry = sign_entry(body, author=PARTY, key=KEY, clock=lambda: moment)
         parsed = parse_entry(entry.canonical)
-        assert parsed == entry and parsed.body() == body and parsed.time == moment
+        assert parsed == entry
+        assert parsed.body() == body
+        assert parsed.time == moment
         parsed.verify(KEY.public)

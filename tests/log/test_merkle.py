@@ -51,7 +51,10 @@ NODES, _ = build(LEAVES)
 
 
 def test_empty_tree_root_is_the_hash_of_nothing() -> None:
-    assert merkle.EMPTY_ROOT.hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert (
+        merkle.EMPTY_ROOT.hex()
+        == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )
     assert merkle.CompactRange().root() == merkle.EMPTY_ROOT
 
 
@@ -76,7 +79,9 @@ def test_every_inclusion_proof_matches_the_rfc_and_verifies(data: st.DataObject)
     proof = merkle.assemble(merkle.inclusion_plan(index, size), NODES)
     assert proof == rfc_path(index, LEAVES[:size])
     assert len(proof) <= max(1, (size - 1).bit_length())
-    merkle.verify_inclusion(merkle.leaf_hash(LEAVES[index]), index, size, proof, merkle.reference_root(LEAVES[:size]))
+    merkle.verify_inclusion(
+        merkle.leaf_hash(LEAVES[index]), index, size, proof, merkle.reference_root(LEAVES[:size])
+    )
 
 
 @settings(max_examples=300)
@@ -172,7 +177,8 @@ def test_plans_refuse_impossible_positions() -> None:
         merkle.inclusion_plan(5, 5)
     with pytest.raises(OutOfRangeError):
         merkle.consistency_plan(6, 5)
-    assert merkle.consistency_plan(0, 5) == [] and merkle.consistency_plan(5, 5) == []
+    assert merkle.consistency_plan(0, 5) == []
+    assert merkle.consistency_plan(5, 5) == []
 
 
 def test_proof_plans_read_only_logarithmically_many_nodes() -> None:

@@ -50,7 +50,10 @@ def count(ws: Workspace, table: object) -> int:
 def snapshot(ws: Workspace) -> dict[str, list[tuple[object, ...]]]:
     with ws.store.engine.connect() as conn:
         return {
-            table.name: [tuple(row) for row in conn.execute(select(table).order_by(*table.primary_key.columns))]
+            table.name: [
+                tuple(row)
+                for row in conn.execute(select(table).order_by(*table.primary_key.columns))
+            ]
             for table in PROJECTION_TABLES
         }
 
@@ -81,7 +84,8 @@ def test_every_inclusion_and_consistency_proof_verifies_against_signed_checkpoin
     notes = ws.store.checkpoint_notes()
     roots = {size: Checkpoint.open(note, ws.verifier).root_hash for size, _, note in notes}
     size = ws.store.tree_size()
-    assert max(roots) == size and len(roots) == size  # one append per entry here
+    assert max(roots) == size
+    assert len(roots) == size
     for tree_size, root in roots.items():
         assert ws.store.root_hash(tree_size) == root
         for index in range(tree_size):
@@ -195,7 +199,9 @@ def test_migrations_create_exactly_the_declared_schema(ws: Workspace) -> None:
     assert differences == []
 
 
-def test_reopening_keeps_everything(ws: Workspace, database_url: str | None, clock: FakeClock) -> None:
+def test_reopening_keeps_everything(
+    ws: Workspace, database_url: str | None, clock: FakeClock
+) -> None:
     populate(ws, assets=2)
     before = snapshot(ws), ws.store.latest_checkpoint()
     ws.close()
@@ -223,5 +229,6 @@ def test_a_database_of_another_log_is_refused(
 def test_an_unreachable_database_is_reported_and_nothing_is_written(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="cannot reach database") as caught:
         init_workspace(tmp_path / "ws", database_url="postgresql://nobody@127.0.0.1:1/none")
-    assert caught.value.hint and "server" in caught.value.hint
+    assert caught.value.hint
+    assert "server" in caught.value.hint
     assert not (tmp_path / "ws").exists()
