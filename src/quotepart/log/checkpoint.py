@@ -95,16 +95,30 @@ def sign_note(text: str, name: str, key: SigningKey) -> str:
     return f"{text}\n{SIGNATURE_PREFIX}{name} {blob}\n"
 
 
-def open_note(note: str, verifier: NoteVerifier) -> str:
+MAX_SIGNATURES = 100  # as Go's note.Open; C2SP asks verifiers to accept at least 16
+
+
+def open_note(note: str | bytes, verifier: NoteVerifier) -> str:
     """Return the note's text when it carries a valid signature by `verifier`, else raise.
 
     Signature lines by other keys are ignored, as C2SP allows cosignatures.
     """
+    if isinstance(note, bytes):
+        try:
+            note = note.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise VerificationError("malformed note: not UTF-8") from exc
+    if any(ord(c) < 0x20 and c != "\n" for c in note):
+        raise VerificationError("malformed note: contains a control character")
     text, separator, signatures = note.rpartition("\n\n")
     if not separator or not signatures.endswith("\n"):
         raise VerificationError("malformed note: no blank line before the signatures")
     text += "\n"
-    for line in signatures[:-1].split("\n"):
+    lines = signatures[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise VerificationError(f"malformed note: more than {MAX_SIGNATURES} signatures")
+    found = None
+    for line in lines:
         if not line.startswith(SIGNATURE_PREFIX):
             raise VerificationError(f"malformed signature line {line!r}")
         name, _, blob = line[len(SIGNATURE_PREFIX) :].partition(" ")
@@ -112,15 +126,18 @@ def open_note(note: str, verifier: NoteVerifier) -> str:
             raw = base64.b64decode(blob, validate=True)
         except (ValueError, binascii.Error) as exc:
             raise VerificationError(f"malformed signature line {line!r}") from exc
-        if name != verifier.name or raw[:4] != verifier.key_hash:
-            continue
-        if len(raw) != 4 + SIGNATURE_SIZE:
-            raise VerificationError(f"signature by {name} has the wrong length")
-        verifier.public.verify(raw[4:], text.encode())
-        return text
-    raise VerificationError(
-        f"note carries no signature by {verifier.name}+{verifier.key_hash.hex()}"
-    )
+        if len(raw) < 5:
+            raise VerificationError(f"malformed signature line {line!r}")
+        if name == verifier.name and raw[:4] == verifier.key_hash:
+            found = raw
+    if found is None:
+        raise VerificationError(
+            f"note carries no signature by {verifier.name}+{verifier.key_hash.hex()}"
+        )
+    if len(found) != 4 + SIGNATURE_SIZE:
+        raise VerificationError(f"signature by {verifier.name} has the wrong length")
+    verifier.public.verify(found[4:], text.encode())
+    return text
 
 
 @dataclass(frozen=True, slots=True)
