@@ -255,10 +255,11 @@ class Workspace:
                 "the database does not belong to this workspace's log key and origin",
                 hint="open the workspace folder that created this database",
             )
-        report = audit(self.store, self.verifier, workers=workers, progress=progress)
-        self.store.compare_projections_with_replay(
-            (index, parse_entry(data)) for index, _, data in self.store.leaves(0, report.tree_size)
-        )
+        with self.store.projection_checker() as replay:
+            report = audit(
+                self.store, self.verifier, workers=workers, progress=progress, observe=replay.feed
+            )
+            replay.compare()
         return report
 
     def rebuild(self) -> int:

@@ -86,8 +86,13 @@ def audit(
     *,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    observe: Callable[[int, Sequence[SignedEntry]], None] | None = None,
 ) -> AuditReport:
-    """Verify the whole log; return what was checked, or raise VerificationError at the first fault."""
+    """Verify the whole log; return what was checked, or raise VerificationError at the first fault.
+
+    `observe(start, entries)` sees each checked chunk of parsed entries, in order, so a
+    caller can replay them (into projections) without reading the log a second time.
+    """
     size = source.tree_size()
     stored_leaves = source.leaf_count()
     if stored_leaves > size:
@@ -116,6 +121,8 @@ def audit(
                     roots[index + 1] = tree.root()
             _check_nodes(source.interior_nodes_completed_by(start, end), recomputed, start, end)
             report.interior_nodes_checked += len(recomputed)
+            if observe is not None:
+                observe(start, entries)
             if progress:
                 progress(end, size)
     finally:

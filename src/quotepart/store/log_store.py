@@ -23,6 +23,7 @@ from sqlalchemy import (
 from quotepart.errors import (
     InputError,
     OutOfRangeError,
+    QuotepartError,
     SignatureError,
     UnknownAuthorError,
     VerificationError,
@@ -437,16 +438,50 @@ class LogStore:
             for index, data in rows:
                 yield int(index), parse_entry(bytes(data))
 
-    def compare_projections_with_replay(self, entries: Iterable[tuple[int, SignedEntry]]) -> None:
-        """Replay `entries` into a scratch in-memory database; raise at the first differing row."""
-        scratch = create_engine("sqlite://")
-        metadata.create_all(scratch, tables=list(PROJECTION_TABLES))
-        with scratch.begin() as conn:
-            replay(conn, entries)
-        with self.engine.connect() as live_conn, scratch.connect() as replay_conn:
+    def projection_checker(self) -> ProjectionReplay:
+        return ProjectionReplay(self.engine)
+
+
+class ProjectionReplay:
+    """Replays entries into a scratch in-memory database, then compares it with the live tables.
+
+    Fed chunk by chunk during the audit's single pass over the log, so verify reads and
+    parses every entry once.
+    """
+
+    def __init__(self, live: Engine) -> None:
+        self._live = live
+        self._scratch = create_engine("sqlite://")
+        metadata.create_all(self._scratch, tables=list(PROJECTION_TABLES))
+        self._conn = self._scratch.connect()
+        self._transaction = self._conn.begin()
+
+    def feed(self, start: int, entries: Sequence[SignedEntry]) -> None:
+        for index, entry in enumerate(entries, start):
+            try:
+                apply_projections(self._conn, entry, index)
+            except QuotepartError as exc:
+                raise VerificationError(
+                    f"entry {index}: a replay of the log refuses it: {exc.message}",
+                    hint="the log holds an entry its rules forbid; it was written behind quotepart's back",
+                ) from exc
+
+    def compare(self) -> None:
+        """Raise VerificationError at the first live projection row that differs from the replay."""
+        self._transaction.commit()
+        with self._live.connect() as live_conn:
             for table in PROJECTION_TABLES:
-                _compare_table(table, live_conn, replay_conn)
-        scratch.dispose()
+                _compare_table(table, live_conn, self._conn)
+
+    def close(self) -> None:
+        self._conn.close()
+        self._scratch.dispose()
+
+    def __enter__(self) -> ProjectionReplay:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def replay(conn: Connection, entries: Iterable[tuple[int, SignedEntry]]) -> None:
