@@ -359,6 +359,12 @@ def init_workspace(
         )
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} is a file", hint="choose a folder name for the workspace")
+    leftovers = [folder / KEYS_DIR / LOG_KEY_FILE, folder / DATABASE_FILE]
+    if any(path.exists() for path in leftovers):
+        raise InputError(
+            f"{folder} holds the remains of an interrupted `quotepart init` (no {SETTINGS_FILE})",
+            hint=f"nothing was recorded there yet: delete {folder} and run init again",
+        )
     origin = origin or f"quotepart.local/{str(ULID.from_datetime(clock())).lower()}"
     verifier_key(origin, SigningKey.generate().public)  # checks the origin is a valid key name
     url = database_url or sqlite_url(folder / DATABASE_FILE)

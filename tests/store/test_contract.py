@@ -232,3 +232,22 @@ def test_an_unreachable_database_is_reported_and_nothing_is_written(tmp_path: Pa
     assert caught.value.hint
     assert "server" in caught.value.hint
     assert not (tmp_path / "ws").exists()
+
+
+def test_a_database_that_goes_away_is_a_storage_error(tmp_path: Path, clock: FakeClock) -> None:
+    with init_workspace(tmp_path / "ws", clock=clock) as ws:
+        party = ws.register_party("Alice")
+        ws.store.engine.dispose()
+        for suffix in ("-wal", "-shm"):
+            (tmp_path / "ws" / f"quotepart.db{suffix}").unlink(missing_ok=True)
+        (tmp_path / "ws" / "quotepart.db").write_bytes(b"overwritten by something else" * 100)
+        with pytest.raises(StorageError, match="database error") as caught:
+            ws.append(asset_body(1), author=party)
+        assert caught.value.hint is not None
+
+
+def test_an_interrupted_init_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "ws" / "keys").mkdir(parents=True)
+    (tmp_path / "ws" / "keys" / "log.key").write_bytes(b"partial")
+    with pytest.raises(InputError, match="interrupted"):
+        init_workspace(tmp_path / "ws")

@@ -54,14 +54,38 @@ def open_engine(url: str) -> Engine:
     try:
         with engine.connect():
             pass
-    except sqlalchemy.exc.OperationalError as exc:
+    except (sqlalchemy.exc.OperationalError, StorageError) as exc:
         engine.dispose()
+        cause = exc.__cause__ if isinstance(exc, StorageError) else exc
+        detail = getattr(cause, "orig", None) or cause
         raise StorageError(
             f"cannot reach database {parsed.render_as_string(hide_password=True)}: "
-            f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
+            f"{str(detail).strip().splitlines()[0]}",
             hint="check that the server runs and the URL (host, port, user, database) is right",
         ) from exc
+    _translate_errors(engine)
     return engine
+
+
+def _translate_errors(engine: Engine) -> None:
+    """Database failures surface as StorageError at the store's edge, never as driver tracebacks.
+
+    Integrity errors stay as they are: the store checks facts before writing, so one
+    reaching a caller is our bug, and it must not be mistaken for an outage.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: sqlalchemy.engine.ExceptionContext) -> None:
+        error = context.sqlalchemy_exception
+        if (
+            isinstance(error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+            or type(error) is sqlalchemy.exc.DatabaseError
+        ):
+            detail = str(context.original_exception).strip().splitlines()
+            raise StorageError(
+                f"database error: {detail[0] if detail else type(context.original_exception).__name__}",
+                hint="check that the database is reachable and not locked by another program, then retry",
+            ) from error
 
 
 def _configure_sqlite(engine: Engine) -> None:
