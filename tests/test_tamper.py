@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from quotepart.cli import cli
 from quotepart.errors import VerificationError
-from quotepart.log import CompactRange, SigningKey, canonicalize, leaf_hash
+from quotepart.log import CompactRange, NodeId, SigningKey, canonicalize, leaf_hash
 from quotepart.log.checkpoint import Checkpoint
 from quotepart.store.schema import (
     assets,
@@ -116,7 +116,7 @@ def add_a_projection_row(conn: Connection) -> None:
 def alter_a_tree_node(conn: Connection) -> None:
     conn.execute(
         update(tree_nodes)
-        .where(tree_nodes.c.level == 2, tree_nodes.c.node_index == 1)
+        .where(tree_nodes.c.node_id == NodeId(2, 1).flat)
         .values(hash=b"\x11" * 32)
     )
 
@@ -149,9 +149,7 @@ def rewrite_history_and_resign_with_another_key(conn: Connection) -> None:
     tree = CompactRange()
     for value in hashes:
         for node, node_value in tree.append(value):
-            conn.execute(
-                insert(tree_nodes).values(level=node.level, node_index=node.index, hash=node_value)
-            )
+            conn.execute(insert(tree_nodes).values(node_id=node.flat, hash=node_value))
         note = Checkpoint(origin, tree.size, tree.root()).sign(forger)
         conn.execute(
             insert(checkpoints).values(tree_size=tree.size, root_hash=tree.root(), note=note)

@@ -187,3 +187,10 @@ def test_proof_plans_read_only_logarithmically_many_nodes() -> None:
         assert len(merkle.plan_nodes(merkle.inclusion_plan(index, size))) <= 2 * size.bit_length()
     for old in (1, 7, size // 3, size - 1):
         assert len(merkle.plan_nodes(merkle.consistency_plan(old, size))) <= 2 * size.bit_length()
+
+
+@given(level=st.integers(0, 40), index=st.integers(0, 2**40))
+def test_flat_node_numbering_round_trips(level: int, index: int) -> None:
+    node = NodeId(level, index)
+    assert NodeId.from_flat(node.flat) == node
+    assert node.flat % 2 == (level > 0)

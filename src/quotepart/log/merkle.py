@@ -37,6 +37,20 @@ class NodeId:
     level: int
     index: int
 
+    @property
+    def flat(self) -> int:
+        """In-order position in the complete binary tree: leaves are even, interior nodes odd.
+
+        New nodes get numbers just behind twice the tree size, so storing them by this
+        one integer key appends near the end of a B-tree instead of all over it.
+        """
+        return (self.index << (self.level + 1)) + (1 << self.level) - 1
+
+    @classmethod
+    def from_flat(cls, flat: int) -> NodeId:
+        level = ((flat + 1) & -(flat + 1)).bit_length() - 1  # trailing one bits of `flat`
+        return cls(level, flat >> (level + 1))
+
 
 def _largest_power_of_two_below(n: int) -> int:
     """k with k < n <= 2k (RFC 9162's split point), for n >= 2."""

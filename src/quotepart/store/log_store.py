@@ -14,9 +14,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
-    tuple_,
     update,
 )
 
@@ -40,7 +38,6 @@ from quotepart.log import (
     parse_entry,
 )
 from quotepart.log.kinds import PartyRegisteredV1
-from quotepart.log.verify import nodes_completed_by
 from quotepart.store.engine import writer
 from quotepart.store.projections import apply_projections
 from quotepart.store.schema import (
@@ -128,7 +125,7 @@ class LogStore:
                     }
                 )
                 node_rows.extend(
-                    {"level": node.level, "node_index": node.index, "hash": value}
+                    {"node_id": node.flat, "hash": value}
                     for node, value in tree.append(entry.leaf_hash)
                 )
                 known[entry.leaf_hash] = index
@@ -163,8 +160,7 @@ class LogStore:
                     }
                 )
                 node_rows.extend(
-                    {"level": node.level, "node_index": node.index, "hash": h}
-                    for node, h in tree.append(value)
+                    {"node_id": node.flat, "hash": h} for node, h in tree.append(value)
                 )
             conn.execute(insert(log_entries), leaf_rows)
             if node_rows:
@@ -381,23 +377,9 @@ class LogStore:
         for index, leaf_hash, data in rows:
             yield int(index), bytes(leaf_hash), bytes(data)
 
-    def interior_nodes_completed_by(self, start: int, end: int) -> dict[NodeId, bytes]:
-        ranges = nodes_completed_by(start, end)
-        if not ranges:
-            return {}
-        condition = or_(
-            *(
-                (tree_nodes.c.level == level) & tree_nodes.c.node_index.between(first, last)
-                for level, first, last in ranges
-            )
-        )
+    def interior_nodes(self, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(tree_nodes.c.level, tree_nodes.c.node_index, tree_nodes.c.hash).where(
-                    condition
-                )
-            )
-            return {NodeId(int(level), int(index)): bytes(h) for level, index, h in rows}
+            return _read_interior(conn, nodes)
 
     def leaf_count(self) -> int:
         with self.engine.connect() as conn:
@@ -513,11 +495,24 @@ def _plain(value: object) -> object:
     return bytes(value) if isinstance(value, memoryview) else value
 
 
+def _read_interior(conn: Connection, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
+    """Stored interior nodes among `nodes` (absent ones are simply not in the result)."""
+    flats = sorted(node.flat for node in nodes)
+    found: dict[NodeId, bytes] = {}
+    for start in range(0, len(flats), _IN_CHUNK):
+        rows = conn.execute(
+            select(tree_nodes.c.node_id, tree_nodes.c.hash).where(
+                tree_nodes.c.node_id.in_(flats[start : start + _IN_CHUNK])
+            )
+        )
+        found.update((NodeId.from_flat(int(flat)), bytes(h)) for flat, h in rows)
+    return found
+
+
 def _read_nodes(conn: Connection, wanted: Iterable[NodeId]) -> dict[NodeId, bytes]:
-    """Read perfect-subtree hashes: level 0 from the leaves, higher levels from tree_nodes."""
+    """Read perfect-subtree hashes (two primary-key IN queries): leaves, then interior nodes."""
     wanted = set(wanted)
     leaves = sorted(node.index for node in wanted if node.level == 0)
-    interior = sorted((node.level, node.index) for node in wanted if node.level > 0)
     found: dict[NodeId, bytes] = {}
     for start in range(0, len(leaves), _IN_CHUNK):
         rows = conn.execute(
@@ -526,15 +521,7 @@ def _read_nodes(conn: Connection, wanted: Iterable[NodeId]) -> dict[NodeId, byte
             )
         )
         found.update((NodeId(0, int(i)), bytes(h)) for i, h in rows)
-    for start in range(0, len(interior), _IN_CHUNK):
-        node_rows = conn.execute(
-            select(tree_nodes.c.level, tree_nodes.c.node_index, tree_nodes.c.hash).where(
-                tuple_(tree_nodes.c.level, tree_nodes.c.node_index).in_(
-                    interior[start : start + _IN_CHUNK]
-                )
-            )
-        )
-        found.update((NodeId(int(level), int(i)), bytes(h)) for level, i, h in node_rows)
+    found.update(_read_interior(conn, (node for node in wanted if node.level > 0)))
     missing = wanted - set(found)
     if missing:
         node = min(missing)

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    SmallInteger,
     String,
     Table,
     Text,
@@ -53,12 +52,10 @@ log_entries = Table(
 tree_nodes = Table(
     "tree_nodes",
     metadata,
-    Column("level", SmallInteger, primary_key=True, autoincrement=False),
-    Column("node_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("node_id", IndexType, primary_key=True, autoincrement=False),
     Column("hash", LargeBinary(32), nullable=False),
-    sqlite_with_rowid=False,
 )
-"""Perfect interior subtrees (level >= 1); level 0 is `log_entries.leaf_hash`."""
+"""Perfect interior subtrees (level >= 1) keyed by `NodeId.flat`; level 0 is `log_entries.leaf_hash`."""
 
 checkpoints = Table(
     "checkpoints",

@@ -41,10 +41,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "tree_nodes",
-        sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
-        sa.Column("node_index", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("node_id", index_type, primary_key=True, autoincrement=False),
         sa.Column("hash", sa.LargeBinary(32), nullable=False),
-        sqlite_with_rowid=False,
     )
     op.create_table(
         "checkpoints",
