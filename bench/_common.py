@@ -143,10 +143,13 @@ def fmt_ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def new_table(title: str, columns: Sequence[str], caption: str | None = None) -> Table:
+def new_table(
+    title: str, columns: Sequence[str], caption: str | None = None, *, text_columns: int = 1
+) -> Table:
+    """A table whose first `text_columns` columns are left-aligned text, the rest numbers."""
     table = Table(title=title, caption=caption, caption_justify="left", title_justify="left")
     for position, column in enumerate(columns):
-        table.add_column(column, justify="left" if position == 0 else "right")
+        table.add_column(column, justify="left" if position < text_columns else "right")
     return table
 
 

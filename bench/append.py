@@ -241,6 +241,7 @@ def render(result: dict[str, Any], entries: int, batch_size: int, repeats: int) 
             f"(≥ {TARGET_RATIO:.0%}).\n'of ceiling' is the median of per-repeat ratios; "
             "pymerkle stores unsigned leaves and no interior nodes."
         ),
+        text_columns=2,
     )
     for name, (label, what) in ROWS.items():
         table.add_row(

@@ -337,6 +337,7 @@ def render(large: dict[str, Any], same: dict[str, Any], rival: dict[str, Any]) -
             f"from leaves when not cached; cache hits {rival['subroot_cache']['hits']:,}, "
             f"misses {rival['subroot_cache']['misses']:,}); quotepart at the same size beside it."
         ),
+        text_columns=3,
     )
     for label, result in (("quotepart", large), ("quotepart", same), ("pymerkle 7.0", rival)):
         for kind in ("inclusion", "consistency"):

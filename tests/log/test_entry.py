@@ -217,6 +217,9 @@ def test_parse_of_sign_is_identity(
         PartyRegisteredV1(PARTY, name[:200], ("contributor",), KEY.public),
     ):
         entry = sign_entry(body, author=PARTY, key=KEY, clock=lambda: moment)
+        assert canonicalize(json.loads(entry.canonical)) == entry.canonical
+        unsigned = {k: v for k, v in json.loads(entry.canonical).items() if k != "sig"}
+        assert entry.signed_message == b"quotepart/entry/v1\n" + canonicalize(unsigned)
         parsed = parse_entry(entry.canonical)
         assert parsed == entry
         assert parsed.body() == body

@@ -48,7 +48,15 @@ class SignedEntry:
 
     @property
     def signed_message(self) -> bytes:
-        return signed_message(self.kind, self.version, self.timestamp, self.author, self.raw_body)
+        """What the author signed, cut out of the canonical bytes (no second canonicalisation).
+
+        RFC 8785 sorts the envelope's keys (author, body, kind, sig, ts, v), so the canonical
+        form without "sig" is the canonical form with its `,"sig":"…"` member removed; it is
+        the last such member, since only "ts" and "v" follow it.
+        """
+        start = self.canonical.rindex(b',"sig":"')
+        end = self.canonical.index(b'"', start + 8) + 1
+        return SIGNING_CONTEXT + self.canonical[:start] + self.canonical[end:]
 
     @property
     def time(self) -> datetime:
@@ -79,17 +87,12 @@ def sign_entry(
     timestamp = format_timestamp(clock())
     message = signed_message(body.KIND, body.VERSION, timestamp, author, raw_body)
     signature = key.sign(message)
-    wire = {
-        "author": str(author),
-        "body": raw_body,
-        "kind": body.KIND,
-        "sig": base64.b64encode(signature).decode(),
-        "ts": timestamp,
-        "v": body.VERSION,
-    }
-    return SignedEntry(
-        body.KIND, body.VERSION, timestamp, author, raw_body, signature, canonicalize(wire)
+    unsigned = message[len(SIGNING_CONTEXT) :]
+    position = unsigned.rindex(b',"ts":"')  # "sig" sorts just before "ts", the last-but-one key
+    wire = (
+        unsigned[:position] + b',"sig":"' + base64.b64encode(signature) + b'"' + unsigned[position:]
     )
+    return SignedEntry(body.KIND, body.VERSION, timestamp, author, raw_body, signature, wire)
 
 
 def parse_entry(data: bytes) -> SignedEntry:
