@@ -62,9 +62,13 @@ class SignedEntry:
     def time(self) -> datetime:
         return parse_timestamp(self.timestamp)
 
-    def body(self) -> EntryBody:
-        """The typed body, upcast to the current version."""
+    @cached_property
+    def _decoded_body(self) -> EntryBody:
         return decode_body(self.kind, self.version, self.raw_body)
+
+    def body(self) -> EntryBody:
+        """The typed body, upcast to the current version (decoded once per entry)."""
+        return self._decoded_body
 
     def verify(self, key: VerifyKey) -> None:
         """Raise SignatureError unless `key` signed this entry."""
@@ -92,7 +96,9 @@ def sign_entry(
     wire = (
         unsigned[:position] + b',"sig":"' + base64.b64encode(signature) + b'"' + unsigned[position:]
     )
-    return SignedEntry(body.KIND, body.VERSION, timestamp, author, raw_body, signature, wire)
+    entry = SignedEntry(body.KIND, body.VERSION, timestamp, author, raw_body, signature, wire)
+    entry.__dict__["_decoded_body"] = body  # fills the cache: it was validated above
+    return entry
 
 
 def parse_entry(data: bytes) -> SignedEntry:

@@ -38,8 +38,8 @@ from quotepart.log import (
     parse_entry,
 )
 from quotepart.log.kinds import PartyRegisteredV1
-from quotepart.store.engine import writer
-from quotepart.store.projections import apply_projections
+from quotepart.store.engine import bulk_insert, writer
+from quotepart.store.projections import ProjectionWriter, apply_projections, prefetch
 from quotepart.store.schema import (
     PROJECTION_TABLES,
     checkpoints,
@@ -52,6 +52,8 @@ from quotepart.store.schema import (
 )
 
 _IN_CHUNK = 500  # bound on bind parameters per IN (...) query
+_LEAF_COLUMNS = ("leaf_index", "leaf_hash", "kind", "author", "entry")
+_NODE_COLUMNS = ("node_id", "hash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +106,10 @@ class LogStore:
             tree = self._compact_range(conn, size)
             known = self._indexes_of(conn, [entry.leaf_hash for entry in entries])
             keys: dict[PartyId, VerifyKey] = {}
-            leaf_rows: list[dict[str, object]] = []
-            node_rows: list[dict[str, object]] = []
+            projections = ProjectionWriter(conn)
+            prefetch(projections, [entry for entry in entries if entry.leaf_hash not in known])
+            leaf_rows: list[tuple[int, bytes, str, str, bytes]] = []
+            node_rows: list[tuple[int, bytes]] = []
             indexes = []
             for entry in entries:
                 existing = known.get(entry.leaf_hash)
@@ -114,26 +118,17 @@ class LogStore:
                     continue
                 index = tree.size
                 self._check_author(conn, entry, index, keys, signed_here=signed_here)
-                apply_projections(conn, entry, index)
+                apply_projections(projections, entry, index)
                 leaf_rows.append(
-                    {
-                        "leaf_index": index,
-                        "leaf_hash": entry.leaf_hash,
-                        "kind": entry.kind,
-                        "author": str(entry.author),
-                        "entry": entry.canonical,
-                    }
+                    (index, entry.leaf_hash, entry.kind, str(entry.author), entry.canonical)
                 )
-                node_rows.extend(
-                    {"node_id": node.flat, "hash": value}
-                    for node, value in tree.append(entry.leaf_hash)
-                )
+                node_rows.extend((node.flat, value) for node, value in tree.append(entry.leaf_hash))
                 known[entry.leaf_hash] = index
                 indexes.append(index)
             if leaf_rows:
-                conn.execute(insert(log_entries), leaf_rows)
-                if node_rows:
-                    conn.execute(insert(tree_nodes), node_rows)
+                projections.flush()
+                bulk_insert(conn, log_entries, _LEAF_COLUMNS, leaf_rows)
+                bulk_insert(conn, tree_nodes, _NODE_COLUMNS, node_rows)
                 self._seal(conn, tree)
             return indexes
 
@@ -146,25 +141,13 @@ class LogStore:
         with writer(self.engine) as conn:
             size = self._lock_head(conn)
             tree = self._compact_range(conn, size)
-            leaf_rows: list[dict[str, object]] = []
-            node_rows: list[dict[str, object]] = []
+            leaf_rows: list[tuple[int, bytes, str, str, bytes]] = []
+            node_rows: list[tuple[int, bytes]] = []
             for value in hashes:
-                index = tree.size
-                leaf_rows.append(
-                    {
-                        "leaf_index": index,
-                        "leaf_hash": value,
-                        "kind": "-",
-                        "author": "-",
-                        "entry": b"",
-                    }
-                )
-                node_rows.extend(
-                    {"node_id": node.flat, "hash": h} for node, h in tree.append(value)
-                )
-            conn.execute(insert(log_entries), leaf_rows)
-            if node_rows:
-                conn.execute(insert(tree_nodes), node_rows)
+                leaf_rows.append((tree.size, value, "-", "-", b""))
+                node_rows.extend((node.flat, h) for node, h in tree.append(value))
+            bulk_insert(conn, log_entries, _LEAF_COLUMNS, leaf_rows)
+            bulk_insert(conn, tree_nodes, _NODE_COLUMNS, node_rows)
             self._seal(conn, tree)
 
     def _seal(self, conn: Connection, tree: CompactRange) -> None:
@@ -223,7 +206,7 @@ class LogStore:
                     f"{body.party} must sign its own registration, but {entry.author} signed it",
                     hint="sign party.registered with the new party's own key",
                 )
-            key = body.public_key
+            key = keys[body.party] = body.public_key  # later entries of this batch may be its
         else:
             cached = keys.get(entry.author)
             if cached is None:
@@ -406,19 +389,23 @@ class LogStore:
             size = self._lock_head(conn)
             for table in reversed(PROJECTION_TABLES):
                 conn.execute(delete(table))
-            replay(conn, self._entries_in(conn, size))
+            projections = ProjectionWriter(conn)
+            for start, entries in self._chunks(conn, size):
+                prefetch(projections, entries)
+                for index, entry in enumerate(entries, start):
+                    apply_projections(projections, entry, index)
+                projections.flush()
             return size
 
-    def _entries_in(self, conn: Connection, size: int) -> Iterator[tuple[int, SignedEntry]]:
+    def _chunks(self, conn: Connection, size: int) -> Iterator[tuple[int, list[SignedEntry]]]:
         chunk = 4096
         for start in range(0, size, chunk):
             rows = conn.execute(
-                select(log_entries.c.leaf_index, log_entries.c.entry)
+                select(log_entries.c.entry)
                 .where(log_entries.c.leaf_index >= start, log_entries.c.leaf_index < start + chunk)
                 .order_by(log_entries.c.leaf_index)
-            ).all()
-            for index, data in rows:
-                yield int(index), parse_entry(bytes(data))
+            ).scalars()
+            yield start, [parse_entry(bytes(data)) for data in rows]
 
     def projection_checker(self) -> ProjectionReplay:
         return ProjectionReplay(self.engine)
@@ -439,14 +426,17 @@ class ProjectionReplay:
         self._transaction = self._conn.begin()
 
     def feed(self, start: int, entries: Sequence[SignedEntry]) -> None:
+        writer = ProjectionWriter(self._conn)
+        prefetch(writer, entries)
         for index, entry in enumerate(entries, start):
             try:
-                apply_projections(self._conn, entry, index)
+                apply_projections(writer, entry, index)
             except QuotepartError as exc:
                 raise VerificationError(
                     f"entry {index}: a replay of the log refuses it: {exc.message}",
                     hint="the log holds an entry its rules forbid; it was written behind quotepart's back",
                 ) from exc
+        writer.flush()
 
     def compare(self) -> None:
         """Raise VerificationError at the first live projection row that differs from the replay."""
@@ -464,11 +454,6 @@ class ProjectionReplay:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def replay(conn: Connection, entries: Iterable[tuple[int, SignedEntry]]) -> None:
-    for index, entry in entries:
-        apply_projections(conn, entry, index)
 
 
 def _compare_table(table: Table, live: Connection, replayed: Connection) -> None:

@@ -1,16 +1,22 @@
-"""Projections: each is `apply(conn, entry, leaf_index) -> None` and nothing else.
+"""Projections: each is `apply(writer, entry, leaf_index) -> None` and nothing else.
 
 They run inside the append transaction, after the entry is known to be signed by a
 registered author, so a projection only enforces the *meaning* of facts (an asset is
 registered once, a contribution names a known party and asset). Replaying the log
 through them is exactly `rebuild`.
+
+Rows go through a `ProjectionWriter`, which answers "is this key known?" from the
+rows buffered in the same batch and from the database (looked up in bulk beforehand),
+and writes each table with one executemany at the end: per-row statements cost more
+than signing the entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Table, select
 
 from quotepart.errors import InputError, NotFoundError
 from quotepart.log import SignedEntry
@@ -20,70 +26,132 @@ from quotepart.log.kinds import (
     PartyRegisteredV1,
     format_fraction,
 )
+from quotepart.store.engine import bulk_insert
 from quotepart.store.schema import assets, contributions, parties
 
-Projection = Callable[[Connection, SignedEntry, int], None]
+_IN_CHUNK = 500
 
 
-def project_party(conn: Connection, entry: SignedEntry, leaf_index: int) -> None:
+class ProjectionWriter:
+    """One batch of projection rows, checked against the buffer and the database, then flushed."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._rows: dict[Table, list[dict[str, Any]]] = {}
+        self._known: dict[tuple[str, str], bool] = {}
+
+    def prefetch(self, wanted: Iterable[tuple[Table, str]]) -> None:
+        """Look up many keys (single-column primary keys) in one query per table."""
+        by_table: dict[Table, set[str]] = {}
+        for table, key in wanted:
+            if (table.name, key) not in self._known:
+                by_table.setdefault(table, set()).add(key)
+        for table, keys in by_table.items():
+            column = next(iter(table.primary_key.columns))
+            ordered = sorted(keys)
+            for start in range(0, len(ordered), _IN_CHUNK):
+                chunk = ordered[start : start + _IN_CHUNK]
+                present = set(self.conn.execute(select(column).where(column.in_(chunk))).scalars())
+                self._known.update(((table.name, key), key in present) for key in chunk)
+
+    def exists(self, table: Table, key: str) -> bool:
+        cached = self._known.get((table.name, key))
+        if cached is None:
+            self.prefetch([(table, key)])
+            cached = self._known[(table.name, key)]
+        return cached
+
+    def add(self, table: Table, row: dict[str, Any], *, key: str | None = None) -> None:
+        self._rows.setdefault(table, []).append(row)
+        if key is not None:
+            self._known[(table.name, key)] = True
+
+    def flush(self) -> None:
+        for table, rows in self._rows.items():
+            if rows:
+                columns = list(rows[0])
+                bulk_insert(
+                    self.conn, table, columns, [tuple(row[c] for c in columns) for row in rows]
+                )
+        self._rows.clear()
+
+
+Projection = Callable[[ProjectionWriter, SignedEntry, int], None]
+KeysNeeded = Callable[[SignedEntry], list[tuple[Table, str]]]
+
+
+def project_party(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
     assert isinstance(body, PartyRegisteredV1)
-    if conn.execute(
-        select(parties.c.party_id).where(parties.c.party_id == str(body.party))
-    ).first():
+    if writer.exists(parties, str(body.party)):
         raise InputError(f"{body.party} is already registered", hint="a party is registered once")
-    conn.execute(
-        insert(parties).values(
-            party_id=str(body.party),
-            name=body.name,
-            roles=",".join(body.roles),
-            public_key=body.public_key.raw,
-            leaf_index=leaf_index,
-        )
+    writer.add(
+        parties,
+        {
+            "party_id": str(body.party),
+            "name": body.name,
+            "roles": ",".join(body.roles),
+            "public_key": body.public_key.raw,
+            "leaf_index": leaf_index,
+        },
+        key=str(body.party),
     )
 
 
-def project_asset(conn: Connection, entry: SignedEntry, leaf_index: int) -> None:
+def project_asset(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
     assert isinstance(body, AssetRegisteredV1)
-    if conn.execute(select(assets.c.digest).where(assets.c.digest == str(body.asset))).first():
+    if writer.exists(assets, str(body.asset)):
         raise InputError(
             f"asset {body.asset} is already registered",
             hint="registering the same content again returns the existing asset; look it up instead",
         )
-    conn.execute(
-        insert(assets).values(
-            digest=str(body.asset),
-            asset_kind=body.asset_kind,
-            name=body.name,
-            registered_by=str(entry.author),
-            leaf_index=leaf_index,
-        )
+    writer.add(
+        assets,
+        {
+            "digest": str(body.asset),
+            "asset_kind": body.asset_kind,
+            "name": body.name,
+            "registered_by": str(entry.author),
+            "leaf_index": leaf_index,
+        },
+        key=str(body.asset),
     )
 
 
-def project_contribution(conn: Connection, entry: SignedEntry, leaf_index: int) -> None:
+def project_contribution(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
     assert isinstance(body, ContributionRecordedV1)
-    if not conn.execute(
-        select(parties.c.party_id).where(parties.c.party_id == str(body.party))
-    ).first():
+    if not writer.exists(parties, str(body.party)):
         raise NotFoundError(
             f"contribution names unknown {body.party}", hint="register the party first"
         )
-    if not conn.execute(select(assets.c.digest).where(assets.c.digest == str(body.asset))).first():
+    if not writer.exists(assets, str(body.asset)):
         raise NotFoundError(
             f"contribution names unknown asset {body.asset}", hint="register the asset first"
         )
-    conn.execute(
-        insert(contributions).values(
-            leaf_index=leaf_index,
-            party_id=str(body.party),
-            asset=str(body.asset),
-            role=body.role,
-            share=format_fraction(body.share),
-        )
+    writer.add(
+        contributions,
+        {
+            "leaf_index": leaf_index,
+            "party_id": str(body.party),
+            "asset": str(body.asset),
+            "role": body.role,
+            "share": format_fraction(body.share),
+        },
     )
+
+
+def _party_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
+    return [(parties, str(entry.raw_body.get("party")))]
+
+
+def _asset_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
+    return [(assets, str(entry.raw_body.get("asset")))]
+
+
+def _contribution_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
+    return [*_party_keys(entry), *_asset_keys(entry)]
 
 
 PROJECTIONS: dict[str, tuple[Projection, ...]] = {
@@ -92,7 +160,23 @@ PROJECTIONS: dict[str, tuple[Projection, ...]] = {
     ContributionRecordedV1.KIND: (project_contribution,),
 }
 
+KEYS_NEEDED: dict[str, KeysNeeded] = {
+    PartyRegisteredV1.KIND: _party_keys,
+    AssetRegisteredV1.KIND: _asset_keys,
+    ContributionRecordedV1.KIND: _contribution_keys,
+}
+"""Keys each kind's projections will look up, so a batch can fetch them in bulk first."""
 
-def apply_projections(conn: Connection, entry: SignedEntry, leaf_index: int) -> None:
+
+def prefetch(writer: ProjectionWriter, entries: Sequence[SignedEntry]) -> None:
+    writer.prefetch(
+        key
+        for entry in entries
+        if entry.kind in KEYS_NEEDED
+        for key in KEYS_NEEDED[entry.kind](entry)
+    )
+
+
+def apply_projections(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     for project in PROJECTIONS.get(entry.kind, ()):
-        project(conn, entry, leaf_index)
+        project(writer, entry, leaf_index)
