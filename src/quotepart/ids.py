@@ -38,10 +38,15 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+
+
 def parse_timestamp(text: str) -> datetime:
     """Inverse of `format_timestamp`; rejects any other spelling."""
     try:
-        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        if not _TIMESTAMP_RE.match(text):
+            raise ValueError(text)
+        moment = datetime.fromisoformat(text)  # 3.11 reads the `Z`; far faster than strptime
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"not a timestamp: {text!r}",

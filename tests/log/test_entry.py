@@ -225,3 +225,47 @@ def test_parse_of_sign_is_identity(
         assert parsed.body() == body
         assert parsed.time == moment
         parsed.verify(KEY.public)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.text(st.characters(codec="utf-8"), max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=4), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(document=st.dictionaries(st.text(max_size=4), json_values, max_size=5))
+def test_the_fast_canonical_check_agrees_with_rfc8785(document: dict[str, object]) -> None:
+    """`parse_canonical` may compare with the C encoder; it must decide exactly as rfc8785."""
+    import rfc8785
+
+    try:
+        reference = bytes(rfc8785.dumps(document))
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(MalformedEntryError):  # e.g. integers beyond 2**53
+            parse_canonical(
+                json.dumps(
+                    document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                ).encode("utf-8", "surrogatepass")
+            )
+        return
+    assert parse_canonical(reference) == json.loads(reference)
+    try:
+        stdlib = json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    except UnicodeEncodeError:
+        return
+    if stdlib == reference:
+        parse_canonical(stdlib)
+    else:
+        with pytest.raises(MalformedEntryError, match="canonical form"):
+            parse_canonical(stdlib)
+    with pytest.raises(MalformedEntryError):
+        parse_canonical(reference[:-1] + b" }")

@@ -29,7 +29,9 @@ def parse_canonical(data: bytes) -> dict[str, Any]:
     so two leaf hashes for one fact.
     """
     try:
-        document = json.loads(data, parse_float=_refuse_float, parse_constant=_refuse_float)
+        document = json.loads(
+            data, parse_float=_refuse_float, parse_constant=_refuse_float, parse_int=_safe_integer
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedEntryError(
             f"not JSON: {exc}", hint="an entry is one RFC 8785 canonical JSON object"
@@ -39,12 +41,43 @@ def parse_canonical(data: bytes) -> dict[str, Any]:
             f"an entry must be a JSON object, got {type(document).__name__}",
             hint="an entry is one RFC 8785 canonical JSON object",
         )
-    if canonicalize(document) != data:
+    if not _is_canonical_parsed(document, data):
         raise MalformedEntryError(
             "entry is not in RFC 8785 canonical form",
             hint="re-serialise it with an RFC 8785 library (e.g. the rfc8785 package) before signing",
         )
     return document
+
+
+_SAFE_INTEGER = 2**53 - 1  # RFC 8785 numbers are IEEE doubles (§3.2.2.3)
+
+
+def _safe_integer(text: str) -> int:
+    value = int(text)
+    if not -_SAFE_INTEGER <= value <= _SAFE_INTEGER:
+        raise MalformedEntryError(
+            f"integer {text} is beyond ±2^53, which RFC 8785 JSON cannot carry exactly",
+            hint="write such numbers as strings",
+        )
+    return value
+
+
+def _is_canonical_parsed(document: dict[str, Any], data: bytes) -> bool:
+    """Whether `data` (which `document` was parsed from, with safe integers) is RFC 8785.
+
+    Bytes are produced only by the rfc8785 package (`canonicalize`). Checking them is
+    an auditor's hot loop, where that pure-Python serialiser costs as much as the
+    signature check, so this first compares with the C JSON encoder. It gives the very
+    same bytes when every integer is a safe integer (ensured while parsing) and no
+    character is at or above U+D000 (no UTF-8 byte >= 0xED): below that, sorting keys by
+    code point equals RFC 8785's UTF-16 order (§3.2.3), and both escape strings alike.
+    Any other document, or any mismatch, is decided by rfc8785 itself.
+    """
+    if max(data, default=0) < 0xED:
+        fast = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if fast.encode() == data:
+            return True
+    return canonicalize(document) == data
 
 
 def _refuse_float(text: str) -> Any:

@@ -124,7 +124,7 @@ def parse_entry(data: bytes) -> SignedEntry:
         raise MalformedEntryError(f"entry version must be an integer, got {version!r}")
     if not isinstance(body, dict):
         raise MalformedEntryError(f"entry body must be a JSON object, got {type(body).__name__}")
-    decode_body(kind, version, body)
+    decoded = decode_body(kind, version, body)
     author = PartyId.parse(document["author"])
     timestamp = document["ts"]
     parse_timestamp(timestamp)
@@ -136,4 +136,6 @@ def parse_entry(data: bytes) -> SignedEntry:
         raise MalformedEntryError(
             f"entry signature has {len(signature)} bytes, expected {SIGNATURE_SIZE}"
         )
-    return SignedEntry(kind, version, timestamp, author, body, signature, data)
+    entry = SignedEntry(kind, version, timestamp, author, body, signature, data)
+    entry.__dict__["_decoded_body"] = decoded  # fills the cache: decoded just above
+    return entry
