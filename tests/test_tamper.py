@@ -25,7 +25,7 @@ from quotepart.store.schema import (
 )
 from quotepart.workspace import Workspace, init_workspace
 from tests.conftest import FakeClock
-from tests.helpers import populate
+from tests.helpers import asset_body, populate
 
 
 @pytest.fixture
@@ -203,3 +203,37 @@ def test_rebuild_repairs_an_edited_projection(ws: Workspace) -> None:
         ws.verify()
     ws.rebuild()
     ws.verify()
+
+
+@pytest.mark.slow
+def test_parallel_audit_still_names_the_first_bad_entry(tmp_path: Path, clock: FakeClock) -> None:
+    """Signatures are checked in worker processes, several chunks ahead; the report must not be."""
+    with init_workspace(tmp_path / "ws", clock=clock) as ws:
+        party = ws.register_party("Bulk")
+        for batch in range(3):
+            ws.append_many([(asset_body(batch * 3000 + n), party) for n in range(3000)])
+        assert ws.verify(workers=2).signatures_checked == 9001
+
+        def resign(index: int) -> None:
+            with ws.store.engine.begin() as conn:
+                document = json.loads(entry_bytes(conn, index))
+                document["sig"] = base64.b64encode(SigningKey.generate().sign(b"x")).decode()
+                data = canonicalize(document)
+                conn.execute(
+                    update(log_entries)
+                    .where(log_entries.c.leaf_index == index)
+                    .values(entry=data, leaf_hash=leaf_hash(data))
+                )
+
+        resign(8000)
+        with pytest.raises(VerificationError, match="entry 8000: signature does not verify"):
+            ws.verify(workers=2)
+        resign(5000)
+        with ws.store.engine.begin() as conn:  # a later, different fault must not be named first
+            conn.execute(
+                update(log_entries)
+                .where(log_entries.c.leaf_index == 8500)
+                .values(leaf_hash=b"\0" * 32)
+            )
+        with pytest.raises(VerificationError, match="entry 5000: signature does not verify"):
+            ws.verify(workers=2)

@@ -19,8 +19,9 @@ processes; everything else is one sequential read of the tables.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -96,11 +97,12 @@ def audit(
     executor: Executor | None = (
         ProcessPoolExecutor(workers) if workers > 1 and size > CHUNK_SIZE else None
     )
+    signatures = _SignatureQueue(executor, workers, report)
     try:
         for start in range(0, size, CHUNK_SIZE):
             end = min(start + CHUNK_SIZE, size)
             entries = _check_leaves(source, start, end)
-            _check_signatures(entries, start, report, executor, workers)
+            signatures.submit(start, entries, _signature_batch(entries, start, report))
             recomputed: dict[NodeId, bytes] = {}
             for index, entry in enumerate(entries, start):
                 recomputed.update(tree.append(entry.leaf_hash))
@@ -112,6 +114,10 @@ def audit(
                 observe(start, entries)
             if progress:
                 progress(end, size)
+        signatures.drain()
+    except VerificationError:
+        signatures.drain()  # a bad signature in an earlier chunk is the first fault
+        raise
     finally:
         if executor is not None:
             executor.shutdown(cancel_futures=True)
@@ -181,13 +187,10 @@ def _check_leaves(source: LogSource, start: int, end: int) -> list[SignedEntry]:
     return entries
 
 
-def _check_signatures(
-    entries: Sequence[SignedEntry],
-    start: int,
-    report: AuditReport,
-    executor: Executor | None,
-    workers: int,
-) -> None:
+def _signature_batch(
+    entries: Sequence[SignedEntry], start: int, report: AuditReport
+) -> list[tuple[bytes, bytes, bytes]]:
+    """(public key, signature, message) per entry; authors must be registered before they sign."""
     batch: list[tuple[bytes, bytes, bytes]] = []
     for index, entry in enumerate(entries, start):
         if entry.kind == PartyRegisteredV1.KIND:
@@ -204,24 +207,55 @@ def _check_signatures(
         if key is None:
             raise VerificationError(f"entry {index}: author {entry.author} was never registered")
         batch.append((key.raw, entry.signature, entry.signed_message))
-    if executor is None:
-        failed = verify_batch(batch)
-    else:
-        step = -(-len(batch) // workers)
-        parts = [batch[i : i + step] for i in range(0, len(batch), step)]
-        failed = [
-            offset + position
-            for offset, result in zip(
-                range(0, len(batch), step), executor.map(verify_batch, parts), strict=True
-            )
-            for position in result
+    return batch
+
+
+class _SignatureQueue:
+    """Signature checks run in worker processes while this one reads and parses the next
+    chunks; results are taken in log order, so the first bad entry is still the one named."""
+
+    def __init__(self, executor: Executor | None, workers: int, report: AuditReport) -> None:
+        self._executor = executor
+        self._workers = workers
+        self._report = report
+        self._pending: deque[
+            tuple[int, Sequence[SignedEntry], list[tuple[int, Future[list[int]]]]]
+        ] = deque()
+
+    def submit(
+        self, start: int, entries: Sequence[SignedEntry], batch: list[tuple[bytes, bytes, bytes]]
+    ) -> None:
+        if self._executor is None:
+            self._raise_first(start, entries, verify_batch(batch))
+            self._report.signatures_checked += len(batch)
+            return
+        step = max(1, -(-len(batch) // self._workers))
+        futures = [
+            (offset, self._executor.submit(verify_batch, batch[offset : offset + step]))
+            for offset in range(0, len(batch), step)
         ]
-    if failed:
-        index = start + min(failed)
-        raise VerificationError(
-            f"entry {index}: signature does not verify under the key of {entries[min(failed)].author}"
-        )
-    report.signatures_checked += len(batch)
+        self._pending.append((start, entries, futures))
+        while len(self._pending) > 2:
+            self._resolve_oldest()
+
+    def drain(self) -> None:
+        while self._pending:
+            self._resolve_oldest()
+
+    def _resolve_oldest(self) -> None:
+        start, entries, futures = self._pending.popleft()
+        failed = [offset + position for offset, future in futures for position in future.result()]
+        self._raise_first(start, entries, failed)
+        self._report.signatures_checked += len(entries)
+
+    @staticmethod
+    def _raise_first(start: int, entries: Sequence[SignedEntry], failed: list[int]) -> None:
+        if failed:
+            position = min(failed)
+            raise VerificationError(
+                f"entry {start + position}: signature does not verify under the key of "
+                f"{entries[position].author}"
+            )
 
 
 def _check_nodes(stored: dict[NodeId, bytes], recomputed: dict[NodeId, bytes]) -> None:
