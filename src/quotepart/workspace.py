@@ -32,6 +32,8 @@ from quotepart.errors import (
     InputError,
     NotFoundError,
     QuotepartError,
+    SignatureError,
+    UnknownAuthorError,
     VerificationError,
     WorkspaceNotFoundError,
 )
@@ -140,9 +142,26 @@ class Workspace:
         keys: dict[PartyId, SigningKey] = {}
         entries = []
         for body, author in items:
-            key = keys.get(author) or keys.setdefault(author, self.signing_key(author))
-            entries.append(sign_entry(body, author=author, key=key, clock=self.clock))
+            if author not in keys:
+                keys[author] = self._registered_signing_key(author)
+            entries.append(sign_entry(body, author=author, key=keys[author], clock=self.clock))
         return self.store.append(entries, signed_here=True)
+
+    def _registered_signing_key(self, party: PartyId) -> SigningKey:
+        """The key held here for `party`, checked against the key the log registered for it,
+        since the store does not re-verify signatures made in this process."""
+        key = self.signing_key(party)
+        registered = self.store.party_key(party)
+        if registered is None:
+            raise UnknownAuthorError(
+                f"{party} is not registered in this log", hint="register the party first"
+            )
+        if registered != key.public:
+            raise SignatureError(
+                f"the key file for {party} does not hold the key the log registered for it",
+                hint=f"restore {self._party_key_path(party)} from a backup",
+            )
+        return key
 
     def append_signed(self, entries: Iterable[bytes | SignedEntry]) -> list[int]:
         """Append entries signed elsewhere (wire bytes); every signature is checked first."""
@@ -158,10 +177,9 @@ class Workspace:
         party = PartyId.new(self.clock)
         key = key or SigningKey.generate()
         body = PartyRegisteredV1(party, name, tuple(sorted(set(roles))), key.public)
-        PartyRegisteredV1.from_body(body.to_body())  # validate before the key touches disk
         entry = sign_entry(body, author=party, key=key, clock=self.clock)
         key_path = self._party_key_path(party)
-        key.save(key_path)
+        key.save(key_path)  # after sign_entry validated the body
         try:
             self.store.append([entry], signed_here=True)
         except BaseException:

@@ -251,3 +251,12 @@ def test_an_interrupted_init_is_explained(tmp_path: Path) -> None:
     (tmp_path / "ws" / "keys" / "log.key").write_bytes(b"partial")
     with pytest.raises(InputError, match="interrupted"):
         init_workspace(tmp_path / "ws")
+
+
+def test_a_swapped_key_file_is_caught_before_signing(ws: Workspace) -> None:
+    alice, bob = ws.register_party("Alice"), ws.register_party("Bob")
+    alice_file = ws.path / "keys" / f"party-{alice.ulid}.key"
+    alice_file.write_bytes((ws.path / "keys" / f"party-{bob.ulid}.key").read_bytes())
+    with pytest.raises(SignatureError, match="does not hold the key the log registered"):
+        ws.append(asset_body(1), author=alice)
+    assert ws.store.tree_size() == 2

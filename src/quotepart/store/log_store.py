@@ -52,7 +52,14 @@ from quotepart.store.schema import (
 )
 
 _IN_CHUNK = 500  # bound on bind parameters per IN (...) query
-_LEAF_COLUMNS = ("leaf_index", "leaf_hash", "kind", "author", "entry")
+_LEAF_COLUMNS = ("leaf_index", "leaf_hash", "leaf_prefix", "kind", "author", "entry")
+
+
+def leaf_prefix(leaf_hash: bytes) -> int:
+    """The first 8 bytes of a leaf hash as a signed 64-bit integer (the lookup key)."""
+    return int.from_bytes(leaf_hash[:8], "big", signed=True)
+
+
 _NODE_COLUMNS = ("node_id", "hash")
 
 
@@ -108,7 +115,7 @@ class LogStore:
             keys: dict[PartyId, VerifyKey] = {}
             projections = ProjectionWriter(conn)
             prefetch(projections, [entry for entry in entries if entry.leaf_hash not in known])
-            leaf_rows: list[tuple[int, bytes, str, str, bytes]] = []
+            leaf_rows: list[tuple[int, bytes, int, str, str, bytes]] = []
             node_rows: list[tuple[int, bytes]] = []
             indexes = []
             for entry in entries:
@@ -120,7 +127,14 @@ class LogStore:
                 self._check_author(conn, entry, index, keys, signed_here=signed_here)
                 apply_projections(projections, entry, index)
                 leaf_rows.append(
-                    (index, entry.leaf_hash, entry.kind, str(entry.author), entry.canonical)
+                    (
+                        index,
+                        entry.leaf_hash,
+                        leaf_prefix(entry.leaf_hash),
+                        entry.kind,
+                        str(entry.author),
+                        entry.canonical,
+                    )
                 )
                 node_rows.extend((node.flat, value) for node, value in tree.append(entry.leaf_hash))
                 known[entry.leaf_hash] = index
@@ -141,10 +155,10 @@ class LogStore:
         with writer(self.engine) as conn:
             size = self._lock_head(conn)
             tree = self._compact_range(conn, size)
-            leaf_rows: list[tuple[int, bytes, str, str, bytes]] = []
+            leaf_rows: list[tuple[int, bytes, int, str, str, bytes]] = []
             node_rows: list[tuple[int, bytes]] = []
             for value in hashes:
-                leaf_rows.append((tree.size, value, "-", "-", b""))
+                leaf_rows.append((tree.size, value, leaf_prefix(value), "-", "-", b""))
                 node_rows.extend((node.flat, h) for node, h in tree.append(value))
             bulk_insert(conn, log_entries, _LEAF_COLUMNS, leaf_rows)
             bulk_insert(conn, tree_nodes, _NODE_COLUMNS, node_rows)
@@ -183,10 +197,11 @@ class LogStore:
             chunk = hashes[start : start + _IN_CHUNK]
             rows = conn.execute(
                 select(log_entries.c.leaf_hash, log_entries.c.leaf_index).where(
-                    log_entries.c.leaf_hash.in_(chunk)
+                    log_entries.c.leaf_prefix.in_([leaf_prefix(h) for h in chunk])
                 )
             )
-            found.update((bytes(h), int(i)) for h, i in rows)
+            wanted = set(chunk)
+            found.update((bytes(h), int(i)) for h, i in rows if bytes(h) in wanted)
         return found
 
     def _check_author(

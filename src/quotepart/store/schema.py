@@ -43,7 +43,12 @@ log_entries = Table(
     "log_entries",
     metadata,
     Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
-    Column("leaf_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    # The idempotency lookup goes through the hash's first 8 bytes: a 4x smaller index
+    # than the full hash, and leaf hashes are random, so every append batch dirties most
+    # of its pages. Matches are confirmed on the full hash; uniqueness is kept by appends,
+    # which look up every hash under the log's write lock before inserting.
+    Column("leaf_prefix", BigInteger, nullable=False, index=True),
     Column("kind", String(64), nullable=False),
     Column("author", String(40), nullable=False),
     Column("entry", LargeBinary, nullable=False),
@@ -73,6 +78,7 @@ parties = Table(
     Column("roles", Text, nullable=False),
     Column("public_key", LargeBinary(32), nullable=False),
     Column("leaf_index", BigInteger, nullable=False),
+    sqlite_with_rowid=False,  # the text key is the table: one B-tree, not two
 )
 
 assets = Table(
@@ -83,6 +89,7 @@ assets = Table(
     Column("name", Text, nullable=False),
     Column("registered_by", String(40), nullable=False),
     Column("leaf_index", BigInteger, nullable=False),
+    sqlite_with_rowid=False,  # the text key is the table: one B-tree, not two
 )
 
 contributions = Table(

@@ -34,11 +34,13 @@ def upgrade() -> None:
     op.create_table(
         "log_entries",
         sa.Column("leaf_index", index_type, primary_key=True, autoincrement=False),
-        sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False, unique=True),
+        sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("leaf_prefix", sa.BigInteger, nullable=False),
         sa.Column("kind", sa.String(64), nullable=False),
         sa.Column("author", sa.String(40), nullable=False),
         sa.Column("entry", sa.LargeBinary, nullable=False),
     )
+    op.create_index("ix_log_entries_leaf_prefix", "log_entries", ["leaf_prefix"])
     op.create_table(
         "tree_nodes",
         sa.Column("node_id", index_type, primary_key=True, autoincrement=False),
@@ -57,6 +59,7 @@ def upgrade() -> None:
         sa.Column("roles", sa.Text, nullable=False),
         sa.Column("public_key", sa.LargeBinary(32), nullable=False),
         sa.Column("leaf_index", sa.BigInteger, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "assets",
@@ -65,6 +68,7 @@ def upgrade() -> None:
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("registered_by", sa.String(40), nullable=False),
         sa.Column("leaf_index", sa.BigInteger, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "contributions",
