@@ -97,6 +97,17 @@ def entry_command(workspace_dir: Path, database_url: str | None, as_json: bool, 
             click.echo(json.dumps(parse_canonical(data), indent=2, sort_keys=True))
 
 
+def render_proof(document: dict[str, Any], *, as_json: bool) -> None:
+    """JSON, or one `name value` line per field and per proof hash."""
+    if as_json:
+        emit_json(document)
+        return
+    width = max(map(len, document)) + 1
+    for name, value in document.items():
+        for item in value if isinstance(value, list) else [value]:
+            click.echo(f"{name:<{width}}{item}")
+
+
 @log_group.command("prove-inclusion")
 @click.argument("index", type=click.IntRange(min=0))
 @click.option(
@@ -117,13 +128,7 @@ def prove_inclusion_command(
         "root_hash": proof.root_hash.hex(),
         "proof": [node.hex() for node in proof.proof],
     }
-    if as_json:
-        emit_json(document)
-    else:
-        for name in ("leaf_index", "tree_size", "leaf_hash", "root_hash"):
-            click.echo(f"{name:<11}{document[name]}")
-        for node in document["proof"]:
-            click.echo(f"proof      {node}")
+    render_proof(document, as_json=as_json)
 
 
 @log_group.command("prove-consistency")
@@ -148,13 +153,7 @@ def prove_consistency_command(
         "new_root": proof.new_root.hex(),
         "proof": [node.hex() for node in proof.proof],
     }
-    if as_json:
-        emit_json(document)
-    else:
-        for name in ("old_size", "new_size", "old_root", "new_root"):
-            click.echo(f"{name:<10}{document[name]}")
-        for node in document["proof"]:
-            click.echo(f"proof     {node}")
+    render_proof(document, as_json=as_json)
 
 
 @log_group.command("append")
