@@ -95,7 +95,13 @@ class SigningKey:
 
     def save(self, path: Path) -> None:
         """Write the key with mode 0600, created exclusively: an existing key is never overwritten."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError as exc:
+            raise InputError(
+                f"key file {path} already exists; refusing to overwrite a key",
+                hint="move it away first if it really is no longer needed",
+            ) from exc
         with os.fdopen(fd, "wb") as handle:
             handle.write(self.to_pem())
             handle.flush()
