@@ -148,6 +148,34 @@ def bulk_insert(
     conn.exec_driver_sql(statement, list(rows))
 
 
+def select_where_in(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    key_column: str,
+    keys: Sequence[Any],
+    *,
+    chunk: int = 500,
+) -> list[tuple[Any, ...]]:
+    """`SELECT columns FROM table WHERE key_column IN (keys)`, in chunks, through the driver.
+
+    The append path asks this for every key of a batch; building the same query with
+    SQLAlchemy's expression language costs twice as much as running it.
+    """
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    preparer = conn.dialect.identifier_preparer
+    head = (
+        f"SELECT {', '.join(preparer.quote(column) for column in columns)} "
+        f"FROM {preparer.format_table(table)} WHERE {preparer.quote(key_column)} IN "
+    )
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(keys), chunk):
+        part = tuple(keys[start : start + chunk])
+        result = conn.exec_driver_sql(head + f"({', '.join(marker for _ in part)})", part)
+        rows.extend(tuple(row) for row in result)
+    return rows
+
+
 def _alembic_config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", "quotepart.store:migrations")

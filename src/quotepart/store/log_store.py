@@ -38,7 +38,7 @@ from quotepart.log import (
     parse_entry,
 )
 from quotepart.log.kinds import PartyRegisteredV1
-from quotepart.store.engine import bulk_insert, writer
+from quotepart.store.engine import bulk_insert, select_where_in, writer
 from quotepart.store.projections import ProjectionWriter, apply_projections, prefetch
 from quotepart.store.schema import (
     PROJECTION_TABLES,
@@ -192,17 +192,15 @@ class LogStore:
         return CompactRange(size, [nodes[node] for node in plan])
 
     def _indexes_of(self, conn: Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
-        found: dict[bytes, int] = {}
-        for start in range(0, len(hashes), _IN_CHUNK):
-            chunk = hashes[start : start + _IN_CHUNK]
-            rows = conn.execute(
-                select(log_entries.c.leaf_hash, log_entries.c.leaf_index).where(
-                    log_entries.c.leaf_prefix.in_([leaf_prefix(h) for h in chunk])
-                )
-            )
-            wanted = set(chunk)
-            found.update((bytes(h), int(i)) for h, i in rows if bytes(h) in wanted)
-        return found
+        wanted = set(hashes)
+        rows = select_where_in(
+            conn,
+            log_entries,
+            ("leaf_hash", "leaf_index"),
+            "leaf_prefix",
+            sorted({leaf_prefix(h) for h in wanted}),
+        )
+        return {bytes(h): int(i) for h, i in rows if bytes(h) in wanted}
 
     def _check_author(
         self,

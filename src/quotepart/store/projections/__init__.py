@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table
 
 from quotepart.errors import InputError, NotFoundError
 from quotepart.log import SignedEntry
@@ -26,10 +26,8 @@ from quotepart.log.kinds import (
     PartyRegisteredV1,
     format_fraction,
 )
-from quotepart.store.engine import bulk_insert
+from quotepart.store.engine import bulk_insert, select_where_in
 from quotepart.store.schema import assets, contributions, parties
-
-_IN_CHUNK = 500
 
 
 class ProjectionWriter:
@@ -47,12 +45,11 @@ class ProjectionWriter:
             if (table.name, key) not in self._known:
                 by_table.setdefault(table, set()).add(key)
         for table, keys in by_table.items():
-            column = next(iter(table.primary_key.columns))
-            ordered = sorted(keys)
-            for start in range(0, len(ordered), _IN_CHUNK):
-                chunk = ordered[start : start + _IN_CHUNK]
-                present = set(self.conn.execute(select(column).where(column.in_(chunk))).scalars())
-                self._known.update(((table.name, key), key in present) for key in chunk)
+            column = next(iter(table.primary_key.columns)).name
+            present = {
+                row[0] for row in select_where_in(self.conn, table, [column], column, sorted(keys))
+            }
+            self._known.update(((table.name, key), key in present) for key in keys)
 
     def exists(self, table: Table, key: str) -> bool:
         cached = self._known.get((table.name, key))
@@ -106,16 +103,17 @@ def project_asset(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int)
             f"asset {body.asset} is already registered",
             hint="registering the same content again returns the existing asset; look it up instead",
         )
+    digest = str(body.asset)
     writer.add(
         assets,
         {
-            "digest": str(body.asset),
+            "digest": digest,
             "asset_kind": body.asset_kind,
             "name": body.name,
             "registered_by": str(entry.author),
             "leaf_index": leaf_index,
         },
-        key=str(body.asset),
+        key=digest,
     )
 
 
