@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -32,6 +33,16 @@ TABLE_WIDTH = 150  # when not on a terminal (nohup logs), keep table rows on one
 
 stdout = Console(width=None if sys.stdout.isatty() else TABLE_WIDTH)
 stderr = Console(stderr=True, width=None if sys.stderr.isatty() else TABLE_WIDTH)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so temporary workspaces (gigabytes) are removed."""
+
+    def handler(signum: int, _frame: object) -> None:
+        log(f"stopped by signal {signum}; removing temporary files")
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def log(message: str) -> None:
@@ -61,6 +72,25 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
         "packages": versions,
+        **quotepart_source(),
+    }
+
+
+def quotepart_source() -> dict[str, Any]:
+    """Which quotepart code ran: the repository's src/ (commit, uncommitted changes or not),
+    or a snapshot exported with `git archive` that holds a COMMIT file beside its src/."""
+    import quotepart
+
+    package = Path(quotepart.__file__).resolve().parent
+    snapshot_commit = package.parent.parent / "COMMIT"
+    if snapshot_commit.exists():
+        return {
+            "quotepart_source": str(package),
+            "git_commit": snapshot_commit.read_text().strip(),
+            "git_dirty": False,
+        }
+    return {
+        "quotepart_source": str(package),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--", "src")),
     }

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from _common import (
+    exit_cleanly_on_sigterm,
     fmt_pct,
     fmt_rate,
     fmt_ratio,
@@ -270,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="repeats; the median is reported")
     parser.add_argument("--output", type=Path, help="results file (default bench/results/...)")
     args = parser.parse_args(argv)
+    exit_cleanly_on_sigterm()
     entries = args.entries or (5_000 if args.quick else 50_000)
 
     result = run(entries, args.batch, args.repeats)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from _common import (
+    exit_cleanly_on_sigterm,
     fmt_ms,
     fmt_rate,
     fmt_ratio,
@@ -393,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, help="where the temporary databases go")
     parser.add_argument("--output", type=Path, help="results file (default bench/results/...)")
     args = parser.parse_args(argv)
+    exit_cleanly_on_sigterm()
     size = args.size or (200_000 if args.quick else 10_000_000)
     rival_size = args.competitor_size or (20_000 if args.quick else 200_000)
     proofs = args.proofs or (200 if args.quick else 1000)

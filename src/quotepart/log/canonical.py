@@ -50,6 +50,7 @@ def parse_canonical(data: bytes) -> dict[str, Any]:
 
 
 _SAFE_INTEGER = 2**53 - 1  # RFC 8785 numbers are IEEE doubles (§3.2.2.3)
+_BELOW_U_D000 = bytes(range(0xED))  # deleting these leaves the UTF-8 bytes of U+D000 and above
 
 
 def _safe_integer(text: str) -> int:
@@ -73,7 +74,7 @@ def _is_canonical_parsed(document: dict[str, Any], data: bytes) -> bool:
     code point equals RFC 8785's UTF-16 order (§3.2.3), and both escape strings alike.
     Any other document, or any mismatch, is decided by rfc8785 itself.
     """
-    if max(data, default=0) < 0xED:
+    if data.isascii() or not data.translate(None, _BELOW_U_D000):
         fast = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         if fast.encode() == data:
             return True
