@@ -109,7 +109,7 @@ class Workspace:
         return self.store.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
-        self.store.engine.dispose()
+        self.store.close()
 
     def __enter__(self) -> Workspace:
         return self

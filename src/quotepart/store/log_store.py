@@ -38,7 +38,7 @@ from quotepart.log import (
     parse_entry,
 )
 from quotepart.log.kinds import PartyRegisteredV1
-from quotepart.store.engine import bulk_insert, select_where_in, writer
+from quotepart.store.engine import WalCheckpointer, bulk_insert, select_where_in, writer
 from quotepart.store.projections import ProjectionWriter, apply_projections, prefetch
 from quotepart.store.schema import (
     PROJECTION_TABLES,
@@ -88,6 +88,12 @@ class LogStore:
         self.engine = engine
         self.origin = origin
         self.log_key = log_key  # None: read-only, as for an auditor
+        self._checkpointer = WalCheckpointer(engine)
+
+    def close(self) -> None:
+        """Stop background work and release the database connections."""
+        self._checkpointer.close()
+        self.engine.dispose()
 
     # ----------------------------------------------------------------- writing
 
@@ -144,7 +150,9 @@ class LogStore:
                 bulk_insert(conn, log_entries, _LEAF_COLUMNS, leaf_rows)
                 bulk_insert(conn, tree_nodes, _NODE_COLUMNS, node_rows)
                 self._seal(conn, tree)
-            return indexes
+        if leaf_rows:  # committed: let the WAL drain beside the caller's next batch
+            self._checkpointer.request()
+        return indexes
 
     def append_leaf_hashes_unsigned_for_benchmark(self, hashes: Iterable[bytes]) -> None:
         """Fill the tree from synthetic leaf hashes through the same node storage.
