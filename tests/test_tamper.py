@@ -105,6 +105,7 @@ def add_a_projection_row(conn: Connection) -> None:
     conn.execute(
         insert(assets).values(
             digest="sha256:" + "ab" * 32,
+            digest_prefix=1,
             asset_kind="model",
             name="ghost",
             registered_by="x",

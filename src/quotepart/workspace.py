@@ -55,6 +55,7 @@ from quotepart.log.kinds import (
     PartyRegisteredV1,
 )
 from quotepart.store import LogStore, migrate, open_engine, sqlite_url
+from quotepart.store.projections import digest_prefix
 from quotepart.store.schema import assets, contributions, parties
 
 SETTINGS_FILE = "workspace.json"
@@ -218,7 +219,12 @@ class Workspace:
 
     def asset(self, digest: Digest) -> AssetRecord | None:
         with self.store.engine.connect() as conn:
-            row = conn.execute(select(assets).where(assets.c.digest == str(digest))).first()
+            row = conn.execute(
+                select(assets).where(
+                    assets.c.digest_prefix == digest_prefix(str(digest)),
+                    assets.c.digest == str(digest),
+                )
+            ).first()
         if row is None:
             return None
         return AssetRecord(

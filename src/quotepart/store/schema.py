@@ -84,12 +84,14 @@ parties = Table(
 assets = Table(
     "assets",
     metadata,
-    Column("digest", String(71), primary_key=True),
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("digest", String(71), nullable=False),
+    # Looked up through the digest's first 8 bytes: digests are random, so a full-text key
+    # scatters every append batch over the whole index and dirties most of its pages.
+    Column("digest_prefix", BigInteger, nullable=False, index=True),
     Column("asset_kind", String(32), nullable=False),
     Column("name", Text, nullable=False),
     Column("registered_by", String(40), nullable=False),
-    Column("leaf_index", BigInteger, nullable=False),
-    sqlite_with_rowid=False,  # the text key is the table: one B-tree, not two
 )
 
 contributions = Table(

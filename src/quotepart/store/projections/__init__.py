@@ -13,6 +13,7 @@ than signing the entry.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -30,6 +31,18 @@ from quotepart.store.engine import bulk_insert, select_where_in
 from quotepart.store.schema import assets, contributions, parties
 
 
+def digest_prefix(digest: str) -> int:
+    """The first 8 bytes of a `sha256:<hex>` digest as a signed 64-bit integer (the lookup key)."""
+    return int.from_bytes(bytes.fromhex(digest[7:23]), "big", signed=True)
+
+
+_LOOKUPS: dict[str, tuple[str, str | None]] = {
+    "parties": ("party_id", None),
+    "assets": ("digest", "digest_prefix"),
+}
+"""table -> (key column, the indexed 8-byte prefix column that finds it, if any)."""
+
+
 class ProjectionWriter:
     """One batch of projection rows, checked against the buffer and the database, then flushed."""
 
@@ -45,10 +58,16 @@ class ProjectionWriter:
             if (table.name, key) not in self._known:
                 by_table.setdefault(table, set()).add(key)
         for table, keys in by_table.items():
-            column = next(iter(table.primary_key.columns)).name
-            present = {
-                row[0] for row in select_where_in(self.conn, table, [column], column, sorted(keys))
-            }
+            column, prefix_column = _LOOKUPS[table.name]
+            if prefix_column is None:
+                rows = select_where_in(self.conn, table, [column], column, sorted(keys))
+            else:
+                prefixes = set()
+                for key in keys:
+                    with contextlib.suppress(ValueError):  # malformed: the projection says so
+                        prefixes.add(digest_prefix(key))
+                rows = select_where_in(self.conn, table, [column], prefix_column, sorted(prefixes))
+            present = {row[0] for row in rows}
             self._known.update(((table.name, key), key in present) for key in keys)
 
     def exists(self, table: Table, key: str) -> bool:
@@ -108,6 +127,7 @@ def project_asset(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int)
         assets,
         {
             "digest": digest,
+            "digest_prefix": digest_prefix(digest),
             "asset_kind": body.asset_kind,
             "name": body.name,
             "registered_by": str(entry.author),

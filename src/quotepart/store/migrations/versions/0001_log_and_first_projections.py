@@ -63,13 +63,14 @@ def upgrade() -> None:
     )
     op.create_table(
         "assets",
-        sa.Column("digest", sa.String(71), primary_key=True),
+        sa.Column("leaf_index", index_type, primary_key=True, autoincrement=False),
+        sa.Column("digest", sa.String(71), nullable=False),
+        sa.Column("digest_prefix", sa.BigInteger, nullable=False),
         sa.Column("asset_kind", sa.String(32), nullable=False),
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("registered_by", sa.String(40), nullable=False),
-        sa.Column("leaf_index", sa.BigInteger, nullable=False),
-        sqlite_with_rowid=False,
     )
+    op.create_index("ix_assets_digest_prefix", "assets", ["digest_prefix"])
     op.create_table(
         "contributions",
         sa.Column("leaf_index", sa.BigInteger, primary_key=True, autoincrement=False),
