@@ -6,6 +6,7 @@ because the machines are shared and noisy: ratios travel between machines, secon
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -43,6 +44,14 @@ def exit_cleanly_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark shares: --quick (a smoke test) and --output."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser.add_argument("--output", type=Path, help="results file (default bench/results/...)")
+    return parser
 
 
 def log(message: str) -> None:

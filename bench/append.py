@@ -27,7 +27,6 @@ insert, the lightest of the entry kinds that carry a fact.
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from _common import (
+    bench_parser,
     exit_cleanly_on_sigterm,
     fmt_pct,
     fmt_rate,
@@ -264,12 +264,10 @@ def render(result: dict[str, Any], entries: int, batch_size: int, repeats: int) 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser = bench_parser(__doc__ or "")
     parser.add_argument("--entries", type=int, help="entries per measurement (default 50,000)")
     parser.add_argument("--batch", type=int, default=1000, help="entries per append_many call")
     parser.add_argument("--repeats", type=int, default=3, help="repeats; the median is reported")
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/...)")
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
     entries = args.entries or (5_000 if args.quick else 50_000)

@@ -9,13 +9,13 @@ alternating, after one untimed warm-up read so that both see the page cache alik
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 
 from _common import (
+    bench_parser,
     exit_cleanly_on_sigterm,
     fmt_pct,
     log,
@@ -41,11 +41,9 @@ def write_file(path: Path, size_mib: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a 64 MiB file: a smoke test")
+    parser = bench_parser(__doc__ or "")
     parser.add_argument("--size-mib", type=int, default=1024, help="file size (default 1 GiB)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each")
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/...)")
     args = parser.parse_args()
     exit_cleanly_on_sigterm()
     size_mib = 64 if args.quick else args.size_mib

@@ -23,7 +23,6 @@ served by `LogStore.inclusion_proof` / `LogStore.consistency_proof` (the code pa
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import random
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from _common import (
+    bench_parser,
     exit_cleanly_on_sigterm,
     fmt_ms,
     fmt_rate,
@@ -383,8 +383,7 @@ def render(large: dict[str, Any], same: dict[str, Any], rival: dict[str, Any]) -
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser = bench_parser(__doc__ or "")
     parser.add_argument("--size", type=int, help="leaves in the big tree (default 10,000,000)")
     parser.add_argument("--competitor-size", type=int, help="leaves for pymerkle (200,000)")
     parser.add_argument("--proofs", type=int, help="timed proofs of each kind (1,000; quick 200)")
@@ -392,7 +391,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=250_000, help="leaves per fill transaction")
     parser.add_argument("--seed", type=int, default=20240601, help="seed for the random queries")
     parser.add_argument("--workdir", type=Path, help="where the temporary databases go")
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/...)")
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
     size = args.size or (200_000 if args.quick else 10_000_000)

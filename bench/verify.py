@@ -21,7 +21,6 @@ on the same machine in the same run:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    bench_parser,
     exit_cleanly_on_sigterm,
     fmt_pct,
     fmt_rate,
@@ -339,13 +339,11 @@ def render(result: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser = bench_parser(__doc__ or "")
     parser.add_argument("--entries", type=int, help="entries in the log (default 1,000,000)")
     parser.add_argument("--batch", type=int, default=1000, help="entries per append_many call")
     parser.add_argument("--repeats", type=int, default=1, help="repeats of each timed step")
     parser.add_argument("--workdir", type=Path, help="where the temporary workspace goes")
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/...)")
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
     entries = args.entries or (20_000 if args.quick else 1_000_000)

@@ -102,7 +102,7 @@ def print_summary(ws: Workspace, out: Console) -> None:
 def demo_command(workspace_dir: Path | None, database_url: str | None) -> None:
     """Create a workspace, record a small cooperative's contributions, then verify everything."""
     console = stderr_console()
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, markup=False)  # data, never markup
     if not out.is_terminal:
         out.width = 110
     folder = workspace_dir or Path(tempfile.mkdtemp(prefix="quotepart-demo-")) / "workspace"
