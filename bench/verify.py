@@ -52,10 +52,10 @@ import quotepart
 from quotepart.ids import Digest, PartyId
 from quotepart.log import NodeId, audit, parse_entry
 from quotepart.log.kinds import (
-    AssetRegisteredV1,
+    AssetRegisteredV2,
     ContributionRecordedV1,
     EntryBody,
-    PartyRegisteredV1,
+    PartyRegisteredV2,
 )
 from quotepart.log.verify import CHUNK_SIZE
 from quotepart.workspace import Workspace
@@ -85,7 +85,7 @@ def build_log(ws: Workspace, entries: int, batch: int) -> float:
             author = parties[(i // 2) % PARTIES]
             if i % 2 == 0:
                 asset = Digest.of_bytes(f"bench/verify/{i}".encode())
-                items.append((AssetRegisteredV1(asset, "dataset", f"dataset {i}"), author))
+                items.append((AssetRegisteredV2(asset, "dataset", f"dataset {i}"), author))
             else:
                 contributor = parties[(i // 2 + 1) % PARTIES]
                 body = ContributionRecordedV1(contributor, asset, "data", Fraction(1, 2))
@@ -149,9 +149,9 @@ def time_parsing(data: Sequence[bytes]) -> tuple[float, list[Triple]]:
     with stopwatch() as elapsed:
         for raw in data:
             entry = parse_entry(raw)
-            if entry.kind == PartyRegisteredV1.KIND:
+            if entry.kind == PartyRegisteredV2.KIND:
                 body = entry.body()
-                assert isinstance(body, PartyRegisteredV1)
+                assert isinstance(body, PartyRegisteredV2)
                 keys[body.party] = body.public_key.raw
             triples.append((keys[entry.author], entry.signature, entry.signed_message))
     return elapsed[0], triples

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fractions import Fraction
 
 from quotepart.ids import Digest, PartyId
-from quotepart.log.kinds import AssetRegisteredV1, ContributionRecordedV1
+from quotepart.log.kinds import AssetRegisteredV2, ContributionRecordedV1
 from quotepart.workspace import Workspace
 
 
-def asset_body(number: int, kind: str = "dataset") -> AssetRegisteredV1:
-    return AssetRegisteredV1(Digest.of_bytes(f"asset {number}".encode()), kind, f"asset {number}")
+def asset_body(number: int, kind: str = "dataset") -> AssetRegisteredV2:
+    return AssetRegisteredV2(Digest.of_bytes(f"asset {number}".encode()), kind, f"asset {number}")
 
 
 def populate(ws: Workspace, assets: int = 6) -> tuple[list[PartyId], list[Digest]]:

@@ -81,6 +81,29 @@ class PartyId:
 
 
 @dataclass(frozen=True, slots=True, order=True)
+class RunId:
+    """`run:<ULID>`: one activity (preprocess, train, evaluate, serve) that used and made assets."""
+
+    ulid: str
+
+    PREFIX = "run:"
+
+    @classmethod
+    def new(cls, clock: Clock = utc_now) -> RunId:
+        return cls(str(ULID.from_datetime(clock())))
+
+    @classmethod
+    def parse(cls, text: str) -> RunId:
+        ulid = text[len(cls.PREFIX) :] if isinstance(text, str) else ""
+        if not isinstance(text, str) or not text.startswith(cls.PREFIX) or not _ULID_RE.match(ulid):
+            raise InputError(f"not a run id: {text!r}", hint="expected run:<26-character ULID>")
+        return cls(ulid)
+
+    def __str__(self) -> str:
+        return f"{self.PREFIX}{self.ulid}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
 class Digest:
     """`sha256:<64 lowercase hex>`: the content address of an asset."""
 

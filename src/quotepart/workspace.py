@@ -49,10 +49,10 @@ from quotepart.log import (
     verifier_key,
 )
 from quotepart.log.kinds import (
-    AssetRegisteredV1,
+    AssetRegisteredV2,
     ContributionRecordedV1,
     EntryBody,
-    PartyRegisteredV1,
+    PartyRegisteredV2,
 )
 from quotepart.store import LogStore, migrate, open_engine, sqlite_url
 from quotepart.store.projections import digest_prefix
@@ -177,7 +177,7 @@ class Workspace:
         """Create a party with its own key (kept in this workspace) and register it in the log."""
         party = PartyId.new(self.clock)
         key = key or SigningKey.generate()
-        body = PartyRegisteredV1(party, name, tuple(sorted(set(roles))), key.public)
+        body = PartyRegisteredV2(party, name, tuple(sorted(set(roles))), key.public)
         entry = sign_entry(body, author=party, key=key, clock=self.clock)
         key_path = self._party_key_path(party)
         key.save(key_path)  # after sign_entry validated the body
@@ -195,7 +195,7 @@ class Workspace:
         returns the same asset without a new entry."""
         digest = content if isinstance(content, Digest) else Digest.of_bytes(content)
         if self.asset(digest) is None:
-            self.append(AssetRegisteredV1(digest, asset_kind, name), author=by)
+            self.append(AssetRegisteredV2(digest, asset_kind, name), author=by)
         return digest
 
     def record_contribution(

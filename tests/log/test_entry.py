@@ -16,16 +16,16 @@ from quotepart.errors import InputError, MalformedEntryError, SignatureError, Un
 from quotepart.ids import Digest, PartyId
 from quotepart.log import SigningKey, canonicalize, parse_canonical, parse_entry, sign_entry
 from quotepart.log.kinds import (
-    AssetRegisteredV1,
+    AssetRegisteredV2,
     ContributionRecordedV1,
-    PartyRegisteredV1,
+    PartyRegisteredV2,
     decode_body,
 )
 from tests.conftest import FakeClock
 
 KEY = SigningKey.from_seed(bytes(range(32)))
 PARTY = PartyId("01KDVDNA01B8RSBPFQMW9M1J7W")
-ASSET = AssetRegisteredV1(Digest.of_bytes(b"x"), "dataset", "x")
+ASSET = AssetRegisteredV2(Digest.of_bytes(b"x"), "dataset", "x")
 
 
 def test_rfc8785_sorts_keys_by_utf16_code_units() -> None:
@@ -107,7 +107,7 @@ GOOD = sign_entry(ASSET, author=PARTY, key=KEY, clock=FakeClock()).canonical
             id="unknown-kind",
         ),
         pytest.param(
-            mutate(GOOD, v=2), UnknownKindError, "unknown version 2", id="unknown-version"
+            mutate(GOOD, v=3), UnknownKindError, "unknown version 3", id="unknown-version"
         ),
         pytest.param(mutate(GOOD, v=0), UnknownKindError, "unknown version 0", id="version-zero"),
         pytest.param(
@@ -170,7 +170,7 @@ def test_bodies_validate_their_fields() -> None:
             {"party": str(PARTY), "asset": str(ASSET.asset), "role": "data", "share": "3/2"}
         )
     with pytest.raises(MalformedEntryError, match="roles"):
-        PartyRegisteredV1.from_body(
+        PartyRegisteredV2.from_body(
             {
                 "party": str(PARTY),
                 "name": "A",
@@ -179,7 +179,7 @@ def test_bodies_validate_their_fields() -> None:
             }
         )
     with pytest.raises(MalformedEntryError, match="public_key"):
-        PartyRegisteredV1.from_body(
+        PartyRegisteredV2.from_body(
             {"party": str(PARTY), "name": "A", "roles": ["coop"], "public_key": "AAAA"}
         )
     with pytest.raises(InputError, match="no time zone"):
@@ -212,9 +212,9 @@ def test_parse_of_sign_is_identity(
 ) -> None:
     share = Fraction(numerator, numerator + extra)
     for body in (
-        AssetRegisteredV1(Digest.of_bytes(name.encode()), "model", name),
+        AssetRegisteredV2(Digest.of_bytes(name.encode()), "model", name),
         ContributionRecordedV1(PARTY, Digest.of_bytes(name.encode()), role, share),
-        PartyRegisteredV1(PARTY, name[:200], ("contributor",), KEY.public),
+        PartyRegisteredV2(PARTY, name[:200], ("contributor",), KEY.public),
     ):
         entry = sign_entry(body, author=PARTY, key=KEY, clock=lambda: moment)
         assert canonicalize(json.loads(entry.canonical)) == entry.canonical

@@ -28,7 +28,7 @@ from quotepart.log import (
     verify_consistency,
     verify_inclusion,
 )
-from quotepart.log.kinds import ContributionRecordedV1, PartyRegisteredV1
+from quotepart.log.kinds import ContributionRecordedV1, PartyRegisteredV2
 from quotepart.store.schema import PROJECTION_TABLES, checkpoints, log_entries, metadata
 from quotepart.workspace import Workspace, init_workspace, open_workspace
 from tests.conftest import FakeClock
@@ -135,7 +135,7 @@ def test_a_party_keeping_its_own_key_registers_and_signs_elsewhere(ws: Workspace
     own_key = SigningKey.generate()
     party = PartyId.new(ws.clock)
     registration = sign_entry(
-        PartyRegisteredV1(party, "Remote Clinic", ("contributor",), own_key.public),
+        PartyRegisteredV2(party, "Remote Clinic", ("contributor",), own_key.public),
         author=party,
         key=own_key,
         clock=ws.clock,
@@ -153,7 +153,7 @@ def test_a_party_cannot_be_registered_by_someone_else(ws: Workspace) -> None:
     victim_key = SigningKey.generate()
     victim = PartyId.new(ws.clock)
     entry = sign_entry(
-        PartyRegisteredV1(victim, "Victim", ("contributor",), victim_key.public),
+        PartyRegisteredV2(victim, "Victim", ("contributor",), victim_key.public),
         author=operator,
         key=ws.signing_key(operator),
         clock=ws.clock,

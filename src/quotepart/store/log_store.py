@@ -37,7 +37,7 @@ from quotepart.log import (
     merkle,
     parse_entry,
 )
-from quotepart.log.kinds import PartyRegisteredV1
+from quotepart.log.kinds import PartyRegisteredV2
 from quotepart.store.engine import WalCheckpointer, bulk_insert, select_where_in, writer
 from quotepart.store.projections import ProjectionWriter, apply_projections, prefetch
 from quotepart.store.schema import (
@@ -219,9 +219,9 @@ class LogStore:
         *,
         signed_here: bool,
     ) -> None:
-        if entry.kind == PartyRegisteredV1.KIND:
+        if entry.kind == PartyRegisteredV2.KIND:
             body = entry.body()
-            assert isinstance(body, PartyRegisteredV1)
+            assert isinstance(body, PartyRegisteredV2)
             if body.party != entry.author:
                 raise UnknownAuthorError(
                     f"{body.party} must sign its own registration, but {entry.author} signed it",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -104,5 +105,33 @@ contributions = Table(
     Column("share", String(64), nullable=False),
 )
 
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("operator", String(40), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("started", String(32), nullable=False),
+    Column("ended", String(32), nullable=False),
+    Column("leaf_index", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+lineage_edges = Table(
+    "lineage_edges",
+    metadata,
+    # child -> parent, read "child came from parent": a run `used` an asset, an asset was
+    # `generated` by a run, an asset was `derived` from another (a cohort from its dataset).
+    # Nodes are asset digests or run ids. The primary key serves upstream walks, the
+    # parent index downstream ones.
+    Column("child", String(71), primary_key=True),
+    Column("parent", String(71), primary_key=True),
+    Column("relation", String(16), nullable=False),
+    Column("leaf_index", BigInteger, nullable=False),
+    Index("ix_lineage_edges_parent", "parent", "child"),
+    sqlite_with_rowid=False,
+)
+
 LOG_TABLES = (log_head, log_meta, log_entries, tree_nodes, checkpoints)
-PROJECTION_TABLES = (parties, assets, contributions)
+PROJECTION_TABLES = (parties, assets, contributions, runs, lineage_edges)

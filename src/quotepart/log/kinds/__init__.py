@@ -8,16 +8,33 @@ from __future__ import annotations
 
 from quotepart.errors import UnknownKindError
 from quotepart.log.kinds._base import EntryBody, RawBody, Upcaster, format_fraction
-from quotepart.log.kinds.asset import ASSET_KINDS, AssetRegisteredV1
+from quotepart.log.kinds.asset import (
+    ASSET_KINDS,
+    DIGEST_SCHEMES,
+    FIELD_TYPES,
+    METADATA_FIELDS,
+    AssetRegisteredV2,
+    upcast_asset_v1,
+)
 from quotepart.log.kinds.contribution import CONTRIBUTION_ROLES, ContributionRecordedV1
-from quotepart.log.kinds.party import PARTY_ROLES, PartyRegisteredV1
+from quotepart.log.kinds.party import (
+    AGENT_TYPES,
+    PARTY_ROLES,
+    PartyRegisteredV2,
+    upcast_party_v1,
+)
+from quotepart.log.kinds.run import RUN_STATUSES, RunRecordedV1, describe_value
 
 CURRENT: dict[str, type[EntryBody]] = {
-    cls.KIND: cls for cls in (PartyRegisteredV1, AssetRegisteredV1, ContributionRecordedV1)
+    cls.KIND: cls
+    for cls in (PartyRegisteredV2, AssetRegisteredV2, ContributionRecordedV1, RunRecordedV1)
 }
 """The newest body class of each kind."""
 
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    (PartyRegisteredV2.KIND, 1): upcast_party_v1,
+    (AssetRegisteredV2.KIND, 1): upcast_asset_v1,
+}
 """(kind, version v) -> function turning a v body into a v+1 body."""
 
 
@@ -46,16 +63,23 @@ def decode_body(kind: str, version: int, body: RawBody) -> EntryBody:
 
 
 __all__ = [
+    "AGENT_TYPES",
     "ASSET_KINDS",
     "CONTRIBUTION_ROLES",
     "CURRENT",
+    "DIGEST_SCHEMES",
+    "FIELD_TYPES",
+    "METADATA_FIELDS",
     "PARTY_ROLES",
+    "RUN_STATUSES",
     "UPCASTERS",
-    "AssetRegisteredV1",
+    "AssetRegisteredV2",
     "ContributionRecordedV1",
     "EntryBody",
-    "PartyRegisteredV1",
+    "PartyRegisteredV2",
     "RawBody",
+    "RunRecordedV1",
     "decode_body",
+    "describe_value",
     "format_fraction",
 ]

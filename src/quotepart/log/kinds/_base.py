@@ -85,6 +85,35 @@ class BodyReader:
             raise self._fail(field, f"base64 of {length} bytes")
         return raw
 
+    def integer(self, field: str, *, optional: bool = False, minimum: int = 0) -> Any:
+        value = self.body.get(field)
+        if value is None and optional:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self._fail(field, f"an integer of at least {minimum}")
+        return value
+
+    def text_list(self, field: str, *, pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
+        """A sorted list without repeats (one spelling per set, so equal sets sign equally)."""
+        value = self.body.get(field)
+        if (
+            not isinstance(value, list)
+            or any(not isinstance(item, str) or not item for item in value)
+            or value != sorted(set(value))
+            or (pattern is not None and not all(pattern.match(item) for item in value))
+        ):
+            expected = "a sorted list of distinct strings"
+            raise self._fail(field, expected + (f" matching {pattern.pattern}" if pattern else ""))
+        return tuple(value)
+
+    def mapping(self, field: str, *, optional: bool = False) -> dict[str, Any]:
+        value = self.body.get(field)
+        if value is None and optional:
+            return {}
+        if not isinstance(value, dict):
+            raise self._fail(field, "an object")
+        return value
+
     def fraction(self, field: str) -> Fraction:
         value = self.body.get(field)
         if not isinstance(value, str) or not _FRACTION_RE.match(value):

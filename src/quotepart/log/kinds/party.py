@@ -1,4 +1,4 @@
-"""`party.registered`: a party and the public key that signs its entries."""
+"""`party.registered`: a party, what kind of agent it is, and the public key that signs its entries."""
 
 from __future__ import annotations
 
@@ -6,40 +6,62 @@ import base64
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from quotepart.ids import PartyId
+from quotepart.ids import Digest, PartyId
 from quotepart.log.keys import PUBLIC_KEY_SIZE, VerifyKey
 from quotepart.log.kinds._base import BodyReader, RawBody
 
 PARTY_ROLES = frozenset({"auditor", "consumer", "contributor", "coop", "operator"})
+AGENT_TYPES = frozenset({"community", "organisation", "person", "software"})
+"""PROV agent types (`prov:Person`, `prov:Organization`, `prov:SoftwareAgent`) plus
+communities, which share as a group without being a legal organisation."""
 
 
 @dataclass(frozen=True, slots=True)
-class PartyRegisteredV1:
-    """Signed by the party's own key, which proves the registrant holds it."""
+class PartyRegisteredV2:
+    """Signed by the party's own key, which proves the registrant holds it.
+
+    A payout reference (an IBAN, a mobile-money number) never enters the log: only a
+    salted SHA-256 commitment to it does, so a statement can later prove which account
+    was paid without publishing it (`quotepart.provenance.parties.commit_payout`).
+    """
 
     KIND: ClassVar[str] = "party.registered"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     party: PartyId
     name: str
     roles: tuple[str, ...]
     public_key: VerifyKey
+    agent_type: str = "organisation"
+    payout_commitment: Digest | None = None
 
     def to_body(self) -> RawBody:
-        return {
+        body: RawBody = {
             "party": str(self.party),
             "name": self.name,
             "roles": sorted(self.roles),
             "public_key": base64.b64encode(self.public_key.raw).decode(),
+            "agent_type": self.agent_type,
         }
+        if self.payout_commitment is not None:
+            body["payout_commitment"] = str(self.payout_commitment)
+        return body
 
     @classmethod
     def from_body(cls, body: RawBody) -> Self:
         read = BodyReader(cls.KIND, body)
-        read.only("party", "name", "roles", "public_key")
+        read.only("party", "name", "roles", "public_key", "agent_type", "payout_commitment")
+        commitment = read.text("payout_commitment", optional=True)
         return cls(
             party=PartyId.parse(read.text("party")),
             name=read.text("name", max_length=200),
             roles=read.choices("roles", PARTY_ROLES),
             public_key=VerifyKey(read.b64("public_key", length=PUBLIC_KEY_SIZE)),
+            agent_type=read.choice("agent_type", AGENT_TYPES),
+            payout_commitment=None if commitment is None else Digest.parse(commitment),
         )
+
+
+def upcast_party_v1(body: RawBody) -> RawBody:
+    """v1 had no agent type; the parties it registered were organisations or unknown."""
+    return {**body, "agent_type": "organisation"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -22,13 +23,15 @@ from sqlalchemy import Connection, Table
 from quotepart.errors import InputError, NotFoundError
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
-    AssetRegisteredV1,
+    AssetRegisteredV2,
     ContributionRecordedV1,
-    PartyRegisteredV1,
+    PartyRegisteredV2,
+    RunRecordedV1,
     format_fraction,
 )
 from quotepart.store.engine import bulk_insert, select_where_in
-from quotepart.store.schema import assets, contributions, parties
+from quotepart.store.lineage import reaches
+from quotepart.store.schema import assets, contributions, lineage_edges, parties, runs
 
 
 def digest_prefix(digest: str) -> int:
@@ -38,6 +41,7 @@ def digest_prefix(digest: str) -> int:
 
 _LOOKUPS: dict[str, tuple[str, str | None]] = {
     "parties": ("party_id", None),
+    "runs": ("run_id", None),
     "assets": ("digest", "digest_prefix"),
 }
 """table -> (key column, the indexed 8-byte prefix column that finds it, if any)."""
@@ -50,6 +54,31 @@ class ProjectionWriter:
         self.conn = conn
         self._rows: dict[Table, list[dict[str, Any]]] = {}
         self._known: dict[tuple[str, str], bool] = {}
+        self._shares: dict[str, Fraction] = {}
+
+    def share_total(self, asset: str) -> Fraction:
+        """The declared shares of `asset` so far, from the database and this batch."""
+        total = self._shares.get(asset)
+        if total is None:
+            rows = select_where_in(self.conn, contributions, ["share"], "asset", [asset])
+            total = sum((Fraction(row[0]) for row in rows), Fraction(0))
+            self._shares[asset] = total
+        return total
+
+    def prefetch_shares(self, assets_wanted: Iterable[str]) -> None:
+        """Load the declared-share totals of many assets in one query."""
+        wanted = sorted(set(assets_wanted) - set(self._shares))
+        if not wanted:
+            return
+        totals = dict.fromkeys(wanted, Fraction(0))
+        for asset, share in select_where_in(
+            self.conn, contributions, ["asset", "share"], "asset", wanted
+        ):
+            totals[asset] += Fraction(share)
+        self._shares.update(totals)
+
+    def add_share(self, asset: str, share: Fraction) -> None:
+        self._shares[asset] = self.share_total(asset) + share
 
     def prefetch(self, wanted: Iterable[tuple[Table, str]]) -> None:
         """Look up many keys (single-column primary keys) in one query per table."""
@@ -98,7 +127,7 @@ KeysNeeded = Callable[[SignedEntry], list[tuple[Table, str]]]
 
 def project_party(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, PartyRegisteredV1)
+    assert isinstance(body, PartyRegisteredV2)
     if writer.exists(parties, str(body.party)):
         raise InputError(f"{body.party} is already registered", hint="a party is registered once")
     writer.add(
@@ -116,13 +145,28 @@ def project_party(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int)
 
 def project_asset(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, AssetRegisteredV1)
+    assert isinstance(body, AssetRegisteredV2)
     if writer.exists(assets, str(body.asset)):
         raise InputError(
             f"asset {body.asset} is already registered",
             hint="registering the same content again returns the existing asset; look it up instead",
         )
     digest = str(body.asset)
+    for parent in body.derived_from:
+        if not writer.exists(assets, str(parent)):
+            raise NotFoundError(
+                f"asset {digest} derives from unknown asset {parent}",
+                hint="register the asset it derives from first",
+            )
+        writer.add(
+            lineage_edges,
+            {
+                "child": digest,
+                "parent": str(parent),
+                "relation": "derived",
+                "leaf_index": leaf_index,
+            },
+        )
     writer.add(
         assets,
         {
@@ -148,6 +192,15 @@ def project_contribution(writer: ProjectionWriter, entry: SignedEntry, leaf_inde
         raise NotFoundError(
             f"contribution names unknown asset {body.asset}", hint="register the asset first"
         )
+    total = writer.share_total(str(body.asset)) + body.share
+    if total > 1:
+        raise InputError(
+            f"the declared shares of asset {body.asset} would add up to {format_fraction(total)}, "
+            "more than the whole",
+            hint="shares of one asset sum to at most 1; record them together with "
+            "Workspace.contribute(..., normalise=True) to scale them",
+        )
+    writer.add_share(str(body.asset), body.share)
     writer.add(
         contributions,
         {
@@ -160,12 +213,82 @@ def project_contribution(writer: ProjectionWriter, entry: SignedEntry, leaf_inde
     )
 
 
+def project_run(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
+    body = entry.body()
+    assert isinstance(body, RunRecordedV1)
+    run = str(body.run)
+    if writer.exists(runs, run):
+        raise InputError(f"{run} is already recorded", hint="a run is recorded once, when it ends")
+    if not writer.exists(parties, str(body.operator)):
+        raise NotFoundError(
+            f"{run} names unknown operator {body.operator}", hint="register the party first"
+        )
+    for digest in (*body.inputs, *body.outputs):
+        if not writer.exists(assets, str(digest)):
+            raise NotFoundError(
+                f"{run} names unknown asset {digest}",
+                hint="register every asset a run uses or produces before recording the run",
+            )
+    if body.outputs and body.inputs:
+        writer.flush()  # the walk below reads this batch's edges too
+        looped = reaches(writer.conn, [str(d) for d in body.outputs], [str(d) for d in body.inputs])
+        if looped is not None:
+            raise InputError(
+                f"{run} would close a lineage cycle: it uses {looped}, which already comes "
+                "from one of its outputs",
+                hint="an asset cannot be its own ancestor; register the changed content as a new asset",
+            )
+    writer.add(
+        runs,
+        {
+            "run_id": run,
+            "name": body.name,
+            "operator": str(body.operator),
+            "status": body.status,
+            "started": entry.raw_body["started"],
+            "ended": entry.raw_body["ended"],
+            "leaf_index": leaf_index,
+        },
+        key=run,
+    )
+    for digest in sorted(set(body.inputs)):
+        writer.add(
+            lineage_edges,
+            {"child": run, "parent": str(digest), "relation": "used", "leaf_index": leaf_index},
+        )
+    for digest in sorted(set(body.outputs)):
+        writer.add(
+            lineage_edges,
+            {
+                "child": str(digest),
+                "parent": run,
+                "relation": "generated",
+                "leaf_index": leaf_index,
+            },
+        )
+
+
+def _run_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
+    body = entry.raw_body
+    keys: list[tuple[Table, str]] = [
+        (runs, str(body.get("run"))),
+        (parties, str(body.get("operator"))),
+    ]
+    for field in ("inputs", "outputs"):
+        values = body.get(field)
+        if isinstance(values, list):
+            keys.extend((assets, str(value)) for value in values)
+    return keys
+
+
 def _party_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
     return [(parties, str(entry.raw_body.get("party")))]
 
 
 def _asset_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
-    return [(assets, str(entry.raw_body.get("asset")))]
+    derived = entry.raw_body.get("derived_from")
+    parents = [str(d) for d in derived] if isinstance(derived, list) else []
+    return [(assets, str(entry.raw_body.get("asset"))), *((assets, d) for d in parents)]
 
 
 def _contribution_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
@@ -173,20 +296,27 @@ def _contribution_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
 
 
 PROJECTIONS: dict[str, tuple[Projection, ...]] = {
-    PartyRegisteredV1.KIND: (project_party,),
-    AssetRegisteredV1.KIND: (project_asset,),
+    PartyRegisteredV2.KIND: (project_party,),
+    AssetRegisteredV2.KIND: (project_asset,),
     ContributionRecordedV1.KIND: (project_contribution,),
+    RunRecordedV1.KIND: (project_run,),
 }
 
 KEYS_NEEDED: dict[str, KeysNeeded] = {
-    PartyRegisteredV1.KIND: _party_keys,
-    AssetRegisteredV1.KIND: _asset_keys,
+    PartyRegisteredV2.KIND: _party_keys,
+    AssetRegisteredV2.KIND: _asset_keys,
     ContributionRecordedV1.KIND: _contribution_keys,
+    RunRecordedV1.KIND: _run_keys,
 }
 """Keys each kind's projections will look up, so a batch can fetch them in bulk first."""
 
 
 def prefetch(writer: ProjectionWriter, entries: Sequence[SignedEntry]) -> None:
+    writer.prefetch_shares(
+        str(entry.raw_body.get("asset"))
+        for entry in entries
+        if entry.kind == ContributionRecordedV1.KIND
+    )
     writer.prefetch(
         key
         for entry in entries
