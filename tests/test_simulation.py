@@ -37,6 +37,7 @@ class LogSimulation(RuleBasedStateMachine):
         self.folder = Path(tempfile.mkdtemp(prefix="quotepart-sim-"))
         self.ws = init_workspace(self.folder / "ws", clock=FakeClock())
         self.expected_size = 0
+        self.declared: dict[Digest, Fraction] = {}
         self.checkpoints_seen: list[str] = []
 
     def teardown(self) -> None:
@@ -58,7 +59,13 @@ class LogSimulation(RuleBasedStateMachine):
 
     @rule(party=parties, asset=assets, share=st.fractions(Fraction(1, 100), Fraction(1)))
     def contribute(self, party: PartyId, asset: Digest, share: Fraction) -> None:
+        declared = self.declared.get(asset, Fraction(0))
+        if declared + share > 1:  # the shares of one asset never exceed the whole
+            with pytest.raises(InputError, match="more than the whole"):
+                self.ws.record_contribution(party, asset, role="data", share=share, by=party)
+            return
         self.ws.record_contribution(party, asset, role="data", share=share, by=party)
+        self.declared[asset] = declared + share
         self.expected_size += 1
 
     @rule(party=parties)

@@ -2,8 +2,11 @@
 
 ```python
 ws = quotepart.init_workspace("coop-ledger")            # or open_workspace(...)
-coop = ws.register_party("Riverside Data Coop", roles=("coop", "operator"))
-cohort = ws.register_asset(b"...records...", asset_kind="cohort", name="Ward 3", by=coop)
+hospital = ws.register_party("St Mary's", roles=("contributor",), payout_reference="DE89…")
+lab = ws.register_party("Diagnostics Lab", roles=("operator",))
+data = ws.register_data(frame, name="Admissions 2025", by=hospital, license="CC-BY-4.0")
+ws.contribute(data, {hospital: 1}, role="data", by=hospital)
+model = ws.track(LogisticRegression(), operator=lab, uses=[data]).fit(X, y).model
 ws.verify()
 ```
 
@@ -13,6 +16,7 @@ Layout of a workspace folder:
     quotepart.db        the SQLite database, unless the URL points elsewhere
     keys/log.key        the log's checkpoint signing key (0600)
     keys/party-<ULID>.key  keys of the parties this workspace signs for (0600)
+    keys/party-<ULID>.payout.json  payout references, kept off the log (0600)
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ from quotepart.log.kinds import (
     EntryBody,
     PartyRegisteredV2,
 )
+from quotepart.provenance.parties import PayoutSecret
+from quotepart.provenance.recorder import ProvenanceRecorder
 from quotepart.store import LogStore, migrate, open_engine, sqlite_url
 from quotepart.store.projections import digest_prefix
 from quotepart.store.schema import assets, contributions, parties
@@ -91,7 +97,7 @@ class ContributionRecord:
     leaf_index: int
 
 
-class Workspace:
+class Workspace(ProvenanceRecorder):
     """A log and its projections, with the keys of the parties it signs for."""
 
     def __init__(self, path: Path, store: LogStore, log_key: SigningKey, clock: Clock) -> None:
@@ -172,21 +178,78 @@ class Workspace:
     # ----------------------------------------------------------- the facts
 
     def register_party(
-        self, name: str, *, roles: Sequence[str] = ("contributor",), key: SigningKey | None = None
+        self,
+        name: str,
+        *,
+        roles: Sequence[str] = ("contributor",),
+        agent_type: str = "organisation",
+        payout_reference: str | None = None,
+        key: SigningKey | None = None,
     ) -> PartyId:
-        """Create a party with its own key (kept in this workspace) and register it in the log."""
+        """Create a party with its own key (kept in this workspace) and register it in the log.
+
+        `agent_type` is person, organisation, community or software. A payout reference
+        (IBAN, mobile-money number) stays in this workspace's keys folder; the log holds
+        only a salted commitment to it.
+        """
         party = PartyId.new(self.clock)
         key = key or SigningKey.generate()
-        body = PartyRegisteredV2(party, name, tuple(sorted(set(roles))), key.public)
+        payout = PayoutSecret.new(payout_reference) if payout_reference is not None else None
+        body = PartyRegisteredV2(
+            party,
+            name,
+            tuple(sorted(set(roles))),
+            key.public,
+            agent_type,
+            payout.commitment() if payout else None,
+        )
         entry = sign_entry(body, author=party, key=key, clock=self.clock)
         key_path = self._party_key_path(party)
+        payout_path = self._payout_path(party)
         key.save(key_path)  # after sign_entry validated the body
         try:
+            if payout is not None:
+                payout.save(payout_path)
             self.store.append([entry], signed_here=True)
         except BaseException:
             key_path.unlink(missing_ok=True)
+            payout_path.unlink(missing_ok=True)
             raise
         return party
+
+    def _payout_path(self, party: PartyId) -> Path:
+        return self.path / KEYS_DIR / f"party-{party.ulid}.payout.json"
+
+    def payout_reference(self, party: PartyId) -> str:
+        """The clear payout reference of `party`, checked against its commitment in the log.
+
+        Raises:
+            NotFoundError: no reference is held here for that party.
+            VerificationError: the file does not open the commitment the party signed.
+        """
+        path = self._payout_path(party)
+        if not path.exists():
+            raise NotFoundError(
+                f"this workspace holds no payout reference for {party}",
+                hint="the party registered without one, or elsewhere",
+            )
+        secret = PayoutSecret.load(path)
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(parties.c.leaf_index).where(parties.c.party_id == str(party))
+            ).first()
+        if row is None:
+            raise UnknownAuthorError(
+                f"{party} is not registered in this log", hint="register it first"
+            )
+        body = self.entry_at(int(row[0])).body()
+        assert isinstance(body, PartyRegisteredV2)
+        if body.payout_commitment is None:
+            raise VerificationError(
+                f"{party} registered without a payout commitment", hint="nothing to open"
+            )
+        secret.open(body.payout_commitment)
+        return secret.reference
 
     def register_asset(
         self, content: bytes | Digest, *, asset_kind: str, name: str, by: PartyId
@@ -195,7 +258,8 @@ class Workspace:
         returns the same asset without a new entry."""
         digest = content if isinstance(content, Digest) else Digest.of_bytes(content)
         if self.asset(digest) is None:
-            self.append(AssetRegisteredV2(digest, asset_kind, name), author=by)
+            size = None if isinstance(content, Digest) else len(content)
+            self.append(AssetRegisteredV2(digest, asset_kind, name, size=size), author=by)
         return digest
 
     def record_contribution(

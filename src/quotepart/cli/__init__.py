@@ -19,6 +19,13 @@ from quotepart.cli._base import (
 )
 from quotepart.cli.demo import demo_command
 from quotepart.cli.log_commands import log_group
+from quotepart.cli.provenance_commands import (
+    asset_group,
+    contribute_command,
+    lineage_command,
+    party_group,
+    run_group,
+)
 from quotepart.errors import QuotepartError
 from quotepart.log import verifier_key
 from quotepart.workspace import init_workspace
@@ -151,3 +158,7 @@ cli.add_command(demo_command)
 
 def main() -> None:
     cli(prog_name="quotepart")
+
+
+for command in (party_group, asset_group, contribute_command, run_group, lineage_command):
+    cli.add_command(command)

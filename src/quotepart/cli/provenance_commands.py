@@ -1,0 +1,419 @@
+"""`quotepart party|asset|contribute|run|lineage`: the provenance SDK from the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from quotepart.cli._base import emit_json, json_option, load_workspace, workspace_options
+from quotepart.errors import InputError, VerificationError
+from quotepart.ids import Digest, PartyId
+from quotepart.log import Checkpoint, NoteVerifier, leaf_hash, parse_entry, verify_inclusion
+from quotepart.log.kinds import AGENT_TYPES, ASSET_KINDS, CONTRIBUTION_ROLES, PARTY_ROLES
+from quotepart.provenance.digest import MemberProof
+from quotepart.provenance.tables import read_table
+from quotepart.workspace import Workspace
+
+PROOF_FORMAT = "quotepart/record-proof/v1"
+
+
+def _party(text: str) -> PartyId:
+    return PartyId.parse(text)
+
+
+# ----------------------------------------------------------------- parties
+
+
+@click.group("party")
+def party_group() -> None:
+    """Register and list parties (contributors, operators, consumers, auditors, coops)."""
+
+
+@party_group.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(sorted(PARTY_ROLES)),
+    default=["contributor"],
+)
+@click.option(
+    "--type", "agent_type", type=click.Choice(sorted(AGENT_TYPES)), default="organisation"
+)
+@click.option("--payout", default=None, help="IBAN or mobile-money number (kept off the log).")
+@workspace_options
+@json_option
+def party_add(
+    workspace_dir: Path,
+    database_url: str | None,
+    as_json: bool,
+    name: str,
+    roles: tuple[str, ...],
+    agent_type: str,
+    payout: str | None,
+) -> None:
+    """Register a party NAME with a new signing key kept in the workspace."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        party = ws.register_party(name, roles=roles, agent_type=agent_type, payout_reference=payout)
+    if as_json:
+        emit_json({"party": str(party), "name": name, "roles": sorted(set(roles))})
+    else:
+        click.echo(str(party))
+
+
+@party_group.command("list")
+@workspace_options
+@json_option
+def party_list(workspace_dir: Path, database_url: str | None, as_json: bool) -> None:
+    """List the registered parties."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        rows = [
+            {"party": str(p.party), "name": p.name, "roles": list(p.roles)} for p in ws.parties()
+        ]
+    if as_json:
+        emit_json(rows)
+    for row in [] if as_json else rows:
+        click.echo(f"{row['party']}  {row['name']}  ({', '.join(row['roles'])})")
+
+
+# ------------------------------------------------------------------ assets
+
+
+@click.group("asset")
+def asset_group() -> None:
+    """Register, list and show assets; prove that a record is in one."""
+
+
+@asset_group.command("add")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", required=True)
+@click.option("--by", "by", required=True, help="The registering party (its key is held here).")
+@click.option(
+    "--kind",
+    "asset_kind",
+    type=click.Choice(sorted(ASSET_KINDS - {"service", "compute_grant"})),
+    default="dataset",
+)
+@click.option("--table", is_flag=True, help="Read PATH as a table and digest its records.")
+@click.option("--license", "license_id", default=None, help="SPDX licence id, e.g. CC-BY-4.0.")
+@click.option("--creator", "creators", multiple=True)
+@click.option("--description", default=None)
+@click.option("--of", "derived_from", multiple=True, help="Digest of the asset it derives from.")
+@workspace_options
+@json_option
+def asset_add(
+    workspace_dir: Path,
+    database_url: str | None,
+    as_json: bool,
+    path: Path,
+    name: str,
+    by: str,
+    asset_kind: str,
+    table: bool,
+    license_id: str | None,
+    creators: tuple[str, ...],
+    description: str | None,
+    derived_from: tuple[str, ...],
+) -> None:
+    """Register the file, folder or table at PATH (the same content twice is one asset)."""
+    data: Any = read_table(path) if table else path
+    with load_workspace(workspace_dir, database_url) as ws:
+        digest = ws.register_data(
+            data,
+            name=name,
+            by=_party(by),
+            asset_kind=asset_kind,
+            license=license_id,
+            creators=creators,
+            description=description,
+            derived_from=[Digest.parse(d) for d in derived_from],
+        )
+        record = ws.asset(digest)
+    assert record is not None
+    if as_json:
+        emit_json({"asset": str(digest), "name": record.name, "asset_kind": record.asset_kind})
+    else:
+        click.echo(str(digest))
+
+
+@asset_group.command("list")
+@workspace_options
+@json_option
+def asset_list(workspace_dir: Path, database_url: str | None, as_json: bool) -> None:
+    """List the registered assets."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        rows = [
+            {"asset": str(a.asset), "asset_kind": a.asset_kind, "name": a.name} for a in ws.assets()
+        ]
+    if as_json:
+        emit_json(rows)
+    for row in [] if as_json else rows:
+        click.echo(f"{row['asset']}  {row['asset_kind']:<15}  {row['name']}")
+
+
+@asset_group.command("show")
+@click.argument("asset")
+@workspace_options
+def asset_show(workspace_dir: Path, database_url: str | None, asset: str) -> None:
+    """Print the full registration of ASSET (metadata included) as JSON."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        node = ws.lineage(asset, max_depth=0).root
+        if node.type != "asset":
+            raise InputError(f"{asset} is a run", hint="use `quotepart run show`")
+        entry = ws.asset_entry(Digest.parse(node.id))
+        assert entry is not None
+        emit_json(entry.to_body())
+
+
+@asset_group.command("prove-record")
+@click.argument("asset")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--row", type=click.IntRange(min=0), required=True, help="0-based record number.")
+@click.option("--table", is_flag=True, help="SOURCE is a table file (as registered with --table).")
+@workspace_options
+def asset_prove_record(
+    workspace_dir: Path, database_url: str | None, asset: str, source: Path, row: int, table: bool
+) -> None:
+    """Prove that record ROW of SOURCE is in ASSET, and that ASSET is in the log.
+
+    Prints a self-contained JSON proof: the record, its Merkle path to the asset's digest,
+    the asset's log entry with its inclusion proof, and the signed checkpoint. Check it
+    anywhere with `quotepart asset verify-record`.
+    """
+    data: Any = read_table(source) if table else source
+    with load_workspace(workspace_dir, database_url) as ws:
+        digest = Digest.parse(ws.lineage(asset, max_depth=0).root.id)
+        member = ws.prove_record(digest, data, row)
+        record = ws.asset(digest)
+        assert record is not None
+        inclusion = ws.store.inclusion_proof(record.leaf_index)
+        note = ws.store.checkpoint_at(inclusion.tree_size)
+        entry = ws.store.entry(record.leaf_index)[1]
+        emit_json(
+            {
+                "format": PROOF_FORMAT,
+                "asset": str(digest),
+                "record": member.member.hex(),
+                "record_index": member.index,
+                "record_count": member.count,
+                "record_path": [node.hex() for node in member.proof],
+                "entry": entry.decode(),
+                "leaf_index": inclusion.leaf_index,
+                "tree_size": inclusion.tree_size,
+                "inclusion_path": [node.hex() for node in inclusion.proof],
+                "checkpoint": note,
+                "verifier_key": str(ws.verifier),
+            }
+        )
+
+
+@asset_group.command("verify-record")
+@click.argument("proof_file", type=click.File("r"))
+@click.option(
+    "--verifier-key",
+    default=None,
+    help="The log's verifier key, from a source you trust (default: the one in the file).",
+)
+def asset_verify_record(proof_file: Any, verifier_key: str | None) -> None:
+    """Check a `prove-record` file offline: record → asset digest → log entry → signed checkpoint."""
+    try:
+        proof = json.load(proof_file)
+        if proof.get("format") != PROOF_FORMAT:
+            raise ValueError(f"format is {proof.get('format')!r}")
+        asset = Digest.parse(proof["asset"])
+        MemberProof(
+            bytes.fromhex(proof["record"]),
+            int(proof["record_index"]),
+            int(proof["record_count"]),
+            tuple(bytes.fromhex(h) for h in proof["record_path"]),
+        ).verify(asset)
+        entry_bytes = proof["entry"].encode()
+        entry = parse_entry(entry_bytes)
+        if entry.raw_body.get("asset") != str(asset):
+            raise VerificationError(
+                "the log entry in the proof registers another asset", hint="the file was altered"
+            )
+        verifier = NoteVerifier.parse(verifier_key or proof["verifier_key"])
+        checkpoint = Checkpoint.open(proof["checkpoint"], verifier)
+        if checkpoint.tree_size != int(proof["tree_size"]):
+            raise VerificationError(
+                "the checkpoint is for another tree size than the proof",
+                hint="the file was altered",
+            )
+        verify_inclusion(
+            leaf_hash(entry_bytes),
+            int(proof["leaf_index"]),
+            checkpoint.tree_size,
+            tuple(bytes.fromhex(h) for h in proof["inclusion_path"]),
+            checkpoint.root_hash,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"the proof file is malformed: {exc}",
+            hint="produce it with `quotepart asset prove-record`",
+        ) from exc
+    click.echo(
+        f"OK: record {proof['record_index']} of {proof['record_count']} is in {asset}, "
+        f"registered at entry {proof['leaf_index']} of the log {checkpoint.origin} "
+        f"(checkpoint of size {checkpoint.tree_size}, signature checked)"
+    )
+    if verifier_key is None:
+        click.echo(
+            "Note: the verifier key came from the file itself; pass --verifier-key from a "
+            "source you trust to rule out a forged log.",
+            err=True,
+        )
+
+
+# ----------------------------------------------------------- contributions
+
+
+@click.command("contribute")
+@click.argument("asset")
+@click.option(
+    "--party", "shares", multiple=True, required=True, help="PARTY=SHARE, e.g. party:01H…=1/2"
+)
+@click.option("--role", type=click.Choice(sorted(CONTRIBUTION_ROLES)), required=True)
+@click.option("--by", required=True, help="The party signing the entries (key held here).")
+@click.option("--normalise", is_flag=True, help="Scale the shares to add up to the whole.")
+@workspace_options
+def contribute_command(
+    workspace_dir: Path,
+    database_url: str | None,
+    asset: str,
+    shares: tuple[str, ...],
+    role: str,
+    by: str,
+    normalise: bool,
+) -> None:
+    """Record who contributed ASSET, with declared shares adding up to the whole."""
+    parsed: dict[PartyId, str] = {}
+    for item in shares:
+        party, separator, share = item.partition("=")
+        if not separator:
+            raise InputError(
+                f"--party {item!r} is not PARTY=SHARE", hint="e.g. --party party:01H…=1/2"
+            )
+        parsed[_party(party)] = share
+    with load_workspace(workspace_dir, database_url) as ws:
+        digest = Digest.parse(ws.lineage(asset, max_depth=0).root.id)
+        indexes = ws.contribute(digest, parsed, role=role, by=_party(by), normalise=normalise)
+    click.echo(f"recorded {len(indexes)} contribution(s) to {digest}")
+
+
+# -------------------------------------------------------------------- runs
+
+
+@click.group("run")
+def run_group() -> None:
+    """List and show recorded runs."""
+
+
+@run_group.command("list")
+@workspace_options
+@json_option
+def run_list(workspace_dir: Path, database_url: str | None, as_json: bool) -> None:
+    with load_workspace(workspace_dir, database_url) as ws:
+        rows = [
+            {"run": str(r.run), "name": r.name, "status": r.status, "ended": r.ended.isoformat()}
+            for r in ws.runs()
+        ]
+    if as_json:
+        emit_json(rows)
+    for row in [] if as_json else rows:
+        click.echo(f"{row['run']}  {row['status']:<9}  {row['ended']}  {row['name']}")
+
+
+@run_group.command("show")
+@click.argument("run_id")
+@workspace_options
+def run_show(workspace_dir: Path, database_url: str | None, run_id: str) -> None:
+    """Print the full record of RUN_ID as JSON."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        node = ws.lineage(run_id, max_depth=0).root
+        emit_json(ws.run_entry(node.id).to_body())
+
+
+# ----------------------------------------------------------------- lineage
+
+
+@click.command("lineage")
+@click.argument("node")
+@click.option(
+    "--upstream",
+    "direction",
+    flag_value="upstream",
+    default=True,
+    help="What NODE came from (default).",
+)
+@click.option("--downstream", "direction", flag_value="downstream", help="What came from NODE.")
+@click.option(
+    "--depth", type=click.IntRange(min=1), default=None, help="Hops to follow (default: all)."
+)
+@click.option("--json", "output", flag_value="json", help="Nodes and edges as JSON.")
+@click.option("--dot", "output", flag_value="dot", help="Graphviz DOT.")
+@click.option("--mermaid", "output", flag_value="mermaid", help="A Mermaid flowchart.")
+@click.option(
+    "--contributions", "contributions", is_flag=True, help="List the contributions feeding NODE."
+)
+@click.option("--models", is_flag=True, help="List the models built on NODE (downstream).")
+@workspace_options
+def lineage_command(
+    workspace_dir: Path,
+    database_url: str | None,
+    node: str,
+    direction: str,
+    depth: int | None,
+    output: str | None,
+    contributions: bool,
+    models: bool,
+) -> None:
+    """Show the lineage of NODE: an asset digest, a run id, or an asset's exact name."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        if contributions:
+            _print_contributions(ws, node, as_json=output == "json")
+            return
+        if models:
+            found = ws.models_using(node)
+            if output == "json":
+                emit_json([{"asset": m.id, "name": m.name} for m in found])
+            for model in [] if output == "json" else found:
+                click.echo(f"{model.id}  {model.name}")
+            return
+        graph = ws.lineage(
+            node, "downstream" if direction == "downstream" else "upstream", max_depth=depth
+        )
+    if output == "json":
+        emit_json(graph.to_json())
+    elif output == "dot":
+        click.echo(graph.to_dot(), nl=False)
+    elif output == "mermaid":
+        click.echo(graph.to_mermaid(), nl=False)
+    else:
+        click.echo(f"{graph.direction} of {graph.root.name} ({graph.root.id})")
+        for edge in graph.edges:
+            child, parent = graph.node(edge.child), graph.node(edge.parent)
+            click.echo(
+                f"  {child.name} ({child.kind})  <-{edge.relation}-  {parent.name} ({parent.kind})"
+            )
+        if not graph.edges:
+            click.echo("  (nothing recorded)")
+
+
+def _print_contributions(ws: Workspace, node: str, *, as_json: bool) -> None:
+    found = ws.contributions_feeding(node)
+    if as_json:
+        emit_json([vars_of(c) for c in found])
+        return
+    for c in found:
+        click.echo(
+            f"{c.party_name} ({c.party})  {c.role:<14} {c.share:>7} of {c.asset_name} ({c.asset_kind})"
+        )
+
+
+def vars_of(contribution: Any) -> dict[str, Any]:
+    return {name: getattr(contribution, name) for name in contribution.__slots__}

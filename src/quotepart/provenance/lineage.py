@@ -1,0 +1,230 @@
+"""Lineage queries: upstream and downstream of any asset or run, and what they mean.
+
+"Which contributions feed this model" is the contributions on every asset upstream of
+it; "which models used my data" is every model downstream of the data. Both are one
+recursive walk (`quotepart.store.lineage`) plus one lookup of names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from quotepart.errors import NotFoundError
+from quotepart.ids import Digest, RunId
+from quotepart.store.engine import select_where_in
+from quotepart.store.lineage import Direction, Edge, walk
+from quotepart.store.projections import digest_prefix
+from quotepart.store.schema import assets, contributions, parties, runs
+
+
+@dataclass(frozen=True, slots=True)
+class LineageNode:
+    id: str  # sha256:<hex> or run:<ULID>
+    type: str  # "asset" or "run"
+    kind: str  # the asset kind, or "run"
+    name: str
+    status: str | None = None  # runs only
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    root: LineageNode
+    direction: Direction
+    nodes: tuple[LineageNode, ...]  # root first, then by id
+    edges: tuple[Edge, ...]
+
+    def node(self, node_id: str) -> LineageNode:
+        return next(node for node in self.nodes if node.id == node_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": self.root.id,
+            "direction": self.direction,
+            "nodes": [
+                {k: v for k, v in vars_of(node).items() if v is not None} for node in self.nodes
+            ],
+            "edges": [
+                {"child": e.child, "parent": e.parent, "relation": e.relation} for e in self.edges
+            ],
+        }
+
+    def to_dot(self) -> str:
+        """Graphviz: arrows point the way things flowed (from an input to what used it)."""
+        lines = [f"digraph {json.dumps(self.direction + ' lineage')} {{", "  rankdir=LR;"]
+        for node in self.nodes:
+            shape = "box" if node.type == "run" else "ellipse"
+            label = f"{node.name}\\n{node.kind}"
+            lines.append(f"  {json.dumps(node.id)} [label={json.dumps(label)}, shape={shape}];")
+        for edge in self.edges:
+            lines.append(
+                f"  {json.dumps(edge.parent)} -> {json.dumps(edge.child)} [label={json.dumps(edge.relation)}];"
+            )
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def to_mermaid(self) -> str:
+        """Mermaid flowchart (renders on GitHub and GitLab pages)."""
+        ids = {node.id: f"n{i}" for i, node in enumerate(self.nodes)}
+        lines = ["flowchart LR"]
+        for node in self.nodes:
+            text = f"{node.name} ({node.kind})".replace('"', "'")
+            lines.append(
+                f'  {ids[node.id]}{"[" if node.type == "run" else "(["}"{text}"{"]" if node.type == "run" else "])"}'
+            )
+        for edge in self.edges:
+            lines.append(f"  {ids[edge.parent]} -->|{edge.relation}| {ids[edge.child]}")
+        return "\n".join(lines) + "\n"
+
+
+def vars_of(node: LineageNode) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "type": node.type,
+        "kind": node.kind,
+        "name": node.name,
+        "status": node.status,
+    }
+
+
+def describe_nodes(conn: Connection, node_ids: set[str]) -> dict[str, LineageNode]:
+    """Names and kinds of assets and runs, two queries in all."""
+    found: dict[str, LineageNode] = {}
+    digests = sorted(n for n in node_ids if n.startswith("sha256:"))
+    run_ids = sorted(n for n in node_ids if n.startswith("run:"))
+    if digests:
+        wanted = set(digests)
+        rows = select_where_in(
+            conn,
+            assets,
+            ["digest", "asset_kind", "name"],
+            "digest_prefix",
+            sorted({digest_prefix(d) for d in digests}),
+        )
+        for digest, kind, name in rows:
+            if digest in wanted:
+                found[digest] = LineageNode(digest, "asset", kind, name)
+    if run_ids:
+        for run_id, name, status in select_where_in(
+            conn, runs, ["run_id", "name", "status"], "run_id", run_ids
+        ):
+            found[run_id] = LineageNode(run_id, "run", "run", name, status)
+    return found
+
+
+def asset_leaf_index(conn: Connection, digest: Digest) -> int:
+    row = conn.execute(
+        select(assets.c.leaf_index).where(
+            assets.c.digest_prefix == digest_prefix(str(digest)), assets.c.digest == str(digest)
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError(f"unknown asset {digest}", hint="register the asset first")
+    return int(row[0])
+
+
+def run_leaf_index(conn: Connection, run_id: str) -> int:
+    row = conn.execute(select(runs.c.leaf_index).where(runs.c.run_id == run_id)).first()
+    if row is None:
+        raise NotFoundError(
+            f"no run {run_id} in this log", hint="list runs with `quotepart run list`"
+        )
+    return int(row[0])
+
+
+def resolve_node(conn: Connection, reference: str) -> LineageNode:
+    """A node named by its digest, its run id, or (when unique) an asset's exact name.
+
+    Raises:
+        InputError: a malformed `sha256:` digest or `run:` id.
+        NotFoundError: nothing in the log has that id or name, or the name is ambiguous.
+    """
+    if reference.startswith("sha256:"):
+        reference = str(Digest.parse(reference))
+    elif reference.startswith("run:"):
+        reference = str(RunId.parse(reference))
+    else:
+        matches = conn.execute(
+            select(assets.c.digest).where(assets.c.name == reference).limit(2)
+        ).all()
+        if len(matches) > 1:
+            raise NotFoundError(
+                f"more than one asset is named {reference!r}", hint="name the asset by its digest"
+            )
+        if matches:
+            reference = matches[0][0]
+    node = describe_nodes(conn, {reference}).get(reference)
+    if node is None:
+        raise NotFoundError(
+            f"no asset or run {reference!r} in this log",
+            hint="list assets with `quotepart asset list`; ids look like sha256:<hex> or run:<ULID>",
+        )
+    return node
+
+
+def lineage(
+    conn: Connection,
+    reference: str,
+    direction: Direction = "upstream",
+    *,
+    max_depth: int | None = None,
+) -> Lineage:
+    root = resolve_node(conn, reference)
+    edges = walk(conn, root.id, direction, max_depth=max_depth)
+    ids = {root.id} | {e.child for e in edges} | {e.parent for e in edges}
+    described = describe_nodes(conn, ids)
+    others = sorted((described[i] for i in ids - {root.id}), key=lambda n: n.id)
+    return Lineage(root, direction, (root, *others), tuple(edges))
+
+
+@dataclass(frozen=True, slots=True)
+class FeedingContribution:
+    party: str
+    party_name: str
+    asset: str
+    asset_name: str
+    asset_kind: str
+    role: str
+    share: str
+    leaf_index: int
+
+
+def contributions_feeding(conn: Connection, reference: str) -> list[FeedingContribution]:
+    """Every contribution on the node itself or on any asset upstream of it."""
+    graph = lineage(conn, reference, "upstream")
+    asset_ids = sorted(node.id for node in graph.nodes if node.type == "asset")
+    rows = select_where_in(
+        conn,
+        contributions,
+        ["party_id", "asset", "role", "share", "leaf_index"],
+        "asset",
+        asset_ids,
+    )
+    names = dict(
+        select_where_in(
+            conn, parties, ["party_id", "name"], "party_id", sorted({r[0] for r in rows})
+        )
+    )
+    found = [
+        FeedingContribution(
+            party,
+            names[party],
+            asset,
+            graph.node(asset).name,
+            graph.node(asset).kind,
+            role,
+            share,
+            leaf_index,
+        )
+        for party, asset, role, share, leaf_index in rows
+    ]
+    return sorted(found, key=lambda c: c.leaf_index)
+
+
+def models_using(conn: Connection, reference: str) -> list[LineageNode]:
+    """Every model downstream of an asset: the models built, at any remove, on it."""
+    graph = lineage(conn, reference, "downstream")
+    return [node for node in graph.nodes[1:] if node.kind == "model"]

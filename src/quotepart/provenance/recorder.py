@@ -1,0 +1,546 @@
+"""The provenance half of the workspace: register, contribute, run, track, trace.
+
+`ProvenanceRecorder` is mixed into `quotepart.Workspace`, which supplies the log (sign
+and append) and the clock; everything here is written in terms of those, so this layer
+never reaches above itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from sqlalchemy import select
+
+from quotepart.errors import InputError, NotFoundError
+from quotepart.ids import Clock, Digest, PartyId
+from quotepart.log import SignedEntry, parse_entry
+from quotepart.log.kinds import (
+    AssetRegisteredV2,
+    ContributionRecordedV1,
+    EntryBody,
+    PartyRegisteredV2,
+    RunRecordedV1,
+    format_fraction,
+)
+from quotepart.provenance import lineage as lineage_queries
+from quotepart.provenance.assets import (
+    Described,
+    describe_compute_grant,
+    describe_data,
+    describe_labelling_batch,
+    describe_model,
+    describe_service,
+)
+from quotepart.provenance.digest import MemberProof, prove_record_packed
+from quotepart.provenance.runs import AssetRef, Run, asset_digest, digests
+from quotepart.provenance.tables import columns_of
+from quotepart.store import LogStore
+from quotepart.store.engine import select_where_in
+from quotepart.store.lineage import Direction
+from quotepart.store.schema import contributions, parties, runs
+
+if TYPE_CHECKING:
+    from quotepart.provenance.sklearn import TrackedEstimator
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _share(value: Fraction | str | int | float, party: PartyId) -> Fraction:
+    try:
+        share = Fraction(str(value)) if isinstance(value, float) else Fraction(value)
+    except (ValueError, ZeroDivisionError, TypeError) as exc:
+        raise InputError(
+            f"the share of {party} is not a number: {value!r}",
+            hint="write shares as '1/3', 0.25 or 1",
+        ) from exc
+    if share < 0:
+        raise InputError(
+            f"the share of {party} is negative ({value})", hint="shares are between 0 and 1"
+        )
+    return share
+
+
+class ProvenanceRecorder:
+    """Provenance methods of a workspace (see `quotepart.workspace.Workspace`)."""
+
+    store: LogStore
+    clock: Clock
+
+    # supplied by the workspace
+    def append(self, body: EntryBody, *, author: PartyId) -> int:
+        raise NotImplementedError
+
+    def append_many(self, items: Sequence[tuple[EntryBody, PartyId]]) -> list[int]:
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- assets
+
+    def register_described(self, described: Described, *, by: PartyId) -> Digest:
+        """Append an asset body unless the same content is already registered."""
+        return self.register_many([described], by=by)[0]
+
+    def register_many(self, items: Sequence[Described], *, by: PartyId) -> list[Digest]:
+        """Register several assets in one transaction (skipping those already known)."""
+        fresh: dict[Digest, AssetRegisteredV2] = {}
+        for item in items:
+            if item.digest not in fresh and self.asset_entry(item.digest) is None:
+                fresh[item.digest] = item.body
+        if fresh:
+            self.append_many([(body, by) for body in fresh.values()])
+        return [item.digest for item in items]
+
+    def register_data(
+        self,
+        data: Any,
+        *,
+        name: str,
+        by: PartyId,
+        description: str | None = None,
+        license: str | None = None,
+        creators: Iterable[str | PartyId] = (),
+        derived_from: Sequence[AssetRef] = (),
+        url: str | None = None,
+        asset_kind: str = "dataset",
+    ) -> Digest:
+        """A dataset or corpus from a file, a folder, bytes, or a table (pandas, polars,
+        Arrow, numpy, (X, y)), with Croissant metadata: licence (SPDX id), creators, fields."""
+        return self.register_described(
+            describe_data(
+                data,
+                name=name,
+                asset_kind=asset_kind,
+                description=description,
+                license=license,
+                creators=creators,
+                derived_from=digests(derived_from),
+                url=url,
+            ),
+            by=by,
+        )
+
+    def register_cohort(
+        self,
+        data: Any,
+        *,
+        of: AssetRef,
+        name: str,
+        by: PartyId,
+        selection: str | None = None,
+        description: str | None = None,
+        license: str | None = None,
+    ) -> Digest:
+        """A named subset of a dataset's records (one hospital's patients), derived from it."""
+        extra = {"selection": selection} if selection else None
+        return self.register_described(
+            describe_data(
+                data,
+                name=name,
+                asset_kind="cohort",
+                description=description,
+                license=license,
+                derived_from=[asset_digest(of)],
+                extra=extra,
+            ),
+            by=by,
+        )
+
+    def register_labelling_batch(
+        self,
+        annotations: Any,
+        *,
+        name: str,
+        by: PartyId,
+        annotator_column: str,
+        annotators: Mapping[str, PartyId] | None = None,
+        of: Sequence[AssetRef] = (),
+        label_set: Iterable[str] = (),
+        description: str | None = None,
+        record_contributions: bool = True,
+    ) -> Digest:
+        """Annotations with their annotators; by default each annotator is recorded as a
+        contributor (role `annotation`) with a share in proportion to their annotations."""
+        batch = describe_labelling_batch(
+            annotations,
+            name=name,
+            annotator_column=annotator_column,
+            annotators=annotators,
+            of=digests(of),
+            label_set=label_set,
+            description=description,
+        )
+        digest = batch.described.digest
+        if self.asset_entry(digest) is not None:
+            return digest
+        items: list[tuple[EntryBody, PartyId]] = [(batch.described.body, by)]
+        if record_contributions:
+            items += [
+                (ContributionRecordedV1(party, digest, "annotation", share), by)
+                for party, share in sorted(batch.shares().items())
+            ]
+        self.append_many(items)
+        return digest
+
+    def register_model(
+        self,
+        model: Any,
+        *,
+        name: str,
+        by: PartyId,
+        description: str | None = None,
+        intended_use: str | None = None,
+        limitations: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        training_data: Sequence[AssetRef] = (),
+        license: str | None = None,
+        derived_from: Sequence[AssetRef] = (),
+    ) -> Digest:
+        """A trained estimator (or a file/folder of weights) with model-card fields."""
+        return self.register_described(
+            describe_model(
+                model,
+                name=name,
+                description=description,
+                intended_use=intended_use,
+                limitations=limitations,
+                metrics=metrics,
+                training_data=digests(training_data),
+                license=license,
+                derived_from=digests(derived_from),
+            ),
+            by=by,
+        )
+
+    def register_service(
+        self,
+        *,
+        name: str,
+        endpoint: str,
+        model: AssetRef,
+        by: PartyId,
+        unit: str = "request",
+        description: str | None = None,
+    ) -> Digest:
+        """An API endpoint backed by a model, so that its usage can be tied to the model."""
+        model_digest = asset_digest(model)
+        entry = self.asset_entry(model_digest)
+        if entry is None or entry.asset_kind != "model":
+            raise NotFoundError(
+                f"service {name!r} names {model_digest}, which is not a registered model",
+                hint="register the model first (register_model or track)",
+            )
+        return self.register_described(
+            describe_service(
+                name=name, endpoint=endpoint, model=model_digest, unit=unit, description=description
+            ),
+            by=by,
+        )
+
+    def register_compute_grant(
+        self,
+        *,
+        name: str,
+        grantor: PartyId,
+        resources: Mapping[str, Any],
+        provider: str | None = None,
+        description: str | None = None,
+        by: PartyId | None = None,
+    ) -> Digest:
+        """Resources a party gives to runs; `run.use(grant)` ties it to a run. The grantor
+        is recorded as its contributor (role `compute`)."""
+        described = describe_compute_grant(
+            name=name,
+            grantor=grantor,
+            resources=resources,
+            provider=provider,
+            description=description,
+        )
+        if self.asset_entry(described.digest) is not None:
+            return described.digest
+        author = by or grantor
+        self.append_many(
+            [
+                (described.body, author),
+                (ContributionRecordedV1(grantor, described.digest, "compute", Fraction(1)), author),
+            ]
+        )
+        return described.digest
+
+    # ------------------------------------------------------- contributions
+
+    def contribute(
+        self,
+        asset: AssetRef,
+        shares: Mapping[PartyId, Fraction | str | int | float],
+        *,
+        role: str,
+        by: PartyId,
+        normalise: bool = False,
+    ) -> list[int]:
+        """Record who contributed `asset` and their declared shares, all in one entry batch.
+
+        The shares, with any recorded before, must add up to the whole (1); with
+        `normalise=True` they are scaled to fill what remains. Zero shares are dropped.
+
+        Raises:
+            InputError: a negative or non-numeric share, or shares that do not add up.
+        """
+        digest = asset_digest(asset)
+        if self.asset_entry(digest) is None:
+            raise NotFoundError(f"unknown asset {digest}", hint="register the asset first")
+        parsed = {party: _share(value, party) for party, value in shares.items()}
+        parsed = {party: share for party, share in parsed.items() if share > 0}
+        if not parsed:
+            raise InputError(
+                f"no positive share for asset {digest}", hint="give at least one share above 0"
+            )
+        remaining = 1 - self.declared_share_total(digest)
+        total = sum(parsed.values(), Fraction(0))
+        if normalise:
+            parsed = {party: share * remaining / total for party, share in parsed.items()}
+        elif total != remaining:
+            raise InputError(
+                f"the shares of asset {digest} add up to {format_fraction(total)}"
+                + (
+                    f" but {format_fraction(remaining)} remains to declare"
+                    if remaining != 1
+                    else ", not 1"
+                ),
+                hint="make them add up to the whole, or pass normalise=True to scale them",
+            )
+        if remaining <= 0:
+            raise InputError(
+                f"asset {digest} already has contributors declaring the whole of it",
+                hint="shares of one asset add up to 1",
+            )
+        return self.append_many(
+            [
+                (ContributionRecordedV1(party, digest, role, share), by)
+                for party, share in parsed.items()
+            ]
+        )
+
+    def declared_share_total(self, asset: AssetRef) -> Fraction:
+        digest = str(asset_digest(asset))
+        with self.store.engine.connect() as conn:
+            rows = select_where_in(conn, contributions, ["share"], "asset", [digest])
+        return sum((Fraction(row[0]) for row in rows), Fraction(0))
+
+    # -------------------------------------------------------------- reading
+
+    def entry_at(self, leaf_index: int) -> SignedEntry:
+        return parse_entry(self.store.entry(leaf_index)[1])
+
+    def asset_entry(self, asset: AssetRef) -> AssetRegisteredV2 | None:
+        """The full registration of an asset (metadata included), or None."""
+        digest = asset_digest(asset)
+        with self.store.engine.connect() as conn:
+            node = lineage_queries.describe_nodes(conn, {str(digest)}).get(str(digest))
+            if node is None:
+                return None
+            leaf = lineage_queries.asset_leaf_index(conn, digest)
+        body = self.entry_at(leaf).body()
+        assert isinstance(body, AssetRegisteredV2)
+        return body
+
+    def party_entry(self, party: PartyId) -> PartyRegisteredV2:
+        """The full registration of a party (agent type, payout commitment, key)."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(parties.c.leaf_index).where(parties.c.party_id == str(party))
+            ).first()
+        if row is None:
+            raise NotFoundError(f"unknown party {party}", hint="register the party first")
+        body = self.entry_at(int(row[0])).body()
+        assert isinstance(body, PartyRegisteredV2)
+        return body
+
+    def runs(self) -> list[RunRecordedV1]:
+        """Every recorded run, oldest first."""
+        with self.store.engine.connect() as conn:
+            leaves = (
+                conn.execute(select(runs.c.leaf_index).order_by(runs.c.leaf_index)).scalars().all()
+            )
+        found = []
+        for leaf in leaves:
+            body = self.entry_at(int(leaf)).body()
+            assert isinstance(body, RunRecordedV1)
+            found.append(body)
+        return found
+
+    def run_entry(self, run_id: str) -> RunRecordedV1:
+        with self.store.engine.connect() as conn:
+            leaf = lineage_queries.run_leaf_index(conn, run_id)
+        body = self.entry_at(leaf).body()
+        assert isinstance(body, RunRecordedV1)
+        return body
+
+    def lineage(
+        self,
+        node: AssetRef | str,
+        direction: Direction = "upstream",
+        *,
+        max_depth: int | None = None,
+    ) -> lineage_queries.Lineage:
+        reference = node if isinstance(node, str) else str(asset_digest(node))
+        with self.store.engine.connect() as conn:
+            return lineage_queries.lineage(conn, reference, direction, max_depth=max_depth)
+
+    def contributions_feeding(
+        self, node: AssetRef | str
+    ) -> list[lineage_queries.FeedingContribution]:
+        reference = node if isinstance(node, str) else str(asset_digest(node))
+        with self.store.engine.connect() as conn:
+            return lineage_queries.contributions_feeding(conn, reference)
+
+    def models_using(self, asset: AssetRef | str) -> list[lineage_queries.LineageNode]:
+        reference = asset if isinstance(asset, str) else str(asset_digest(asset))
+        with self.store.engine.connect() as conn:
+            return lineage_queries.models_using(conn, reference)
+
+    def prove_record(self, asset: AssetRef, data: Any, index: int) -> MemberProof:
+        """Prove that record `index` of `data` is in `asset` (a record set or folder).
+
+        Raises:
+            NotFoundError: the asset is not registered.
+            InputError: `data` is not the content the asset was registered from.
+        """
+        digest = asset_digest(asset)
+        entry = self.asset_entry(digest)
+        if entry is None:
+            raise NotFoundError(f"unknown asset {digest}", hint="register the asset first")
+        if entry.scheme not in ("merkle-records", "merkle-files"):
+            raise InputError(
+                f"asset {digest} is a single blob ({entry.scheme}), not a set of records",
+                hint="record proofs exist for tables, record sets and folders",
+            )
+        described = describe_data(data, name=entry.name, asset_kind=entry.asset_kind)
+        if described.digest != digest or described.members is None:
+            raise InputError(
+                f"the data given is not the content of asset {digest} (its digest is {described.digest})",
+                hint="pass exactly the table, file or folder that was registered",
+            )
+        proof = prove_record_packed(described.members, index)
+        proof.verify(digest)
+        return proof
+
+    # ---------------------------------------------------------------- runs
+
+    def _record_run(self, body: RunRecordedV1) -> int:
+        return self.append(body, author=body.operator)
+
+    def run(
+        self,
+        name: str,
+        *,
+        operator: PartyId,
+        parameters: Mapping[str, Any] | None = None,
+        code_folder: str | Path | None = None,
+    ) -> Run:
+        """`with ws.run("train", operator=lab) as run: run.use(...); run.produce(...)`."""
+        return Run(
+            name,
+            operator=operator,
+            record=self._record_run,
+            clock=self.clock,
+            parameters=parameters,
+            code_folder=code_folder,
+        )
+
+    def track(
+        self,
+        estimator: Any,
+        *,
+        operator: PartyId,
+        name: str | None = None,
+        uses: Sequence[AssetRef] = (),
+        intended_use: str | None = None,
+        limitations: str | None = None,
+        evaluate_on: tuple[Any, Any] | None = None,
+        license: str | None = None,
+    ) -> TrackedEstimator:
+        """Wrap a scikit-learn estimator or Pipeline so that `fit` records itself (see
+        `TrackedEstimator`)."""
+        from quotepart.provenance.sklearn import TrackedEstimator
+
+        return TrackedEstimator(
+            self,
+            estimator,
+            operator=operator,
+            name=name,
+            uses=uses,
+            intended_use=intended_use,
+            limitations=limitations,
+            evaluate_on=evaluate_on,
+            license=license,
+        )
+
+    def step(
+        self, *, operator: PartyId, name: str | None = None
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a pipeline function so each call is a recorded run.
+
+        Arguments that are assets (digests) or registered tables become inputs; the
+        return value becomes the output: an asset digest as is, a table, file or folder
+        registered as a dataset named after the function.
+        """
+
+        def decorate(function: Callable[P, R]) -> Callable[P, R]:
+            run_name = name or function.__name__
+            signature = inspect.signature(function)
+
+            @functools.wraps(function)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                bound = signature.bind(*args, **kwargs)
+                with self.run(run_name, operator=operator) as run:
+                    for argument, value in bound.arguments.items():
+                        input_digest = self._as_input(value, f"{argument} of {run_name}", operator)
+                        if input_digest is not None:
+                            run.use(input_digest)
+                        elif isinstance(value, int | float | str | bool) and not isinstance(
+                            value, os.PathLike
+                        ):
+                            run.log_parameters(**{argument: value})
+                    result = function(*args, **kwargs)
+                    run.produce(self._as_output(result, f"output of {run_name}", operator))
+                wrapper.last_run = run  # type: ignore[attr-defined]
+                return result
+
+            return wrapper
+
+        return decorate
+
+    def _as_input(self, value: Any, name: str, operator: PartyId) -> Digest | None:
+        if isinstance(value, Digest):
+            return value
+        if _is_table(value):
+            return self.register_data(value, name=name, by=operator)
+        return None
+
+    def _as_output(self, value: Any, name: str, operator: PartyId) -> Digest:
+        if isinstance(value, Digest):
+            return value
+        if _is_table(value) or isinstance(value, Path):
+            return self.register_data(value, name=name, by=operator)
+        if hasattr(value, "get_params"):
+            return self.register_model(value, name=name, by=operator)
+        raise InputError(
+            f"{name} is a {type(value).__name__}, which quotepart cannot register as an asset",
+            hint="return a digest, a table, a Path, or a fitted estimator",
+        )
+
+
+def _is_table(value: Any) -> bool:
+    if type(value).__module__.split(".")[0] not in {"pandas", "polars", "pyarrow", "numpy"}:
+        return False
+    try:
+        columns_of(value)
+    except InputError:
+        return False
+    return True
