@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select
 from quotepart.errors import NotFoundError
 from quotepart.ids import Digest, RunId
 from quotepart.store.engine import select_where_in
-from quotepart.store.lineage import Direction, Edge, walk
+from quotepart.store.lineage import Direction, NodeRow, cyclic_gc_paused, walk
 from quotepart.store.projections import digest_prefix
 from quotepart.store.schema import assets, contributions, parties, runs
 
@@ -28,6 +28,17 @@ class LineageNode:
     kind: str  # the asset kind, or "run"
     name: str
     status: str | None = None  # runs only
+
+    @classmethod
+    def of(cls, row: NodeRow) -> LineageNode:
+        return cls(row.id, row.type, row.kind, row.name, row.status)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Edge:
+    child: str
+    parent: str
+    relation: str  # used | generated | derived
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,39 +102,41 @@ def vars_of(node: LineageNode) -> dict[str, Any]:
 
 
 def describe_nodes(conn: Connection, node_ids: set[str]) -> dict[str, LineageNode]:
-    """Names and kinds of assets and runs, two queries in all."""
-    found: dict[str, LineageNode] = {}
+    """Assets and runs by their ids (digest or run id), with their leaf indexes."""
+    return {node_id: node for node_id, (node, _leaf) in _find(conn, node_ids).items()}
+
+
+def _find(conn: Connection, node_ids: set[str]) -> dict[str, tuple[LineageNode, int]]:
+    found: dict[str, tuple[LineageNode, int]] = {}
     digests = sorted(n for n in node_ids if n.startswith("sha256:"))
     run_ids = sorted(n for n in node_ids if n.startswith("run:"))
     if digests:
-        wanted = set(digests)
         rows = select_where_in(
             conn,
             assets,
-            ["digest", "asset_kind", "name"],
+            ["digest", "asset_kind", "name", "leaf_index"],
             "digest_prefix",
             sorted({digest_prefix(d) for d in digests}),
         )
-        for digest, kind, name in rows:
-            if digest in wanted:
-                found[digest] = LineageNode(digest, "asset", kind, name)
+        for digest, kind, name, leaf in rows:
+            if digest in node_ids:
+                found[digest] = (LineageNode(digest, "asset", kind, name), int(leaf))
     if run_ids:
-        for run_id, name, status in select_where_in(
-            conn, runs, ["run_id", "name", "status"], "run_id", run_ids
+        for run_id, name, status, leaf in select_where_in(
+            conn, runs, ["run_id", "name", "status", "leaf_index"], "run_id", run_ids
         ):
-            found[run_id] = LineageNode(run_id, "run", "run", name, status)
+            found[run_id] = (LineageNode(run_id, "run", "run", name, status), int(leaf))
     return found
 
 
-def asset_leaf_index(conn: Connection, digest: Digest) -> int:
+def find_asset_leaf(conn: Connection, digest: Digest) -> int | None:
+    """The leaf index of the entry that registered `digest`, or None."""
     row = conn.execute(
         select(assets.c.leaf_index).where(
             assets.c.digest_prefix == digest_prefix(str(digest)), assets.c.digest == str(digest)
         )
     ).first()
-    if row is None:
-        raise NotFoundError(f"unknown asset {digest}", hint="register the asset first")
-    return int(row[0])
+    return None if row is None else int(row[0])
 
 
 def run_leaf_index(conn: Connection, run_id: str) -> int:
@@ -136,7 +149,13 @@ def run_leaf_index(conn: Connection, run_id: str) -> int:
 
 
 def resolve_node(conn: Connection, reference: str) -> LineageNode:
-    """A node named by its digest, its run id, or (when unique) an asset's exact name.
+    """The asset or run named by `reference` (see `locate`)."""
+    return locate(conn, reference)[0]
+
+
+def locate(conn: Connection, reference: str) -> tuple[LineageNode, int]:
+    """A node (and its leaf index) named by its digest, its run id, or (when unique) an
+    asset's exact name.
 
     Raises:
         InputError: a malformed `sha256:` digest or `run:` id.
@@ -156,13 +175,13 @@ def resolve_node(conn: Connection, reference: str) -> LineageNode:
             )
         if matches:
             reference = matches[0][0]
-    node = describe_nodes(conn, {reference}).get(reference)
-    if node is None:
+    found = _find(conn, {reference}).get(reference)
+    if found is None:
         raise NotFoundError(
             f"no asset or run {reference!r} in this log",
             hint="list assets with `quotepart asset list`; ids look like sha256:<hex> or run:<ULID>",
         )
-    return node
+    return found
 
 
 def lineage(
@@ -172,11 +191,27 @@ def lineage(
     *,
     max_depth: int | None = None,
 ) -> Lineage:
-    root = resolve_node(conn, reference)
-    edges = walk(conn, root.id, direction, max_depth=max_depth)
-    ids = {root.id} | {e.child for e in edges} | {e.parent for e in edges}
-    described = describe_nodes(conn, ids)
-    others = sorted((described[i] for i in ids - {root.id}), key=lambda n: n.id)
+    root, leaf = locate(conn, reference)
+    with cyclic_gc_paused():
+        return _lineage(root, leaf, conn, direction, max_depth)
+
+
+def _lineage(
+    root: LineageNode, leaf: int, conn: Connection, direction: Direction, max_depth: int | None
+) -> Lineage:
+    edge_rows, node_rows = walk(conn, leaf, direction, max_depth=max_depth)
+    ids = {leaf_index: row.id for leaf_index, row in node_rows.items()}
+    ids[leaf] = root.id
+    # Sort plain tuples (compared in C), then wrap: dataclass comparisons cost 10x more.
+    edges = [
+        Edge(*edge)
+        for edge in sorted(
+            (ids[child], ids[parent], relation) for child, parent, relation in edge_rows
+        )
+    ]
+    others = sorted(
+        (LineageNode.of(row) for key, row in node_rows.items() if key != leaf), key=lambda n: n.id
+    )
     return Lineage(root, direction, (root, *others), tuple(edges))
 
 

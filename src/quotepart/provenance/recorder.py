@@ -341,10 +341,9 @@ class ProvenanceRecorder:
         """The full registration of an asset (metadata included), or None."""
         digest = asset_digest(asset)
         with self.store.engine.connect() as conn:
-            node = lineage_queries.describe_nodes(conn, {str(digest)}).get(str(digest))
-            if node is None:
-                return None
-            leaf = lineage_queries.asset_leaf_index(conn, digest)
+            leaf = lineage_queries.find_asset_leaf(conn, digest)
+        if leaf is None:
+            return None
         body = self.entry_at(leaf).body()
         assert isinstance(body, AssetRegisteredV2)
         return body

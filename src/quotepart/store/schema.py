@@ -115,6 +115,7 @@ runs = Table(
     Column("started", String(32), nullable=False),
     Column("ended", String(32), nullable=False),
     Column("leaf_index", BigInteger, nullable=False),
+    Index("ix_runs_leaf_index", "leaf_index", unique=True),  # lineage nodes are leaf indexes
     sqlite_with_rowid=False,
 )
 
@@ -123,12 +124,12 @@ lineage_edges = Table(
     metadata,
     # child -> parent, read "child came from parent": a run `used` an asset, an asset was
     # `generated` by a run, an asset was `derived` from another (a cohort from its dataset).
-    # Nodes are asset digests or run ids. The primary key serves upstream walks, the
-    # parent index downstream ones.
-    Column("child", String(71), primary_key=True),
-    Column("parent", String(71), primary_key=True),
+    # A node is named by the leaf index of the entry that registered it (an asset or a
+    # run), so walks compare small integers and find names through primary keys.
+    # The primary key serves upstream walks, the parent index downstream ones.
+    Column("child", BigInteger, primary_key=True, autoincrement=False),
+    Column("parent", BigInteger, primary_key=True, autoincrement=False),
     Column("relation", String(16), nullable=False),
-    Column("leaf_index", BigInteger, nullable=False),
     Index("ix_lineage_edges_parent", "parent", "child"),
     sqlite_with_rowid=False,
 )

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 from quotepart.errors import InputError, NotFoundError
+from quotepart.ids import Digest
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
     AssetRegisteredV2,
@@ -53,7 +54,7 @@ class ProjectionWriter:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._rows: dict[Table, list[dict[str, Any]]] = {}
-        self._known: dict[tuple[str, str], bool] = {}
+        self._known: dict[tuple[str, str], int | None] = {}  # key -> its leaf index, if known
         self._shares: dict[str, Fraction] = {}
 
     def share_total(self, asset: str) -> Fraction:
@@ -89,27 +90,33 @@ class ProjectionWriter:
         for table, keys in by_table.items():
             column, prefix_column = _LOOKUPS[table.name]
             if prefix_column is None:
-                rows = select_where_in(self.conn, table, [column], column, sorted(keys))
+                rows = select_where_in(
+                    self.conn, table, [column, "leaf_index"], column, sorted(keys)
+                )
             else:
                 prefixes = set()
                 for key in keys:
                     with contextlib.suppress(ValueError):  # malformed: the projection says so
                         prefixes.add(digest_prefix(key))
-                rows = select_where_in(self.conn, table, [column], prefix_column, sorted(prefixes))
-            present = {row[0] for row in rows}
-            self._known.update(((table.name, key), key in present) for key in keys)
+                rows = select_where_in(
+                    self.conn, table, [column, "leaf_index"], prefix_column, sorted(prefixes)
+                )
+            present = {row[0]: int(row[1]) for row in rows}
+            self._known.update(((table.name, key), present.get(key)) for key in keys)
+
+    def leaf_of(self, table: Table, key: str) -> int | None:
+        """The leaf index that registered `key` in `table` (this batch included), or None."""
+        if (table.name, key) not in self._known:
+            self.prefetch([(table, key)])
+        return self._known[(table.name, key)]
 
     def exists(self, table: Table, key: str) -> bool:
-        cached = self._known.get((table.name, key))
-        if cached is None:
-            self.prefetch([(table, key)])
-            cached = self._known[(table.name, key)]
-        return cached
+        return self.leaf_of(table, key) is not None
 
     def add(self, table: Table, row: dict[str, Any], *, key: str | None = None) -> None:
         self._rows.setdefault(table, []).append(row)
         if key is not None:
-            self._known[(table.name, key)] = True
+            self._known[(table.name, key)] = int(row["leaf_index"])
 
     def flush(self) -> None:
         for table, rows in self._rows.items():
@@ -153,19 +160,14 @@ def project_asset(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int)
         )
     digest = str(body.asset)
     for parent in body.derived_from:
-        if not writer.exists(assets, str(parent)):
+        parent_leaf = writer.leaf_of(assets, str(parent))
+        if parent_leaf is None:
             raise NotFoundError(
                 f"asset {digest} derives from unknown asset {parent}",
                 hint="register the asset it derives from first",
             )
         writer.add(
-            lineage_edges,
-            {
-                "child": digest,
-                "parent": str(parent),
-                "relation": "derived",
-                "leaf_index": leaf_index,
-            },
+            lineage_edges, {"child": leaf_index, "parent": parent_leaf, "relation": "derived"}
         )
     writer.add(
         assets,
@@ -223,18 +225,24 @@ def project_run(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -
         raise NotFoundError(
             f"{run} names unknown operator {body.operator}", hint="register the party first"
         )
+    leaves: dict[Digest, int] = {}
     for digest in (*body.inputs, *body.outputs):
-        if not writer.exists(assets, str(digest)):
+        found = writer.leaf_of(assets, str(digest))
+        if found is None:
             raise NotFoundError(
                 f"{run} names unknown asset {digest}",
                 hint="register every asset a run uses or produces before recording the run",
             )
-    if body.outputs and body.inputs:
+        leaves[digest] = found
+    inputs = sorted({leaves[d] for d in body.inputs})
+    outputs = sorted({leaves[d] for d in body.outputs})
+    if inputs and outputs:
         writer.flush()  # the walk below reads this batch's edges too
-        looped = reaches(writer.conn, [str(d) for d in body.outputs], [str(d) for d in body.inputs])
+        looped = reaches(writer.conn, outputs, inputs)
         if looped is not None:
+            name = next(str(d) for d, leaf in leaves.items() if leaf == looped)
             raise InputError(
-                f"{run} would close a lineage cycle: it uses {looped}, which already comes "
+                f"{run} would close a lineage cycle: it uses {name}, which already comes "
                 "from one of its outputs",
                 hint="an asset cannot be its own ancestor; register the changed content as a new asset",
             )
@@ -251,21 +259,10 @@ def project_run(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -
         },
         key=run,
     )
-    for digest in sorted(set(body.inputs)):
-        writer.add(
-            lineage_edges,
-            {"child": run, "parent": str(digest), "relation": "used", "leaf_index": leaf_index},
-        )
-    for digest in sorted(set(body.outputs)):
-        writer.add(
-            lineage_edges,
-            {
-                "child": str(digest),
-                "parent": run,
-                "relation": "generated",
-                "leaf_index": leaf_index,
-            },
-        )
+    for parent in inputs:
+        writer.add(lineage_edges, {"child": leaf_index, "parent": parent, "relation": "used"})
+    for child in outputs:
+        writer.add(lineage_edges, {"child": child, "parent": leaf_index, "relation": "generated"})
 
 
 def _run_keys(entry: SignedEntry) -> list[tuple[Table, str]]:

@@ -29,12 +29,12 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_index("ix_runs_operator", "runs", ["operator"])
+    op.create_index("ix_runs_leaf_index", "runs", ["leaf_index"], unique=True)
     op.create_table(
         "lineage_edges",
-        sa.Column("child", sa.String(71), primary_key=True),
-        sa.Column("parent", sa.String(71), primary_key=True),
+        sa.Column("child", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("parent", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("relation", sa.String(16), nullable=False),
-        sa.Column("leaf_index", sa.BigInteger, nullable=False),
         sqlite_with_rowid=False,
     )
     op.create_index("ix_lineage_edges_parent", "lineage_edges", ["parent", "child"])
