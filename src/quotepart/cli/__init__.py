@@ -18,6 +18,7 @@ from quotepart.cli._base import (
     workspace_options,
 )
 from quotepart.cli.demo import demo_command
+from quotepart.cli.export_commands import export_group, ingest_group
 from quotepart.cli.log_commands import log_group
 from quotepart.cli.provenance_commands import (
     asset_group,
@@ -160,5 +161,13 @@ def main() -> None:
     cli(prog_name="quotepart")
 
 
-for command in (party_group, asset_group, contribute_command, run_group, lineage_command):
+for command in (
+    party_group,
+    asset_group,
+    contribute_command,
+    run_group,
+    lineage_command,
+    export_group,
+    ingest_group,
+):
     cli.add_command(command)

@@ -1,0 +1,387 @@
+"""W3C PROV export: the log (or one asset's upstream lineage) as PROV-JSON or PROV-JSONLD.
+
+An asset is a `prov:Entity`, a run a `prov:Activity`, a party a `prov:Agent`; runs
+`used` and `wasGeneratedBy`, assets `wasDerivedFrom` their parents and are
+`wasAttributedTo` their contributors (with role and share), runs are
+`wasAssociatedWith` their operator. Identifiers read exactly as quotepart writes them
+(`sha256:<hex>`, `run:<ULID>`, `party:<ULID>`), each prefix bound to a URN namespace,
+so a PROV tool and a quotepart user name the same node the same way.
+
+`ProvenanceGraph` is the one read of the log that every export renders (PROV here,
+OpenLineage and Croissant beside it), so the three always describe the same facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from typing import Any, Literal
+
+from prov.model import PROV, PROV_LABEL, PROV_TYPE, ProvDocument
+from sqlalchemy import select
+
+from quotepart.errors import InputError
+from quotepart.ids import Digest, PartyId, RunId
+from quotepart.log import canonicalize
+from quotepart.log.kinds import (
+    AssetRegisteredV2,
+    PartyRegisteredV2,
+    RunRecordedV1,
+    format_fraction,
+)
+from quotepart.provenance.recorder import ProvenanceRecorder
+from quotepart.store.engine import select_where_in
+from quotepart.store.projections import digest_prefix
+from quotepart.store.schema import assets, contributions, parties, runs
+
+QUOTEPART_NAMESPACE = "https://quotepart.dev/ns/prov#"
+"""Where quotepart's own PROV attributes (`quotepart:role`, `quotepart:share`, …) live."""
+
+ID_NAMESPACES = {
+    "sha256": "urn:hash::sha256:",
+    "run": "urn:quotepart:run:",
+    "party": "urn:quotepart:party:",
+}
+"""Prefixes that make quotepart identifiers valid PROV qualified names, unchanged."""
+
+AGENT_PROV_TYPES = {
+    "person": "Person",
+    "organisation": "Organization",
+    "community": "Organization",  # a group that shares as one; marked by quotepart:agentType
+    "software": "SoftwareAgent",
+}
+
+ProvFormat = Literal["json", "jsonld"]
+PROV_FORMATS: tuple[ProvFormat, ...] = ("json", "jsonld")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRun:
+    body: RunRecordedV1
+    leaf_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAsset:
+    body: AssetRegisteredV2
+    leaf_index: int
+    registered_by: PartyId
+    registered_at: datetime  # the time its entry was signed
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedParty:
+    body: PartyRegisteredV2
+    leaf_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedContribution:
+    party: PartyId
+    asset: Digest
+    role: str
+    share: Fraction
+    leaf_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceGraph:
+    """Parties, assets, runs and contributions read from one log, keyed by id.
+
+    Read once, rendered many ways; scoped reads keep only what a view needs, so a
+    lineage export does not decode the whole log.
+    """
+
+    origin: str
+    parties: dict[PartyId, RecordedParty]
+    assets: dict[Digest, RecordedAsset]
+    runs: dict[RunId, RecordedRun]
+    contributions: tuple[RecordedContribution, ...]
+
+    @classmethod
+    def read(
+        cls,
+        ws: ProvenanceRecorder,
+        *,
+        asset_ids: Iterable[Digest] | None = None,
+        run_ids: Iterable[RunId] | None = None,
+        party_ids: Iterable[PartyId] = (),
+    ) -> ProvenanceGraph:
+        """The whole log when no ids are given; otherwise those assets and runs, the
+        assets the runs used or made, and every party they name (operators, contributors)."""
+        whole = asset_ids is None and run_ids is None
+        found_runs = _read_runs(ws, None if whole else {str(r) for r in run_ids or ()})
+        wanted_assets = {str(d) for d in asset_ids or ()}
+        for run in found_runs.values():
+            wanted_assets.update(str(d) for d in (*run.body.inputs, *run.body.outputs))
+        found_assets, found_contributions = _read_assets(ws, None if whole else wanted_assets)
+        wanted_parties = {str(p) for p in party_ids}
+        wanted_parties.update(str(r.body.operator) for r in found_runs.values())
+        wanted_parties.update(str(c.party) for c in found_contributions)
+        found_parties = _read_parties(ws, None if whole else wanted_parties)
+        return cls(ws.store.origin, found_parties, found_assets, found_runs, found_contributions)
+
+    def contributions_to(self, asset: Digest) -> list[RecordedContribution]:
+        return [c for c in self.contributions if c.asset == asset]
+
+    def party_name(self, party: PartyId) -> str:
+        found = self.parties.get(party)
+        return found.body.name if found is not None else str(party)
+
+
+_CONTRIBUTION_COLS = (
+    contributions.c.leaf_index,
+    contributions.c.party_id,
+    contributions.c.asset,
+    contributions.c.role,
+    contributions.c.share,
+)
+
+
+def _read_runs(ws: ProvenanceRecorder, wanted: set[str] | None) -> dict[RunId, RecordedRun]:
+    """The runs with these ids (every run for None), decoded from their entries."""
+    with ws.store.engine.connect() as conn:
+        if wanted is None:
+            leaves = [int(r[0]) for r in conn.execute(select(runs.c.leaf_index))]
+        else:
+            rows = select_where_in(conn, runs, ["leaf_index"], "run_id", sorted(wanted))
+            leaves = [int(r[0]) for r in rows]
+    found = {}
+    for leaf in sorted(leaves):
+        body = ws.entry_at(leaf).body()
+        assert isinstance(body, RunRecordedV1)
+        found[body.run] = RecordedRun(body, leaf)
+    return found
+
+
+def _read_assets(
+    ws: ProvenanceRecorder, wanted: set[str] | None
+) -> tuple[dict[Digest, RecordedAsset], tuple[RecordedContribution, ...]]:
+    """The assets with these digests (every asset for None) and their contributions."""
+    with ws.store.engine.connect() as conn:
+        if wanted is None:
+            columns = (assets.c.digest, assets.c.leaf_index, assets.c.registered_by)
+            asset_rows = [tuple(r) for r in conn.execute(select(*columns))]
+            contribution_rows = [tuple(r) for r in conn.execute(select(*_CONTRIBUTION_COLS))]
+        else:
+            prefixes = sorted({digest_prefix(d) for d in wanted})
+            asset_rows = [
+                row
+                for row in select_where_in(
+                    conn,
+                    assets,
+                    ["digest", "leaf_index", "registered_by"],
+                    "digest_prefix",
+                    prefixes,
+                )
+                if row[0] in wanted
+            ]
+            contribution_rows = select_where_in(
+                conn, contributions, [c.name for c in _CONTRIBUTION_COLS], "asset", sorted(wanted)
+            )
+    found = {}
+    for digest, leaf, registered_by in sorted(asset_rows, key=lambda r: int(r[1])):
+        entry = ws.entry_at(int(leaf))
+        body = entry.body()
+        assert isinstance(body, AssetRegisteredV2)
+        found[Digest.parse(digest)] = RecordedAsset(
+            body, int(leaf), PartyId.parse(registered_by), entry.time
+        )
+    found_contributions = sorted(
+        (
+            RecordedContribution(
+                PartyId.parse(party), Digest.parse(asset), role, Fraction(share), int(leaf)
+            )
+            for leaf, party, asset, role, share in contribution_rows
+        ),
+        key=lambda c: c.leaf_index,
+    )
+    return found, tuple(found_contributions)
+
+
+def _read_parties(ws: ProvenanceRecorder, wanted: set[str] | None) -> dict[PartyId, RecordedParty]:
+    """The parties with these ids (every party for None), decoded from their entries."""
+    with ws.store.engine.connect() as conn:
+        if wanted is None:
+            leaves = [int(r[0]) for r in conn.execute(select(parties.c.leaf_index))]
+        else:
+            rows = select_where_in(conn, parties, ["leaf_index"], "party_id", sorted(wanted))
+            leaves = [int(r[0]) for r in rows]
+    found = {}
+    for leaf in sorted(leaves):
+        body = ws.entry_at(leaf).body()
+        assert isinstance(body, PartyRegisteredV2)
+        found[body.party] = RecordedParty(body, leaf)
+    return found
+
+
+def lineage_graph(ws: ProvenanceRecorder, node: Digest | str) -> ProvenanceGraph:
+    """The upstream lineage of an asset (or run): it, everything it came from, and the
+    parties who ran or contributed any of it.
+
+    Raises:
+        NotFoundError: no asset or run by that digest, id or name.
+    """
+    lineage = ws.lineage(node if isinstance(node, str) else str(node), "upstream")
+    asset_ids = [Digest.parse(n.id) for n in lineage.nodes if n.type == "asset"]
+    run_ids = [RunId.parse(n.id) for n in lineage.nodes if n.type == "run"]
+    graph = ProvenanceGraph.read(ws, asset_ids=asset_ids, run_ids=run_ids)
+    # A run in the lineage may also have made assets that are not upstream of the node:
+    # keep the view to the lineage itself.
+    in_scope = set(asset_ids)
+    kept = tuple(c for c in graph.contributions if c.asset in in_scope)
+    agents = {r.body.operator for r in graph.runs.values()} | {c.party for c in kept}
+    return ProvenanceGraph(
+        graph.origin,
+        {p: party for p, party in graph.parties.items() if p in agents},
+        {d: a for d, a in graph.assets.items() if d in in_scope},
+        graph.runs,
+        kept,
+    )
+
+
+def _text(value: Any) -> str:
+    """A metadata value as a PROV literal: strings as they are, anything else as canonical JSON."""
+    return value if isinstance(value, str) else canonicalize(value).decode()
+
+
+def prov_document(ws: ProvenanceRecorder, node: Digest | str | None = None) -> Any:
+    """A `prov.model.ProvDocument` of the whole log, or of the upstream lineage of `node`
+    (an asset digest, a run id, or an asset's unique name).
+
+    Raises:
+        NotFoundError: `node` names nothing in the log.
+    """
+    graph = ProvenanceGraph.read(ws) if node is None else lineage_graph(ws, node)
+    return graph_document(graph)
+
+
+def graph_document(graph: ProvenanceGraph) -> Any:
+    """Render a `ProvenanceGraph` as a PROV document; records are added in a fixed order,
+    so the same log always serialises to the same bytes."""
+    doc = ProvDocument()
+    qp = doc.add_namespace("quotepart", QUOTEPART_NAMESPACE)
+    for prefix, uri in ID_NAMESPACES.items():
+        doc.add_namespace(prefix, uri)
+    for party in sorted(graph.parties.values(), key=lambda p: p.leaf_index):
+        doc.agent(str(party.body.party), _agent_attributes(qp, party))
+    for asset in sorted(graph.assets.values(), key=lambda a: a.leaf_index):
+        doc.entity(str(asset.body.asset), _entity_attributes(qp, asset))
+    ordered_runs = sorted(graph.runs.values(), key=lambda r: r.leaf_index)
+    for run in ordered_runs:
+        doc.activity(
+            str(run.body.run), run.body.started, run.body.ended, _activity_attributes(qp, run)
+        )
+    for run in ordered_runs:
+        activity = str(run.body.run)
+        for used in sorted(set(run.body.inputs)):
+            if used in graph.assets:
+                doc.used(activity, str(used))
+        for made in sorted(set(run.body.outputs)):
+            if made in graph.assets:
+                doc.wasGeneratedBy(str(made), activity)
+        if run.body.operator in graph.parties:
+            doc.wasAssociatedWith(activity, str(run.body.operator))
+    for asset in sorted(graph.assets.values(), key=lambda a: a.leaf_index):
+        for parent in sorted(set(asset.body.derived_from)):
+            if parent in graph.assets:
+                doc.wasDerivedFrom(str(asset.body.asset), str(parent))
+    for contribution in graph.contributions:
+        if contribution.party in graph.parties and contribution.asset in graph.assets:
+            doc.wasAttributedTo(
+                str(contribution.asset),
+                str(contribution.party),
+                other_attributes=[
+                    (qp["role"], contribution.role),
+                    (qp["share"], format_fraction(contribution.share)),
+                    (qp["leafIndex"], contribution.leaf_index),
+                ],
+            )
+    return doc
+
+
+def _agent_attributes(qp: Any, party: RecordedParty) -> list[tuple[Any, Any]]:
+    body = party.body
+    attributes: list[tuple[Any, Any]] = [
+        (PROV_TYPE, PROV[AGENT_PROV_TYPES[body.agent_type]]),
+        (PROV_LABEL, body.name),
+        (qp["agentType"], body.agent_type),
+        (qp["leafIndex"], party.leaf_index),
+    ]
+    return attributes + [(qp["role"], role) for role in sorted(body.roles)]
+
+
+def _entity_attributes(qp: Any, asset: RecordedAsset) -> list[tuple[Any, Any]]:
+    body = asset.body
+    attributes: list[tuple[Any, Any]] = [
+        (PROV_LABEL, body.name),
+        (qp["assetKind"], body.asset_kind),
+        (qp["scheme"], body.scheme),
+        (qp["leafIndex"], asset.leaf_index),
+        (qp["registeredBy"], str(asset.registered_by)),
+        (qp["registeredAt"], asset.registered_at),
+    ]
+    if body.size is not None:
+        attributes.append((qp["size"], body.size))
+    if body.description is not None:
+        attributes.append((qp["description"], body.description))
+    return attributes + [(qp[key], _text(value)) for key, value in sorted(body.metadata.items())]
+
+
+def _activity_attributes(qp: Any, run: RecordedRun) -> list[tuple[Any, Any]]:
+    body = run.body
+    attributes: list[tuple[Any, Any]] = [
+        (PROV_LABEL, body.name),
+        (qp["status"], body.status),
+        (qp["leafIndex"], run.leaf_index),
+    ]
+    for key, mapping in (
+        ("parameters", body.parameters),
+        ("code", body.code),
+        ("environment", body.environment),
+        ("source", body.source),
+    ):
+        if mapping:
+            attributes.append((qp[key], _text(mapping)))
+    if body.error is not None:
+        attributes.append((qp["error"], body.error))
+    return attributes
+
+
+def export_prov(
+    ws: ProvenanceRecorder, node: Digest | str | None = None, *, format: str = "json"
+) -> str:
+    """PROV-JSON (`json`) or PROV-JSONLD (`jsonld`) text of the log or of `node`'s lineage.
+
+    ```python
+    text = export_prov(ws, model_digest, format="jsonld")
+    ```
+
+    Raises:
+        InputError: an unknown format.
+        NotFoundError: `node` names nothing in the log.
+    """
+    if format not in PROV_FORMATS:
+        raise InputError(
+            f"unknown PROV format {format!r}", hint=f"choose one of {', '.join(PROV_FORMATS)}"
+        )
+    text: str = prov_document(ws, node).serialize(format=format, indent=2)
+    return text
+
+
+__all__ = [
+    "ID_NAMESPACES",
+    "PROV_FORMATS",
+    "QUOTEPART_NAMESPACE",
+    "ProvenanceGraph",
+    "RecordedAsset",
+    "RecordedContribution",
+    "RecordedParty",
+    "RecordedRun",
+    "export_prov",
+    "graph_document",
+    "lineage_graph",
+    "prov_document",
+]
