@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import ClassVar, Literal, Self
 
 from ulid import ULID
 
@@ -56,24 +56,25 @@ def parse_timestamp(text: str) -> datetime:
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class PartyId:
-    """`party:<ULID>`: a contributor, operator, consumer, auditor or coop."""
+class _UlidId:
+    """`<prefix><ULID>`: the shape shared by party and run ids."""
 
     ulid: str
 
-    PREFIX = "party:"
+    PREFIX: ClassVar[str] = ""
+    WHAT: ClassVar[str] = ""
 
     @classmethod
-    def new(cls, clock: Clock = utc_now) -> PartyId:
+    def new(cls, clock: Clock = utc_now) -> Self:
         return cls(str(ULID.from_datetime(clock())))
 
     @classmethod
-    def parse(cls, text: str) -> PartyId:
-        if not isinstance(text, str) or not text.startswith(cls.PREFIX):
-            raise InputError(f"not a party id: {text!r}", hint="expected party:<26-character ULID>")
-        ulid = text[len(cls.PREFIX) :]
-        if not _ULID_RE.match(ulid):
-            raise InputError(f"not a party id: {text!r}", hint="expected party:<26-character ULID>")
+    def parse(cls, text: str) -> Self:
+        ulid = text[len(cls.PREFIX) :] if isinstance(text, str) else ""
+        if not isinstance(text, str) or not text.startswith(cls.PREFIX) or not _ULID_RE.match(ulid):
+            raise InputError(
+                f"not a {cls.WHAT} id: {text!r}", hint=f"expected {cls.PREFIX}<26-character ULID>"
+            )
         return cls(ulid)
 
     def __str__(self) -> str:
@@ -81,26 +82,19 @@ class PartyId:
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class RunId:
+class PartyId(_UlidId):
+    """`party:<ULID>`: a contributor, operator, consumer, auditor or coop."""
+
+    PREFIX: ClassVar[str] = "party:"
+    WHAT: ClassVar[str] = "party"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RunId(_UlidId):
     """`run:<ULID>`: one activity (preprocess, train, evaluate, serve) that used and made assets."""
 
-    ulid: str
-
-    PREFIX = "run:"
-
-    @classmethod
-    def new(cls, clock: Clock = utc_now) -> RunId:
-        return cls(str(ULID.from_datetime(clock())))
-
-    @classmethod
-    def parse(cls, text: str) -> RunId:
-        ulid = text[len(cls.PREFIX) :] if isinstance(text, str) else ""
-        if not isinstance(text, str) or not text.startswith(cls.PREFIX) or not _ULID_RE.match(ulid):
-            raise InputError(f"not a run id: {text!r}", hint="expected run:<26-character ULID>")
-        return cls(ulid)
-
-    def __str__(self) -> str:
-        return f"{self.PREFIX}{self.ulid}"
+    PREFIX: ClassVar[str] = "run:"
+    WHAT: ClassVar[str] = "run"
 
 
 @dataclass(frozen=True, slots=True, order=True)
