@@ -101,7 +101,7 @@ def quotepart_source() -> dict[str, Any]:
     return {
         "quotepart_source": str(package),
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--", "src")),
+        "git_dirty": bool(_git("status", "--porcelain", "--", ":/src")),  # from the repo root
     }
 
 

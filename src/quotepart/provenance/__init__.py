@@ -2,18 +2,27 @@
 
 from quotepart.provenance.digest import (
     MemberProof,
+    PackedRecords,
     digest_file,
     digest_folder,
     digest_records,
     folder_members,
+    merkle_root_packed,
     prove_member,
+    prove_record_packed,
 )
+from quotepart.provenance.tables import encode_table, read_table
 
 __all__ = [
     "MemberProof",
+    "PackedRecords",
     "digest_file",
     "digest_folder",
     "digest_records",
+    "encode_table",
     "folder_members",
+    "merkle_root_packed",
     "prove_member",
+    "prove_record_packed",
+    "read_table",
 ]
