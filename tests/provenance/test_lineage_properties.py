@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quotepart.ids import Digest
+from quotepart.provenance.lineage import lineage
 from quotepart.workspace import Workspace, init_workspace
 
 # A DAG as a list of runs: run i uses some of the assets made before it and makes one.
@@ -65,6 +66,11 @@ def test_walks_equal_a_graph_search(dag: list[list[int]], depth: int | None) -> 
                 nodes = {node.id for node in graph.nodes} - {str(asset)}
                 assert nodes == search(edges, str(asset), upstream, depth)
                 assert {(e.child, e.parent) for e in graph.edges} <= edges
+                with ws.store.engine.connect() as conn:  # the SQL walk, without the memory index
+                    in_sql = lineage(
+                        conn, str(asset), "upstream" if upstream else "downstream", max_depth=depth
+                    )
+                assert in_sql == graph
         before = ws.lineage(assets[-1]).to_json()
         ws.rebuild()
         assert ws.lineage(assets[-1]).to_json() == before

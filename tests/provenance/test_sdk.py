@@ -26,7 +26,7 @@ from quotepart.log.kinds import AssetRegisteredV2, PartyRegisteredV2, RunRecorde
 from quotepart.log.kinds.asset import upcast_asset_v1
 from quotepart.log.kinds.party import upcast_party_v1
 from quotepart.provenance.tables import encode_table
-from quotepart.workspace import Workspace, init_workspace
+from quotepart.workspace import Workspace, init_workspace, open_workspace
 from tests.conftest import FakeClock
 
 IBAN = "DE89 3704 0044 0532 0130 00"
@@ -539,3 +539,21 @@ def test_run_bodies_refuse_inconsistent_records(clock: FakeClock) -> None:
     ]:
         with pytest.raises(InputError, match=message):
             RunRecordedV1.from_body({**body, **change})
+
+
+def test_the_lineage_index_sees_appends_made_by_another_workspace(
+    tmp_path: Path, database_url: str | None, clock: FakeClock
+) -> None:
+    with init_workspace(tmp_path / "ws", database_url=database_url, clock=clock) as first:
+        lab = first.register_party("Lab", roles=("operator",))
+        raw = first.register_data(b"raw", name="raw", by=lab)
+        assert first.models_using(raw) == []  # answered in SQL
+        assert first.models_using(raw) == []  # the index is loaded here
+        with (
+            open_workspace(tmp_path / "ws", database_url=database_url, clock=clock) as second,
+            second.run("train", operator=lab) as run,
+        ):
+            run.use(raw)
+            run.produce(second.register_data(b"w", name="model", by=lab, asset_kind="model"))
+        assert [m.name for m in first.models_using(raw)] == ["model"]
+        assert first.lineage_index.size == first.store.tree_size()

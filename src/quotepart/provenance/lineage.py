@@ -7,6 +7,7 @@ recursive walk (`quotepart.store.lineage`) plus one lookup of names.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -16,22 +17,12 @@ from sqlalchemy import Connection, select
 from quotepart.errors import NotFoundError
 from quotepart.ids import Digest, RunId
 from quotepart.store.engine import select_where_in
-from quotepart.store.lineage import Direction, NodeRow, cyclic_gc_paused, walk
+from quotepart.store.lineage import Direction, LineageIndex, NodeRow, cyclic_gc_paused, walk
 from quotepart.store.projections import digest_prefix
 from quotepart.store.schema import assets, contributions, parties, runs
 
-
-@dataclass(frozen=True, slots=True)
-class LineageNode:
-    id: str  # sha256:<hex> or run:<ULID>
-    type: str  # "asset" or "run"
-    kind: str  # the asset kind, or "run"
-    name: str
-    status: str | None = None  # runs only
-
-    @classmethod
-    def of(cls, row: NodeRow) -> LineageNode:
-        return cls(row.id, row.type, row.kind, row.name, row.status)
+LineageNode = NodeRow
+"""An asset or run in a lineage: id, type (asset/run), kind, name, status, leaf_index."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -41,15 +32,19 @@ class Edge:
     relation: str  # used | generated | derived
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Lineage:
     root: LineageNode
     direction: Direction
-    nodes: tuple[LineageNode, ...]  # root first, then by id
+    nodes: tuple[LineageNode, ...]  # root first, then in log order
     edges: tuple[Edge, ...]
 
     def node(self, node_id: str) -> LineageNode:
-        return next(node for node in self.nodes if node.id == node_id)
+        return self._by_id[node_id]
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, LineageNode]:
+        return {node.id: node for node in self.nodes}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,12 +115,12 @@ def _find(conn: Connection, node_ids: set[str]) -> dict[str, tuple[LineageNode, 
         )
         for digest, kind, name, leaf in rows:
             if digest in node_ids:
-                found[digest] = (LineageNode(digest, "asset", kind, name), int(leaf))
+                found[digest] = (NodeRow(int(leaf), digest, "asset", kind, name, None), int(leaf))
     if run_ids:
         for run_id, name, status, leaf in select_where_in(
             conn, runs, ["run_id", "name", "status", "leaf_index"], "run_id", run_ids
         ):
-            found[run_id] = (LineageNode(run_id, "run", "run", name, status), int(leaf))
+            found[run_id] = (NodeRow(int(leaf), run_id, "run", "run", name, status), int(leaf))
     return found
 
 
@@ -190,29 +185,34 @@ def lineage(
     direction: Direction = "upstream",
     *,
     max_depth: int | None = None,
+    index: LineageIndex | None = None,
 ) -> Lineage:
+    """Everything upstream or downstream of an asset or run, from the in-memory `index`
+    when one is given (and small enough), else in SQL."""
     root, leaf = locate(conn, reference)
     with cyclic_gc_paused():
-        return _lineage(root, leaf, conn, direction, max_depth)
+        if index is not None and index.refresh(conn):
+            edge_rows, node_rows = index.walk(leaf, direction, max_depth)
+        else:
+            edge_rows, node_rows = walk(conn, leaf, direction, max_depth=max_depth)
+        return _lineage(root, leaf, direction, edge_rows, node_rows)
 
 
 def _lineage(
-    root: LineageNode, leaf: int, conn: Connection, direction: Direction, max_depth: int | None
+    root: LineageNode,
+    leaf: int,
+    direction: Direction,
+    edge_rows: list[tuple[int, int, str]],
+    node_rows: dict[int, NodeRow],
 ) -> Lineage:
-    edge_rows, node_rows = walk(conn, leaf, direction, max_depth=max_depth)
     ids = {leaf_index: row.id for leaf_index, row in node_rows.items()}
     ids[leaf] = root.id
-    # Sort plain tuples (compared in C), then wrap: dataclass comparisons cost 10x more.
-    edges = [
-        Edge(*edge)
-        for edge in sorted(
-            (ids[child], ids[parent], relation) for child, parent, relation in edge_rows
-        )
-    ]
-    others = sorted(
-        (LineageNode.of(row) for key, row in node_rows.items() if key != leaf), key=lambda n: n.id
+    # In log order: sorting integer tuples is cheap, and older facts come first.
+    edges = tuple(
+        Edge(ids[child], ids[parent], relation) for child, parent, relation in sorted(edge_rows)
     )
-    return Lineage(root, direction, (root, *others), tuple(edges))
+    others = tuple(node_rows[key] for key in sorted(node_rows) if key != leaf)
+    return Lineage(root, direction, (root, *others), edges)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +227,11 @@ class FeedingContribution:
     leaf_index: int
 
 
-def contributions_feeding(conn: Connection, reference: str) -> list[FeedingContribution]:
+def contributions_feeding(
+    conn: Connection, reference: str, *, index: LineageIndex | None = None
+) -> list[FeedingContribution]:
     """Every contribution on the node itself or on any asset upstream of it."""
-    graph = lineage(conn, reference, "upstream")
+    graph = lineage(conn, reference, "upstream", index=index)
     asset_ids = sorted(node.id for node in graph.nodes if node.type == "asset")
     rows = select_where_in(
         conn,
@@ -259,7 +261,9 @@ def contributions_feeding(conn: Connection, reference: str) -> list[FeedingContr
     return sorted(found, key=lambda c: c.leaf_index)
 
 
-def models_using(conn: Connection, reference: str) -> list[LineageNode]:
+def models_using(
+    conn: Connection, reference: str, *, index: LineageIndex | None = None
+) -> list[LineageNode]:
     """Every model downstream of an asset: the models built, at any remove, on it."""
-    graph = lineage(conn, reference, "downstream")
+    graph = lineage(conn, reference, "downstream", index=index)
     return [node for node in graph.nodes[1:] if node.kind == "model"]

@@ -42,7 +42,7 @@ from quotepart.provenance.runs import AssetRef, Run, asset_digest, digests
 from quotepart.provenance.tables import columns_of
 from quotepart.store import LogStore
 from quotepart.store.engine import select_where_in
-from quotepart.store.lineage import Direction
+from quotepart.store.lineage import Direction, LineageIndex
 from quotepart.store.schema import contributions, parties, runs
 
 if TYPE_CHECKING:
@@ -334,6 +334,11 @@ class ProvenanceRecorder:
 
     # -------------------------------------------------------------- reading
 
+    @functools.cached_property
+    def lineage_index(self) -> LineageIndex:
+        """The lineage graph in memory, caught up with the log on every query."""
+        return LineageIndex()
+
     def entry_at(self, leaf_index: int) -> SignedEntry:
         return parse_entry(self.store.entry(leaf_index)[1])
 
@@ -389,19 +394,21 @@ class ProvenanceRecorder:
     ) -> lineage_queries.Lineage:
         reference = node if isinstance(node, str) else str(asset_digest(node))
         with self.store.engine.connect() as conn:
-            return lineage_queries.lineage(conn, reference, direction, max_depth=max_depth)
+            return lineage_queries.lineage(
+                conn, reference, direction, max_depth=max_depth, index=self.lineage_index
+            )
 
     def contributions_feeding(
         self, node: AssetRef | str
     ) -> list[lineage_queries.FeedingContribution]:
         reference = node if isinstance(node, str) else str(asset_digest(node))
         with self.store.engine.connect() as conn:
-            return lineage_queries.contributions_feeding(conn, reference)
+            return lineage_queries.contributions_feeding(conn, reference, index=self.lineage_index)
 
     def models_using(self, asset: AssetRef | str) -> list[lineage_queries.LineageNode]:
         reference = asset if isinstance(asset, str) else str(asset_digest(asset))
         with self.store.engine.connect() as conn:
-            return lineage_queries.models_using(conn, reference)
+            return lineage_queries.models_using(conn, reference, index=self.lineage_index)
 
     def prove_record(self, asset: AssetRef, data: Any, index: int) -> MemberProof:
         """Prove that record `index` of `data` is in `asset` (a record set or folder).

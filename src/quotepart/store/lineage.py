@@ -11,6 +11,7 @@ the same statement.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -164,3 +165,104 @@ def reaches(conn: Connection, start: Iterable[int], targets: Iterable[int]) -> i
         _bound(_walk_cte("downstream", len(seeds)) + "SELECT node FROM walk", seeds)
     )
     return next((int(row[0]) for row in rows if int(row[0]) in wanted), None)
+
+
+class LineageIndex:
+    """The lineage graph held in memory, brought up to date from the log before each walk.
+
+    The graph only grows: every edge is written by the entry that made its newer end (a
+    run for `used` and `generated`, an asset for `derived`), so an edge belongs to the
+    entry at leaf `max(child, parent)`. Catching up after the log grew from size n to m
+    reads only the nodes and edges whose entries lie in [n, m): three range scans on
+    primary keys and indexes. A walk is then a search over Python dicts, an order of
+    magnitude faster than the recursive SQL (bench/lineage.py), while every process
+    still sees every other process's appends. Above `max_edges` the index stops
+    growing and walks go back to SQL, so memory stays bounded.
+
+    Loading costs more than one SQL walk (≈ 150 ms for 10,000 nodes, bench/lineage.py),
+    so the first query of a process is answered in SQL and the index is built on the
+    second: a one-shot command never pays for it, a server or notebook pays once.
+    """
+
+    def __init__(self, *, max_edges: int = 2_000_000) -> None:
+        self.max_edges = max_edges
+        self.queries = 0
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self.size = 0
+        self.edge_count = 0
+        self.up: dict[int, list[tuple[int, str]]] = {}
+        self.down: dict[int, list[tuple[int, str]]] = {}
+        self.nodes: dict[int, NodeRow] = {}
+
+    @property
+    def usable(self) -> bool:
+        return self.edge_count <= self.max_edges
+
+    def refresh(self, conn: Connection) -> bool:
+        """Catch up with the log; False when SQL should answer instead (the first query,
+        or a graph too large to hold)."""
+        with self._lock:
+            self.queries += 1
+            if not self.usable or self.queries == 1:
+                return False
+            size = int(conn.exec_driver_sql("SELECT tree_size FROM log_head").scalar_one())
+            if size < self.size:  # the database was replaced under us: start again
+                self._clear()
+            if size == self.size:
+                return True
+            self._load(conn, self.size, size)
+            self.size = size
+            return self.usable
+
+    def _load(self, conn: Connection, start: int, end: int) -> None:
+        marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        span = (start, end)
+        for leaf, digest, kind, name in conn.exec_driver_sql(
+            "SELECT leaf_index, digest, asset_kind, name FROM assets "
+            f"WHERE leaf_index >= {marker} AND leaf_index < {marker}",
+            span,
+        ):
+            self.nodes[leaf] = NodeRow(leaf, digest, "asset", kind, name, None)
+        for leaf, run_id, name, status in conn.exec_driver_sql(
+            "SELECT leaf_index, run_id, name, status FROM runs "
+            f"WHERE leaf_index >= {marker} AND leaf_index < {marker}",
+            span,
+        ):
+            self.nodes[leaf] = NodeRow(leaf, run_id, "run", "run", name, status)
+        rows = conn.exec_driver_sql(
+            "SELECT child, parent, relation FROM lineage_edges "
+            f"WHERE child >= {marker} AND child < {marker} AND child > parent "
+            "UNION ALL SELECT child, parent, relation FROM lineage_edges "
+            f"WHERE parent >= {marker} AND parent < {marker} AND parent > child",
+            span + span,
+        ).fetchall()
+        for child, parent, relation in rows:
+            self.up.setdefault(child, []).append((parent, relation))
+            self.down.setdefault(parent, []).append((child, relation))
+        self.edge_count += len(rows)
+
+    def walk(
+        self, start: int, direction: Direction, max_depth: int | None = None
+    ) -> tuple[list[tuple[int, int, str]], dict[int, NodeRow]]:
+        """Same answer as `walk` in SQL, from memory (call `refresh` first)."""
+        upstream = direction == "upstream"
+        adjacency = self.up if upstream else self.down
+        seen = {start}
+        frontier = [start]
+        edges: list[tuple[int, int, str]] = []
+        depth = 0
+        while frontier and (max_depth is None or depth < max_depth):
+            next_frontier = []
+            for node in frontier:
+                for other, relation in adjacency.get(node, ()):
+                    edges.append((node, other, relation) if upstream else (other, node, relation))
+                    if other not in seen:
+                        seen.add(other)
+                        next_frontier.append(other)
+            frontier = next_frontier
+            depth += 1
+        nodes = self.nodes
+        return edges, {leaf: nodes[leaf] for leaf in seen}
