@@ -1,0 +1,160 @@
+"""Contribution valuation: exact and sampled Shapley and Banzhaf values, and KNN-Shapley.
+
+A pure library (numpy and scikit-learn only; it imports neither the log nor the store):
+
+```python
+from quotepart.valuation import shapley, banzhaf, knn_shapley, ModelUtility
+utility = ModelUtility(LogisticRegression(), X, y, X_test, y_test, groups=cohorts)
+result = shapley(utility, utility.players, seed=0)
+result.values, result.stderr, result.evaluations, result.converged
+```
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Hashable, Iterable
+from typing import Any, Literal
+
+from quotepart.errors import InputError
+from quotepart.valuation.exact import MAX_EXACT_PLAYERS, ExactBanzhaf, ExactShapley
+from quotepart.valuation.knn import knn_shapley
+from quotepart.valuation.models import ModelUtility
+from quotepart.valuation.result import ValuationResult
+from quotepart.valuation.sampling import (
+    MSRBanzhaf,
+    NotConvergedWarning,
+    PermutationShapley,
+    Progress,
+)
+from quotepart.valuation.utility import CachedUtility, Utility, UtilityError, check_players
+
+AUTO_EXACT_EVALUATIONS = 1 << 14
+"""`method="auto"` enumerates when 2^n coalitions fit in this (or in max_evaluations)."""
+
+
+def _progress_printer(label: str) -> Progress:
+    """A one-line progress display on stderr, redrawn at most twice a second."""
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5 or done >= total:
+            last[0] = now
+            sys.stderr.write(f"\r{label}: {done:,}/{total:,} evaluations")
+            if done >= total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    return show
+
+
+def _exact_affordable(n: int, max_evaluations: int | None) -> bool:
+    return n <= MAX_EXACT_PLAYERS and (1 << n) <= (max_evaluations or AUTO_EXACT_EVALUATIONS)
+
+
+def _value(
+    kind: Literal["shapley", "banzhaf"],
+    utility: Utility,
+    players: Iterable[Hashable],
+    method: str,
+    max_evaluations: int | None,
+    target_stderr: float | None,
+    seed: int | None,
+    n_jobs: int,
+    progress: bool,
+) -> ValuationResult:
+    found = check_players(players)
+    cached = utility if isinstance(utility, CachedUtility) else CachedUtility(utility)
+    samplers = {"shapley": "permutation", "banzhaf": "msr"}
+    allowed = {"auto", "exact", samplers[kind]}
+    if method not in allowed:
+        raise InputError(
+            f"unknown {kind} method {method!r}", hint=f"use one of {', '.join(sorted(allowed))}"
+        )
+    if method == "auto":
+        method = "exact" if _exact_affordable(len(found), max_evaluations) else samplers[kind]
+    show = _progress_printer(f"{kind} ({method})") if progress else None
+    estimator: Any
+    if method == "exact":
+        estimator = (ExactShapley if kind == "shapley" else ExactBanzhaf)(n_jobs=n_jobs)
+    elif method == "permutation":
+        estimator = PermutationShapley(
+            max_evaluations=max_evaluations,
+            target_stderr=target_stderr,
+            n_jobs=n_jobs,
+            random_state=seed,
+            progress=show,
+        )
+    else:
+        estimator = MSRBanzhaf(
+            max_evaluations=max_evaluations,
+            target_stderr=target_stderr,
+            n_jobs=n_jobs,
+            random_state=seed,
+            progress=show,
+        )
+    estimator.fit(cached, found)
+    return ValuationResult(
+        values={p: float(v) for p, v in zip(found, estimator.values_, strict=True)},
+        stderr={p: float(v) for p, v in zip(found, estimator.stderr_, strict=True)},
+        evaluations=cached.evaluations,
+        converged=estimator.converged_,
+        method=f"{kind}/{method}",
+        parameters=estimator.get_params(),
+        seed=estimator.seed_,
+    )
+
+
+def shapley(
+    utility: Utility,
+    players: Iterable[Hashable],
+    method: str = "auto",
+    max_evaluations: int | None = None,
+    target_stderr: float | None = None,
+    seed: int | None = 0,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> ValuationResult:
+    """Shapley values of `players` to `utility` (a callable on frozensets of players).
+
+    `method`: "exact" (enumeration, each coalition once), "permutation" (antithetic
+    Monte Carlo with standard errors), or "auto" (exact when 2^n is affordable).
+    """
+    return _value(
+        "shapley", utility, players, method, max_evaluations, target_stderr, seed, n_jobs, progress
+    )
+
+
+def banzhaf(
+    utility: Utility,
+    players: Iterable[Hashable],
+    method: str = "auto",
+    max_evaluations: int | None = None,
+    target_stderr: float | None = None,
+    seed: int | None = 0,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> ValuationResult:
+    """Banzhaf values: "exact", "msr" (Maximum Sample Reuse) or "auto"."""
+    return _value(
+        "banzhaf", utility, players, method, max_evaluations, target_stderr, seed, n_jobs, progress
+    )
+
+
+__all__ = [
+    "CachedUtility",
+    "ExactBanzhaf",
+    "ExactShapley",
+    "MSRBanzhaf",
+    "ModelUtility",
+    "NotConvergedWarning",
+    "PermutationShapley",
+    "Utility",
+    "UtilityError",
+    "ValuationResult",
+    "banzhaf",
+    "knn_shapley",
+    "shapley",
+]

@@ -1,0 +1,131 @@
+"""Utilities: the value of a coalition of players, evaluated at most once each.
+
+A utility is any callable taking a `frozenset` of players and returning a float.
+`CachedUtility` wraps one so that every estimator shares one cache, counts distinct
+evaluations (what a valuation costs), and refuses results that would poison every
+value silently: an exception or a non-finite score names the coalition that caused it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from quotepart.errors import InputError, QuotepartError
+
+Utility = Callable[[frozenset[Any]], float]
+
+
+class UtilityError(QuotepartError):
+    """The utility failed or returned a non-finite value on one coalition."""
+
+    exit_code = 2
+
+
+def check_players(players: Iterable[Hashable]) -> tuple[Hashable, ...]:
+    found = tuple(players)
+    if not found:
+        raise InputError("there are no players to value", hint="pass at least one player")
+    repeated = [player for player, count in Counter(found).items() if count > 1]
+    if repeated:
+        raise InputError(
+            f"player {repeated[0]!r} appears more than once", hint="players must be distinct"
+        )
+    return found
+
+
+class CachedUtility:
+    """A utility evaluated at most once per coalition (a frozenset of players)."""
+
+    def __init__(self, utility: Utility) -> None:
+        self.utility = utility
+        self.cache: dict[frozenset[Any], float] = {}
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.cache)
+
+    def __call__(self, coalition: frozenset[Any]) -> float:
+        cached = self.cache.get(coalition)
+        if cached is not None:
+            return cached
+        value = self._evaluate(coalition)
+        self.cache[coalition] = value
+        return value
+
+    def _evaluate(self, coalition: frozenset[Any]) -> float:
+        try:
+            raw = self.utility(coalition)
+        except QuotepartError:
+            raise
+        except Exception as exc:
+            raise _raised(exc, coalition) from exc
+        return _validated(raw, coalition)
+
+    def many(self, coalitions: Sequence[frozenset[Any]], n_jobs: int = 1) -> np.ndarray:
+        """Values of many coalitions; the uncached ones evaluated in parallel with joblib.
+
+        Results do not depend on `n_jobs`: each coalition's value is its own.
+        """
+        missing = list(dict.fromkeys(c for c in coalitions if c not in self.cache))
+        if n_jobs != 1 and len(missing) > 1:
+            from joblib import Parallel, delayed
+
+            computed = Parallel(n_jobs=n_jobs)(
+                delayed(_evaluate_one)(self.utility, coalition) for coalition in missing
+            )
+            for coalition, value in zip(missing, computed, strict=True):
+                if isinstance(value, BaseException):
+                    raise _raised(value, coalition) from value
+                self.cache[coalition] = _validated(value, coalition)
+        return np.fromiter((self(c) for c in coalitions), dtype=np.float64, count=len(coalitions))
+
+
+def _raised(exc: BaseException, coalition: frozenset[Any]) -> UtilityError:
+    return UtilityError(
+        f"the utility raised {type(exc).__name__}: {exc} on coalition {_show(coalition)}",
+        hint="make the utility handle every coalition (the empty one included)",
+    )
+
+
+def _validated(raw: Any, coalition: frozenset[Any]) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise UtilityError(
+            f"the utility returned {raw!r}, not a number, on coalition {_show(coalition)}",
+            hint="return a float score",
+        ) from exc
+    if not math.isfinite(value):
+        raise UtilityError(
+            f"the utility returned {value} on coalition {_show(coalition)}",
+            hint="a valuation cannot use NaN or infinite scores; fix the utility "
+            "(quotepart never replaces them with a default)",
+        )
+    return value
+
+
+def _evaluate_one(utility: Utility, coalition: frozenset[Any]) -> Any:
+    try:
+        return utility(coalition)
+    except Exception as exc:  # reported by the parent, naming the coalition
+        return exc
+
+
+def _show(coalition: frozenset[Any]) -> str:
+    items = sorted(map(repr, coalition))
+    if len(items) > 8:
+        return "{" + ", ".join(items[:8]) + f", … ({len(items)} players)" + "}"
+    return "{" + ", ".join(items) + "}"
+
+
+def check_n_jobs(n_jobs: int) -> int:
+    if not isinstance(n_jobs, int) or (n_jobs < 1 and n_jobs != -1):
+        raise InputError(
+            f"n_jobs must be a positive integer or -1, got {n_jobs!r}", hint="e.g. n_jobs=2"
+        )
+    return n_jobs
