@@ -17,6 +17,7 @@ from quotepart.valuation import (
     NotConvergedWarning,
     UtilityError,
     banzhaf,
+    leave_one_out,
     shapley,
 )
 from quotepart.valuation.games import AirportGame, GloveGame, UnanimitySum, WeightedVotingGame
@@ -213,3 +214,17 @@ def test_bad_players_budgets_and_utilities_are_clear_errors() -> None:
 
     with pytest.raises(UtilityError, match="raised ValueError: cannot fit on coalition"):
         shapley(broken, range(3))
+
+
+def test_leave_one_out_is_the_last_marginal_and_blind_to_copies() -> None:
+    game = UnanimitySum(5, [((0, 1), 2.0), ((2,), 1.0)])
+    result = leave_one_out(game, range(5))
+    assert as_array(result.values, 5).tolist() == [2.0, 2.0, 1.0, 0.0, 0.0]
+    assert result.evaluations == 6
+
+    def either_copy(coalition: frozenset[Any]) -> float:
+        return 1.0 if coalition & {"copy a", "copy b"} else 0.0
+
+    copies = leave_one_out(either_copy, ["copy a", "copy b"])
+    assert copies.values == {"copy a": 0.0, "copy b": 0.0}  # Shapley would give 1/2 each
+    assert shapley(either_copy, ["copy a", "copy b"]).values == {"copy a": 0.5, "copy b": 0.5}

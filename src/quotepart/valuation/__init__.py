@@ -143,6 +143,27 @@ def banzhaf(
     )
 
 
+def leave_one_out(
+    utility: Utility, players: Iterable[Hashable], n_jobs: int = 1
+) -> ValuationResult:
+    """v(N) − v(N ∖ {i}) for each player: n + 1 evaluations, exact, no error bars.
+
+    Cheap, but blind to redundancy: two copies of the same data each score about zero.
+    """
+    found = check_players(players)
+    cached = utility if isinstance(utility, CachedUtility) else CachedUtility(utility)
+    everyone = frozenset(found)
+    scores = cached.many([everyone, *(everyone - {player} for player in found)], n_jobs)
+    return ValuationResult(
+        values={p: float(scores[0] - scores[i + 1]) for i, p in enumerate(found)},
+        stderr=dict.fromkeys(found, 0.0),
+        evaluations=cached.evaluations,
+        converged=True,
+        method="leave_one_out",
+        parameters={"n_jobs": n_jobs},
+    )
+
+
 __all__ = [
     "CachedUtility",
     "ExactBanzhaf",
@@ -156,5 +177,6 @@ __all__ = [
     "ValuationResult",
     "banzhaf",
     "knn_shapley",
+    "leave_one_out",
     "shapley",
 ]
