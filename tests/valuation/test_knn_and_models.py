@@ -127,3 +127,17 @@ def test_model_utility_handles_empty_and_one_class_coalitions_explicitly() -> No
     assert utility(frozenset({"benign only"})) == pytest.approx(float(np.mean(y[100:200] == 1)))
     with pytest.raises(InputError, match="outside the training set"):
         ModelUtility(LogisticRegression(), x, y, x, y, groups={"bad": [10_000]})
+
+
+def test_duplicated_training_points_are_ranked_by_index() -> None:
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=(30, 2))
+    x_train = np.vstack([base, base[:10]])  # ten exact duplicates: tied distances
+    y_train = rng.integers(0, 2, len(x_train))
+    x_test, y_test = rng.normal(size=(6, 2)), rng.integers(0, 2, 6)
+    np.testing.assert_allclose(
+        knn_shapley(x_train, y_train, x_test, y_test, k=3),
+        plain_recursion(x_train, y_train, x_test, y_test, 3),
+        rtol=0,
+        atol=1e-12,
+    )

@@ -48,6 +48,21 @@ def _check(
             )
 
 
+def _nearest_first(distances: np.ndarray) -> np.ndarray:
+    """Training points by distance, ties broken by index.
+
+    Introsort is 4x faster than a stable sort on 100,000 distances, and ties only occur
+    where points repeat (duplicated records do happen), so only the rows that hold a
+    tie are sorted again, stably.
+    """
+    order = np.argsort(distances, axis=1)
+    ranked = np.take_along_axis(distances, order, axis=1)
+    tied = np.any(ranked[:, 1:] == ranked[:, :-1], axis=1)
+    if tied.any():
+        order[tied] = np.argsort(distances[tied], axis=1, kind="stable")
+    return order
+
+
 def knn_shapley(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -72,7 +87,7 @@ def knn_shapley(
     for start in range(0, len(x_test), chunk):
         points, labels = x_test[start : start + chunk], y_test[start : start + chunk]
         distances = train_norms[None, :] - 2.0 * (points @ x_train.T)  # + |x_test|², same order
-        order = np.argsort(distances, axis=1, kind="stable")
+        order = _nearest_first(distances)
         del distances
         matches = (y_train[order] == labels[:, None]).astype(np.float64)
         steps = (matches[:, :-1] - matches[:, 1:]) * factor  # d_i for i = 1 .. N-1
