@@ -121,17 +121,17 @@ BUDGET_ONLY = pytest.mark.filterwarnings(
 
 
 @BUDGET_ONLY
+@pytest.mark.parametrize("method", ["permutation", "stratified"])
 @pytest.mark.parametrize("game", SAMPLED, ids=["airport-50", "voting-50", "unanimity-50"])
-def test_sampled_shapley_lies_within_its_error_bars(game: Any) -> None:
+def test_sampled_shapley_lies_within_its_error_bars(game: Any, method: str) -> None:
     exact = game.shapley_values()
     inside = total = 0
     for seed in range(5):
-        result = shapley(
-            game, range(game.n), method="permutation", seed=seed, max_evaluations=20_000
-        )
+        result = shapley(game, range(game.n), method=method, seed=seed, max_evaluations=20_000)
         values = as_array(result.values, game.n)
         stderr = as_array(result.stderr, game.n)
-        assert values.sum() == pytest.approx(exact.sum(), rel=1e-9)  # each permutation is efficient
+        if method == "permutation":  # each permutation shares out v(N) - v(empty) exactly
+            assert values.sum() == pytest.approx(exact.sum(), rel=1e-9)
         inside += int(np.sum(np.abs(values - exact) <= 2.0 * stderr + 1e-12))
         total += game.n
     assert inside / total >= 0.9  # ≈ 95 % expected at two standard errors
@@ -166,15 +166,15 @@ def test_running_out_of_budget_is_reported_never_hidden() -> None:
     assert result.evaluations >= 500
 
 
-def test_the_same_seed_gives_the_same_values_whatever_n_jobs() -> None:
+@pytest.mark.parametrize("method", ["permutation", "stratified", "msr"])
+def test_the_same_seed_gives_the_same_values_whatever_n_jobs(method: str) -> None:
     game = SAMPLED[0]
+    value = banzhaf if method == "msr" else shapley
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotConvergedWarning)
-        one = shapley(game, range(50), method="permutation", seed=7, max_evaluations=3_000)
-        two = shapley(
-            game, range(50), method="permutation", seed=7, max_evaluations=3_000, n_jobs=2
-        )
-        other = shapley(game, range(50), method="permutation", seed=8, max_evaluations=3_000)
+        one = value(game, range(50), method=method, seed=7, max_evaluations=3_000)
+        two = value(game, range(50), method=method, seed=7, max_evaluations=3_000, n_jobs=2)
+        other = value(game, range(50), method=method, seed=8, max_evaluations=3_000)
     assert one.values == two.values
     assert one.stderr == two.stderr
     assert one.values != other.values
@@ -185,7 +185,7 @@ def test_auto_enumerates_small_games_and_samples_large_ones() -> None:
     assert shapley(GloveGame(3), range(6)).method == "shapley/exact"
     assert banzhaf(GloveGame(3), range(6)).method == "banzhaf/exact"
     large = shapley(SAMPLED[0], range(50), max_evaluations=2_000)
-    assert large.method == "shapley/permutation"
+    assert large.method == "shapley/stratified"
 
 
 def test_bad_players_budgets_and_utilities_are_clear_errors() -> None:

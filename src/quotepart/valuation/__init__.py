@@ -27,6 +27,7 @@ from quotepart.valuation.sampling import (
     NotConvergedWarning,
     PermutationShapley,
     Progress,
+    StratifiedShapley,
 )
 from quotepart.valuation.utility import CachedUtility, Utility, UtilityError, check_players
 
@@ -67,8 +68,11 @@ def _value(
 ) -> ValuationResult:
     found = check_players(players)
     cached = utility if isinstance(utility, CachedUtility) else CachedUtility(utility)
-    samplers = {"shapley": "permutation", "banzhaf": "msr"}
-    allowed = {"auto", "exact", samplers[kind]}
+    samplers = {
+        "shapley": "stratified",
+        "banzhaf": "msr",
+    }  # the winners of bench/valuation_samplers.py
+    allowed = {"auto", "exact", samplers[kind]} | ({"permutation"} if kind == "shapley" else set())
     if method not in allowed:
         raise InputError(
             f"unknown {kind} method {method!r}", hint=f"use one of {', '.join(sorted(allowed))}"
@@ -79,6 +83,14 @@ def _value(
     estimator: Any
     if method == "exact":
         estimator = (ExactShapley if kind == "shapley" else ExactBanzhaf)(n_jobs=n_jobs)
+    elif method == "stratified":
+        estimator = StratifiedShapley(
+            max_evaluations=max_evaluations,
+            target_stderr=target_stderr,
+            n_jobs=n_jobs,
+            random_state=seed,
+            progress=show,
+        )
     elif method == "permutation":
         estimator = PermutationShapley(
             max_evaluations=max_evaluations,
@@ -119,8 +131,10 @@ def shapley(
 ) -> ValuationResult:
     """Shapley values of `players` to `utility` (a callable on frozensets of players).
 
-    `method`: "exact" (enumeration, each coalition once), "permutation" (antithetic
-    Monte Carlo with standard errors), or "auto" (exact when 2^n is affordable).
+    `method`: "exact" (enumeration, each coalition once), "stratified" (stratified
+    SVARM: every evaluation serves every player), "permutation" (antithetic Monte Carlo),
+    or "auto" (exact when 2^n is affordable, else stratified). Sampled results carry
+    standard errors and stop on `target_stderr` or `max_evaluations`.
     """
     return _value(
         "shapley", utility, players, method, max_evaluations, target_stderr, seed, n_jobs, progress
@@ -172,6 +186,7 @@ __all__ = [
     "ModelUtility",
     "NotConvergedWarning",
     "PermutationShapley",
+    "StratifiedShapley",
     "Utility",
     "UtilityError",
     "ValuationResult",

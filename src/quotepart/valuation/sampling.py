@@ -210,3 +210,127 @@ class MSRBanzhaf(_Sampler):
         self.n_samples_ = int(counts[:, 0].sum())
         self._finish(cached, stderr, target)
         return self
+
+
+class StratifiedShapley(_Sampler):
+    """Stratified SVARM (Kolpaczki et al., AAAI 2024): every evaluation serves every player.
+
+    φ_i = 1/n Σ_ℓ (E[v(A) | i ∈ A, |A| = ℓ+1] − E[v(A) | i ∉ A, |A| = ℓ]). The strata of
+    sizes 0, 1, n−1 and n are computed exactly (2n + 2 evaluations); for the others a
+    coalition A is drawn with a size s ∈ [2, n−2] of probability ∝ 1/(s(n−s)) and
+    uniformly among those of that size, and its value updates the "with" stratum s−1 of
+    each member and the "without" stratum s of each non-member. A warm-up of random
+    partitions gives every stratum samples before the random draws begin. The standard
+    error of φ_i sums the strata's variances; a stratum with fewer than two samples
+    counts as unknown, so such a result never claims convergence.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_evaluations: int | None = None,
+        target_stderr: float | None = None,
+        batch_size: int = 64,
+        warm_up_rounds: int = 2,
+        n_jobs: int = 1,
+        random_state: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.max_evaluations = max_evaluations
+        self.target_stderr = target_stderr
+        self.batch_size = batch_size
+        self.warm_up_rounds = warm_up_rounds
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.progress = progress
+
+    def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
+        cached = self._setup(utility, players)
+        players_ = self.players_
+        n = len(players_)
+        if n < 4:  # no sampled strata: the exact strata are all there is
+            from quotepart.valuation.exact import ExactShapley
+
+            exact = ExactShapley(n_jobs=self.n_jobs).fit(cached, players_)
+            self.values_, self.n_evaluations_ = exact.values_, cached.evaluations
+            self.stderr_, self.converged_, self.target_stderr_ = exact.stderr_, True, 0.0
+            return self
+        rng = np.random.default_rng(self.seed_)
+        everyone = frozenset(players_)
+        full, empty = cached(everyone), cached(frozenset())
+        target, budget = self._target(full - empty), self._budget(n)
+        singles = cached.many([frozenset([p]) for p in players_], self.n_jobs)
+        leave_outs = cached.many([everyone - {p} for p in players_], self.n_jobs)
+        # sums[side, i, l]: side 1 = "with i, size l+1", side 0 = "without i, size l"
+        self._sums = np.zeros((2, n, n))
+        self._squares = np.zeros((2, n, n))
+        self._counts = np.zeros((2, n, n))
+        sizes = np.arange(2, n - 1)
+        weights = 1.0 / (sizes * (n - sizes))
+        size_probabilities = weights / weights.sum()
+        for _ in range(self.warm_up_rounds):
+            for size in sizes:
+                order = rng.permutation(n)
+                blocks = [order[start : start + size] for start in range(0, n - size + 1, size)]
+                self._update(cached, [self._mask(n, block) for block in blocks])
+        stderr = np.full(n, np.inf)
+        values = np.zeros(n)
+        while True:
+            drawn = rng.choice(sizes, size=self.batch_size, p=size_probabilities)
+            masks = [self._mask(n, rng.choice(n, size=int(s), replace=False)) for s in drawn]
+            self._update(cached, masks)
+            values, stderr = self._estimate(full, empty, singles, leave_outs)
+            if self.progress is not None:
+                self.progress(min(cached.evaluations, budget), budget)
+            drawn_total = int(self._counts[1].sum() // 1)
+            spent = cached.evaluations >= budget or drawn_total >= 4 * budget * n
+            if np.all(stderr <= target) or spent:
+                break
+        self.values_ = values
+        self._finish(cached, stderr, target)
+        return self
+
+    @staticmethod
+    def _mask(n: int, members: np.ndarray) -> np.ndarray:
+        mask = np.zeros(n, dtype=bool)
+        mask[members] = True
+        return mask
+
+    def _update(self, cached: CachedUtility, masks: list[np.ndarray]) -> None:
+        players = self.players_
+        coalitions = [frozenset(players[j] for j in np.flatnonzero(mask)) for mask in masks]
+        scores = cached.many(coalitions, self.n_jobs)
+        n = len(players)
+        for mask, score in zip(masks, scores, strict=True):
+            size = int(mask.sum())
+            inside = np.flatnonzero(mask)
+            outside = np.flatnonzero(~mask)
+            self._sums[1, inside, size - 1] += score
+            self._squares[1, inside, size - 1] += score * score
+            self._counts[1, inside, size - 1] += 1
+            if size < n:
+                self._sums[0, outside, size] += score
+                self._squares[0, outside, size] += score * score
+                self._counts[0, outside, size] += 1
+
+    def _estimate(
+        self, full: float, empty: float, singles: np.ndarray, leave_outs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.players_)
+        counts = self._counts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = self._sums / counts
+            variances = (self._squares / counts - means**2) * counts / (counts - 1)
+            error = np.maximum(variances, 0.0) / counts
+        # Exact strata: with i at sizes 1 and n; without i at sizes 0, 1 and n-1; with i at n-1.
+        means[1, :, 0], error[1, :, 0] = singles, 0.0
+        means[1, :, n - 1], error[1, :, n - 1] = full, 0.0
+        means[0, :, 0], error[0, :, 0] = empty, 0.0
+        means[0, :, 1], error[0, :, 1] = (singles.sum() - singles) / (n - 1), 0.0
+        means[0, :, n - 1], error[0, :, n - 1] = leave_outs, 0.0
+        means[1, :, n - 2], error[1, :, n - 2] = (leave_outs.sum() - leave_outs) / (n - 1), 0.0
+        error = np.where(np.isfinite(error), error, np.inf)  # fewer than two samples: unknown
+        means = np.where(np.isfinite(means), means, 0.0)
+        values = (means[1] - means[0]).sum(axis=1) / n
+        stderr = np.sqrt(error.sum(axis=(0, 2))) / n
+        return values, stderr
