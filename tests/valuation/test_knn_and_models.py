@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from quotepart.errors import InputError
-from quotepart.valuation import ModelUtility, knn_shapley, shapley
+from quotepart.valuation import ModelUtility, data_oob, knn_shapley, shapley
 
 
 def plain_recursion(
@@ -141,3 +141,26 @@ def test_duplicated_training_points_are_ranked_by_index() -> None:
         rtol=0,
         atol=1e-12,
     )
+
+
+def test_record_values_find_flipped_labels() -> None:
+    """10 % of labels flipped: low values should point at them (AUROC well above chance)."""
+    from sklearn.metrics import roc_auc_score
+
+    x, y = load_breast_cancer(return_X_y=True)
+    rng = np.random.default_rng(3)
+    order = rng.permutation(len(y))
+    test, train = order[:150], order[150:]
+    noisy = y[train].copy()
+    flipped = rng.choice(len(train), size=len(train) // 10, replace=False)
+    noisy[flipped] = 1 - noisy[flipped]
+    is_flipped = np.zeros(len(train), dtype=bool)
+    is_flipped[flipped] = True
+    scaled = StandardScaler().fit(x[train])
+    knn = knn_shapley(scaled.transform(x[train]), noisy, scaled.transform(x[test]), y[test], k=5)
+    oob = data_oob(x[train], noisy, n_estimators=100, random_state=0)
+    assert roc_auc_score(is_flipped, -knn) > 0.8
+    assert roc_auc_score(is_flipped, -oob) > 0.8
+    assert np.array_equal(oob, data_oob(x[train], noisy, n_estimators=100, random_state=0))
+    with pytest.raises(InputError, match="do not match"):
+        data_oob(x[train], noisy[:-1])

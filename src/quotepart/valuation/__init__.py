@@ -21,6 +21,7 @@ from quotepart.errors import InputError
 from quotepart.valuation.exact import MAX_EXACT_PLAYERS, ExactBanzhaf, ExactShapley
 from quotepart.valuation.knn import knn_shapley
 from quotepart.valuation.models import ModelUtility
+from quotepart.valuation.oob import data_oob
 from quotepart.valuation.result import ValuationResult
 from quotepart.valuation.sampling import (
     MSRBanzhaf,
@@ -153,7 +154,15 @@ def banzhaf(
 ) -> ValuationResult:
     """Banzhaf values: "exact", "msr" (Maximum Sample Reuse) or "auto"."""
     return _value(
-        "banzhaf", utility, players, method, max_evaluations, target_stderr, seed, n_jobs, progress
+        "banzhaf",
+        utility,
+        players,
+        method,
+        max_evaluations,
+        target_stderr,
+        seed,
+        n_jobs,
+        progress,
     )
 
 
@@ -191,6 +200,7 @@ __all__ = [
     "UtilityError",
     "ValuationResult",
     "banzhaf",
+    "data_oob",
     "knn_shapley",
     "leave_one_out",
     "shapley",
