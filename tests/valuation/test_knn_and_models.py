@@ -164,3 +164,13 @@ def test_record_values_find_flipped_labels() -> None:
     assert np.array_equal(oob, data_oob(x[train], noisy, n_estimators=100, random_state=0))
     with pytest.raises(InputError, match="do not match"):
         data_oob(x[train], noisy[:-1])
+
+
+def test_knn_shapley_does_not_depend_on_the_number_of_threads() -> None:
+    rng = np.random.default_rng(2)
+    x_train, x_test = rng.normal(size=(300, 3)), rng.normal(size=(40, 3))
+    y_train, y_test = rng.integers(0, 2, 300), rng.integers(0, 2, 40)
+    small_chunks = 8 * 5 * 300 * 3  # three test points per chunk
+    one = knn_shapley(x_train, y_train, x_test, y_test, memory_bytes=small_chunks, workers=1)
+    two = knn_shapley(x_train, y_train, x_test, y_test, memory_bytes=small_chunks, workers=2)
+    assert np.array_equal(one, two)

@@ -12,6 +12,9 @@ operations; chunks are sized to keep memory bounded.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from quotepart.errors import InputError
@@ -71,20 +74,24 @@ def knn_shapley(
     k: int = 5,
     *,
     memory_bytes: int = DEFAULT_MEMORY,
+    workers: int | None = None,
 ) -> np.ndarray:
     """One float64 value per training point: its exact Shapley value to a KNN classifier's
-    accuracy on the test points (Jia et al. 2019, Theorem 1)."""
+    accuracy on the test points (Jia et al. 2019, Theorem 1). `memory_bytes` bounds the
+    working arrays of one chunk of test points; `workers` threads (default: all cores)
+    each hold one chunk."""
     x_train = np.asarray(x_train, dtype=np.float64)
     x_test = np.asarray(x_test, dtype=np.float64)
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     _check(x_train, y_train, x_test, y_test, k)
     n = len(x_train)
-    values = np.zeros(n)
     train_norms = np.einsum("ij,ij->i", x_train, x_train)
     ranks = np.arange(1, n, dtype=np.float64)  # i = 1 .. N-1 (1-based)
     factor = np.minimum(k, ranks) / (k * ranks)
     chunk = max(1, min(len(x_test), memory_bytes // (8 * 5 * n)))
-    for start in range(0, len(x_test), chunk):
+    starts = range(0, len(x_test), chunk)
+
+    def part(start: int) -> np.ndarray:
         points, labels = x_test[start : start + chunk], y_test[start : start + chunk]
         distances = train_norms[None, :] - 2.0 * (points @ x_train.T)  # + |x_test|², same order
         order = _nearest_first(distances)
@@ -94,5 +101,13 @@ def knn_shapley(
         # s_i = m_N / N + d_{N-1} + … + d_i, summed from the far end as the recursion does.
         tail = np.concatenate([matches[:, -1:] / n, steps[:, ::-1]], axis=1)
         scores = np.cumsum(tail, axis=1)[:, ::-1]
-        values += np.bincount(order.ravel(), weights=scores.ravel(), minlength=n)
+        return np.bincount(order.ravel(), weights=scores.ravel(), minlength=n)
+
+    values = np.zeros(n)
+    # numpy sorts without the GIL, so threads use every core; chunks are fixed by
+    # `memory_bytes` alone and added in order, so the result never depends on `workers`.
+    workers = max(1, min(workers or os.cpu_count() or 1, len(starts)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for partial in pool.map(part, starts):
+            values += partial
     return values / len(x_test)
