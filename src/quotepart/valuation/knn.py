@@ -20,6 +20,7 @@ import numpy as np
 from quotepart.errors import InputError
 
 DEFAULT_MEMORY = 512 * 2**20  # bytes of working arrays per chunk
+CHUNK_POINTS = 64
 
 
 def _check(
@@ -88,7 +89,9 @@ def knn_shapley(
     train_norms = np.einsum("ij,ij->i", x_train, x_train)
     ranks = np.arange(1, n, dtype=np.float64)  # i = 1 .. N-1 (1-based)
     factor = np.minimum(k, ranks) / (k * ranks)
-    chunk = max(1, min(len(x_test), memory_bytes // (8 * 5 * n)))
+    # At most CHUNK_POINTS test points per chunk, so that even small jobs spread over the
+    # threads; never more than the memory bound allows.
+    chunk = max(1, min(len(x_test), memory_bytes // (8 * 5 * n), CHUNK_POINTS))
     starts = range(0, len(x_test), chunk)
 
     def part(start: int) -> np.ndarray:
