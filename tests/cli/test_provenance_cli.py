@@ -82,7 +82,8 @@ def test_register_contribute_and_trace_from_the_shell(folder: Path, tmp_path: Pa
     assert "model" in run("lineage", "model", "--mermaid", *ws).output
     dot = run("lineage", "model", "--dot", *ws).output
     assert dot.startswith("digraph")
-    assert "patients" in dot
+    assert 'label="patients\\ndataset"' in dot  # DOT's escape for a line break
+    assert "\\\\n" not in dot  # never a doubled backslash, which DOT shows literally
     feeding = json.loads(run("lineage", "model", "--contributions", "--json", *ws).output)
     assert [(c["party"], c["role"], c["share"]) for c in feeding] == [(hospital, "data", "1")]
     models = run("lineage", "patients", "--models", *ws).output

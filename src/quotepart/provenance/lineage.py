@@ -63,7 +63,9 @@ class Lineage:
         lines = [f"digraph {json.dumps(self.direction + ' lineage')} {{", "  rankdir=LR;"]
         for node in self.nodes:
             shape = "box" if node.type == "run" else "ellipse"
-            label = f"{node.name}\\n{node.kind}"
+            label = (
+                f"{node.name}\n{node.kind}"  # json.dumps writes the \\n DOT reads as a line break
+            )
             lines.append(f"  {json.dumps(node.id)} [label={json.dumps(label)}, shape={shape}];")
         for edge in self.edges:
             lines.append(
