@@ -127,6 +127,8 @@ def test_workers_that_receive_their_slice_give_the_same_root(
 
 
 def test_forking_is_avoided_when_threads_are_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pinned both ways: earlier tests may leave threads alive (joblib's executor keeps one).
+    monkeypatch.setattr(digest_module.threading, "active_count", lambda: 1)
     context, inherit = digest_module._pool_context()
     assert (context.get_start_method(), inherit) == ("fork", True)
     monkeypatch.setattr(digest_module.threading, "active_count", lambda: 3)

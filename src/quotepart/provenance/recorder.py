@@ -96,6 +96,21 @@ class ProvenanceRecorder:
             self.append_many([(body, by) for body in fresh.values()])
         return [item.digest for item in items]
 
+    def _register_contributed(
+        self, described: Described, shares: Mapping[PartyId, Fraction], *, role: str, by: PartyId
+    ) -> Digest:
+        """An asset and who contributed it, in one transaction; nothing when already known."""
+        digest = described.digest
+        if self.asset_entry(digest) is None:
+            self.append_many(
+                [(described.body, by)]
+                + [
+                    (ContributionRecordedV1(party, digest, role, share), by)
+                    for party, share in sorted(shares.items())
+                ]
+            )
+        return digest
+
     def register_data(
         self,
         data: Any,
@@ -175,17 +190,8 @@ class ProvenanceRecorder:
             label_set=label_set,
             description=description,
         )
-        digest = batch.described.digest
-        if self.asset_entry(digest) is not None:
-            return digest
-        items: list[tuple[EntryBody, PartyId]] = [(batch.described.body, by)]
-        if record_contributions:
-            items += [
-                (ContributionRecordedV1(party, digest, "annotation", share), by)
-                for party, share in sorted(batch.shares().items())
-            ]
-        self.append_many(items)
-        return digest
+        shares = batch.shares() if record_contributions else {}
+        return self._register_contributed(batch.described, shares, role="annotation", by=by)
 
     def register_model(
         self,
@@ -261,16 +267,9 @@ class ProvenanceRecorder:
             provider=provider,
             description=description,
         )
-        if self.asset_entry(described.digest) is not None:
-            return described.digest
-        author = by or grantor
-        self.append_many(
-            [
-                (described.body, author),
-                (ContributionRecordedV1(grantor, described.digest, "compute", Fraction(1)), author),
-            ]
+        return self._register_contributed(
+            described, {grantor: Fraction(1)}, role="compute", by=by or grantor
         )
-        return described.digest
 
     # ------------------------------------------------------- contributions
 

@@ -64,6 +64,17 @@ class _Sampler(BaseEstimator):  # type: ignore[misc]
             self.target_stderr if self.target_stderr is not None else max(0.005 * abs(span), 1e-12)
         )
 
+    def _done(
+        self, cached: CachedUtility, stderr: np.ndarray, target: float, budget: int, draws: int
+    ) -> bool:
+        """The one stopping rule: every standard error on target, or the budget spent.
+
+        `draws` (coalitions or permutations drawn, cached or not) caps games whose few
+        coalitions are all cached already, where new evaluations would never come.
+        """
+        on_target = bool(np.all(stderr <= target))  # inf (too few samples) is never on target
+        return on_target or cached.evaluations >= budget or draws >= 4 * budget
+
     def _finish(self, cached: CachedUtility, stderr: np.ndarray, target: float) -> None:
         self.stderr_ = stderr
         self.n_evaluations_ = cached.evaluations
@@ -128,8 +139,7 @@ class PermutationShapley(_Sampler):
                 stderr = np.sqrt(variance / count)
             if self.progress is not None:
                 self.progress(min(cached.evaluations, budget), budget)
-            spent = cached.evaluations >= budget or count >= budget  # a cached game stops too
-            if (count >= 2 and np.all(stderr <= target)) or spent:
+            if self._done(cached, stderr, target, budget, draws=count):
                 break
         self.values_ = mean
         self.n_permutations_ = count * (2 if self.antithetic else 1)
@@ -202,9 +212,7 @@ class MSRBanzhaf(_Sampler):
                 stderr = np.sqrt(variances[1] / counts[1] + variances[0] / counts[0])
             if self.progress is not None:
                 self.progress(min(cached.evaluations, budget), budget)
-            drawn = int(counts[:, 0].sum())
-            spent = cached.evaluations >= budget or drawn >= 4 * budget  # a cached game stops too
-            if (np.all(counts >= 2) and np.all(stderr <= target)) or spent:
+            if self._done(cached, stderr, target, budget, draws=int(counts[:, 0].sum())):
                 break
         self.values_ = values
         self.n_samples_ = int(counts[:, 0].sum())
@@ -275,6 +283,7 @@ class StratifiedShapley(_Sampler):
                 self._update(cached, [self._mask(n, block) for block in blocks])
         stderr = np.full(n, np.inf)
         values = np.zeros(n)
+        draws = 0
         while True:
             drawn = rng.choice(sizes, size=self.batch_size, p=size_probabilities)
             masks = [self._mask(n, rng.choice(n, size=int(s), replace=False)) for s in drawn]
@@ -282,9 +291,8 @@ class StratifiedShapley(_Sampler):
             values, stderr = self._estimate(full, empty, singles, leave_outs)
             if self.progress is not None:
                 self.progress(min(cached.evaluations, budget), budget)
-            drawn_total = int(self._counts[1].sum() // 1)
-            spent = cached.evaluations >= budget or drawn_total >= 4 * budget * n
-            if np.all(stderr <= target) or spent:
+            draws += self.batch_size
+            if self._done(cached, stderr, target, budget, draws):
                 break
         self.values_ = values
         self._finish(cached, stderr, target)
