@@ -138,12 +138,13 @@ def test_sampled_shapley_lies_within_its_error_bars(game: Any, method: str) -> N
 
 
 @BUDGET_ONLY
-def test_msr_banzhaf_lies_within_its_error_bars() -> None:
+@pytest.mark.parametrize("method", ["msr", "kernel"])
+def test_sampled_banzhaf_lies_within_its_error_bars(method: str) -> None:
     game = UnanimitySum(30, [(tuple(range(i, i + 3)), 1.0) for i in range(0, 30, 3)])
     exact = game.banzhaf_values()
     inside = 0
     for seed in range(5):
-        result = banzhaf(game, range(30), method="msr", seed=seed, max_evaluations=20_000)
+        result = banzhaf(game, range(30), method=method, seed=seed, max_evaluations=20_000)
         values, stderr = as_array(result.values, 30), as_array(result.stderr, 30)
         inside += int(np.sum(np.abs(values - exact) <= 2.0 * stderr + 1e-12))
     assert inside / 150 >= 0.9
@@ -166,10 +167,10 @@ def test_running_out_of_budget_is_reported_never_hidden() -> None:
     assert result.evaluations >= 500
 
 
-@pytest.mark.parametrize("method", ["permutation", "stratified", "msr"])
+@pytest.mark.parametrize("method", ["permutation", "stratified", "msr", "kernel"])
 def test_the_same_seed_gives_the_same_values_whatever_n_jobs(method: str) -> None:
     game = SAMPLED[0]
-    value = banzhaf if method == "msr" else shapley
+    value = banzhaf if method in ("msr", "kernel") else shapley
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotConvergedWarning)
         one = value(game, range(50), method=method, seed=7, max_evaluations=3_000)
@@ -186,6 +187,23 @@ def test_auto_enumerates_small_games_and_samples_large_ones() -> None:
     assert banzhaf(GloveGame(3), range(6)).method == "banzhaf/exact"
     large = shapley(SAMPLED[0], range(50), max_evaluations=2_000)
     assert large.method == "shapley/stratified"
+    assert banzhaf(SAMPLED[0], range(50), max_evaluations=2_000).method == "banzhaf/kernel"
+
+
+@BUDGET_ONLY
+def test_kernel_banzhaf_recovers_an_additive_game_exactly_and_beats_msr_near_it() -> None:
+    """On v(S) = Σ_{i∈S} w_i the paired differences are exactly linear in the signs, so
+    least squares is exact once ZᵀZ is invertible; MSR still carries Var(v) as noise."""
+    weights = np.random.default_rng(5).normal(size=40)
+
+    def additive(coalition: frozenset[Any]) -> float:
+        return float(sum(weights[i] for i in coalition))
+
+    kernel = banzhaf(additive, range(40), method="kernel", seed=1, max_evaluations=400)
+    assert as_array(kernel.values, 40) == pytest.approx(weights, abs=1e-9)
+    assert max(kernel.stderr.values()) < 1e-6
+    msr = banzhaf(additive, range(40), method="msr", seed=1, max_evaluations=400)
+    assert np.abs(as_array(msr.values, 40) - weights).max() > 0.1
 
 
 def test_bad_players_budgets_and_utilities_are_clear_errors() -> None:

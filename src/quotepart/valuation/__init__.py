@@ -24,6 +24,7 @@ from quotepart.valuation.models import ModelUtility
 from quotepart.valuation.oob import data_oob
 from quotepart.valuation.result import ValuationResult
 from quotepart.valuation.sampling import (
+    KernelBanzhaf,
     MSRBanzhaf,
     NotConvergedWarning,
     PermutationShapley,
@@ -71,9 +72,10 @@ def _value(
     cached = utility if isinstance(utility, CachedUtility) else CachedUtility(utility)
     samplers = {
         "shapley": "stratified",
-        "banzhaf": "msr",
-    }  # the winners of bench/valuation_samplers.py
-    allowed = {"auto", "exact", samplers[kind]} | ({"permutation"} if kind == "shapley" else set())
+        "banzhaf": "kernel",
+    }  # the winners of bench/valuation_samplers.py and bench/valuation.py
+    others = {"shapley": {"permutation"}, "banzhaf": {"msr"}}[kind]
+    allowed = {"auto", "exact", samplers[kind]} | others
     if method not in allowed:
         raise InputError(
             f"unknown {kind} method {method!r}", hint=f"use one of {', '.join(sorted(allowed))}"
@@ -101,7 +103,7 @@ def _value(
             progress=show,
         )
     else:
-        estimator = MSRBanzhaf(
+        estimator = (KernelBanzhaf if method == "kernel" else MSRBanzhaf)(
             max_evaluations=max_evaluations,
             target_stderr=target_stderr,
             n_jobs=n_jobs,
@@ -152,7 +154,8 @@ def banzhaf(
     n_jobs: int = 1,
     progress: bool = False,
 ) -> ValuationResult:
-    """Banzhaf values: "exact", "msr" (Maximum Sample Reuse) or "auto"."""
+    """Banzhaf values: "exact", "kernel" (paired least squares, Kernel Banzhaf), "msr"
+    (Maximum Sample Reuse) or "auto" (exact when 2^n is affordable, else kernel)."""
     return _value(
         "banzhaf",
         utility,
@@ -191,6 +194,7 @@ __all__ = [
     "CachedUtility",
     "ExactBanzhaf",
     "ExactShapley",
+    "KernelBanzhaf",
     "MSRBanzhaf",
     "ModelUtility",
     "NotConvergedWarning",

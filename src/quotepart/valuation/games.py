@@ -88,25 +88,22 @@ class WeightedVotingGame:
         return 1.0 if sum(self.weights[i] for i in coalition) >= self.quota else 0.0
 
     def shapley_values(self) -> np.ndarray:
-        n, total = self.n, sum(self.weights)
-        values = np.zeros(n)
-        for player in range(n):
-            # ways[s][w]: coalitions of the others with size s and weight w (exact integers)
-            ways = [[0] * (total + 1) for _ in range(n)]
-            ways[0][0] = 1
-            for other in range(n):
-                if other == player:
-                    continue
-                weight = self.weights[other]
-                for size in range(n - 2, -1, -1):
-                    row, up = ways[size], ways[size + 1]
-                    for w in range(total - weight, -1, -1):
-                        if row[w]:
-                            up[w + weight] += row[w]
-            low = max(self.quota - self.weights[player], 0)
-            exact = sum(
-                math.factorial(s) * math.factorial(n - s - 1) * sum(ways[s][low : self.quota])
-                for s in range(n)
-            )
-            values[player] = exact / math.factorial(n)
-        return values
+        """Counting by dynamic programming over (size, weight < quota), once per distinct
+        weight (equal weights are symmetric players). Counts are float64: C(n, s) stays far
+        below its range for n up to about 1,000, at 1e-16 relative precision."""
+        n, quota = self.n, self.quota
+        # s!(n−s−1)!/n! = 1 / (n · C(n−1, s)): the chance that i follows exactly a given S
+        chance = np.array([1.0 / (n * math.comb(n - 1, s)) for s in range(n)])
+        weights_of: dict[int, float] = {}
+        for weight in set(self.weights):
+            others = list(self.weights)
+            others.remove(weight)
+            ways = np.zeros((n, quota))  # ways[s, w]: coalitions of the others, size s, weight w
+            ways[0, 0] = 1.0
+            for other in others:
+                if other < quota:
+                    ways[1:, other:] += ways[:-1, : quota - other].copy()
+            low = max(quota - weight, 0)
+            pivotal = ways[:, low:quota].sum(axis=1)
+            weights_of[weight] = float((chance * pivotal).sum())
+        return np.array([weights_of[w] for w in self.weights])

@@ -27,6 +27,8 @@ from quotepart.errors import InputError
 from quotepart.valuation.utility import CachedUtility, Utility, check_n_jobs, check_players
 
 Progress = Callable[[int, int], None]
+Monitor = Callable[[int, np.ndarray, np.ndarray], None]
+"""Called after every batch with (distinct evaluations, estimates, standard errors)."""
 
 
 class NotConvergedWarning(UserWarning):
@@ -63,6 +65,15 @@ class _Sampler(BaseEstimator):  # type: ignore[misc]
         return (
             self.target_stderr if self.target_stderr is not None else max(0.005 * abs(span), 1e-12)
         )
+
+    def _report(
+        self, cached: CachedUtility, values: np.ndarray, stderr: np.ndarray, budget: int
+    ) -> None:
+        """Tell the progress display and the monitor (convergence traces) about a batch."""
+        if self.progress is not None:
+            self.progress(min(cached.evaluations, budget), budget)
+        if self.monitor is not None:
+            self.monitor(cached.evaluations, values.copy(), stderr.copy())
 
     def _done(
         self, cached: CachedUtility, stderr: np.ndarray, target: float, budget: int, draws: int
@@ -102,6 +113,7 @@ class PermutationShapley(_Sampler):
         n_jobs: int = 1,
         random_state: int | None = None,
         progress: Progress | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         self.max_evaluations = max_evaluations
         self.target_stderr = target_stderr
@@ -111,6 +123,7 @@ class PermutationShapley(_Sampler):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.progress = progress
+        self.monitor = monitor
 
     def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
         cached = self._setup(utility, players)
@@ -137,8 +150,7 @@ class PermutationShapley(_Sampler):
             if count >= 2:
                 variance = np.maximum(squares / count - mean * mean, 0.0) * count / (count - 1)
                 stderr = np.sqrt(variance / count)
-            if self.progress is not None:
-                self.progress(min(cached.evaluations, budget), budget)
+            self._report(cached, mean, stderr, budget)
             if self._done(cached, stderr, target, budget, draws=count):
                 break
         self.values_ = mean
@@ -174,6 +186,7 @@ class MSRBanzhaf(_Sampler):
         n_jobs: int = 1,
         random_state: int | None = None,
         progress: Progress | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         self.max_evaluations = max_evaluations
         self.target_stderr = target_stderr
@@ -181,6 +194,7 @@ class MSRBanzhaf(_Sampler):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.progress = progress
+        self.monitor = monitor
 
     def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
         cached = self._setup(utility, players)
@@ -210,8 +224,7 @@ class MSRBanzhaf(_Sampler):
                 )
                 values = means[1] - means[0]
                 stderr = np.sqrt(variances[1] / counts[1] + variances[0] / counts[0])
-            if self.progress is not None:
-                self.progress(min(cached.evaluations, budget), budget)
+            self._report(cached, values, stderr, budget)
             if self._done(cached, stderr, target, budget, draws=int(counts[:, 0].sum())):
                 break
         self.values_ = values
@@ -243,6 +256,7 @@ class StratifiedShapley(_Sampler):
         n_jobs: int = 1,
         random_state: int | None = None,
         progress: Progress | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         self.max_evaluations = max_evaluations
         self.target_stderr = target_stderr
@@ -251,6 +265,7 @@ class StratifiedShapley(_Sampler):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.progress = progress
+        self.monitor = monitor
 
     def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
         cached = self._setup(utility, players)
@@ -289,8 +304,7 @@ class StratifiedShapley(_Sampler):
             masks = [self._mask(n, rng.choice(n, size=int(s), replace=False)) for s in drawn]
             self._update(cached, masks)
             values, stderr = self._estimate(full, empty, singles, leave_outs)
-            if self.progress is not None:
-                self.progress(min(cached.evaluations, budget), budget)
+            self._report(cached, values, stderr, budget)
             draws += self.batch_size
             if self._done(cached, stderr, target, budget, draws):
                 break
@@ -342,3 +356,97 @@ class StratifiedShapley(_Sampler):
         values = (means[1] - means[0]).sum(axis=1) / n
         stderr = np.sqrt(error.sum(axis=(0, 2))) / n
         return values, stderr
+
+
+class KernelBanzhaf(_Sampler):
+    """Kernel Banzhaf (Liu, Witter & Musco 2024): Banzhaf values as regression coefficients.
+
+    Under the uniform distribution on coalitions the membership signs z_j = ±1 are
+    independent with E[z zᵀ] = I, so the population least-squares coefficients of
+    d(S) = v(S) − v(N ∖ S) on z are exactly the Banzhaf values: E[d z_j] = β_j. Each
+    coalition is drawn with its complement (paired sampling), which cancels the constant
+    and every even-order interaction; ordinary least squares then removes the other
+    players' linear terms from each estimate, the variance MSR carries. Only ZᵀZ, Zᵀd
+    and dᵀd are kept (memory n², not one row per sample). Standard errors: s²·(ZᵀZ)⁻¹,
+    which equals the heteroskedasticity-robust form to first order because z_j² = 1.
+    Until there are 2n pairs the plain moment estimate mean(d z_j) is used (unbiased,
+    with its own standard error), so small budgets still give honest error bars.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_evaluations: int | None = None,
+        target_stderr: float | None = None,
+        batch_size: int = 32,
+        n_jobs: int = 1,
+        random_state: int | None = None,
+        progress: Progress | None = None,
+        monitor: Monitor | None = None,
+    ) -> None:
+        self.max_evaluations = max_evaluations
+        self.target_stderr = target_stderr
+        self.batch_size = batch_size
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.progress = progress
+        self.monitor = monitor
+
+    def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
+        cached = self._setup(utility, players)
+        players_ = self.players_
+        n = len(players_)
+        rng = np.random.default_rng(self.seed_)
+        everyone = frozenset(players_)
+        span = cached(everyone) - cached(frozenset())
+        target, budget = self._target(span), self._budget(n)
+        gram = np.zeros((n, n))  # Σ z zᵀ
+        moments = np.zeros(n)  # Σ d z
+        moment_squares = np.zeros(n)  # Σ (d z_j)² = Σ d² (z_j² = 1), kept per player for clarity
+        squares = 0.0  # Σ d²
+        pairs = 0
+        solve_every = max(1, n // 256)  # an n³ solve per batch would dominate for large n
+        values, stderr = np.zeros(n), np.full(n, np.inf)
+        batches = 0
+        while True:
+            signs = np.where(rng.random((self.batch_size, n)) < 0.5, 1.0, -1.0)
+            inside = [frozenset(players_[j] for j in np.flatnonzero(row > 0)) for row in signs]
+            scores = cached.many([*inside, *(everyone - s for s in inside)], self.n_jobs)
+            differences = scores[: self.batch_size] - scores[self.batch_size :]
+            gram += signs.T @ signs
+            moments += signs.T @ differences
+            moment_squares += (differences * differences).sum()
+            squares += float(differences @ differences)
+            pairs += self.batch_size
+            batches += 1
+            if pairs >= 2 * n and batches % solve_every == 0:
+                values, stderr = self._least_squares(gram, moments, squares, pairs)
+            elif pairs < 2 * n and pairs >= 2:
+                values = moments / pairs
+                variance = (moment_squares / pairs - values * values) * pairs / (pairs - 1)
+                stderr = np.sqrt(np.maximum(variance, 0.0) / pairs)
+            self._report(cached, values, stderr, budget)
+            if self._done(cached, stderr, target, budget, draws=2 * pairs):
+                break
+        if pairs >= 2 * n:
+            values, stderr = self._least_squares(gram, moments, squares, pairs)
+        self.values_ = values
+        self.n_pairs_ = pairs
+        self._finish(cached, stderr, target)
+        return self
+
+    @staticmethod
+    def _least_squares(
+        gram: np.ndarray, moments: np.ndarray, squares: float, pairs: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = len(moments)
+        try:
+            factor = np.linalg.cholesky(gram)
+        except np.linalg.LinAlgError:  # collinear signs (tiny games drawn over and over)
+            return moments / pairs, np.full(n, np.inf)
+        inverse_factor = np.linalg.solve(factor, np.eye(n))  # L⁻¹; (ZᵀZ)⁻¹ = L⁻ᵀ L⁻¹
+        coefficients = inverse_factor.T @ (inverse_factor @ moments)
+        residual = max(squares - float(coefficients @ moments), 0.0)
+        noise = residual / max(pairs - n, 1)
+        diagonal = (inverse_factor * inverse_factor).sum(axis=0)
+        return coefficients, np.sqrt(noise * diagonal)
