@@ -12,8 +12,6 @@ result.values, result.stderr, result.evaluations, result.converged
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Hashable, Iterable
 from typing import Any, Literal
 
@@ -31,26 +29,50 @@ from quotepart.valuation.sampling import (
     Progress,
     StratifiedShapley,
 )
-from quotepart.valuation.utility import CachedUtility, Utility, UtilityError, check_players
+from quotepart.valuation.utility import (
+    CachedUtility,
+    Utility,
+    UtilityError,
+    check_executor,
+    check_players,
+)
 
 AUTO_EXACT_EVALUATIONS = 1 << 14
 """`method="auto"` enumerates when 2^n coalitions fit in this (or in max_evaluations)."""
 
 
-def _progress_printer(label: str) -> Progress:
-    """A one-line progress display on stderr, redrawn at most twice a second."""
-    last = [0.0]
+class _ProgressBar:
+    """A tqdm bar of distinct utility evaluations, fed by the estimators' progress calls.
 
-    def show(done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 0.5 or done >= total:
-            last[0] = now
-            sys.stderr.write(f"\r{label}: {done:,}/{total:,} evaluations")
-            if done >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+    `enabled`: True always shows it, False never, None (the default) shows it on a
+    terminal once a run has lasted two seconds: short runs and logs stay quiet.
+    """
 
-    return show
+    def __init__(self, label: str, enabled: bool | None) -> None:
+        self.label, self.enabled = label, enabled
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.enabled is False:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                desc=self.label,
+                unit=" evaluations",
+                unit_scale=True,
+                disable=None if self.enabled is None else False,
+                delay=2.0 if self.enabled is None else 0.0,
+                leave=True,
+            )
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _exact_affordable(n: int, max_evaluations: int | None) -> bool:
@@ -66,10 +88,11 @@ def _value(
     target_stderr: float | None,
     seed: int | None,
     n_jobs: int,
-    progress: bool,
+    progress: bool | None,
+    executor: str | None,
 ) -> ValuationResult:
     found = check_players(players)
-    cached = utility if isinstance(utility, CachedUtility) else CachedUtility(utility)
+    cached = _cached(utility, executor)
     samplers = {
         "shapley": "stratified",
         "banzhaf": "kernel",
@@ -82,10 +105,12 @@ def _value(
         )
     if method == "auto":
         method = "exact" if _exact_affordable(len(found), max_evaluations) else samplers[kind]
-    show = _progress_printer(f"{kind} ({method})") if progress else None
+    show = _ProgressBar(f"{kind} ({method})", progress)
     estimator: Any
     if method == "exact":
-        estimator = (ExactShapley if kind == "shapley" else ExactBanzhaf)(n_jobs=n_jobs)
+        estimator = (ExactShapley if kind == "shapley" else ExactBanzhaf)(
+            n_jobs=n_jobs, progress=show
+        )
     elif method == "stratified":
         estimator = StratifiedShapley(
             max_evaluations=max_evaluations,
@@ -110,7 +135,10 @@ def _value(
             random_state=seed,
             progress=show,
         )
-    estimator.fit(cached, found)
+    try:
+        estimator.fit(cached, found)
+    finally:
+        show.close()
     return ValuationResult(
         values={p: float(v) for p, v in zip(found, estimator.values_, strict=True)},
         stderr={p: float(v) for p, v in zip(found, estimator.stderr_, strict=True)},
@@ -130,17 +158,30 @@ def shapley(
     target_stderr: float | None = None,
     seed: int | None = 0,
     n_jobs: int = 1,
-    progress: bool = False,
+    progress: bool | None = None,
+    executor: str | None = None,
 ) -> ValuationResult:
     """Shapley values of `players` to `utility` (a callable on frozensets of players).
 
     `method`: "exact" (enumeration, each coalition once), "stratified" (stratified
     SVARM: every evaluation serves every player), "permutation" (antithetic Monte Carlo),
     or "auto" (exact when 2^n is affordable, else stratified). Sampled results carry
-    standard errors and stop on `target_stderr` or `max_evaluations`.
+    standard errors and stop on `target_stderr` or `max_evaluations`. `n_jobs` utility
+    evaluations run at once on `executor` ("joblib", or "ray": a running Ray cluster, or
+    one started on 127.0.0.1); the values never depend on either. `progress`: True shows
+    a progress bar, False never, None on a terminal once the run passes two seconds.
     """
     return _value(
-        "shapley", utility, players, method, max_evaluations, target_stderr, seed, n_jobs, progress
+        "shapley",
+        utility,
+        players,
+        method,
+        max_evaluations,
+        target_stderr,
+        seed,
+        n_jobs,
+        progress,
+        executor,
     )
 
 
@@ -152,7 +193,8 @@ def banzhaf(
     target_stderr: float | None = None,
     seed: int | None = 0,
     n_jobs: int = 1,
-    progress: bool = False,
+    progress: bool | None = None,
+    executor: str | None = None,
 ) -> ValuationResult:
     """Banzhaf values: "exact", "kernel" (paired least squares, Kernel Banzhaf), "msr"
     (Maximum Sample Reuse) or "auto" (exact when 2^n is affordable, else kernel)."""
@@ -166,18 +208,29 @@ def banzhaf(
         seed,
         n_jobs,
         progress,
+        executor,
     )
 
 
+def _cached(utility: Utility, executor: str | None) -> CachedUtility:
+    """One cache per valuation (or the caller's, shared across valuations); `executor`
+    None keeps the cache's own, joblib for a new one."""
+    if isinstance(utility, CachedUtility):
+        if executor is not None:
+            utility.executor = check_executor(executor)
+        return utility
+    return CachedUtility(utility, executor or "joblib")
+
+
 def leave_one_out(
-    utility: Utility, players: Iterable[Hashable], n_jobs: int = 1
+    utility: Utility, players: Iterable[Hashable], n_jobs: int = 1, executor: str | None = None
 ) -> ValuationResult:
     """v(N) − v(N ∖ {i}) for each player: n + 1 evaluations, exact, no error bars.
 
     Cheap, but blind to redundancy: two copies of the same data each score about zero.
     """
     found = check_players(players)
-    cached = utility if isinstance(utility, CachedUtility) else CachedUtility(utility)
+    cached = _cached(utility, executor)
     everyone = frozenset(found)
     scores = cached.many([everyone, *(everyone - {player} for player in found)], n_jobs)
     return ValuationResult(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Self
 
 import numpy as np
@@ -16,7 +16,10 @@ MAX_EXACT_PLAYERS = 22
 
 
 def enumerate_values(
-    utility: CachedUtility, players: tuple[Hashable, ...], n_jobs: int
+    utility: CachedUtility,
+    players: tuple[Hashable, ...],
+    n_jobs: int,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """v over all 2^n coalitions indexed by bitmask (bit j = player j), and each mask's size."""
     n = len(players)
@@ -29,7 +32,13 @@ def enumerate_values(
     coalitions = [
         frozenset(players[j] for j in range(n) if mask >> j & 1) for mask in range(1 << n)
     ]
-    values = utility.many(coalitions, n_jobs)
+    total = len(coalitions)
+    chunk = max(64, total // 200)  # progress every 0.5 %, in batches that still fill workers
+    values = np.empty(total)
+    for start in range(0, total, chunk):
+        values[start : start + chunk] = utility.many(coalitions[start : start + chunk], n_jobs)
+        if progress is not None:
+            progress(min(start + chunk, total), total)
     sizes = np.zeros(1 << n, dtype=np.int64)
     for j in range(n):
         sizes += (masks >> j) & 1
@@ -43,14 +52,17 @@ def _marginals(values: np.ndarray, n: int, player: int) -> tuple[np.ndarray, np.
 
 
 class _Exact(BaseEstimator):  # type: ignore[misc]
-    def __init__(self, *, n_jobs: int = 1) -> None:
+    def __init__(
+        self, *, n_jobs: int = 1, progress: Callable[[int, int], None] | None = None
+    ) -> None:
         self.n_jobs = n_jobs
+        self.progress = progress
 
     def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
         check_n_jobs(self.n_jobs)
         self.players_ = check_players(players)
         cached = utility if isinstance(utility, CachedUtility) else CachedUtility(utility)
-        values, sizes = enumerate_values(cached, self.players_, self.n_jobs)
+        values, sizes = enumerate_values(cached, self.players_, self.n_jobs, self.progress)
         n = len(self.players_)
         weights = self._weights(n)
         self.values_ = np.array(

@@ -9,6 +9,7 @@ value silently: an exception or a non-finite score names the coalition that caus
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
@@ -38,12 +39,29 @@ def check_players(players: Iterable[Hashable]) -> tuple[Hashable, ...]:
     return found
 
 
-class CachedUtility:
-    """A utility evaluated at most once per coalition (a frozenset of players)."""
+EXECUTORS = ("joblib", "ray")
 
-    def __init__(self, utility: Utility) -> None:
+
+def check_executor(executor: str) -> str:
+    if executor not in EXECUTORS:
+        raise InputError(
+            f"unknown executor {executor!r}", hint=f"use one of {', '.join(EXECUTORS)}"
+        )
+    return executor
+
+
+class CachedUtility:
+    """A utility evaluated at most once per coalition (a frozenset of players).
+
+    `executor` runs the uncached evaluations of a batch: "joblib" (processes on this
+    machine) or "ray" (a Ray cluster; started on 127.0.0.1 when none is running).
+    """
+
+    def __init__(self, utility: Utility, executor: str = "joblib") -> None:
         self.utility = utility
+        self.executor = check_executor(executor)
         self.cache: dict[frozenset[Any], float] = {}
+        self._ray_utility: Any = None  # the utility, put in Ray's object store once
 
     @property
     def evaluations(self) -> int:
@@ -73,16 +91,77 @@ class CachedUtility:
         """
         missing = list(dict.fromkeys(c for c in coalitions if c not in self.cache))
         if n_jobs != 1 and len(missing) > 1:
-            from joblib import Parallel, delayed
+            if self.executor == "ray":
+                computed = self._on_ray(missing, n_jobs)
+            else:
+                from joblib import Parallel, delayed
 
-            computed = Parallel(n_jobs=n_jobs)(
-                delayed(_evaluate_one)(self.utility, coalition) for coalition in missing
-            )
+                computed = Parallel(n_jobs=n_jobs)(
+                    delayed(_evaluate_one)(self.utility, coalition) for coalition in missing
+                )
             for coalition, value in zip(missing, computed, strict=True):
                 if isinstance(value, BaseException):
                     raise _raised(value, coalition) from value
                 self.cache[coalition] = _validated(value, coalition)
         return np.fromiter((self(c) for c in coalitions), dtype=np.float64, count=len(coalitions))
+
+    def _on_ray(self, missing: list[frozenset[Any]], n_jobs: int) -> list[Any]:
+        """Evaluate on Ray in a few chunks per CPU (one task per coalition costs more in
+        scheduling than a fast utility does to run)."""
+        ray = _ray(n_jobs)
+        if self._ray_utility is None:
+            self._ray_utility = ray.put(self.utility)
+        cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        size = max(1, -(-len(missing) // (4 * cpus)))
+        chunks = [missing[start : start + size] for start in range(0, len(missing), size)]
+        task = ray.remote(_evaluate_chunk)
+        done = ray.get([task.remote(self._ray_utility, chunk) for chunk in chunks])
+        return [value for chunk in done for value in chunk]
+
+
+def _ray(n_jobs: int) -> Any:
+    """Ray, joined if already running (a cluster the user started), else started locally.
+
+    Ray binds the machine's external address unless told otherwise: a local start is
+    kept on 127.0.0.1, with usage statistics off and a small object store (utilities
+    are put once; values come back as floats).
+    """
+    for name, value in (
+        ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"),
+        ("RAY_AUTH_MODE", "disabled"),
+        ("RAY_USAGE_STATS_ENABLED", "0"),
+        ("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0"),  # else a FutureWarning on every start
+    ):
+        os.environ.setdefault(name, value)
+    try:
+        import ray
+        from ray._private import ray_constants
+    except ImportError as exc:
+        raise InputError(
+            "executor='ray' needs Ray, which is not installed",
+            hint="pip install 'quotepart[ray]', or use executor='joblib'",
+        ) from exc
+    if not ray.is_initialized():
+        if ray_constants.ENABLE_RAY_CLUSTER:  # read once, when ray was first imported
+            raise InputError(
+                "Ray was imported before quotepart could keep a local start on 127.0.0.1; "
+                "started now it would listen on this machine's external address",
+                hint="set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing ray, or "
+                "start Ray yourself with ray.init(...) and quotepart will use it",
+            )
+        ray.init(
+            num_cpus=None if n_jobs == -1 else n_jobs,
+            include_dashboard=False,
+            object_store_memory=200 * 2**20,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            logging_level="ERROR",
+        )
+    return ray
+
+
+def _evaluate_chunk(utility: Utility, coalitions: list[frozenset[Any]]) -> list[Any]:
+    return [_evaluate_one(utility, coalition) for coalition in coalitions]
 
 
 def _raised(exc: BaseException, coalition: frozenset[Any]) -> UtilityError:
