@@ -26,7 +26,6 @@ from quotepart.valuation.sampling import (
     MSRBanzhaf,
     NotConvergedWarning,
     PermutationShapley,
-    Progress,
     StratifiedShapley,
 )
 from quotepart.valuation.utility import (

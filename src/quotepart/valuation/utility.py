@@ -8,6 +8,7 @@ value silently: an exception or a non-finite score names the coalition that caus
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections import Counter
@@ -155,7 +156,7 @@ def _ray(n_jobs: int) -> Any:
             object_store_memory=200 * 2**20,
             _node_ip_address="127.0.0.1",
             log_to_driver=False,
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
         )
     return ray
 
