@@ -375,8 +375,8 @@ def one_run(job: tuple[str, str, str, Game, int, str]) -> dict[str, Any]:
 
 
 def efficiency(
-    games: list[Game], seeds: int, workers: int, kinds: Sequence[str]
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    games: list[Game], seeds: int, workers: int, kinds: Sequence[str], libraries: Sequence[str]
+) -> list[dict[str, Any]]:
     jobs = []
     with tempfile.TemporaryDirectory(prefix="quotepart-bench-valuation-") as folder:
         for game in games:
@@ -384,6 +384,8 @@ def efficiency(
                 if kind not in kinds or (kind == "banzhaf" and game.banzhaf is None):
                     continue
                 for library, names in methods.items():
+                    if library not in libraries:
+                        continue
                     for method in names:
                         if method == "auto" and game.n > 14:
                             continue  # auto samples there: the same as its sampler's row
@@ -404,7 +406,7 @@ def efficiency(
                     f"{run['calls']:,} calls{'' if run['reached'] else ' (cap, not reached)'}"
                 )
                 runs.append(run)
-    return runs, summarise(runs, games)
+    return runs
 
 
 def summarise(runs: list[dict[str, Any]], games: list[Game]) -> dict[str, Any]:
@@ -668,6 +670,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--kinds", nargs="*", default=["shapley", "banzhaf"], help="efficiency: which values"
     )
+    parser.add_argument(
+        "--libraries",
+        nargs="*",
+        default=["quotepart", "pyDVL"],
+        help="efficiency: re-run these only; the other library's runs are kept from the "
+        "results file",
+    )
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
     try:
@@ -694,6 +703,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             "quality_budget": budget,
             "quality_records": args.records,
             "seed": args.seed,
+            "kinds": args.kinds,
+            "libraries": args.libraries,
+            "quotepart_source": os.environ.get("PYTHONPATH", "installed"),
         },
     }
     if args.part in ("all", "efficiency"):
@@ -702,7 +714,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         for n in sizes:
             # Banzhaf at 50 players at most: pyDVL's MSR runs ~700 calls/s here
             games.extend(closed_form_games(n, cap=200_000 if n <= 50 else 300_000, banzhaf=n <= 50))
-        runs, summary = efficiency(games, seeds, args.workers, args.kinds)
+        runs = efficiency(games, seeds, args.workers, args.kinds, args.libraries)
+        path = results_path("valuation", quick=args.quick, override=args.output)
+        runs = kept_runs(path, runs) + runs
+        summary = summarise(runs, games)
         print_efficiency(summary, seeds)
         document["cohort_game"] = description
         document["efficiency"] = summary
@@ -715,20 +730,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_results(path, merged(path, document))
 
 
+def kept_runs(path: Path, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of an earlier results file that this run did not redo (other kinds or library)."""
+    if not path.exists():
+        return []
+    import json
+
+    redone = {(r["kind"], r["library"]) for r in runs}
+    previous = json.loads(path.read_text()).get("runs", [])
+    return [r for r in previous if (r["kind"], r["library"]) not in redone]
+
+
 def merged(path: Path, document: dict[str, Any]) -> dict[str, Any]:
-    """A partial run (--part, --kinds) updates its own sections of an existing results file."""
+    """A partial run (--part, --kinds, --libraries) updates its sections of the results."""
     if not path.exists():
         return document
     import json
 
     previous = json.loads(path.read_text())
-    new_kinds = {r["kind"] for r in document.get("runs", [])}
-    previous["runs"] = [
-        r for r in previous.get("runs", []) if r["kind"] not in new_kinds
-    ] + document.pop("runs", [])
-    previous.setdefault("efficiency", {}).update(document.pop("efficiency", {}))
     previous.setdefault("history", []).append(
-        {"machine": previous.get("machine"), "parameters": previous.get("parameters")}
+        {
+            "machine": previous.get("machine"),
+            "parameters": previous.get("parameters"),
+            "parts": sorted(k for k in ("efficiency", "quality") if k in previous),
+        }
     )
     previous.update(document)
     return previous
