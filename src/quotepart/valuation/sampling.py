@@ -342,7 +342,8 @@ class StratifiedShapley(_Sampler):
         root = np.sqrt(with_i + without_i)
         if not root.sum() > 0:
             return prior
-        return (1 - self.exploration) * root / root.sum() + self.exploration * prior
+        mixed: np.ndarray = (1 - self.exploration) * root / root.sum() + self.exploration * prior
+        return mixed
 
     @staticmethod
     def _mask(n: int, members: np.ndarray) -> np.ndarray:
