@@ -299,7 +299,16 @@ class StratifiedShapley(_Sampler):
         sizes = np.arange(2, n - 1)
         weights = 1.0 / (sizes * (n - sizes))
         size_probabilities = weights / weights.sum()
-        for _ in range(self.warm_up_rounds):
+        # The warm-up costs Σ_s ⌊n/s⌋ ≈ n·ln n evaluations a round: skipped when that would
+        # take more than half the budget (thousands of players, small budgets); strata left
+        # empty then count as unknown, never as converged.
+        round_cost = int(sum(n // int(size) for size in sizes))
+        rounds = (
+            self.warm_up_rounds
+            if 2 * n + 2 + self.warm_up_rounds * round_cost <= budget // 2
+            else 0
+        )
+        for _ in range(rounds):
             for size in sizes:
                 order = rng.permutation(n)
                 blocks = [order[start : start + size] for start in range(0, n - size + 1, size)]
@@ -385,8 +394,14 @@ class StratifiedShapley(_Sampler):
         means[0, :, n - 1], error[0, :, n - 1] = leave_outs, 0.0
         means[1, :, n - 2], error[1, :, n - 2] = (leave_outs.sum() - leave_outs) / (n - 1), 0.0
         error = np.where(np.isfinite(error), error, np.inf)  # fewer than two samples: unknown
-        means = np.where(np.isfinite(means), means, 0.0)
-        values = (means[1] - means[0]).sum(axis=1) / n
+        # φ_i is the average over sizes of the strata differences. Where a size has no
+        # sample on one side yet (tiny budgets, many players), average the sizes that do:
+        # biased towards them, but never the wild numbers that a zero stand-in would give.
+        # The standard error of such a player stays infinite.
+        differences = means[1] - means[0]
+        known = np.isfinite(differences)
+        counted = known.sum(axis=1)
+        values = np.where(known, differences, 0.0).sum(axis=1) / np.maximum(counted, 1)
         stderr = np.sqrt(error.sum(axis=(0, 2))) / n
         return values, stderr
 
