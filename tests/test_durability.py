@@ -69,7 +69,12 @@ def test_sigkill_mid_stream_loses_no_acknowledged_append(tmp_path: Path) -> None
             )
         lines: list[str] = []
         reader = read_lines(process, lines)
-        time.sleep(rng.uniform(0.8, 2.0))  # interpreter start-up takes about half a second
+        # Kill once the writer is acknowledging (its start-up takes from half a second to
+        # many on a loaded machine), at a random moment of its stream.
+        deadline = time.monotonic() + 60
+        while not lines and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.05, 1.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
         reader.join()
