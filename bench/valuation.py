@@ -573,8 +573,9 @@ def quality(seed: int, budget: int, n_records: int) -> dict[str, Any]:
             )
         score(name, fitted.values_, counter["fits"], time.perf_counter() - start)
 
-    # pyDVL, same data, same model, same budget (its own utility; fits counted by MaxUpdates
-    # where each update is one fit, by a wrapped model otherwise)
+    # pyDVL, same data, same model, same budget: its own Utility, fits counted by a model
+    # that logs each fit (its samplers stop at their next check after the budget, so they
+    # may use a few more fits than quotepart, never fewer)
     dataset = Dataset(x, y, x_test, y_test)
     start = time.perf_counter()
     result = pydvl_knn_shapley(Utility(KNeighborsClassifier(5), dataset), progress=False)
@@ -584,7 +585,7 @@ def quality(seed: int, budget: int, n_records: int) -> dict[str, Any]:
     start = time.perf_counter()
     result = compute_data_oob(
         Utility(DecisionTreeClassifier(random_state=seed), dataset),
-        n_est=budget,
+        n_est=trees,
         max_samples=1.0,
         seed=seed,
     )
