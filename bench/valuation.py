@@ -568,7 +568,7 @@ def quality(seed: int, budget: int, n_records: int) -> dict[str, Any]:
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotConvergedWarning)
-            fitted = estimator(max_evaluations=budget, random_state=seed).fit(
+            fitted = estimator(max_evaluations=budget, target_stderr=1e-12, random_state=seed).fit(
                 utility, range(n_records)
             )
         score(name, fitted.values_, counter["fits"], time.perf_counter() - start)

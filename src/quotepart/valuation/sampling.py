@@ -61,10 +61,12 @@ class _Sampler(BaseEstimator):  # type: ignore[misc]
         return self.max_evaluations if self.max_evaluations is not None else 2_000 * n
 
     def _target(self, span: float) -> float:
-        """The requested standard error, or 0.5 % of |v(N) − v(∅)| when none was asked."""
-        return (
-            self.target_stderr if self.target_stderr is not None else max(0.005 * abs(span), 1e-12)
-        )
+        """The requested standard error, or 5 % of the average |value|, |v(N) − v(∅)| / n,
+        when none was asked: a fixed share of the span would be loose for thousands of
+        records, whose values are each a tiny part of it."""
+        if self.target_stderr is not None:
+            return float(self.target_stderr)
+        return max(0.05 * abs(span) / len(self.players_), 1e-12)
 
     def _report(
         self, cached: CachedUtility, values: np.ndarray, stderr: np.ndarray, budget: int
