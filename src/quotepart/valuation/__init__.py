@@ -95,7 +95,7 @@ def _value(
     samplers = {
         "shapley": "stratified",
         "banzhaf": "kernel",
-    }  # the winners of bench/valuation_samplers.py and bench/valuation.py
+    }  # the winners of bench/valuation.py (quotepart's candidates and pyDVL's, same games)
     others = {"shapley": {"permutation"}, "banzhaf": {"msr"}}[kind]
     allowed = {"auto", "exact", samplers[kind]} | others
     if method not in allowed:
