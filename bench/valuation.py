@@ -41,6 +41,7 @@ virtual environment of its own:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import time
@@ -518,7 +519,7 @@ def print_efficiency(summary: dict[str, Any], seeds: int) -> None:
 # --------------------------------------------------------------------------- quality
 
 
-def quality(seed: int, budget: int, n_records: int) -> dict[str, Any]:
+def quality(seed: int, budget: int, n_records: int, only: str | None = None) -> dict[str, Any]:
     """AUROC of "low value ⇒ flipped label", every method at `budget` model fits."""
     from pydvl.utils import Dataset, Utility
     from pydvl.value.oob import compute_data_oob
@@ -537,10 +538,14 @@ def quality(seed: int, budget: int, n_records: int) -> dict[str, Any]:
         ModelUtility,
         MSRBanzhaf,
         NotConvergedWarning,
+        PermutationShapley,
         StratifiedShapley,
         data_oob,
         knn_shapley,
     )
+
+    def wanted(name: str) -> bool:
+        return only is None or only in name
 
     x, y = make_classification(
         n_samples=n_records + 500,
@@ -572,18 +577,26 @@ def quality(seed: int, budget: int, n_records: int) -> dict[str, Any]:
 
     warnings.simplefilter("ignore")
     # quotepart
-    start = time.perf_counter()
-    values = knn_shapley(x, y, x_test, y_test, k=5)
-    score("quotepart knn_shapley (k=5)", values, 0, time.perf_counter() - start)
     trees = min(budget, 1000)  # bagged trees: AUROC has long stopped moving by then
-    start = time.perf_counter()
-    values = data_oob(x, y, n_estimators=trees, random_state=seed)
-    score("quotepart data_oob (trees)", values, trees, time.perf_counter() - start)
+    if wanted("quotepart knn_shapley (k=5)"):
+        start = time.perf_counter()
+        values = knn_shapley(x, y, x_test, y_test, k=5)
+        score("quotepart knn_shapley (k=5)", values, 0, time.perf_counter() - start)
+    if wanted("quotepart data_oob (trees)"):
+        start = time.perf_counter()
+        values = data_oob(x, y, n_estimators=trees, random_state=seed)
+        score("quotepart data_oob (trees)", values, trees, time.perf_counter() - start)
+    truncated = functools.partial(
+        PermutationShapley, truncation=0.01, antithetic=False, batch_size=1
+    )  # pyDVL's TMC: one permutation at a time, budget checked after each
     for name, estimator in (
         ("quotepart msr banzhaf", MSRBanzhaf),
         ("quotepart kernel banzhaf", KernelBanzhaf),
         ("quotepart stratified shapley", StratifiedShapley),
+        ("quotepart tmc shapley (permutation, truncation 0.01)", truncated),
     ):
+        if not wanted(name):
+            continue
         counter["fits"] = 0
         utility = Counted(model, x, y, x_test, y_test)
         start = time.perf_counter()
@@ -598,21 +611,23 @@ def quality(seed: int, budget: int, n_records: int) -> dict[str, Any]:
     # that logs each fit (its samplers stop at their next check after the budget, so they
     # may use a few more fits than quotepart, never fewer)
     dataset = Dataset(x, y, x_test, y_test)
-    start = time.perf_counter()
-    result = pydvl_knn_shapley(Utility(KNeighborsClassifier(5), dataset), progress=False)
-    score("pyDVL knn_shapley (k=5)", _by_index(result, n_records), 0, time.perf_counter() - start)
+    if wanted("pyDVL knn_shapley (k=5)"):
+        start = time.perf_counter()
+        result = pydvl_knn_shapley(Utility(KNeighborsClassifier(5), dataset), progress=False)
+        seconds = time.perf_counter() - start
+        score("pyDVL knn_shapley (k=5)", _by_index(result, n_records), 0, seconds)
     from sklearn.tree import DecisionTreeClassifier
 
-    start = time.perf_counter()
-    result = compute_data_oob(
-        Utility(DecisionTreeClassifier(random_state=seed), dataset),
-        n_est=trees,
-        max_samples=1.0,
-        seed=seed,
-    )
-    score(
-        "pyDVL data_oob (trees)", _by_index(result, n_records), trees, time.perf_counter() - start
-    )
+    if wanted("pyDVL data_oob (trees)"):
+        start = time.perf_counter()
+        result = compute_data_oob(
+            Utility(DecisionTreeClassifier(random_state=seed), dataset),
+            n_est=trees,
+            max_samples=1.0,
+            seed=seed,
+        )
+        seconds = time.perf_counter() - start
+        score("pyDVL data_oob (trees)", _by_index(result, n_records), trees, seconds)
 
     fits_path = Path(tempfile.mkdtemp()) / "fits"
     fit_log = CallLog(fits_path, 1)
@@ -655,6 +670,8 @@ def quality(seed: int, budget: int, n_records: int) -> dict[str, Any]:
             ),
         ),
     ):
+        if not wanted(name):
+            continue
         fits_path.unlink(missing_ok=True)
         u = Utility(CountingModel(max_iter=500), dataset, catch_errors=False)
         start = time.perf_counter()
@@ -695,6 +712,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--kinds", nargs="*", default=["shapley", "banzhaf"], help="efficiency: which values"
     )
+    parser.add_argument("--only", help="quality: run only the methods whose name contains this")
     parser.add_argument(
         "--combine",
         nargs="+",
@@ -758,7 +776,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         document["efficiency"] = summary
         document["runs"] = runs
     if args.part in ("all", "quality"):
-        results = quality(args.seed, budget, args.records)
+        results = quality(args.seed, budget, args.records, args.only)
         print_quality(results, budget, args.records)
         document["quality"] = results
     path = results_path("valuation", quick=args.quick, override=args.output)
@@ -775,9 +793,11 @@ def combine(sources: Sequence[Path], output: Path) -> None:
         found = json.loads(source.read_text())
         redone = {(r["kind"], r["library"]) for r in found.get("runs", [])}
         runs = [r for r in runs if (r["kind"], r["library"]) not in redone] + found.get("runs", [])
-        for key in ("cohort_game", "quality", "machine", "parameters"):
+        for key in ("cohort_game", "machine", "parameters"):
             if key in found:
                 document[key] = found[key]
+        if "quality" in found:  # method by method: a later file's methods replace earlier
+            document.setdefault("quality", {}).update(found["quality"])
         document.setdefault("sources", []).append(
             {"file": str(source), "parameters": found.get("parameters")}
         )
