@@ -234,6 +234,26 @@ def test_bad_players_budgets_and_utilities_are_clear_errors() -> None:
         shapley(broken, range(3))
 
 
+@BUDGET_ONLY
+def test_truncated_permutations_skip_the_tail_and_refuse_other_methods() -> None:
+    """TMC: once a prefix is within `truncation` of v(N), the rest of the permutation is
+    not evaluated. On a game that saturates after its first player, that leaves only the
+    prefixes up to the first member of the carrier."""
+    game = UnanimitySum(30, [((0,), 1.0)])  # v(S) = 1 as soon as player 0 is in S
+    full = shapley(game, range(30), method="permutation", seed=2, max_evaluations=400)
+    cut = shapley(
+        game, range(30), method="permutation", seed=2, max_evaluations=400, truncation=0.01
+    )
+    assert cut.values[0] == pytest.approx(1.0)
+    assert all(cut.values[i] == 0.0 for i in range(1, 30))
+    assert cut.evaluations < full.evaluations
+    with pytest.raises(InputError, match="truncation=0.01 with method='stratified'") as refused:
+        shapley(game, range(30), method="stratified", truncation=0.01)
+    assert "applies to method='permutation' only" in str(refused.value.hint)
+    with pytest.raises(InputError, match="truncation=1.5 with method='permutation'"):
+        shapley(game, range(30), method="permutation", truncation=1.5)
+
+
 def test_leave_one_out_is_the_last_marginal_and_blind_to_copies() -> None:
     game = UnanimitySum(5, [((0, 1), 2.0), ((2,), 1.0)])
     result = leave_one_out(game, range(5))
