@@ -247,10 +247,10 @@ def test_truncated_permutations_skip_the_tail_and_refuse_other_methods() -> None
     assert cut.values[0] == pytest.approx(1.0)
     assert all(cut.values[i] == 0.0 for i in range(1, 30))
     assert cut.evaluations < full.evaluations
-    with pytest.raises(InputError, match="truncation=0.01 with method='stratified'") as refused:
+    with pytest.raises(InputError, match=r"truncation=0\.01 with method='stratified'") as refused:
         shapley(game, range(30), method="stratified", truncation=0.01)
     assert "applies to method='permutation' only" in str(refused.value.hint)
-    with pytest.raises(InputError, match="truncation=1.5 with method='permutation'"):
+    with pytest.raises(InputError, match=r"truncation=1\.5 with method='permutation'"):
         shapley(game, range(30), method="permutation", truncation=1.5)
 
 
