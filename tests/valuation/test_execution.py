@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -61,7 +62,17 @@ def test_ray_gives_the_joblib_values_and_listens_on_localhost_only(ray_session: 
     from quotepart.valuation import UtilityError
 
     with pytest.raises(UtilityError, match="raised ValueError: cannot fit on coalition"):
-        shapley(broken, range(10), n_jobs=2, executor="ray")
+        shapley(broken, range(10), executor="ray")
+
+    from quotepart.valuation import CachedUtility
+
+    def process_id(coalition: frozenset[Any]) -> float:
+        return float(os.getpid())
+
+    on_workers = CachedUtility(process_id, executor="ray").many(
+        [frozenset({i}) for i in range(4)], n_jobs=1
+    )
+    assert float(os.getpid()) not in on_workers  # n_jobs=1 still runs on Ray's workers
 
 
 def test_an_unknown_executor_is_refused() -> None:

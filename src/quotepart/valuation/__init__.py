@@ -36,6 +36,13 @@ from quotepart.valuation.utility import (
     check_players,
 )
 
+SAMPLERS: dict[str, Any] = {
+    "stratified": StratifiedShapley,
+    "permutation": PermutationShapley,
+    "kernel": KernelBanzhaf,
+    "msr": MSRBanzhaf,
+}
+
 AUTO_EXACT_EVALUATIONS = 1 << 14
 """`method="auto"` enumerates when 2^n coalitions fit in this (or in max_evaluations)."""
 
@@ -117,30 +124,15 @@ def _value(
         estimator = (ExactShapley if kind == "shapley" else ExactBanzhaf)(
             n_jobs=n_jobs, progress=show
         )
-    elif method == "stratified":
-        estimator = StratifiedShapley(
-            max_evaluations=max_evaluations,
-            target_stderr=target_stderr,
-            n_jobs=n_jobs,
-            random_state=seed,
-            progress=show,
-        )
-    elif method == "permutation":
-        estimator = PermutationShapley(
-            truncation=truncation,
-            max_evaluations=max_evaluations,
-            target_stderr=target_stderr,
-            n_jobs=n_jobs,
-            random_state=seed,
-            progress=show,
-        )
     else:
-        estimator = (KernelBanzhaf if method == "kernel" else MSRBanzhaf)(
+        options = {"truncation": truncation} if method == "permutation" else {}
+        estimator = SAMPLERS[method](
             max_evaluations=max_evaluations,
             target_stderr=target_stderr,
             n_jobs=n_jobs,
             random_state=seed,
             progress=show,
+            **options,
         )
     try:
         estimator.fit(cached, found)
@@ -174,9 +166,9 @@ def shapley(
     `method`: "exact" (enumeration, each coalition once), "stratified" (stratified
     SVARM: every evaluation serves every player), "permutation" (antithetic Monte Carlo),
     or "auto" (exact when 2^n is affordable, else stratified). Sampled results carry
-    standard errors and stop on `target_stderr` or `max_evaluations`. `n_jobs` utility
-    evaluations run at once on `executor` ("joblib", or "ray": a running Ray cluster, or
-    one started on 127.0.0.1); the values never depend on either. `progress`: True shows
+    standard errors and stop on `target_stderr` or `max_evaluations`. Evaluations run on
+    `executor`: "joblib" (`n_jobs` processes) or "ray" (a running Ray cluster, or one
+    started on 127.0.0.1 with `n_jobs` CPUs); the values never depend on either. `progress`: True shows
     a progress bar, False never, None on a terminal once the run passes two seconds.
     `truncation` (permutation only; Ghorbani & Zou's TMC, e.g. 0.01) stops scanning a
     permutation once its prefix is within that share of v(N): for thousands of records

@@ -452,8 +452,7 @@ class KernelBanzhaf(_Sampler):
         target, budget = self._target(span), self._budget(n)
         gram = np.zeros((n, n))  # Σ z zᵀ
         moments = np.zeros(n)  # Σ d z
-        moment_squares = np.zeros(n)  # Σ (d z_j)² = Σ d² (z_j² = 1), kept per player for clarity
-        squares = 0.0  # Σ d²
+        squares = 0.0  # Σ d², also Σ (d z_j)² for every j since z_j² = 1
         pairs = 0
         solve_every = max(1, n // 256)  # an n³ solve per batch would dominate for large n
         values, stderr = np.zeros(n), np.full(n, np.inf)
@@ -465,7 +464,6 @@ class KernelBanzhaf(_Sampler):
             differences = scores[: self.batch_size] - scores[self.batch_size :]
             gram += signs.T @ signs
             moments += signs.T @ differences
-            moment_squares += (differences * differences).sum()
             squares += float(differences @ differences)
             pairs += self.batch_size
             batches += 1
@@ -473,7 +471,7 @@ class KernelBanzhaf(_Sampler):
                 values, stderr = self._least_squares(gram, moments, squares, pairs)
             elif pairs < 2 * n and pairs >= 2:
                 values = moments / pairs
-                variance = (moment_squares / pairs - values * values) * pairs / (pairs - 1)
+                variance = (squares / pairs - values * values) * pairs / (pairs - 1)
                 stderr = np.sqrt(np.maximum(variance, 0.0) / pairs)
             self._report(cached, values, stderr, budget)
             if self._done(cached, stderr, target, budget, draws=2 * pairs):

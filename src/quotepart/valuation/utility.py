@@ -54,8 +54,9 @@ def check_executor(executor: str) -> str:
 class CachedUtility:
     """A utility evaluated at most once per coalition (a frozenset of players).
 
-    `executor` runs the uncached evaluations of a batch: "joblib" (processes on this
-    machine) or "ray" (a Ray cluster; started on 127.0.0.1 when none is running).
+    `executor` runs the uncached evaluations of a batch: "joblib" (`n_jobs` processes on
+    this machine; n_jobs=1 evaluates in this process) or "ray" (always: a running
+    cluster, or one started on 127.0.0.1 with `n_jobs` CPUs).
     """
 
     def __init__(self, utility: Utility, executor: str = "joblib") -> None:
@@ -91,7 +92,7 @@ class CachedUtility:
         Results do not depend on `n_jobs`: each coalition's value is its own.
         """
         missing = list(dict.fromkeys(c for c in coalitions if c not in self.cache))
-        if n_jobs != 1 and len(missing) > 1:
+        if len(missing) > 1 and (n_jobs != 1 or self.executor == "ray"):
             if self.executor == "ray":
                 computed = self._on_ray(missing, n_jobs)
             else:
