@@ -159,10 +159,11 @@ def test_a_target_standard_error_stops_sampling_and_says_converged() -> None:
 
 def test_running_out_of_budget_is_reported_never_hidden() -> None:
     game = SAMPLED[1]
-    with pytest.warns(NotConvergedWarning, match="stopped after"):
+    with pytest.warns(NotConvergedWarning, match="stopped after") as warned:
         result = shapley(
             game, range(50), method="permutation", target_stderr=1e-6, max_evaluations=500
         )
+    assert warned[0].filename == __file__  # the warning points at the caller's line
     assert not result.converged
     assert result.evaluations >= 500
 

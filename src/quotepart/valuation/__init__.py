@@ -12,6 +12,7 @@ result.values, result.stderr, result.evaluations, result.converged
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Iterable
 from typing import Any, Literal
 
@@ -134,10 +135,15 @@ def _value(
             progress=show,
             **options,
         )
-    try:
-        estimator.fit(cached, found)
-    finally:
-        show.close()
+    # Warnings wait until the bar is closed (else they print onto its line), and then
+    # point at the caller's line, not at this module.
+    with warnings.catch_warnings(record=True) as raised:
+        try:
+            estimator.fit(cached, found)
+        finally:
+            show.close()
+    for caught in raised:
+        warnings.warn(caught.message, caught.category, stacklevel=3)
     return ValuationResult(
         values={p: float(v) for p, v in zip(found, estimator.values_, strict=True)},
         stderr={p: float(v) for p, v in zip(found, estimator.stderr_, strict=True)},
