@@ -6,7 +6,11 @@ QuotepartError                      exit 1   HTTP 500
 │   ├── MalformedEntryError                            bytes or JSON that are no entry
 │   ├── UnknownKindError                               a kind or version this build does not know
 │   ├── UnknownAuthorError                             signed by a party the log has never registered
-│   └── OutOfRangeError                                an index or tree size beyond the log
+│   ├── OutOfRangeError                                an index or tree size beyond the log
+│   ├── MoneyError                                     an unknown currency, a fraction of a minor unit, bad weights
+│   ├── PolicyError                                    a sharing policy that cannot be applied as written
+│   ├── LineageCycleError                              an asset that would be its own ancestor
+│   └── PaymentDetailsError                            an invalid IBAN, BIC or mobile-money number
 ├── VerificationError               exit 3   HTTP 409   something does not check out
 │   └── SignatureError                                 a signature that does not verify
 ├── NotFoundError                   exit 4   HTTP 404
@@ -51,6 +55,22 @@ class UnknownAuthorError(InputError):
 
 class OutOfRangeError(InputError):
     """An index or tree size beyond the current log."""
+
+
+class MoneyError(InputError):
+    """An amount, currency or set of weights that exact money cannot take."""
+
+
+class PolicyError(InputError):
+    """A sharing policy that is malformed or cannot be applied to this lineage."""
+
+
+class LineageCycleError(InputError):
+    """An asset that would be its own ancestor: value cannot flow round a loop."""
+
+
+class PaymentDetailsError(InputError):
+    """Payment details (IBAN, BIC, MSISDN) that a payment rail would reject."""
 
 
 class VerificationError(QuotepartError):
