@@ -98,6 +98,62 @@ class RunId(_UlidId):
 
 
 @dataclass(frozen=True, slots=True, order=True)
+class RevenueId(_UlidId):
+    """`revenue:<ULID>`: money one service or model earned in one period."""
+
+    PREFIX: ClassVar[str] = "revenue:"
+    WHAT: ClassVar[str] = "revenue"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PayoutId(_UlidId):
+    """`payout:<ULID>`: one export of balances to a payment rail."""
+
+    PREFIX: ClassVar[str] = "payout:"
+    WHAT: ClassVar[str] = "payout"
+
+
+_PERIOD_RE = re.compile(r"^(\d{4})(?:-(Q[1-4]|0[1-9]|1[0-2]))?$")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Period:
+    """An accounting period: a year (`2026`), a quarter (`2026-Q1`) or a month (`2026-03`).
+
+    Held as its first and last month (`year * 12 + month - 1`), so a statement for a
+    quarter finds the revenue booked to each of its months, and a year's finds all.
+    """
+
+    first_month: int
+    last_month: int
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        match = _PERIOD_RE.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise InputError(
+                f"not a period: {text!r}",
+                hint="write a year (2026), a quarter (2026-Q1) or a month (2026-03)",
+            )
+        year, part = int(match[1]), match[2]
+        if part is None:
+            first, last = 0, 11
+        elif part.startswith("Q"):
+            first = (int(part[1]) - 1) * 3
+            last = first + 2
+        else:
+            first = last = int(part) - 1
+        return cls(year * 12 + first, year * 12 + last, text)
+
+    def contains(self, other: Period) -> bool:
+        return self.first_month <= other.first_month and other.last_month <= self.last_month
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True, order=True)
 class Digest:
     """`sha256:<64 lowercase hex>`: the content address of an asset."""
 

@@ -60,6 +60,7 @@ from quotepart.log.kinds import (
 )
 from quotepart.provenance.parties import PayoutSecret
 from quotepart.provenance.recorder import ProvenanceRecorder
+from quotepart.sharing.recorder import SharingRecorder
 from quotepart.store import LogStore, migrate, open_engine, sqlite_url
 from quotepart.store.projections import digest_prefix
 from quotepart.store.schema import assets, contributions, parties
@@ -97,7 +98,7 @@ class ContributionRecord:
     leaf_index: int
 
 
-class Workspace(ProvenanceRecorder):
+class Workspace(ProvenanceRecorder, SharingRecorder):
     """A log and its projections, with the keys of the parties it signs for."""
 
     def __init__(self, path: Path, store: LogStore, log_key: SigningKey, clock: Clock) -> None:

@@ -134,5 +134,104 @@ lineage_edges = Table(
     sqlite_with_rowid=False,
 )
 
+revenues = Table(
+    "revenues",
+    metadata,
+    Column("revenue_id", String(40), primary_key=True),
+    Column("asset", String(71), nullable=False, index=True),
+    Column("period", String(8), nullable=False),
+    Column("first_month", Integer, nullable=False),
+    Column("last_month", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+    sqlite_with_rowid=False,
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("asset", String(71), nullable=False, index=True),  # the latest row applies
+)
+
+valuations = Table(
+    "valuations",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("model", String(71), nullable=False, index=True),  # the latest row applies
+    Column("method", String(64), nullable=False),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("party_id", String(40), nullable=False),
+    Column("asset", String(71), nullable=False, index=True),
+    Column("action", String(16), nullable=False),
+    Column("effective", String(32), nullable=False),
+)
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("revenue_id", String(40), primary_key=True),  # one allocation per revenue
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+allocation_amounts = Table(
+    "allocation_amounts",
+    metadata,
+    Column("allocation", BigInteger, primary_key=True, autoincrement=False),  # its leaf index
+    Column("party_id", String(40), primary_key=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("first_month", Integer, nullable=False),  # the revenue's period, for statements
+    Column("last_month", Integer, nullable=False),
+    Index("ix_allocation_amounts_party", "party_id", "currency"),
+    sqlite_with_rowid=False,
+)
+
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("payout_id", String(40), primary_key=True),
+    Column("leaf_index", BigInteger, nullable=False, unique=True),
+    Column("period", String(8), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("rail", String(16), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+payout_amounts = Table(
+    "payout_amounts",
+    metadata,
+    Column("payout", BigInteger, primary_key=True, autoincrement=False),  # its leaf index
+    Column("party_id", String(40), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("paid_minor", BigInteger, nullable=False),
+    Column("carried_minor", BigInteger, nullable=False),
+    Index("ix_payout_amounts_party", "party_id", "currency"),
+    sqlite_with_rowid=False,
+)
+
 LOG_TABLES = (log_head, log_meta, log_entries, tree_nodes, checkpoints)
-PROJECTION_TABLES = (parties, assets, contributions, runs, lineage_edges)
+PROJECTION_TABLES = (
+    parties,
+    assets,
+    contributions,
+    runs,
+    lineage_edges,
+    revenues,
+    policies,
+    valuations,
+    consents,
+    allocations,
+    allocation_amounts,
+    payouts,
+    payout_amounts,
+)

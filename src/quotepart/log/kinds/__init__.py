@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from quotepart.errors import UnknownKindError
 from quotepart.log.kinds._base import EntryBody, RawBody, Upcaster, format_fraction
+from quotepart.log.kinds.allocation import (
+    PAYMENT_RAILS,
+    AllocationRecordedV1,
+    PayoutRecordedV1,
+)
 from quotepart.log.kinds.asset import (
     ASSET_KINDS,
     DIGEST_SCHEMES,
@@ -16,6 +21,7 @@ from quotepart.log.kinds.asset import (
     AssetRegisteredV2,
     upcast_asset_v1,
 )
+from quotepart.log.kinds.consent import CONSENT_ACTIONS, ConsentRecordedV1
 from quotepart.log.kinds.contribution import CONTRIBUTION_ROLES, ContributionRecordedV1
 from quotepart.log.kinds.party import (
     AGENT_TYPES,
@@ -23,11 +29,31 @@ from quotepart.log.kinds.party import (
     PartyRegisteredV2,
     upcast_party_v1,
 )
+from quotepart.log.kinds.policy import (
+    MISSING_VALUATION,
+    NEGATIVE_VALUES,
+    UPSTREAM_MODES,
+    WEIGHTINGS,
+    PolicySetV1,
+)
+from quotepart.log.kinds.revenue import RevenueRecordedV1
 from quotepart.log.kinds.run import RUN_STATUSES, RunRecordedV1, describe_value
+from quotepart.log.kinds.valuation import ValuationRecordedV1
 
 CURRENT: dict[str, type[EntryBody]] = {
     cls.KIND: cls
-    for cls in (PartyRegisteredV2, AssetRegisteredV2, ContributionRecordedV1, RunRecordedV1)
+    for cls in (
+        PartyRegisteredV2,
+        AssetRegisteredV2,
+        ContributionRecordedV1,
+        RunRecordedV1,
+        RevenueRecordedV1,
+        PolicySetV1,
+        ValuationRecordedV1,
+        ConsentRecordedV1,
+        AllocationRecordedV1,
+        PayoutRecordedV1,
+    )
 }
 """The newest body class of each kind."""
 
@@ -65,20 +91,32 @@ def decode_body(kind: str, version: int, body: RawBody) -> EntryBody:
 __all__ = [
     "AGENT_TYPES",
     "ASSET_KINDS",
+    "CONSENT_ACTIONS",
     "CONTRIBUTION_ROLES",
     "CURRENT",
     "DIGEST_SCHEMES",
     "FIELD_TYPES",
     "METADATA_FIELDS",
+    "MISSING_VALUATION",
+    "NEGATIVE_VALUES",
     "PARTY_ROLES",
+    "PAYMENT_RAILS",
     "RUN_STATUSES",
     "UPCASTERS",
+    "UPSTREAM_MODES",
+    "WEIGHTINGS",
+    "AllocationRecordedV1",
     "AssetRegisteredV2",
+    "ConsentRecordedV1",
     "ContributionRecordedV1",
     "EntryBody",
     "PartyRegisteredV2",
+    "PayoutRecordedV1",
+    "PolicySetV1",
     "RawBody",
+    "RevenueRecordedV1",
     "RunRecordedV1",
+    "ValuationRecordedV1",
     "decode_body",
     "describe_value",
     "format_fraction",

@@ -123,7 +123,48 @@ class BodyReader:
             raise self._fail(field, "a reduced ratio above 0 and at most 1, like '1/3'")
         return share
 
+    def ratio(self, field: str, *, at_most_one: bool = True, optional: bool = False) -> Any:
+        """A non-negative reduced ratio ('0', '1/3', '5'), at most 1 unless told otherwise."""
+        value = self.body.get(field)
+        if value is None and optional:
+            return None
+        return self.ratio_value(field, value, at_most_one=at_most_one)
 
+    def ratio_value(self, field: str, value: Any, *, at_most_one: bool = True) -> Fraction:
+        bound = "from 0 to 1" if at_most_one else "of at least 0"
+        if not isinstance(value, str) or not _FRACTION_RE.match(value):
+            raise MalformedEntryError(
+                f"{self.kind}: {field} must be a ratio {bound} written as a string like '1/3', "
+                f"got {value!r}",
+                hint="ratios are strings such as '1/5' or '0': entries hold no floats",
+            )
+        share = Fraction(value)
+        if format_fraction(share) != value or (at_most_one and share > 1):
+            raise MalformedEntryError(
+                f"{self.kind}: {field} must be a reduced ratio {bound}, like '1/3', got {value!r}",
+                hint=f"write it as {format_fraction(share)!r}"
+                if format_fraction(share) != value
+                else "a share cannot exceed the whole",
+            )
+        return share
+
+    def decimal_value(self, field: str, value: Any) -> Fraction:
+        """A decimal string ('0.125', '-3e-2') read exactly: values and errors are not floats."""
+        if not isinstance(value, str) or not DECIMAL_RE.match(value):
+            raise MalformedEntryError(
+                f"{self.kind}: {field} must be a decimal string such as '0.125', got {value!r}",
+                hint="entries hold no floats: write numbers as decimal strings",
+            )
+        return Fraction(value)
+
+    def boolean(self, field: str) -> bool:
+        value = self.body.get(field)
+        if not isinstance(value, bool):
+            raise self._fail(field, "true or false")
+        return value
+
+
+DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
 _FRACTION_RE = re.compile(r"^(0|[1-9][0-9]*)(/[1-9][0-9]*)?$")
 
 

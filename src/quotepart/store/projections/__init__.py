@@ -24,14 +24,28 @@ from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
+    AllocationRecordedV1,
     AssetRegisteredV2,
+    ConsentRecordedV1,
     ContributionRecordedV1,
     PartyRegisteredV2,
+    PayoutRecordedV1,
+    PolicySetV1,
+    RevenueRecordedV1,
     RunRecordedV1,
+    ValuationRecordedV1,
     format_fraction,
 )
 from quotepart.store.engine import bulk_insert, select_where_in
 from quotepart.store.lineage import reaches
+from quotepart.store.projections.sharing import (
+    project_allocation,
+    project_consent,
+    project_payout,
+    project_policy,
+    project_revenue,
+    project_valuation,
+)
 from quotepart.store.schema import assets, contributions, lineage_edges, parties, runs
 
 
@@ -292,11 +306,22 @@ def _contribution_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
     return [*_party_keys(entry), *_asset_keys(entry)]
 
 
+SHARING_PROJECTIONS: dict[str, tuple[Projection, ...]] = {
+    RevenueRecordedV1.KIND: (project_revenue,),
+    PolicySetV1.KIND: (project_policy,),
+    ValuationRecordedV1.KIND: (project_valuation,),
+    ConsentRecordedV1.KIND: (project_consent,),
+    AllocationRecordedV1.KIND: (project_allocation,),
+    PayoutRecordedV1.KIND: (project_payout,),
+}
+
+
 PROJECTIONS: dict[str, tuple[Projection, ...]] = {
     PartyRegisteredV2.KIND: (project_party,),
     AssetRegisteredV2.KIND: (project_asset,),
     ContributionRecordedV1.KIND: (project_contribution,),
     RunRecordedV1.KIND: (project_run,),
+    **SHARING_PROJECTIONS,
 }
 
 KEYS_NEEDED: dict[str, KeysNeeded] = {

@@ -1,0 +1,577 @@
+"""Recursive allocation: one revenue, split exactly, upstream through the lineage.
+
+```
+revenue ─► service ─► model ──policy──► retained by the operator (1 − pool)
+                        │                pool ─► roles ─► input assets (valuation,
+                        │                                 declared, equal or volume)
+                        │                                   ├─► contributors (declared shares)
+                        │                                   └─► an upstream model: again,
+                        │                                       under its own policy
+```
+
+Every split is `quotepart.money.split_exact`, so each level conserves the money to
+the minor unit and the result does not depend on the order facts were read in. Each
+line of the result carries its trace: the entries (by leaf hash) its money went
+through, from the revenue to the contribution.
+
+Money that reaches an asset along several paths (a dataset used by two upstream models)
+is pooled there and split once: nodes are processed in topological order, so a lineage
+with many shared ancestors costs time in its number of edges, not of paths. A line's
+trace follows the first path (in digest order) that reached its asset and says how
+many paths there were.
+
+Where the money of a step has nobody to go to (a role with no inputs, inputs all
+valued at zero, every contributor's consent withdrawn), it stays with the operator of
+the policy that sent it, and the allocation says so in a note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+
+from quotepart.errors import LineageCycleError, PolicyError, VerificationError
+from quotepart.ids import Digest, PartyId
+from quotepart.log.kinds import (
+    AssetRegisteredV2,
+    PolicySetV1,
+    format_fraction,
+)
+from quotepart.money import split_exact
+from quotepart.sharing.facts import Fact, SharingFacts
+
+ROLE_OF_KIND = {
+    "dataset": "data",
+    "cohort": "data",
+    "labelling_batch": "annotation",
+    "compute_grant": "compute",
+    "model": "upstream_model",
+    "service": "upstream_model",
+}
+"""The role in which an input asset takes part in a model's split."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One step of a line's trace: what the money went through, and the entry saying so."""
+
+    what: str  # revenue, service, model, policy, valuation, role, dataset, …, contribution
+    ref: str  # an id, a digest or a role name
+    entry: str | None  # leaf hash (hex) of the entry behind this step, if one
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    party: PartyId
+    amount_minor: int
+    reason: str  # contribution, retained, registrant, unallocated
+    trace: tuple[Hop, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    revenue: str
+    currency: str
+    total_minor: int
+    lines: list[Line]
+    amounts: dict[PartyId, int]  # positive amounts only, by party
+    inputs: list[str]  # leaf hashes of every fact it was derived from
+    notes: list[str]
+
+    def amount_of(self, party: PartyId) -> int:
+        return self.amounts.get(party, 0)
+
+    def lines_of(self, party: PartyId) -> list[Line]:
+        return [line for line in self.lines if line.party == party]
+
+
+def allocate(facts: SharingFacts) -> Allocation:
+    """Split the revenue in `facts` among every party its lineage reaches.
+
+    Raises:
+        PolicyError: a model without a policy, a missing valuation the policy does not
+            allow to replace, fixed upstream shares above the pool, a volume-weighted
+            input without a size.
+        LineageCycleError: an asset that is its own ancestor.
+        VerificationError: the facts name an asset they do not hold.
+    """
+    return _Allocator(facts).run()
+
+
+@dataclass(slots=True)
+class _Arrival:
+    amount: int
+    trace: tuple[Hop, ...]
+    paths: int
+
+
+_Context = tuple[str, str, str]
+"""("model", pass upstream "1"/"0", "") or ("asset", consent moment, operator)."""
+
+
+class _Allocator:
+    def __init__(self, facts: SharingFacts) -> None:
+        self.facts = facts
+        self.lines: list[Line] = []
+        self.notes: list[str] = []
+        self.default_moment = facts.revenue.timestamp
+        self.pending: dict[Digest, dict[_Context, _Arrival]] = {}
+        self._parents_cache: dict[Digest, list[tuple[Digest, Hop | None]]] = {}
+
+    def run(self) -> Allocation:
+        revenue = self.facts.revenue
+        body = revenue.body
+        trace = (Hop("revenue", str(body.revenue), revenue.entry),)
+        self._send(body.asset, ("model", "1", ""), body.amount_minor, trace)
+        for digest in self._topological_order(body.asset):
+            arrivals = self.pending.pop(digest, {})
+            for context in sorted(arrivals):
+                arrival = arrivals[context]
+                self._handle(digest, context, arrival)
+        amounts: dict[PartyId, int] = {}
+        for line in self.lines:
+            amounts[line.party] = amounts.get(line.party, 0) + line.amount_minor
+        positive = {party: amounts[party] for party in sorted(amounts) if amounts[party] > 0}
+        assert sum(positive.values()) == body.amount_minor, "an allocation lost money"
+        return Allocation(
+            str(body.revenue),
+            body.currency,
+            body.amount_minor,
+            self.lines,
+            positive,
+            list(self.facts.entries),
+            sorted(set(self.notes)),
+        )
+
+    # ---------------------------------------------------------------- graph
+
+    def _asset(self, digest: Digest) -> Fact[AssetRegisteredV2]:
+        fact = self.facts.assets.get(digest)
+        if fact is None:
+            raise VerificationError(
+                f"the allocation reaches asset {digest}, but its asset.registered entry is missing",
+                hint="the facts of an allocation include every asset of its lineage",
+            )
+        return fact
+
+    def _parents(self, digest: Digest) -> list[tuple[Digest, Hop | None]]:
+        """What `digest` came from: assets it derives from, and the inputs of runs that made it."""
+        cached = self._parents_cache.get(digest)
+        if cached is not None:
+            return cached
+        parents: dict[Digest, Hop | None] = {}
+        for parent in self._asset(digest).body.derived_from:
+            parents.setdefault(parent, None)
+        for run in self.facts.generated_by.get(digest, []):
+            for parent in run.body.inputs:
+                parents.setdefault(parent, Hop("run", str(run.body.run), run.entry))
+        result = sorted(parents.items(), key=lambda item: item[0])
+        self._parents_cache[digest] = result
+        return result
+
+    def _topological_order(self, start: Digest) -> list[Digest]:
+        """Every asset upstream of `start`, each after all the assets that came from it.
+
+        Raises LineageCycleError, naming the loop, if an asset is its own ancestor.
+        """
+        children_left: dict[Digest, int] = {}
+        stack, seen = [start], {start}
+        while stack:
+            node = stack.pop()
+            for parent, _ in self._parents(node):
+                children_left[parent] = children_left.get(parent, 0) + 1
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        order: list[Digest] = []
+        ready = [start] if children_left.get(start, 0) == 0 else []
+        while ready:
+            node = ready.pop()
+            order.append(node)
+            for parent, _ in self._parents(node):
+                children_left[parent] -= 1
+                if children_left[parent] == 0:
+                    ready.append(parent)
+        if len(order) != len(seen):
+            raise LineageCycleError(
+                f"the lineage of {self.facts.revenue.body.revenue} loops: "
+                f"{self._find_cycle(seen - set(order))}",
+                hint="an asset cannot be its own ancestor; register changed content as a new asset",
+            )
+        return order
+
+    def _find_cycle(self, nodes: set[Digest]) -> str:
+        node = min(nodes)
+        path: list[Digest] = []
+        while node not in path:
+            path.append(node)
+            node = min(p for p, _ in self._parents(node) if p in nodes)
+        loop = [*path[path.index(node) :], node]
+        return " -> ".join(str(d) for d in loop)
+
+    def _run_started(self, digest: Digest) -> datetime | None:
+        runs = self.facts.generated_by.get(digest, [])
+        return min((run.body.started for run in runs), default=None)
+
+    # ----------------------------------------------------------------- flow
+
+    def _send(self, digest: Digest, context: _Context, amount: int, trace: tuple[Hop, ...]) -> None:
+        if amount == 0:
+            return
+        arrivals = self.pending.setdefault(digest, {})
+        arrival = arrivals.get(context)
+        if arrival is None:
+            arrivals[context] = _Arrival(amount, trace, 1)
+        else:
+            arrival.amount += amount
+            arrival.paths += 1
+
+    def _handle(self, digest: Digest, context: _Context, arrival: _Arrival) -> None:
+        asset = self._asset(digest)
+        amount = arrival.amount
+        trace = (*arrival.trace, Hop(asset.body.asset_kind, str(digest), asset.entry))
+        if arrival.paths > 1:
+            trace = (*trace, Hop("paths", str(arrival.paths), None))
+        policy = self.facts.policies.get(digest)
+        kind = asset.body.asset_kind
+        if kind in ("model", "service") and context[0] == "model":
+            pass_upstream = context[1] == "1"
+            if policy is not None:
+                moment = self._run_started(digest) or self.default_moment
+                self._share_model(digest, policy, amount, trace, moment, pass_upstream)
+                return
+            if kind == "model":
+                raise PolicyError(
+                    f"model {digest} ({asset.body.name}) has no sharing policy",
+                    hint="set one with `quotepart policy set` before sharing revenue through it",
+                )
+            models = [
+                p for p in self._parents(digest) if self._asset(p[0]).body.asset_kind == "model"
+            ]
+            if not models:
+                raise PolicyError(
+                    f"service {digest} has no sharing policy and serves no registered model",
+                    hint="set a policy on the service, or register it as derived from its model",
+                )
+            parts = split_exact(amount, {str(model): 1 for model, _ in models})
+            for model, hop in models:
+                hops = trace if hop is None else (*trace, hop)
+                self._send(model, context, parts[str(model)], hops)
+            return
+        if context[0] == "model":  # revenue recorded against something that is not a model
+            raise PolicyError(
+                f"revenue reached {kind} {digest}, which does not share revenue",
+                hint="record revenue against a model or a service",
+            )
+        moment = datetime.fromisoformat(context[1])
+        operator = PartyId.parse(context[2]) if context[2] else None
+        self._share_contributions(digest, amount, trace, moment, operator, None)
+
+    def _asset_context(self, moment: datetime, operator: PartyId | None) -> _Context:
+        return ("asset", moment.isoformat(), "" if operator is None else str(operator))
+
+    def _share_model(
+        self,
+        digest: Digest,
+        policy_fact: Fact[PolicySetV1],
+        amount: int,
+        trace: tuple[Hop, ...],
+        moment: datetime,
+        pass_upstream: bool,
+    ) -> None:
+        policy = policy_fact.body
+        operator = policy.operator
+        trace = (*trace, Hop("policy", format_fraction(policy.pool), policy_fact.entry))
+        ancestors: list[Digest] = []
+        if policy.upstream_mode == "fixed" and pass_upstream:
+            ancestors = self._ancestor_models(digest)
+            if policy.upstream_share * len(ancestors) > policy.pool:
+                raise PolicyError(
+                    f"the policy of {digest} gives {format_fraction(policy.upstream_share)} to "
+                    f"each of {len(ancestors)} ancestor models, more than its pool "
+                    f"{format_fraction(policy.pool)}",
+                    hint="lower the fixed upstream share, raise the pool, or use dilute mode",
+                )
+        weights: dict[str, Fraction] = {
+            "0 retained": 1 - policy.pool,
+            "1 pool": policy.pool - policy.upstream_share * len(ancestors),
+        }
+        for ancestor in ancestors:
+            weights[f"2 {ancestor}"] = policy.upstream_share
+        parts = split_exact(amount, weights)
+        self._line(operator, parts["0 retained"], "retained", trace)
+        hop = Hop("upstream_model", f"fixed {format_fraction(policy.upstream_share)}", None)
+        for ancestor in ancestors:
+            self._send(ancestor, ("model", "0", ""), parts[f"2 {ancestor}"], (*trace, hop))
+        skip_upstream = policy.upstream_mode == "fixed" or not pass_upstream
+        self._share_pool(digest, policy_fact, parts["1 pool"], trace, moment, skip_upstream)
+
+    def _ancestor_models(self, digest: Digest) -> list[Digest]:
+        """Every model or service upstream of `digest`, through any of its inputs, once each."""
+        found: set[Digest] = set()
+        stack, seen = [digest], {digest}
+        while stack:
+            for parent, _ in self._parents(stack.pop()):
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+                    if self._asset(parent).body.asset_kind in ("model", "service"):
+                        found.add(parent)
+        return sorted(found)
+
+    def _share_pool(
+        self,
+        digest: Digest,
+        policy_fact: Fact[PolicySetV1],
+        pool: int,
+        trace: tuple[Hop, ...],
+        moment: datetime,
+        skip_upstream: bool,
+    ) -> None:
+        policy = policy_fact.body
+        candidates: dict[str, list[tuple[Digest, Hop | None]]] = {}
+        for parent, hop in self._parents(digest):
+            role = ROLE_OF_KIND[self._asset(parent).body.asset_kind]
+            if role == "upstream_model" and skip_upstream:
+                continue
+            candidates.setdefault(role, []).append((parent, hop))
+        own_roles = sorted({c.body.role for c in self.facts.contributions.get(digest, [])})
+        for role in own_roles:
+            candidates.setdefault(role, []).append((digest, None))  # the model's own contributors
+        roles = {
+            role: ratio for role, ratio in policy.roles.items() if ratio > 0 and role in candidates
+        }
+        if not roles:
+            self.notes.append(
+                f"{digest}: no input in the policy's roles; the pool stays with the operator"
+            )
+            self._line(policy.operator, pool, "unallocated", trace)
+            return
+        for role in sorted(set(policy.roles) - set(roles)):
+            if policy.roles[role] > 0:
+                self.notes.append(
+                    f"{digest}: no {role} inputs; the {role} part went to the other roles"
+                )
+        role_parts = split_exact(pool, roles)
+        for role in sorted(roles):
+            self._share_role(
+                digest, policy_fact, role, role_parts[role], candidates[role], trace, moment
+            )
+
+    def _share_role(
+        self,
+        digest: Digest,
+        policy_fact: Fact[PolicySetV1],
+        role: str,
+        amount: int,
+        candidates: list[tuple[Digest, Hop | None]],
+        trace: tuple[Hop, ...],
+        moment: datetime,
+    ) -> None:
+        if amount == 0:
+            return
+        policy = policy_fact.body
+        role_trace = (*trace, Hop("role", role, None))
+        weights, valuation_hop = self._weights(digest, policy, role, [c for c, _ in candidates])
+        if valuation_hop is not None:
+            role_trace = (*role_trace, valuation_hop)
+        bounded = _bounded(weights, policy.floor, policy.cap)
+        leftover = 1 - sum(bounded.values(), Fraction(0))
+        if not any(bounded.values()):
+            self.notes.append(
+                f"{digest}: every {role} input weighs zero; its part stays with the operator"
+            )
+            self._line(policy.operator, amount, "unallocated", role_trace)
+            return
+        keyed = {str(c): bounded[c] for c in bounded}
+        if leftover > 0:
+            self.notes.append(
+                f"{digest}: caps leave {format_fraction(leftover)} of {role} to the operator"
+            )
+            keyed["~operator"] = leftover
+        parts = split_exact(amount, keyed)
+        if leftover > 0:
+            self._line(policy.operator, parts["~operator"], "unallocated", role_trace)
+        for candidate, hop in candidates:
+            part = parts.get(str(candidate), 0)
+            hops = role_trace if hop is None else (*role_trace, hop)
+            if candidate == digest:
+                self._share_contributions(digest, part, hops, moment, policy.operator, role)
+            elif self._asset(candidate).body.asset_kind in ("model", "service"):
+                self._send(candidate, ("model", "1", ""), part, hops)
+            else:
+                self._send(candidate, self._asset_context(moment, policy.operator), part, hops)
+
+    def _weights(
+        self, digest: Digest, policy: PolicySetV1, role: str, candidates: list[Digest]
+    ) -> tuple[dict[Digest, Fraction], Hop | None]:
+        weighting = policy.weighting[role]
+        if weighting == "equal":
+            return dict.fromkeys(candidates, Fraction(1)), None
+        if weighting == "volume":
+            weights: dict[Digest, Fraction] = {}
+            for candidate in candidates:
+                size = self._asset(candidate).body.size
+                if size is None:
+                    raise PolicyError(
+                        f"the policy of {digest} weighs {role} by volume, but asset "
+                        f"{candidate} has no registered size",
+                        hint="register sizes (records or bytes), or weigh this role otherwise",
+                    )
+                weights[candidate] = Fraction(size)
+            return weights, None
+        if weighting == "valuation":
+            valuation = self.facts.valuations.get(digest)
+            values = {c: valuation.body.value_of(c) for c in candidates} if valuation else {}
+            if valuation is not None and all(v is not None for v in values.values()):
+                return self._clip(digest, policy, role, values), Hop(
+                    "valuation", valuation.body.method, valuation.entry
+                )
+            missing = [str(c) for c in candidates if values.get(c) is None]
+            if policy.missing_valuation != "declared":
+                raise PolicyError(
+                    f"model {digest} has no recorded valuation of its {role} input(s) "
+                    f"{', '.join(missing)}",
+                    hint="record one (`quotepart value`), or set missing_valuation: declared "
+                    "in the policy to fall back to declared weights",
+                )
+            self.notes.append(f"{digest}: no valuation of {role}; declared weights used")
+        return {c: policy.declared.get(c, Fraction(1)) for c in candidates}, None
+
+    def _clip(
+        self,
+        digest: Digest,
+        policy: PolicySetV1,
+        role: str,
+        values: Mapping[Digest, Fraction | None],
+    ) -> dict[Digest, Fraction]:
+        exact = {c: v for c, v in values.items() if v is not None}
+        lowest = min(exact.values())
+        if lowest >= 0:
+            return exact
+        if policy.negative_values == "shift":
+            self.notes.append(
+                f"{digest}: {role} values shifted up by {-lowest} so the lowest is zero"
+            )
+            return {c: v - lowest for c, v in exact.items()}
+        clipped = sorted(str(c) for c, v in exact.items() if v < 0)
+        self.notes.append(
+            f"{digest}: negative values of {', '.join(clipped)} clipped to zero (policy: clip)"
+        )
+        return {c: max(v, Fraction(0)) for c, v in exact.items()}
+
+    def _share_contributions(
+        self,
+        digest: Digest,
+        amount: int,
+        trace: tuple[Hop, ...],
+        moment: datetime,
+        operator: PartyId | None,
+        role: str | None,
+    ) -> None:
+        if amount == 0:
+            return
+        contributions = [
+            c
+            for c in self.facts.contributions.get(digest, [])
+            if role is None or c.body.role == role
+        ]
+        asset = self._asset(digest)
+        if not contributions:
+            parents = self._parents(digest)
+            if parents:  # a cohort or preprocessed set: its value flows to what it came from
+                parts = split_exact(amount, {str(p): 1 for p, _ in parents})
+                for parent, hop in parents:
+                    hops = trace if hop is None else (*trace, hop)
+                    if self._asset(parent).body.asset_kind in ("model", "service"):
+                        context: _Context = ("model", "1", "")
+                    else:
+                        context = self._asset_context(moment, operator)
+                    self._send(parent, context, parts[str(parent)], hops)
+                return
+            self._line(asset.author, amount, "registrant", trace)
+            return
+        weights: dict[str, Fraction] = {}
+        claimed = Fraction(0)
+        for contribution in contributions:
+            claimed += contribution.body.share
+            withdrawn = self._withdrawn(contribution.body.party, digest, moment)
+            weights[contribution.entry] = Fraction(0) if withdrawn else contribution.body.share
+            if withdrawn:
+                self.notes.append(
+                    f"{contribution.body.party}: consent for {digest} withdrawn before the run; "
+                    "its part went to the other contributors"
+                )
+        if role is None and claimed < 1:
+            weights["~registrant"] = (
+                Fraction(0) if self._withdrawn(asset.author, digest, moment) else 1 - claimed
+            )
+        if not any(weights.values()):
+            self.notes.append(
+                f"{digest}: no contributor with consent; its part stays with the operator"
+            )
+            receiver = operator if operator is not None else asset.author
+            self._line(receiver, amount, "unallocated", trace)
+            return
+        parts = split_exact(amount, weights)
+        for contribution in contributions:
+            part = parts[contribution.entry]
+            if part:
+                hop = Hop("contribution", contribution.body.role, contribution.entry)
+                self.lines.append(
+                    Line(contribution.body.party, part, "contribution", (*trace, hop))
+                )
+        if parts.get("~registrant"):
+            self._line(asset.author, parts["~registrant"], "registrant", trace)
+
+    def _withdrawn(self, party: PartyId, digest: Digest, moment: datetime) -> bool:
+        """Whether `party`'s last consent action on `digest` effective before `moment` was a withdrawal."""
+        state = "grant"
+        for consent in self.facts.consents.get((party, digest), []):
+            if consent.body.effective <= moment:
+                state = consent.body.action
+        return state == "withdraw"
+
+    def _line(self, party: PartyId, amount: int, reason: str, trace: tuple[Hop, ...]) -> None:
+        if amount:
+            self.lines.append(Line(party, amount, reason, trace))
+
+
+def _bounded(
+    weights: Mapping[Digest, Fraction], floor: Fraction, cap: Fraction
+) -> dict[Digest, Fraction]:
+    """Shares proportional to `weights`, each positive one kept within [floor, cap].
+
+    Water-filling: shares that cross a bound are fixed at it and the rest is shared
+    again in proportion, until none crosses. Zero weights stay zero (a floor never pays
+    a contribution worth nothing). Where the caps cannot hold the whole (too few
+    inputs), the shares sum to less than 1 and the caller gives the rest to the operator.
+    """
+    positive = {c: w for c, w in weights.items() if w > 0}
+    shares = dict.fromkeys(weights, Fraction(0))
+    if not positive:
+        return shares
+    if floor * len(positive) > 1:
+        floor = Fraction(1, len(positive))
+    fixed: dict[Digest, Fraction] = {}
+    while True:
+        free = {c: w for c, w in positive.items() if c not in fixed}
+        mass = 1 - sum(fixed.values(), Fraction(0))
+        total = sum(free.values(), Fraction(0))
+        if not free or mass <= 0:
+            break
+        proposal = {c: mass * w / total for c, w in free.items()}
+        over = {c for c, s in proposal.items() if s > cap}
+        under = {c for c, s in proposal.items() if s < floor}
+        if not over and not under:
+            fixed.update(proposal)
+            break
+        for c in over:
+            fixed[c] = cap
+        if not over:
+            for c in under:
+                fixed[c] = floor
+    shares.update(fixed)
+    return shares

@@ -1,0 +1,123 @@
+"""The facts one allocation is derived from, read from signed entries alone.
+
+The same code builds them from a workspace's database and from a statement file on a
+machine with no workspace, so an allocation can be recomputed anywhere. Where the facts
+hold several policies of an asset, or several valuations of a model, the one appended
+last (highest leaf index) applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from quotepart.errors import InputError, VerificationError
+from quotepart.ids import Digest, PartyId, RevenueId
+from quotepart.log import SignedEntry
+from quotepart.log.kinds import (
+    AssetRegisteredV2,
+    ConsentRecordedV1,
+    ContributionRecordedV1,
+    PolicySetV1,
+    RevenueRecordedV1,
+    RunRecordedV1,
+    ValuationRecordedV1,
+)
+
+T = TypeVar("T")
+
+INPUT_KINDS = frozenset(
+    {
+        RevenueRecordedV1.KIND,
+        AssetRegisteredV2.KIND,
+        RunRecordedV1.KIND,
+        ContributionRecordedV1.KIND,
+        PolicySetV1.KIND,
+        ValuationRecordedV1.KIND,
+        ConsentRecordedV1.KIND,
+    }
+)
+"""The entry kinds an allocation may be derived from."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fact(Generic[T]):
+    """A decoded entry body with where it lies in the log."""
+
+    body: T
+    entry: str  # leaf hash, hex: how statements and allocations name it
+    leaf_index: int
+    author: PartyId
+    timestamp: datetime
+
+
+@dataclass(slots=True)
+class SharingFacts:
+    revenue: Fact[RevenueRecordedV1]
+    assets: dict[Digest, Fact[AssetRegisteredV2]] = field(default_factory=dict)
+    generated_by: dict[Digest, list[Fact[RunRecordedV1]]] = field(default_factory=dict)
+    contributions: dict[Digest, list[Fact[ContributionRecordedV1]]] = field(default_factory=dict)
+    policies: dict[Digest, Fact[PolicySetV1]] = field(default_factory=dict)
+    valuations: dict[Digest, Fact[ValuationRecordedV1]] = field(default_factory=dict)
+    consents: dict[tuple[PartyId, Digest], list[Fact[ConsentRecordedV1]]] = field(
+        default_factory=dict
+    )
+    entries: list[str] = field(default_factory=list)  # every leaf hash read, sorted
+
+    @classmethod
+    def from_entries(
+        cls, entries: Iterable[tuple[int, SignedEntry]], revenue: RevenueId
+    ) -> SharingFacts:
+        """Read the facts of `revenue`'s allocation out of (leaf index, entry) pairs.
+
+        Raises:
+            InputError: an entry of a kind an allocation does not read.
+            VerificationError: the revenue is missing, or appears twice.
+        """
+        ordered = sorted(entries, key=lambda pair: pair[0])
+        revenue_fact: Fact[RevenueRecordedV1] | None = None
+        facts = cls.__new__(cls)
+        facts.assets, facts.generated_by, facts.contributions = {}, {}, {}
+        facts.policies, facts.valuations, facts.consents = {}, {}, {}
+        seen: set[str] = set()
+        for leaf_index, entry in ordered:
+            name = entry.leaf_hash.hex()
+            if name in seen:
+                continue
+            seen.add(name)
+            body = entry.body()
+            fact = Fact(body, name, leaf_index, entry.author, entry.time)
+            if isinstance(body, RevenueRecordedV1):
+                if body.revenue == revenue:
+                    if revenue_fact is not None:
+                        raise VerificationError(f"{revenue} is recorded twice in the facts")
+                    revenue_fact = fact  # type: ignore[assignment]
+            elif isinstance(body, AssetRegisteredV2):
+                facts.assets[body.asset] = fact  # type: ignore[assignment]
+            elif isinstance(body, RunRecordedV1):
+                if body.status == "succeeded":
+                    for output in body.outputs:
+                        facts.generated_by.setdefault(output, []).append(fact)  # type: ignore[arg-type]
+            elif isinstance(body, ContributionRecordedV1):
+                facts.contributions.setdefault(body.asset, []).append(fact)  # type: ignore[arg-type]
+            elif isinstance(body, PolicySetV1):
+                facts.policies[body.asset] = fact  # type: ignore[assignment]
+            elif isinstance(body, ValuationRecordedV1):
+                facts.valuations[body.model] = fact  # type: ignore[assignment]
+            elif isinstance(body, ConsentRecordedV1):
+                key = (body.party, body.asset)
+                facts.consents.setdefault(key, []).append(fact)  # type: ignore[arg-type]
+            else:
+                raise InputError(
+                    f"an allocation is not derived from {entry.kind} entries",
+                    hint=f"its inputs are {', '.join(sorted(INPUT_KINDS))}",
+                )
+        if revenue_fact is None:
+            raise VerificationError(
+                f"the facts do not hold {revenue}", hint="include the revenue.recorded entry"
+            )
+        facts.revenue = revenue_fact
+        facts.entries = sorted(seen)
+        return facts

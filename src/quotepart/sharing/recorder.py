@@ -1,0 +1,243 @@
+"""The sharing half of the workspace: revenue, policies, valuations, consent, share, statements.
+
+`SharingRecorder` is mixed into `quotepart.Workspace`, which supplies the log (sign and
+append), the clock and the log's verifier key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import select
+
+from quotepart.errors import InputError, MoneyError
+from quotepart.ids import Clock, PartyId, Period, RevenueId
+from quotepart.log import NoteVerifier, SignedEntry
+from quotepart.log.kinds import (
+    AllocationRecordedV1,
+    ConsentRecordedV1,
+    EntryBody,
+    PolicySetV1,
+    RevenueRecordedV1,
+    ValuationRecordedV1,
+)
+from quotepart.money import currency as find_currency
+from quotepart.money import parse_amount
+from quotepart.provenance.runs import AssetRef, asset_digest
+from quotepart.sharing.allocation import Allocation, allocate
+from quotepart.sharing.ledger import allocation_leaf, entries_by_hash, facts_of, read_entries
+from quotepart.sharing.statements import Statement, recompute, statement_for, statement_proof
+from quotepart.store import LogStore
+from quotepart.store.schema import revenues
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """The allocation of one revenue, and where it lies in the log."""
+
+    allocation: Allocation
+    leaf_index: int
+    new: bool  # False when the revenue had been shared before
+
+
+def _ratio(value: Fraction | str | int | float, what: str) -> Fraction:
+    try:
+        ratio = Fraction(str(value)) if isinstance(value, float) else Fraction(value)
+    except (ValueError, ZeroDivisionError, TypeError) as exc:
+        raise InputError(f"{what} is not a ratio: {value!r}", hint="write '1/5', 0.2 or 1") from exc
+    return ratio
+
+
+class SharingRecorder:
+    """Sharing methods of a workspace (see `quotepart.workspace.Workspace`)."""
+
+    store: LogStore
+    clock: Clock
+    verifier: NoteVerifier
+
+    def append(self, body: EntryBody, *, author: PartyId) -> int:  # supplied by the workspace
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- facts
+
+    def record_revenue(
+        self,
+        asset: AssetRef,
+        amount: int | str,
+        currency: str,
+        *,
+        period: str,
+        source: str,
+        by: PartyId,
+    ) -> RevenueId:
+        """Money `asset` (a model or service) earned in `period`.
+
+        `amount` is an integer of minor units (cents), or a decimal string of major units
+        ("1234.56"), never a float.
+        """
+        code = find_currency(currency).code
+        if isinstance(amount, str):
+            amount_minor = parse_amount(amount, code, allow_negative=True)
+        elif isinstance(amount, int) and not isinstance(amount, bool):
+            amount_minor = amount
+        else:
+            raise MoneyError(
+                f"revenue amount {amount!r} is neither minor units (int) nor a decimal string",
+                hint="pass 123456 (cents) or '1234.56'; floats cannot hold money exactly",
+            )
+        revenue = RevenueId.new(self.clock)
+        body = RevenueRecordedV1(
+            revenue, asset_digest(asset), Period.parse(period), amount_minor, code, source
+        )
+        self.append(body, author=by)
+        return revenue
+
+    def set_policy(
+        self,
+        asset: AssetRef,
+        *,
+        pool: Fraction | str | float,
+        roles: Mapping[str, Fraction | str | float],
+        weighting: Mapping[str, str] | str = "valuation",
+        operator: PartyId | None = None,
+        negative_values: str = "clip",
+        missing_valuation: str = "refuse",
+        declared: Mapping[AssetRef, Fraction | str | int | float] | None = None,
+        floor: Fraction | str | float = 0,
+        cap: Fraction | str | float = 1,
+        upstream: str = "dilute",
+        upstream_share: Fraction | str | float = 0,
+        minimum_payout: int = 0,
+        by: PartyId,
+    ) -> int:
+        """Set how the revenue of `asset` is shared; it replaces any earlier policy."""
+        role_ratios = {role: _ratio(r, f"the {role} ratio") for role, r in roles.items()}
+        weights = (
+            dict.fromkeys(role_ratios, weighting) if isinstance(weighting, str) else dict(weighting)
+        )
+        body = PolicySetV1(
+            asset=asset_digest(asset),
+            operator=operator or by,
+            pool=_ratio(pool, "the pool"),
+            roles=role_ratios,
+            weighting=weights,
+            negative_values=negative_values,
+            missing_valuation=missing_valuation,
+            declared={
+                asset_digest(a): _ratio(w, "a declared weight") for a, w in (declared or {}).items()
+            },
+            floor=_ratio(floor, "the floor"),
+            cap=_ratio(cap, "the cap"),
+            upstream_mode=upstream,
+            upstream_share=_ratio(upstream_share, "the upstream share"),
+            minimum_payout=minimum_payout,
+        )
+        return self.append(body, author=by)
+
+    def record_valuation(
+        self,
+        model: AssetRef,
+        values: Mapping[AssetRef, float | str | Fraction],
+        *,
+        method: str,
+        evaluations: int,
+        converged: bool = True,
+        stderr: Mapping[AssetRef, float | str | Fraction] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        utility: str | None = None,
+        by: PartyId,
+    ) -> int:
+        """Record contribution values of a model's inputs (e.g. a `quotepart.valuation` result).
+
+        Floats are written with `repr`, which round-trips them exactly, as decimal strings.
+        """
+        body = ValuationRecordedV1(
+            model=asset_digest(model),
+            values={asset_digest(a): _decimal(v) for a, v in values.items()},
+            method=method,
+            evaluations=evaluations,
+            converged=converged,
+            stderr={asset_digest(a): _decimal(v) for a, v in (stderr or {}).items()},
+            parameters={
+                k: v if isinstance(v, str) else repr(v) for k, v in (parameters or {}).items()
+            },
+            seed=seed,
+            utility=utility,
+        )
+        return self.append(body, author=by)
+
+    def grant_consent(
+        self, party: PartyId, asset: AssetRef, *, effective: datetime | None = None
+    ) -> int:
+        body = ConsentRecordedV1(party, asset_digest(asset), "grant", effective or self.clock())
+        return self.append(body, author=party)
+
+    def withdraw_consent(
+        self, party: PartyId, asset: AssetRef, *, effective: datetime | None = None
+    ) -> int:
+        """From `effective` on, runs may not count `party`'s contribution to `asset`."""
+        body = ConsentRecordedV1(party, asset_digest(asset), "withdraw", effective or self.clock())
+        return self.append(body, author=party)
+
+    # ------------------------------------------------------------- sharing
+
+    def share(self, revenue: RevenueId | str, *, by: PartyId | None = None) -> Shared:
+        """Compute and record the allocation of `revenue`; a second call returns the first.
+
+        The allocation is signed by `by`, or by whoever recorded the revenue.
+        """
+        revenue_id = RevenueId.parse(str(revenue))
+        with self.store.engine.connect() as conn:
+            done = allocation_leaf(conn, revenue_id)
+            if done is not None:
+                [(_, entry)] = read_entries(conn, [done])
+                body = entry.body()
+                assert isinstance(body, AllocationRecordedV1)
+                return Shared(recompute(entry, entries_by_hash(conn, body.inputs)), done, False)
+            facts = facts_of(conn, revenue_id)
+        allocation = allocate(facts)
+        body = AllocationRecordedV1(
+            revenue_id,
+            allocation.currency,
+            allocation.total_minor,
+            allocation.amounts,
+            tuple(allocation.inputs),
+            tuple(allocation.notes),
+        )
+        index = self.append(body, author=by or facts.revenue.author)
+        return Shared(allocation, index, True)
+
+    def statement(self, party: PartyId, period: str | Period) -> Statement:
+        with self.store.engine.connect() as conn:
+            return statement_for(conn, party, Period.parse(str(period)))
+
+    def statement_proof(self, party: PartyId, period: str | Period) -> dict[str, Any]:
+        """A file `quotepart verify-statement` checks on any machine, with no workspace."""
+        with self.store.engine.connect() as conn:
+            statement = statement_for(conn, party, Period.parse(str(period)))
+            return statement_proof(self.store, conn, statement, self.verifier)
+
+    def revenue_entries(self) -> list[tuple[int, SignedEntry]]:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(revenues.c.leaf_index).order_by(revenues.c.leaf_index))
+            return read_entries(conn, [int(i) for (i,) in rows])
+
+
+def _decimal(value: float | str | Fraction | int) -> str:
+    if isinstance(value, Fraction):
+        raise InputError(
+            "valuation values are decimals, not fractions", hint="pass float(value) or a string"
+        )
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InputError(f"valuation value {value} is not finite", hint="values are finite")
+        return repr(value)
+    return str(value)
+
+
+__all__ = ["Shared", "SharingRecorder"]

@@ -1,0 +1,362 @@
+"""Statements: what one party earned in a period, line by line, and the file that proves it.
+
+A statement is never read from a table of amounts: each allocation is computed again
+from the entries it names, and must give the amount the log recorded, before a line
+is shown. `statement_proof` packs everything needed to repeat that on another
+machine — the entries, their RFC 9162 inclusion proofs, a signed checkpoint and the
+log's verifier key — and `verify_statement` repeats it with nothing but that file.
+
+What the file proves: every entry it holds is in the log the checkpoint signs; each
+allocation it holds names exactly those inputs; running the allocation on them gives
+the recorded amounts, and the party's sum. What it cannot prove alone: that the log
+holds no other allocation paying the party in that period (a full audit of the log,
+`quotepart verify`, shows that).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from quotepart.errors import InputError, MalformedEntryError, VerificationError
+from quotepart.ids import PartyId, Period
+from quotepart.log import (
+    Checkpoint,
+    NoteVerifier,
+    SignedEntry,
+    VerifyKey,
+    leaf_hash,
+    parse_entry,
+    verify_inclusion,
+)
+from quotepart.log.kinds import AllocationRecordedV1, PartyRegisteredV2, RevenueRecordedV1
+from quotepart.money import format_amount
+from quotepart.sharing.allocation import Allocation, Line, allocate
+from quotepart.sharing.facts import SharingFacts
+from quotepart.sharing.ledger import entries_by_hash, party_allocations, read_entries
+from quotepart.store import LogStore
+from quotepart.store.schema import parties
+
+FORMAT = "quotepart-statement/1"
+
+
+@dataclass(frozen=True, slots=True)
+class StatementItem:
+    revenue: str
+    period: str
+    currency: str
+    amount_minor: int
+    allocation_entry: str  # leaf hash of the allocation.recorded entry
+    allocation_index: int
+    lines: list[Line]
+
+
+@dataclass(slots=True)
+class Statement:
+    party: PartyId
+    period: Period
+    items: list[StatementItem] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for item in self.items:
+            totals[item.currency] = totals.get(item.currency, 0) + item.amount_minor
+        return dict(sorted(totals.items()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "party": str(self.party),
+            "period": str(self.period),
+            "totals": {
+                c: {"amount_minor": a, "amount": format_amount(a, c)}
+                for c, a in self.totals.items()
+            },
+            "items": [
+                {
+                    "revenue": item.revenue,
+                    "period": item.period,
+                    "currency": item.currency,
+                    "amount_minor": item.amount_minor,
+                    "allocation": {
+                        "leaf_index": item.allocation_index,
+                        "entry": item.allocation_entry,
+                    },
+                    "lines": [
+                        {
+                            "amount_minor": line.amount_minor,
+                            "reason": line.reason,
+                            "trace": [
+                                {"what": hop.what, "ref": hop.ref, "entry": hop.entry}
+                                for hop in line.trace
+                            ],
+                        }
+                        for line in item.lines
+                    ],
+                }
+                for item in self.items
+            ],
+        }
+
+    def to_csv(self) -> str:
+        """One row per line: revenue, currency, amount, reason and the trace as `what:ref@entry` steps."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(
+            ["party", "period", "revenue", "currency", "amount_minor", "amount", "reason", "trace"]
+        )
+        for item in self.items:
+            for line in item.lines:
+                writer.writerow(
+                    [
+                        str(self.party),
+                        item.period,
+                        item.revenue,
+                        item.currency,
+                        line.amount_minor,
+                        format_amount(line.amount_minor, item.currency),
+                        line.reason,
+                        " > ".join(
+                            f"{hop.what} {hop.ref}" + (f" @{hop.entry[:16]}" if hop.entry else "")
+                            for hop in line.trace
+                        ),
+                    ]
+                )
+        return out.getvalue()
+
+
+def recompute(allocation_entry: SignedEntry, inputs: list[tuple[int, SignedEntry]]) -> Allocation:
+    """Run an allocation again on the entries it names; raise unless it gives the recorded amounts."""
+    body = allocation_entry.body()
+    if not isinstance(body, AllocationRecordedV1):
+        raise VerificationError(f"entry of kind {allocation_entry.kind} is not an allocation")
+    held = {entry.leaf_hash.hex() for _, entry in inputs}
+    named = set(body.inputs)
+    if held != named:
+        missing, extra = sorted(named - held), sorted(held - named)
+        raise VerificationError(
+            f"the allocation of {body.revenue} names {len(named)} inputs; "
+            f"{len(missing)} are missing and {len(extra)} are not named"
+            + (f" (first missing: {missing[0]})" if missing else ""),
+            hint="the statement file is incomplete or was altered",
+        )
+    allocation = allocate(SharingFacts.from_entries(inputs, body.revenue))
+    if allocation.amounts != body.amounts or allocation.currency != body.currency:
+        differing = sorted(
+            str(p)
+            for p in set(allocation.amounts) | set(body.amounts)
+            if allocation.amounts.get(p) != body.amounts.get(p)
+        )
+        raise VerificationError(
+            f"recomputing the allocation of {body.revenue} gives different amounts "
+            f"(first differing party: {differing[0] if differing else 'currency'})",
+            hint="the recorded allocation does not follow from its inputs",
+        )
+    return allocation
+
+
+def _revenue_of(
+    allocation_entry: SignedEntry, inputs: list[tuple[int, SignedEntry]]
+) -> RevenueRecordedV1:
+    body = allocation_entry.body()
+    assert isinstance(body, AllocationRecordedV1)
+    for _, entry in inputs:
+        revenue = entry.body()
+        if isinstance(revenue, RevenueRecordedV1) and revenue.revenue == body.revenue:
+            return revenue
+    raise VerificationError(f"the inputs of the allocation of {body.revenue} lack the revenue")
+
+
+def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement:
+    """The party's statement, every allocation recomputed from the entries it names."""
+    statement = Statement(party, period)
+    for index in party_allocations(conn, party, period.first_month, period.last_month):
+        [(_, entry)] = read_entries(conn, [index])
+        body = entry.body()
+        assert isinstance(body, AllocationRecordedV1)
+        inputs = entries_by_hash(conn, body.inputs)
+        allocation = recompute(entry, inputs)
+        revenue = _revenue_of(entry, inputs)
+        statement.items.append(
+            StatementItem(
+                str(body.revenue),
+                str(revenue.period),
+                body.currency,
+                allocation.amount_of(party),
+                entry.leaf_hash.hex(),
+                index,
+                allocation.lines_of(party),
+            )
+        )
+    return statement
+
+
+# ------------------------------------------------------------------ the file
+
+
+def statement_proof(
+    store: LogStore, conn: Connection, statement: Statement, verifier: NoteVerifier
+) -> dict[str, Any]:
+    """A self-contained file proving `statement` against the log's latest signed checkpoint."""
+    note = store.latest_checkpoint()
+    if note is None:
+        raise InputError("the log has no checkpoint yet", hint="append an entry first")
+    size = Checkpoint.open(note, verifier).tree_size
+    allocations = []
+    wanted: dict[int, SignedEntry] = {}
+    for item in statement.items:
+        [(index, entry)] = read_entries(conn, [item.allocation_index])
+        body = entry.body()
+        assert isinstance(body, AllocationRecordedV1)
+        inputs = entries_by_hash(conn, body.inputs)
+        wanted[index] = entry
+        wanted.update(inputs)
+        allocations.append({"allocation": index, "inputs": [i for i, _ in inputs]})
+    authors = {entry.author for entry in wanted.values()}
+    for index, entry in _party_entries(conn, authors):
+        wanted[index] = entry
+    proofs = {
+        str(index): [h.hex() for h in store.inclusion_proof(index, size).proof]
+        for index in sorted(wanted)
+    }
+    return {
+        "format": FORMAT,
+        "party": str(statement.party),
+        "period": str(statement.period),
+        "claimed": statement.totals,
+        "log": {"verifier_key": str(verifier), "checkpoint": note},
+        "allocations": allocations,
+        "entries": {
+            str(index): base64.b64encode(wanted[index].canonical).decode()
+            for index in sorted(wanted)
+        },
+        "proofs": proofs,
+    }
+
+
+def _party_entries(conn: Connection, parties_wanted: set[PartyId]) -> list[tuple[int, SignedEntry]]:
+    rows = conn.execute(
+        select(parties.c.leaf_index).where(
+            parties.c.party_id.in_(sorted(str(p) for p in parties_wanted))
+        )
+    )
+    return read_entries(conn, [int(i) for (i,) in rows])
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedStatement:
+    party: PartyId
+    period: Period
+    totals: dict[str, int]
+    allocations: int
+    entries: int
+    tree_size: int
+    origin: str
+    verifier_key: str
+
+
+def verify_statement(
+    document: Mapping[str, Any], *, trusted_key: str | None = None
+) -> VerifiedStatement:
+    """Check a statement file with nothing else: proofs, checkpoint, signatures, recomputation.
+
+    Raises:
+        VerificationError: a proof, signature or recomputed amount does not check out,
+            or a part is missing; the message names which.
+        InputError: the file is not a statement file.
+    """
+    try:
+        if document.get("format") != FORMAT:
+            raise InputError(
+                f"not a quotepart statement file (format {document.get('format')!r})",
+                hint="write one with `quotepart statement PARTY --period P --proof`",
+            )
+        party = PartyId.parse(document["party"])
+        period = Period.parse(document["period"])
+        key_text = document["log"]["verifier_key"]
+        note = document["log"]["checkpoint"]
+        raw_entries = document["entries"]
+        proofs = document["proofs"]
+        allocation_refs = document["allocations"]
+        claimed = {str(c): int(a) for c, a in document["claimed"].items()}
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise VerificationError(
+            f"the statement file lacks a part or has one of the wrong shape: {exc!r}",
+            hint="the file is incomplete or was altered; ask for a new one",
+        ) from exc
+    if trusted_key is not None and trusted_key.strip() != key_text.strip():
+        raise VerificationError(
+            "the statement is signed for another log key than the one you trust",
+            hint="compare the verifier key with the one the log operator publishes",
+        )
+    verifier = NoteVerifier.parse(key_text)
+    checkpoint = Checkpoint.open(note, verifier)
+    entries: dict[int, SignedEntry] = {}
+    for index_text, blob in raw_entries.items():
+        index = int(index_text)
+        try:
+            data = base64.b64decode(blob, validate=True)
+        except (ValueError, binascii.Error, TypeError) as exc:
+            raise VerificationError(f"entry {index} is not base64") from exc
+        proof = proofs.get(index_text)
+        if proof is None:
+            raise VerificationError(f"entry {index} comes without an inclusion proof")
+        try:
+            path = [bytes.fromhex(h) for h in proof]
+        except (TypeError, ValueError) as exc:
+            raise VerificationError(f"the inclusion proof of entry {index} is not hex") from exc
+        verify_inclusion(leaf_hash(data), index, checkpoint.tree_size, path, checkpoint.root_hash)
+        try:
+            entries[index] = parse_entry(data)
+        except MalformedEntryError as exc:
+            raise VerificationError(f"entry {index} does not parse: {exc.message}") from exc
+    keys: dict[PartyId, VerifyKey] = {}
+    for entry in entries.values():
+        body = entry.body()
+        if isinstance(body, PartyRegisteredV2):
+            keys[body.party] = body.public_key
+    for index, entry in entries.items():
+        key = keys.get(entry.author)
+        if key is None:
+            raise VerificationError(
+                f"entry {index} is signed by {entry.author}, whose registration is not in the file"
+            )
+        entry.verify(key)
+    totals: dict[str, int] = {}
+    for ref in allocation_refs:
+        try:
+            allocation_entry = entries[int(ref["allocation"])]
+            inputs = [(int(i), entries[int(i)]) for i in ref["inputs"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VerificationError(
+                f"the statement file lacks an entry an allocation needs: {exc!r}",
+                hint="the file is incomplete or was altered",
+            ) from exc
+        allocation = recompute(allocation_entry, inputs)
+        revenue = next(e.body() for _, e in inputs if isinstance(e.body(), RevenueRecordedV1))
+        assert isinstance(revenue, RevenueRecordedV1)
+        if not period.contains(revenue.period):
+            raise VerificationError(
+                f"{allocation.revenue} was earned in {revenue.period}, outside {period}"
+            )
+        amount = allocation.amount_of(party)
+        if amount:
+            totals[allocation.currency] = totals.get(allocation.currency, 0) + amount
+    totals = dict(sorted(totals.items()))
+    if totals != claimed:
+        raise VerificationError(
+            f"the statement claims {claimed} for {party} in {period}, "
+            f"but its allocations give {totals}",
+            hint="the file was altered",
+        )
+    return VerifiedStatement(
+        party, period, totals, len(allocation_refs), len(entries), checkpoint.tree_size,
+        checkpoint.origin, key_text,
+    )  # fmt: skip

@@ -1,0 +1,262 @@
+"""Projections of the money entries: revenues, policies, valuations, consents,
+allocations and payouts.
+
+They enforce what a fact must mean before it is accepted: revenue and policies name a
+model or service that exists, a consent is signed by the contributor it speaks for,
+a revenue is allocated once and to the minor unit, and a payout never pays a party
+more than has been allocated to it and not yet paid (so exporting a period twice
+cannot pay anyone twice).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from quotepart.errors import InputError, MoneyError, NotFoundError
+from quotepart.log import SignedEntry
+from quotepart.log.kinds import (
+    AllocationRecordedV1,
+    ConsentRecordedV1,
+    PayoutRecordedV1,
+    PolicySetV1,
+    RevenueRecordedV1,
+    ValuationRecordedV1,
+)
+from quotepart.store.schema import (
+    allocation_amounts,
+    allocations,
+    assets,
+    consents,
+    parties,
+    payout_amounts,
+    payouts,
+    policies,
+    revenues,
+    valuations,
+)
+
+if TYPE_CHECKING:
+    from quotepart.store.projections import ProjectionWriter
+
+EARNING_KINDS = frozenset({"model", "service"})
+
+
+def _asset_kind(writer: ProjectionWriter, digest: str) -> str | None:
+    writer.flush()
+    return writer.conn.execute(
+        select(assets.c.asset_kind).where(assets.c.digest == digest)
+    ).scalar_one_or_none()
+
+
+def _earning_asset(writer: ProjectionWriter, digest: str, what: str) -> None:
+    kind = _asset_kind(writer, digest)
+    if kind is None:
+        raise NotFoundError(f"{what} names unknown asset {digest}", hint="register it first")
+    if kind not in EARNING_KINDS:
+        raise InputError(
+            f"{what} names a {kind}, {digest}; only a model or a service earns and shares revenue",
+            hint="record revenue and policies against the model or service that earned it",
+        )
+
+
+def _party(writer: ProjectionWriter, party: str, what: str) -> None:
+    if not writer.exists(parties, party):
+        raise NotFoundError(f"{what} names unknown {party}", hint="register the party first")
+
+
+def project_revenue(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
+    body = entry.body()
+    assert isinstance(body, RevenueRecordedV1)
+    _earning_asset(writer, str(body.asset), f"{body.revenue}")
+    known = writer.conn.execute(
+        select(revenues.c.leaf_index).where(revenues.c.revenue_id == str(body.revenue))
+    ).first()
+    if known is not None:
+        raise InputError(f"{body.revenue} is already recorded", hint="a revenue is recorded once")
+    writer.add(
+        revenues,
+        {
+            "revenue_id": str(body.revenue),
+            "asset": str(body.asset),
+            "period": str(body.period),
+            "first_month": body.period.first_month,
+            "last_month": body.period.last_month,
+            "amount_minor": body.amount_minor,
+            "currency": body.currency,
+            "leaf_index": leaf_index,
+        },
+    )
+
+
+def project_policy(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
+    body = entry.body()
+    assert isinstance(body, PolicySetV1)
+    _earning_asset(writer, str(body.asset), "a sharing policy")
+    _party(writer, str(body.operator), "a sharing policy")
+    for asset in body.declared:
+        if _asset_kind(writer, str(asset)) is None:
+            raise NotFoundError(
+                f"the policy declares a weight for unknown asset {asset}",
+                hint="declare weights for the model's registered inputs",
+            )
+    writer.add(policies, {"leaf_index": leaf_index, "asset": str(body.asset)})
+
+
+def project_valuation(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
+    body = entry.body()
+    assert isinstance(body, ValuationRecordedV1)
+    if _asset_kind(writer, str(body.model)) is None:
+        raise NotFoundError(
+            f"the valuation names unknown model {body.model}", hint="register it first"
+        )
+    for player in body.values:
+        if _asset_kind(writer, str(player)) is None:
+            raise NotFoundError(
+                f"the valuation of {body.model} values unknown asset {player}",
+                hint="players are registered assets: register each input first",
+            )
+    writer.add(
+        valuations, {"leaf_index": leaf_index, "model": str(body.model), "method": body.method}
+    )
+
+
+def project_consent(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
+    body = entry.body()
+    assert isinstance(body, ConsentRecordedV1)
+    _party(writer, str(body.party), "a consent")
+    if entry.author != body.party:
+        raise InputError(
+            f"a consent of {body.party} was signed by {entry.author}",
+            hint="a contributor grants or withdraws consent with their own key",
+        )
+    if _asset_kind(writer, str(body.asset)) is None:
+        raise NotFoundError(f"a consent names unknown asset {body.asset}", hint="register it first")
+    writer.add(
+        consents,
+        {
+            "leaf_index": leaf_index,
+            "party_id": str(body.party),
+            "asset": str(body.asset),
+            "action": body.action,
+            "effective": entry.raw_body["effective"],
+        },
+    )
+
+
+def project_allocation(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
+    body = entry.body()
+    assert isinstance(body, AllocationRecordedV1)
+    writer.flush()
+    revenue = writer.conn.execute(
+        select(revenues).where(revenues.c.revenue_id == str(body.revenue))
+    ).first()
+    if revenue is None:
+        raise NotFoundError(
+            f"an allocation names unknown {body.revenue}", hint="record the revenue first"
+        )
+    if (revenue.amount_minor, revenue.currency) != (body.total_minor, body.currency):
+        raise MoneyError(
+            f"the allocation of {body.revenue} shares {body.total_minor} {body.currency}, "
+            f"but the revenue is {revenue.amount_minor} {revenue.currency}",
+            hint="an allocation shares exactly its revenue",
+        )
+    done = writer.conn.execute(
+        select(allocations.c.leaf_index).where(allocations.c.revenue_id == str(body.revenue))
+    ).first()
+    if done is not None:
+        raise InputError(
+            f"{body.revenue} is already allocated (entry {done[0]})",
+            hint="a revenue is shared once; its statement shows the allocation",
+        )
+    writer.prefetch((parties, str(p)) for p in body.amounts)
+    for party in body.amounts:
+        _party(writer, str(party), "an allocation")
+    writer.add(
+        allocations,
+        {
+            "revenue_id": str(body.revenue),
+            "leaf_index": leaf_index,
+            "currency": body.currency,
+            "total_minor": body.total_minor,
+        },
+    )
+    for party, amount in body.amounts.items():
+        writer.add(
+            allocation_amounts,
+            {
+                "allocation": leaf_index,
+                "party_id": str(party),
+                "amount_minor": amount,
+                "currency": body.currency,
+                "first_month": revenue.first_month,
+                "last_month": revenue.last_month,
+            },
+        )
+
+
+def project_payout(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
+    body = entry.body()
+    assert isinstance(body, PayoutRecordedV1)
+    writer.flush()
+    if writer.conn.execute(
+        select(payouts.c.leaf_index).where(payouts.c.payout_id == str(body.payout))
+    ).first():
+        raise InputError(f"{body.payout} is already recorded", hint="a payout is recorded once")
+    owed = unpaid_balances(writer, [str(p) for p in (*body.paid, *body.carried)], body.currency)
+    for party, amount in (*body.paid.items(), *body.carried.items()):
+        if amount > owed.get(str(party), 0):
+            raise MoneyError(
+                f"{body.payout} pays or carries {amount} {body.currency} for {party}, "
+                f"who is owed {owed.get(str(party), 0)}",
+                hint="a payout pays only what was allocated and not yet paid: nobody is paid twice",
+            )
+    writer.add(
+        payouts,
+        {
+            "payout_id": str(body.payout),
+            "leaf_index": leaf_index,
+            "period": str(body.period),
+            "currency": body.currency,
+            "rail": body.rail,
+        },
+    )
+    for party, amount in body.paid.items():
+        writer.add(
+            payout_amounts,
+            {"payout": leaf_index, "party_id": str(party), "currency": body.currency,
+             "paid_minor": amount, "carried_minor": 0},
+        )  # fmt: skip
+    for party, amount in body.carried.items():
+        writer.add(
+            payout_amounts,
+            {"payout": leaf_index, "party_id": str(party), "currency": body.currency,
+             "paid_minor": 0, "carried_minor": amount},
+        )  # fmt: skip
+
+
+def unpaid_balances(
+    writer: ProjectionWriter, party_ids: list[str], currency: str
+) -> dict[str, int]:
+    """Allocated minus paid, per party, in one currency (rows of this batch flushed first)."""
+    writer.flush()
+    owed: dict[str, int] = {}
+    for start in range(0, len(party_ids), 500):
+        chunk = party_ids[start : start + 500]
+        for party, total in writer.conn.execute(
+            select(allocation_amounts.c.party_id, func.sum(allocation_amounts.c.amount_minor))
+            .where(
+                allocation_amounts.c.party_id.in_(chunk),
+                allocation_amounts.c.currency == currency,
+            )
+            .group_by(allocation_amounts.c.party_id)
+        ):
+            owed[party] = int(total)
+        for party, paid in writer.conn.execute(
+            select(payout_amounts.c.party_id, func.sum(payout_amounts.c.paid_minor))
+            .where(payout_amounts.c.party_id.in_(chunk), payout_amounts.c.currency == currency)
+            .group_by(payout_amounts.c.party_id)
+        ):
+            owed[party] = owed.get(party, 0) - int(paid)
+    return owed
