@@ -27,6 +27,7 @@ from quotepart.cli.provenance_commands import (
     party_group,
     run_group,
 )
+from quotepart.cli.sharing_commands import SHARING_COMMANDS
 from quotepart.errors import QuotepartError
 from quotepart.log import verifier_key
 from quotepart.workspace import init_workspace
@@ -169,5 +170,6 @@ for command in (
     lineage_command,
     export_group,
     ingest_group,
+    *SHARING_COMMANDS,
 ):
     cli.add_command(command)

@@ -70,6 +70,15 @@ class Line:
     trace: tuple[Hop, ...]
 
 
+@dataclass(slots=True)
+class NodeFlow:
+    """Money at one asset: `received` = `kept` (lines paid out here) + `passed` (sent upstream)."""
+
+    received: int = 0
+    kept: int = 0
+    passed: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Allocation:
     revenue: str
@@ -79,6 +88,7 @@ class Allocation:
     amounts: dict[PartyId, int]  # positive amounts only, by party
     inputs: list[str]  # leaf hashes of every fact it was derived from
     notes: list[str]
+    flows: dict[Digest, NodeFlow]  # what reached each asset, and where it went
 
     def amount_of(self, party: PartyId) -> int:
         return self.amounts.get(party, 0)
@@ -118,6 +128,8 @@ class _Allocator:
         self.notes: list[str] = []
         self.default_moment = facts.revenue.timestamp
         self.pending: dict[Digest, dict[_Context, _Arrival]] = {}
+        self.flows: dict[Digest, NodeFlow] = {}
+        self.current: NodeFlow | None = None
         self._parents_cache: dict[Digest, list[tuple[Digest, Hop | None]]] = {}
 
     def run(self) -> Allocation:
@@ -127,8 +139,10 @@ class _Allocator:
         self._send(body.asset, ("model", "1", ""), body.amount_minor, trace)
         for digest in self._topological_order(body.asset):
             arrivals = self.pending.pop(digest, {})
+            self.current = self.flows.setdefault(digest, NodeFlow())
             for context in sorted(arrivals):
                 arrival = arrivals[context]
+                self.current.received += arrival.amount
                 self._handle(digest, context, arrival)
         amounts: dict[PartyId, int] = {}
         for line in self.lines:
@@ -143,6 +157,7 @@ class _Allocator:
             positive,
             list(self.facts.entries),
             sorted(set(self.notes)),
+            self.flows,
         )
 
     # ---------------------------------------------------------------- graph
@@ -220,6 +235,8 @@ class _Allocator:
     def _send(self, digest: Digest, context: _Context, amount: int, trace: tuple[Hop, ...]) -> None:
         if amount == 0:
             return
+        if self.current is not None:
+            self.current.passed += amount
         arrivals = self.pending.setdefault(digest, {})
         arrival = arrivals.get(context)
         if arrival is None:
@@ -537,6 +554,8 @@ class _Allocator:
     def _line(self, party: PartyId, amount: int, reason: str, trace: tuple[Hop, ...]) -> None:
         if amount:
             self.lines.append(Line(party, amount, reason, trace))
+            assert self.current is not None
+            self.current.kept += amount
 
 
 def _bounded(

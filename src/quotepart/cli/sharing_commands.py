@@ -1,0 +1,434 @@
+"""`quotepart revenue|policy|consent|valuation|share|statement|verify-statement`: fair sharing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from quotepart.cli._base import (
+    emit_json,
+    json_option,
+    load_workspace,
+    stderr_console,
+    workspace_options,
+)
+from quotepart.errors import InputError
+from quotepart.ids import Digest, PartyId, parse_timestamp
+from quotepart.log.kinds import (
+    MISSING_VALUATION,
+    NEGATIVE_VALUES,
+    UPSTREAM_MODES,
+    WEIGHTINGS,
+    RevenueRecordedV1,
+)
+from quotepart.money import format_amount
+from quotepart.sharing import verify_statement
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep or not key or not item:
+            raise InputError(f"{what} {value!r} is not NAME=VALUE", hint=f"e.g. --{what} data=4/5")
+        pairs[key] = item
+    return pairs
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read {what} {path}: {exc}", hint="pass a JSON file") from exc
+
+
+# ----------------------------------------------------------------- revenue
+
+
+@click.group("revenue")
+def revenue_group() -> None:
+    """Record and list revenue earned by models and services."""
+
+
+@revenue_group.command("record")
+@click.argument("asset")
+@click.argument("amount")
+@click.argument("currency")
+@click.option("--period", required=True, help="2026, 2026-Q1 or 2026-03.")
+@click.option("--source", required=True, help="Where the money came from (invoice, payout id).")
+@click.option("--by", "by", required=True, help="The party recording it (its key is held here).")
+@workspace_options
+@json_option
+def revenue_record(
+    workspace_dir: Path,
+    database_url: str | None,
+    as_json: bool,
+    asset: str,
+    amount: str,
+    currency: str,
+    period: str,
+    source: str,
+    by: str,
+) -> None:
+    """Record AMOUNT (major units, e.g. 1234.56) of CURRENCY earned by ASSET (model or service)."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        revenue = ws.record_revenue(
+            Digest.parse(asset),
+            amount,
+            currency,
+            period=period,
+            source=source,
+            by=PartyId.parse(by),
+        )
+    if as_json:
+        emit_json({"revenue": str(revenue)})
+    else:
+        click.echo(str(revenue))
+
+
+@revenue_group.command("list")
+@workspace_options
+@json_option
+def revenue_list(workspace_dir: Path, database_url: str | None, as_json: bool) -> None:
+    """List recorded revenue."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        rows = []
+        for _, entry in ws.revenue_entries():
+            body = entry.body()
+            assert isinstance(body, RevenueRecordedV1)
+            rows.append(
+                {
+                    "revenue": str(body.revenue),
+                    "asset": str(body.asset),
+                    "period": str(body.period),
+                    "amount_minor": body.amount_minor,
+                    "amount": format_amount(body.amount_minor, body.currency),
+                    "currency": body.currency,
+                    "source": body.source,
+                }
+            )
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['revenue']}  {row['period']}  {row['amount']} {row['currency']}  {row['asset']}"
+        )
+
+
+# ------------------------------------------------------------------ policy
+
+
+@click.group("policy")
+def policy_group() -> None:
+    """Set how a model's or service's revenue is shared."""
+
+
+@policy_group.command("set")
+@click.argument("asset")
+@click.option("--pool", required=True, help="Contributors' part of the revenue, e.g. 1/5.")
+@click.option(
+    "--role", "roles", multiple=True, required=True, help="ROLE=RATIO of the pool, repeated."
+)
+@click.option(
+    "--weighting",
+    "weightings",
+    multiple=True,
+    help=f"ROLE=HOW, HOW one of {', '.join(sorted(WEIGHTINGS))} (default valuation).",
+)
+@click.option("--negative-values", type=click.Choice(sorted(NEGATIVE_VALUES)), default="clip")
+@click.option("--missing-valuation", type=click.Choice(sorted(MISSING_VALUATION)), default="refuse")
+@click.option("--declared", "declared", multiple=True, help="ASSET=WEIGHT for declared weighting.")
+@click.option("--floor", default="0", help="Least ratio of a role any valued input gets.")
+@click.option("--cap", default="1", help="Most ratio of a role any input gets.")
+@click.option("--upstream", type=click.Choice(sorted(UPSTREAM_MODES)), default="dilute")
+@click.option("--upstream-share", default="0", help="Per ancestor, with --upstream fixed.")
+@click.option(
+    "--minimum-payout", type=int, default=0, help="Minor units; smaller balances carry over."
+)
+@click.option("--operator", default=None, help="Who keeps the rest (default: --by).")
+@click.option("--by", "by", required=True, help="The party setting the policy.")
+@workspace_options
+def policy_set(
+    workspace_dir: Path,
+    database_url: str | None,
+    asset: str,
+    pool: str,
+    roles: tuple[str, ...],
+    weightings: tuple[str, ...],
+    negative_values: str,
+    missing_valuation: str,
+    declared: tuple[str, ...],
+    floor: str,
+    cap: str,
+    upstream: str,
+    upstream_share: str,
+    minimum_payout: int,
+    operator: str | None,
+    by: str,
+) -> None:
+    """Set the sharing policy of ASSET (a model or service); it replaces the previous one."""
+    role_ratios = _pairs(roles, "role")
+    weighting = dict.fromkeys(role_ratios, "valuation") | _pairs(weightings, "weighting")
+    with load_workspace(workspace_dir, database_url) as ws:
+        index = ws.set_policy(
+            Digest.parse(asset),
+            pool=pool,
+            roles=role_ratios,
+            weighting=weighting,
+            negative_values=negative_values,
+            missing_valuation=missing_valuation,
+            declared={Digest.parse(a): w for a, w in _pairs(declared, "declared").items()},
+            floor=floor,
+            cap=cap,
+            upstream=upstream,
+            upstream_share=upstream_share,
+            minimum_payout=minimum_payout,
+            operator=PartyId.parse(operator) if operator else None,
+            by=PartyId.parse(by),
+        )
+    click.echo(f"policy recorded as entry {index}")
+
+
+# ----------------------------------------------------------------- consent
+
+
+@click.group("consent")
+def consent_group() -> None:
+    """Grant or withdraw a contributor's consent to use an asset."""
+
+
+def _consent(action: str) -> click.Command:
+    @click.command(action)
+    @click.argument("party")
+    @click.argument("asset")
+    @click.option(
+        "--effective", default=None, help="RFC 3339 UTC time it takes effect (default now)."
+    )
+    @workspace_options
+    def command(
+        workspace_dir: Path, database_url: str | None, party: str, asset: str, effective: str | None
+    ) -> None:
+        moment: datetime | None = parse_timestamp(effective) if effective else None
+        with load_workspace(workspace_dir, database_url) as ws:
+            method = ws.grant_consent if action == "grant" else ws.withdraw_consent
+            index = method(PartyId.parse(party), Digest.parse(asset), effective=moment)
+        click.echo(f"consent {action} recorded as entry {index}")
+
+    command.help = (
+        f"Record that PARTY {'grants' if action == 'grant' else 'withdraws'} consent for ASSET."
+    )
+    return command
+
+
+consent_group.add_command(_consent("grant"))
+consent_group.add_command(_consent("withdraw"))
+
+
+# --------------------------------------------------------------- valuation
+
+
+@click.group("valuation")
+def valuation_group() -> None:
+    """Record contribution values of a model's inputs."""
+
+
+@valuation_group.command("record")
+@click.argument("model")
+@click.argument("values_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--method", required=True)
+@click.option("--evaluations", type=int, required=True)
+@click.option("--seed", type=int, default=None)
+@click.option("--by", "by", required=True)
+@workspace_options
+def valuation_record(
+    workspace_dir: Path,
+    database_url: str | None,
+    model: str,
+    values_file: Path,
+    method: str,
+    evaluations: int,
+    seed: int | None,
+    by: str,
+) -> None:
+    """Record VALUES_FILE ({"sha256:…": "0.12", …}) as MODEL's valuation."""
+    values = _read_json(values_file, "values file")
+    if not isinstance(values, dict):
+        raise InputError(
+            f"{values_file} is not an object of asset -> value", hint='{"sha256:…": "0.12"}'
+        )
+    with load_workspace(workspace_dir, database_url) as ws:
+        index = ws.record_valuation(
+            Digest.parse(model),
+            {Digest.parse(a): str(v) for a, v in values.items()},
+            method=method,
+            evaluations=evaluations,
+            seed=seed,
+            by=PartyId.parse(by),
+        )
+    click.echo(f"valuation recorded as entry {index}")
+
+
+# ------------------------------------------------------------------- share
+
+
+@click.command("share")
+@click.argument("revenue")
+@click.option(
+    "--by", "by", default=None, help="Who signs the allocation (default: who recorded the revenue)."
+)
+@workspace_options
+@json_option
+def share_command(
+    workspace_dir: Path, database_url: str | None, as_json: bool, revenue: str, by: str | None
+) -> None:
+    """Compute and record the exact allocation of REVENUE through the lineage."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        shared = ws.share(revenue, by=PartyId.parse(by) if by else None)
+        names = {str(p.party): p.name for p in ws.parties()}
+    allocation = shared.allocation
+    if as_json:
+        emit_json(
+            {
+                "revenue": allocation.revenue,
+                "currency": allocation.currency,
+                "total_minor": allocation.total_minor,
+                "entry": shared.leaf_index,
+                "new": shared.new,
+                "amounts": {str(p): a for p, a in allocation.amounts.items()},
+                "notes": allocation.notes,
+            }
+        )
+        return
+    console = stderr_console()
+    if not shared.new:
+        console.print(f"{allocation.revenue} was shared before (entry {shared.leaf_index}).")
+    table = Table(
+        title=f"{allocation.revenue}: {format_amount(allocation.total_minor, allocation.currency)} {allocation.currency}"
+    )
+    table.add_column("party")
+    table.add_column("name")
+    table.add_column("amount", justify="right")
+    for party, amount in sorted(allocation.amounts.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(
+            str(party), names.get(str(party), ""), format_amount(amount, allocation.currency)
+        )
+    Console(highlight=False).print(table)
+    for note in allocation.notes:
+        console.print(f"note: {note}")
+
+
+# --------------------------------------------------------------- statement
+
+
+@click.command("statement")
+@click.argument("party")
+@click.option("--period", required=True, help="2026, 2026-Q1 or 2026-03.")
+@click.option("--csv", "as_csv", is_flag=True, help="One CSV row per line.")
+@click.option(
+    "--proof", is_flag=True, help="A self-contained file for `quotepart verify-statement`."
+)
+@workspace_options
+@json_option
+def statement_command(
+    workspace_dir: Path,
+    database_url: str | None,
+    as_json: bool,
+    party: str,
+    period: str,
+    as_csv: bool,
+    proof: bool,
+) -> None:
+    """What PARTY earned in a period, each line traced to the entries behind it."""
+    party_id = PartyId.parse(party)
+    with load_workspace(workspace_dir, database_url) as ws:
+        if proof:
+            emit_json(ws.statement_proof(party_id, period))
+            return
+        statement = ws.statement(party_id, period)
+    if as_json:
+        emit_json(statement.to_json())
+    elif as_csv:
+        sys.stdout.write(statement.to_csv())
+    else:
+        click.echo(f"{party_id}, {period}")
+        for item in statement.items:
+            click.echo(
+                f"  {item.revenue} ({item.period}): {format_amount(item.amount_minor, item.currency)} {item.currency}"
+            )
+            for line in item.lines:
+                path = " > ".join(f"{hop.what} {hop.ref[:24]}" for hop in line.trace)
+                click.echo(
+                    f"    {format_amount(line.amount_minor, item.currency):>12}  {line.reason}: {path}"
+                )
+        for currency, amount in statement.totals.items():
+            click.echo(f"  total: {format_amount(amount, currency)} {currency}")
+        if not statement.items:
+            click.echo("  nothing allocated in this period")
+
+
+@click.command("verify-statement")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option("--key", default=None, help="The log's verifier key you trust (from its operator).")
+@json_option
+def verify_statement_command(file: Path, key: str | None, as_json: bool) -> None:
+    """Check a statement file offline: proofs, checkpoint, signatures, and the amounts, recomputed."""
+    text = sys.stdin.read() if str(file) == "-" else None
+    try:
+        document = json.loads(text) if text is not None else json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(
+            f"cannot read statement file {file}: {exc}",
+            hint="pass the file `quotepart statement --proof` wrote",
+        ) from exc
+    if not isinstance(document, dict):
+        raise InputError(
+            f"{file} is not a statement file",
+            hint="pass the file `quotepart statement --proof` wrote",
+        )
+    verified = verify_statement(document, trusted_key=key)
+    if as_json:
+        emit_json(
+            {
+                "party": str(verified.party),
+                "period": str(verified.period),
+                "totals": verified.totals,
+                "allocations": verified.allocations,
+                "entries": verified.entries,
+                "tree_size": verified.tree_size,
+                "origin": verified.origin,
+                "verifier_key": verified.verifier_key,
+            }
+        )
+        return
+    totals = (
+        ", ".join(f"{format_amount(a, c)} {c}" for c, a in verified.totals.items()) or "nothing"
+    )
+    click.echo(
+        f"OK: {verified.party} earned {totals} in {verified.period}, recomputed from "
+        f"{verified.allocations} allocation(s) and {verified.entries} entries included in "
+        f"{verified.origin} at size {verified.tree_size}"
+    )
+    if key is None:
+        stderr_console().print(
+            f"checked against the key in the file: {verified.verifier_key}\n"
+            "compare it with the key the log's operator publishes, or pass --key"
+        )
+
+
+SHARING_COMMANDS = (
+    revenue_group,
+    policy_group,
+    consent_group,
+    valuation_group,
+    share_command,
+    statement_command,
+    verify_statement_command,
+)
