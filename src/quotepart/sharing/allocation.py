@@ -540,6 +540,8 @@ class _Allocator:
                 self.lines.append(
                     Line(contribution.body.party, part, "contribution", (*trace, hop))
                 )
+                assert self.current is not None
+                self.current.kept += part
         if parts.get("~registrant"):
             self._line(asset.author, parts["~registrant"], "registrant", trace)
 

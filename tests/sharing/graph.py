@@ -1,0 +1,131 @@
+"""Sharing facts built directly (no signing), so properties can run on big random lineages."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from quotepart.ids import Digest, PartyId, Period, RevenueId, RunId
+from quotepart.log.kinds import (
+    AssetRegisteredV2,
+    ConsentRecordedV1,
+    ContributionRecordedV1,
+    PolicySetV1,
+    RevenueRecordedV1,
+    RunRecordedV1,
+    ValuationRecordedV1,
+)
+from quotepart.sharing.facts import Fact, SharingFacts
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Graph:
+    """A lineage under construction; `facts()` freezes it into SharingFacts."""
+
+    def __init__(self) -> None:
+        self.counter = 0
+        self.items: list[Fact[Any]] = []
+        self.operator = self.party()
+
+    def _fact(self, body: Any, author: PartyId | None = None) -> Fact[Any]:
+        self.counter += 1
+        name = hashlib.sha256(str(self.counter).encode()).hexdigest()
+        fact = Fact(
+            body, name, self.counter, author or self.operator, T0 + timedelta(seconds=self.counter)
+        )
+        self.items.append(fact)
+        return fact
+
+    def party(self) -> PartyId:
+        self.counter += 1
+        return PartyId(f"01J{self.counter:023d}".replace("I", "1")[:26])
+
+    def asset(
+        self, kind: str, *, size: int | None = None, derived_from: tuple[Digest, ...] = ()
+    ) -> Digest:
+        self.counter += 1
+        digest = Digest.of_bytes(f"asset {self.counter}".encode())
+        self._fact(
+            AssetRegisteredV2(
+                digest, kind, f"{kind} {self.counter}", size=size, derived_from=derived_from
+            )
+        )
+        return digest
+
+    def run(
+        self,
+        inputs: list[Digest],
+        outputs: list[Digest],
+        *,
+        started: datetime = T0 + timedelta(days=30),
+    ) -> None:
+        self.counter += 1
+        body = RunRecordedV1(
+            RunId(f"01K{self.counter:023d}"[:26]), "train", self.operator, "succeeded", started,
+            started + timedelta(hours=1), tuple(inputs), tuple(outputs),
+        )  # fmt: skip
+        self._fact(body)
+
+    def contribute(
+        self, asset: Digest, party: PartyId, share: Fraction | str | int, role: str = "data"
+    ) -> None:
+        self._fact(ContributionRecordedV1(party, asset, role, Fraction(share)), author=party)
+
+    def policy(self, asset: Digest, *, pool: str = "1/5", roles: dict[str, str] | None = None,
+               weighting: dict[str, str] | None = None, **options: Any) -> None:  # fmt: skip
+        ratios = {r: Fraction(v) for r, v in (roles or {"data": "1"}).items()}
+        weights = weighting or dict.fromkeys(ratios, "valuation")
+        self._fact(PolicySetV1(asset, self.operator, Fraction(pool), ratios, weights, **options))
+
+    def valuation(self, model: Digest, values: dict[Digest, str]) -> None:
+        self._fact(ValuationRecordedV1(model, values, "exact", 4, True))
+
+    def consent(self, party: PartyId, asset: Digest, action: str, effective: datetime) -> None:
+        self._fact(ConsentRecordedV1(party, asset, action, effective), author=party)
+
+    def revenue(
+        self, asset: Digest, amount: int, currency: str = "EUR", period: str = "2026-Q1"
+    ) -> RevenueId:
+        self.counter += 1
+        revenue = RevenueId(f"01R{self.counter:023d}"[:26])
+        self._fact(
+            RevenueRecordedV1(revenue, asset, Period.parse(period), amount, currency, "test")
+        )
+        self.last_revenue = revenue
+        return revenue
+
+    def facts(self, *, shuffle: int | None = None) -> SharingFacts:
+        """The facts, with lists and dicts filled in a shuffled order when `shuffle` is a seed."""
+        items = list(self.items)
+        if shuffle is not None:
+            random.Random(shuffle).shuffle(items)
+        facts = SharingFacts(
+            next(
+                f
+                for f in items
+                if isinstance(f.body, RevenueRecordedV1) and f.body.revenue == self.last_revenue
+            )
+        )
+        for fact in sorted(items, key=lambda f: f.leaf_index) if shuffle is None else items:
+            body = fact.body
+            if isinstance(body, AssetRegisteredV2):
+                facts.assets[body.asset] = fact
+            elif isinstance(body, RunRecordedV1):
+                for output in body.outputs:
+                    facts.generated_by.setdefault(output, []).append(fact)
+            elif isinstance(body, ContributionRecordedV1):
+                facts.contributions.setdefault(body.asset, []).append(fact)
+            elif isinstance(body, PolicySetV1):
+                facts.policies[body.asset] = fact
+            elif isinstance(body, ValuationRecordedV1):
+                facts.valuations[body.model] = fact
+            elif isinstance(body, ConsentRecordedV1):
+                facts.consents.setdefault((body.party, body.asset), []).append(fact)
+        for key in facts.consents:
+            facts.consents[key].sort(key=lambda f: f.leaf_index)
+        facts.entries = sorted(f.entry for f in items)
+        return facts
