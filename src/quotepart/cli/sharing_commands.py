@@ -423,7 +423,65 @@ def verify_statement_command(file: Path, key: str | None, as_json: bool) -> None
         )
 
 
+# ------------------------------------------------------------------ payout
+
+
+@click.group("payout")
+def payout_group() -> None:
+    """Export owed balances to a payment rail (SEPA pain.001, mobile-money CSV)."""
+
+
+@payout_group.command("export")
+@click.option("--period", required=True, help="Pay revenue booked up to the end of this period.")
+@click.option("--currency", required=True)
+@click.option("--rail", type=click.Choice(["sepa", "mobile_money"]), required=True)
+@click.option("--by", "by", required=True, help="The party recording the payout.")
+@click.option("--debtor-name", default=None, help="SEPA: the paying account's holder.")
+@click.option("--debtor-iban", default=None, help="SEPA: the paying account.")
+@click.option("--debtor-bic", default=None)
+@click.option("--minimum", type=int, default=None, help="Minor units (default: the policies').")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@workspace_options
+def payout_export(
+    workspace_dir: Path,
+    database_url: str | None,
+    period: str,
+    currency: str,
+    rail: str,
+    by: str,
+    debtor_name: str | None,
+    debtor_iban: str | None,
+    debtor_bic: str | None,
+    minimum: int | None,
+    output: Path | None,
+) -> None:
+    """Write the payment file for every balance owed; a second export of a period returns the first file."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        exported = ws.export_payout(
+            period,
+            currency,
+            rail,
+            by=PartyId.parse(by),
+            debtor_name=debtor_name,
+            debtor_iban=debtor_iban,
+            debtor_bic=debtor_bic,
+            minimum_minor=minimum,
+        )
+    if output is not None:
+        output.write_bytes(exported.content)
+    console = stderr_console()
+    code = currency.upper()
+    console.print(
+        ("" if exported.new else "exported before; the same file again: ")
+        + f"{exported.payout}: {len(exported.paid)} payment(s), "
+        f"{format_amount(sum(exported.paid.values()), code)} {code}; "
+        f"{len(exported.carried)} balance(s) below the minimum carried over"
+    )
+    click.echo(str(output or exported.path))
+
+
 SHARING_COMMANDS = (
+    payout_group,
     revenue_group,
     policy_group,
     consent_group,

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 from quotepart.errors import NotFoundError, VerificationError
 from quotepart.ids import Digest, PartyId, RevenueId
 from quotepart.log import SignedEntry, parse_entry
+from quotepart.log.kinds import PolicySetV1
 from quotepart.sharing.facts import SharingFacts
 from quotepart.store.log_store import leaf_prefix
 from quotepart.store.projections import digest_prefix
@@ -27,6 +28,7 @@ from quotepart.store.schema import (
     contributions,
     lineage_edges,
     log_entries,
+    payout_amounts,
     policies,
     revenues,
     runs,
@@ -178,3 +180,40 @@ def party_allocations(
             .order_by(allocation_amounts.c.allocation)
         )
     ]
+
+
+def owed_balances(conn: Connection, currency: str, up_to_month: int) -> dict[str, int]:
+    """Per party: allocated for revenue booked up to `up_to_month`, less everything paid."""
+    owed: dict[str, int] = {}
+    for party, total in conn.execute(
+        select(allocation_amounts.c.party_id, func.sum(allocation_amounts.c.amount_minor))
+        .where(
+            allocation_amounts.c.currency == currency,
+            allocation_amounts.c.last_month <= up_to_month,
+        )
+        .group_by(allocation_amounts.c.party_id)
+    ):
+        owed[str(party)] = int(total)
+    for party, paid in conn.execute(
+        select(payout_amounts.c.party_id, func.sum(payout_amounts.c.paid_minor))
+        .where(payout_amounts.c.currency == currency)
+        .group_by(payout_amounts.c.party_id)
+    ):
+        owed[str(party)] = owed.get(str(party), 0) - int(paid)
+    return {party: amount for party, amount in owed.items() if amount > 0}
+
+
+def largest_minimum(conn: Connection) -> int:
+    """The largest minimum payout among the policies in force (the latest of each asset)."""
+    latest = [
+        int(i)
+        for (_, i) in conn.execute(
+            select(policies.c.asset, func.max(policies.c.leaf_index)).group_by(policies.c.asset)
+        )
+    ]
+    minimum = 0
+    for _, entry in read_entries(conn, latest):
+        body = entry.body()
+        assert isinstance(body, PolicySetV1)
+        minimum = max(minimum, body.minimum_payout)
+    return minimum

@@ -8,19 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from quotepart.errors import InputError, MoneyError
-from quotepart.ids import Clock, PartyId, Period, RevenueId
+from quotepart.errors import (
+    InputError,
+    MoneyError,
+    PaymentDetailsError,
+    QuotepartError,
+    VerificationError,
+)
+from quotepart.ids import Clock, Digest, PartyId, PayoutId, Period, RevenueId
 from quotepart.log import NoteVerifier, SignedEntry
 from quotepart.log.kinds import (
+    PAYMENT_RAILS,
     AllocationRecordedV1,
     ConsentRecordedV1,
     EntryBody,
+    PayoutRecordedV1,
     PolicySetV1,
     RevenueRecordedV1,
     ValuationRecordedV1,
@@ -29,10 +38,31 @@ from quotepart.money import currency as find_currency
 from quotepart.money import parse_amount
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.sharing.allocation import Allocation, allocate
-from quotepart.sharing.ledger import allocation_leaf, entries_by_hash, facts_of, read_entries
+from quotepart.sharing.ledger import (
+    allocation_leaf,
+    entries_by_hash,
+    facts_of,
+    largest_minimum,
+    owed_balances,
+    read_entries,
+)
+from quotepart.sharing.payments import Payment, mobile_money_csv, sepa_credit_transfer
 from quotepart.sharing.statements import Statement, recompute, statement_for, statement_proof
 from quotepart.store import LogStore
-from quotepart.store.schema import revenues
+from quotepart.store.schema import parties, payouts, revenues
+
+PAYOUTS_DIR = "payouts"
+_SUFFIX = {"sepa": ".xml", "mobile_money": ".csv"}
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutFile:
+    payout: PayoutId
+    path: Path
+    content: bytes
+    paid: dict[PartyId, int]
+    carried: dict[PartyId, int]
+    new: bool  # False when this period had been exported before
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +88,7 @@ class SharingRecorder:
     store: LogStore
     clock: Clock
     verifier: NoteVerifier
+    path: Path
 
     def append(self, body: EntryBody, *, author: PartyId) -> int:  # supplied by the workspace
         raise NotImplementedError
@@ -221,6 +252,128 @@ class SharingRecorder:
         with self.store.engine.connect() as conn:
             statement = statement_for(conn, party, Period.parse(str(period)))
             return statement_proof(self.store, conn, statement, self.verifier)
+
+    # ------------------------------------------------------------- payouts
+
+    def payout_reference(self, party: PartyId) -> str:  # supplied by the workspace
+        raise NotImplementedError
+
+    def export_payout(
+        self,
+        period: str | Period,
+        currency: str,
+        rail: str,
+        *,
+        by: PartyId,
+        debtor_name: str | None = None,
+        debtor_iban: str | None = None,
+        debtor_bic: str | None = None,
+        execution_date: date | None = None,
+        minimum_minor: int | None = None,
+    ) -> PayoutFile:
+        """Pay every balance owed in `currency` for revenue up to the end of `period`.
+
+        Balances below the minimum payout (by default the largest `minimum_payout` of
+        the policies in force) are carried to the next period. The payment file is
+        built, and every IBAN or number checked, before anything is recorded; the
+        file is kept in the workspace's `payouts/` folder. Exporting the same period,
+        currency and rail again returns the file already made: nobody is paid twice.
+        """
+        the_period = Period.parse(str(period))
+        code = find_currency(currency).code
+        if rail not in PAYMENT_RAILS:
+            raise InputError(
+                f"unknown payment rail {rail!r}", hint=f"rails: {', '.join(sorted(PAYMENT_RAILS))}"
+            )
+        folder = self.path / PAYOUTS_DIR
+        with self.store.engine.connect() as conn:
+            previous = conn.execute(
+                select(payouts.c.payout_id, payouts.c.leaf_index).where(
+                    payouts.c.period == str(the_period),
+                    payouts.c.currency == code,
+                    payouts.c.rail == rail,
+                )
+            ).first()
+            if previous is not None:
+                [(_, entry)] = read_entries(conn, [int(previous.leaf_index)])
+                body = entry.body()
+                assert isinstance(body, PayoutRecordedV1)
+                path = folder / f"{body.payout.ulid}{_SUFFIX[rail]}"
+                content = path.read_bytes() if path.exists() else b""
+                if body.file is not None and Digest.of_bytes(content) != body.file:
+                    raise VerificationError(
+                        f"{body.payout} was exported before, but its file {path} is missing or changed",
+                        hint="restore the file from a backup; the payout is recorded and will not be paid again",
+                    )
+                return PayoutFile(body.payout, path, content, body.paid, body.carried, False)
+            balances = owed_balances(conn, code, the_period.last_month)
+            minimum = minimum_minor if minimum_minor is not None else largest_minimum(conn)
+            names = {
+                str(party): name
+                for party, name in conn.execute(
+                    select(parties.c.party_id, parties.c.name).where(
+                        parties.c.party_id.in_(sorted(balances))
+                    )
+                )
+            }
+        paid = {PartyId.parse(p): b for p, b in sorted(balances.items()) if b >= max(minimum, 1)}
+        carried = {PartyId.parse(p): b for p, b in sorted(balances.items()) if 0 < b < minimum}
+        payout = PayoutId.new(self.clock)
+        payments = [
+            Payment(
+                payee=str(party),
+                name=names[str(party)],
+                amount_minor=amount,
+                currency=code,
+                reference=f"{payout.ulid}-{number}",
+                account=self._payout_account(party),
+            )
+            for number, (party, amount) in enumerate(paid.items(), 1)
+        ]
+        if rail == "sepa":
+            if not debtor_name or not debtor_iban:
+                raise InputError(
+                    "a SEPA credit transfer needs the paying account",
+                    hint="pass debtor_name and debtor_iban (--debtor-name, --debtor-iban)",
+                )
+            content = (
+                sepa_credit_transfer(
+                    payments,
+                    debtor_name=debtor_name,
+                    debtor_iban=debtor_iban,
+                    debtor_bic=debtor_bic,
+                    execution_date=execution_date or self.clock().date(),
+                    message_id=payout.ulid,
+                )
+                if payments
+                else b""
+            )
+        else:
+            content = mobile_money_csv(payments, batch_id=payout.ulid).encode()
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{payout.ulid}{_SUFFIX[rail]}"
+        partial = path.with_suffix(path.suffix + ".partial")
+        partial.write_bytes(content)
+        partial.replace(path)
+        body = PayoutRecordedV1(
+            payout, the_period, code, rail, paid, carried, minimum, Digest.of_bytes(content)
+        )
+        try:
+            self.append(body, author=by)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return PayoutFile(payout, path, content, paid, carried, True)
+
+    def _payout_account(self, party: PartyId) -> str:
+        try:
+            return self.payout_reference(party)
+        except QuotepartError as exc:
+            raise PaymentDetailsError(
+                f"{party} is owed money but {exc.message}",
+                hint="register the party with its payout reference (IBAN or mobile number), "
+                "or pay it another way",
+            ) from exc
 
     def revenue_entries(self) -> list[tuple[int, SignedEntry]]:
         with self.store.engine.connect() as conn:
