@@ -58,6 +58,7 @@ from quotepart.log.kinds import (
     EntryBody,
     PartyRegisteredV2,
 )
+from quotepart.metering import UsageRecorder
 from quotepart.provenance.parties import PayoutSecret
 from quotepart.provenance.recorder import ProvenanceRecorder
 from quotepart.sharing.recorder import SharingRecorder
@@ -98,7 +99,7 @@ class ContributionRecord:
     leaf_index: int
 
 
-class Workspace(ProvenanceRecorder, SharingRecorder):
+class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder):
     """A log and its projections, with the keys of the parties it signs for."""
 
     def __init__(self, path: Path, store: LogStore, log_key: SigningKey, clock: Clock) -> None:

@@ -219,6 +219,18 @@ payout_amounts = Table(
     sqlite_with_rowid=False,
 )
 
+usage = Table(
+    "usage",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("service", String(71), nullable=False),
+    Column("consumer", String(80), nullable=False),
+    Column("units", BigInteger, nullable=False),
+    Column("start", String(32), nullable=False),
+    Column("month", Integer, nullable=False),  # year * 12 + month - 1 of the start, for billing
+    Index("ix_usage_service_month", "service", "month"),
+)
+
 LOG_TABLES = (log_head, log_meta, log_entries, tree_nodes, checkpoints)
 PROJECTION_TABLES = (
     parties,
@@ -234,4 +246,5 @@ PROJECTION_TABLES = (
     allocation_amounts,
     payouts,
     payout_amounts,
+    usage,
 )

@@ -38,6 +38,7 @@ from quotepart.log.kinds.policy import (
 )
 from quotepart.log.kinds.revenue import RevenueRecordedV1
 from quotepart.log.kinds.run import RUN_STATUSES, RunRecordedV1, describe_value
+from quotepart.log.kinds.usage import UsageRecordedV1
 from quotepart.log.kinds.valuation import ValuationRecordedV1
 
 CURRENT: dict[str, type[EntryBody]] = {
@@ -53,6 +54,7 @@ CURRENT: dict[str, type[EntryBody]] = {
         ConsentRecordedV1,
         AllocationRecordedV1,
         PayoutRecordedV1,
+        UsageRecordedV1,
     )
 }
 """The newest body class of each kind."""
@@ -116,6 +118,7 @@ __all__ = [
     "RawBody",
     "RevenueRecordedV1",
     "RunRecordedV1",
+    "UsageRecordedV1",
     "ValuationRecordedV1",
     "decode_body",
     "describe_value",

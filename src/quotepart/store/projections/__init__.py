@@ -33,6 +33,7 @@ from quotepart.log.kinds import (
     PolicySetV1,
     RevenueRecordedV1,
     RunRecordedV1,
+    UsageRecordedV1,
     ValuationRecordedV1,
     format_fraction,
 )
@@ -44,6 +45,7 @@ from quotepart.store.projections.sharing import (
     project_payout,
     project_policy,
     project_revenue,
+    project_usage,
     project_valuation,
 )
 from quotepart.store.schema import assets, contributions, lineage_edges, parties, runs
@@ -313,6 +315,7 @@ SHARING_PROJECTIONS: dict[str, tuple[Projection, ...]] = {
     ConsentRecordedV1.KIND: (project_consent,),
     AllocationRecordedV1.KIND: (project_allocation,),
     PayoutRecordedV1.KIND: (project_payout,),
+    UsageRecordedV1.KIND: (project_usage,),
 }
 
 

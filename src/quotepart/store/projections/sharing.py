@@ -22,6 +22,7 @@ from quotepart.log.kinds import (
     PayoutRecordedV1,
     PolicySetV1,
     RevenueRecordedV1,
+    UsageRecordedV1,
     ValuationRecordedV1,
 )
 from quotepart.store.schema import (
@@ -34,6 +35,7 @@ from quotepart.store.schema import (
     payouts,
     policies,
     revenues,
+    usage,
     valuations,
 )
 
@@ -260,3 +262,25 @@ def unpaid_balances(
         ):
             owed[party] = owed.get(party, 0) - int(paid)
     return owed
+
+
+def project_usage(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
+    body = entry.body()
+    assert isinstance(body, UsageRecordedV1)
+    kind = _asset_kind(writer, str(body.service))
+    if kind != "service":
+        raise InputError(
+            f"usage names {kind or 'unknown asset'} {body.service}, not a registered service",
+            hint="register the service first (register_service)",
+        )
+    writer.add(
+        usage,
+        {
+            "leaf_index": leaf_index,
+            "service": str(body.service),
+            "consumer": body.consumer,
+            "units": body.units,
+            "start": entry.raw_body["start"],
+            "month": body.start.year * 12 + body.start.month - 1,
+        },
+    )
