@@ -395,3 +395,14 @@ def test_ten_thousand_receivers_at_depth_fifty(seed: int) -> None:
     allocation = allocate(g.facts())
     _check_conserved(allocation, amount)
     assert set(allocation.amounts) == set(receivers)
+
+
+def test_edges_and_payments_at_assets_account_for_every_unit() -> None:
+    g, _ = worked_example()
+    allocation = allocate(g.facts())
+    assert sum(allocation.paid_at().values()) == 100_000
+    for digest, flow in allocation.flows.items():
+        into = sum(v for (_, to), v in allocation.edges.items() if to == digest)
+        out = sum(v for (origin, _), v in allocation.edges.items() if origin == digest)
+        paid_here = sum(v for (at, _), v in allocation.paid_at().items() if at == digest)
+        assert (into, out, paid_here) == (flow.received, flow.passed, flow.kept)

@@ -72,6 +72,7 @@ class Line:
     reason: str  # contribution, retained, registrant, unallocated
     via: tuple[Hop, ...]  # shared by every line paid at the same asset
     contribution: Hop | None = None  # the contribution entry, for contribution lines
+    at: Digest | None = None  # the asset where it was paid out
 
     @property
     def trace(self) -> tuple[Hop, ...]:
@@ -92,6 +93,7 @@ class NodeFlow:
 class _PaidAtAsset:
     """The contribution lines of one split, kept as the split left them (no object per line)."""
 
+    asset: Digest
     via: tuple[Hop, ...]
     contributions: list[Fact[ContributionRecordedV1]]
     parts: dict[str, int]  # contribution entry -> minor units
@@ -99,7 +101,7 @@ class _PaidAtAsset:
     def lines(self, party: PartyId | None = None) -> list[Line]:
         return [
             Line(c.body.party, part, "contribution", self.via,
-                 Hop("contribution", c.body.role, c.entry))
+                 Hop("contribution", c.body.role, c.entry), self.asset)
             for c in self.contributions
             if (party is None or c.body.party == party) and (part := self.parts[c.entry])
         ]  # fmt: skip
@@ -114,6 +116,7 @@ class Allocation:
     inputs: list[str]  # leaf hashes of every fact it was derived from
     notes: list[str]
     flows: dict[Digest, NodeFlow]  # what reached each asset, and where it went
+    edges: dict[tuple[Digest | None, Digest], int]  # (from asset, or None for the revenue) -> to
     other_lines: list[Line]  # operators' parts, registrants' parts
     paid_at_assets: list[_PaidAtAsset]
 
@@ -127,6 +130,21 @@ class Allocation:
 
     def amount_of(self, party: PartyId) -> int:
         return self.amounts.get(party, 0)
+
+    def paid_at(self) -> dict[tuple[Digest, PartyId], int]:
+        """Minor units each party received at each asset: the last hop of a money-flow diagram."""
+        paid: dict[tuple[Digest, PartyId], int] = {}
+        for line in self.other_lines:
+            assert line.at is not None  # every line is paid out at an asset
+            key = (line.at, line.party)
+            paid[key] = paid.get(key, 0) + line.amount_minor
+        for batch in self.paid_at_assets:
+            for contribution in batch.contributions:
+                part = batch.parts[contribution.entry]
+                if part:
+                    key = (batch.asset, contribution.body.party)
+                    paid[key] = paid.get(key, 0) + part
+        return paid
 
     def lines_of(self, party: PartyId) -> list[Line]:
         lines = [line for line in self.other_lines if line.party == party]
@@ -169,6 +187,8 @@ class _Allocator:
         self.pending: dict[Digest, dict[_Context, _Arrival]] = {}
         self.flows: dict[Digest, NodeFlow] = {}
         self.current: NodeFlow | None = None
+        self.current_asset: Digest | None = None
+        self.edges: dict[tuple[Digest | None, Digest], int] = {}
         self.consented_assets = {asset for _, asset in facts.consents}
         self._parents_cache: dict[Digest, list[tuple[Digest, Hop | None]]] = {}
 
@@ -191,6 +211,7 @@ class _Allocator:
         for digest in self._topological_order(body.asset):
             arrivals = self.pending.pop(digest, {})
             self.current = self.flows.setdefault(digest, NodeFlow())
+            self.current_asset = digest
             for context in sorted(arrivals):
                 arrival = arrivals[context]
                 self.current.received += arrival.amount
@@ -221,6 +242,7 @@ class _Allocator:
             list(self.facts.entries),
             sorted(set(self.notes)),
             self.flows,
+            self.edges,
             self.lines,
             self.paid_at_assets,
         )
@@ -302,6 +324,8 @@ class _Allocator:
             return
         if self.current is not None:
             self.current.passed += amount
+        edge = (self.current_asset, digest)
+        self.edges[edge] = self.edges.get(edge, 0) + amount
         arrivals = self.pending.setdefault(digest, {})
         arrival = arrivals.get(context)
         if arrival is None:
@@ -610,7 +634,7 @@ class _Allocator:
             return
         parts = split_exact(amount, weights)
         registrant_part = parts.pop("~registrant", 0)
-        self.paid_at_assets.append(_PaidAtAsset(trace, contributions, parts))
+        self.paid_at_assets.append(_PaidAtAsset(digest, trace, contributions, parts))
         assert self.current is not None
         self.current.kept += amount - registrant_part
         self._line(asset.author, registrant_part, "registrant", trace)
@@ -625,7 +649,8 @@ class _Allocator:
 
     def _line(self, party: PartyId, amount: int, reason: str, trace: tuple[Hop, ...]) -> None:
         if amount:
-            self.lines.append(Line(party, amount, reason, trace))
+            assert self.current_asset is not None
+            self.lines.append(Line(party, amount, reason, trace, None, self.current_asset))
             assert self.current is not None
             self.current.kept += amount
 
