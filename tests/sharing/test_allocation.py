@@ -406,3 +406,19 @@ def test_edges_and_payments_at_assets_account_for_every_unit() -> None:
         out = sum(v for (origin, _), v in allocation.edges.items() if origin == digest)
         paid_here = sum(v for (at, _), v in allocation.paid_at().items() if at == digest)
         assert (into, out, paid_here) == (flow.received, flow.passed, flow.kept)
+
+
+def test_an_input_assembled_from_other_inputs_of_the_run_is_not_counted_twice() -> None:
+    g = Graph()
+    a, b = g.party(), g.party()
+    cohort_a, cohort_b = g.asset("cohort"), g.asset("cohort")
+    g.contribute(cohort_a, a, 1)
+    g.contribute(cohort_b, b, 1)
+    training = g.asset("dataset", derived_from=(cohort_a, cohort_b))  # what fit() saw
+    model = g.asset("model")
+    g.run([training, cohort_a, cohort_b], [model])
+    g.valuation(model, {cohort_a: "0.3", cohort_b: "0.1"})  # no value for the union: none needed
+    g.policy(model, pool="1", roles={"data": "1"})
+    g.revenue(model, 4_000)
+    allocation = allocate(g.facts())
+    assert (allocation.amount_of(a), allocation.amount_of(b)) == (3_000, 1_000)

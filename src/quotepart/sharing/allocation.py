@@ -438,7 +438,14 @@ class _Allocator:
     ) -> None:
         policy = policy_fact.body
         candidates: dict[str, list[tuple[Digest, Hop | None]]] = {}
-        for parent, hop in self._parents(digest):
+        parents = self._parents(digest)
+        direct = {parent for parent, _ in parents}
+        for parent, hop in parents:
+            derived_from = self._asset(parent).body.derived_from
+            if derived_from and set(derived_from) <= direct:
+                # e.g. the training matrix assembled from cohorts the run also names:
+                # it restates them, and counting it too would pay its sources twice.
+                continue
             role = ROLE_OF_KIND[self._asset(parent).body.asset_kind]
             if role == "upstream_model" and skip_upstream:
                 continue
