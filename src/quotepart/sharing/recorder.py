@@ -46,7 +46,12 @@ from quotepart.sharing.ledger import (
     owed_balances,
     read_entries,
 )
-from quotepart.sharing.payments import Payment, mobile_money_csv, sepa_credit_transfer
+from quotepart.sharing.payments import (
+    Payment,
+    check_iban,
+    mobile_money_csv,
+    sepa_credit_transfer,
+)
 from quotepart.sharing.statements import Statement, recompute, statement_for, statement_proof
 from quotepart.store import LogStore
 from quotepart.store.schema import parties, payouts, revenues
@@ -336,6 +341,9 @@ class SharingRecorder:
                     "a SEPA credit transfer needs the paying account",
                     hint="pass debtor_name and debtor_iban (--debtor-name, --debtor-iban)",
                 )
+            # The debtor's own balance is settled by keeping it: no transfer to itself.
+            own = check_iban(debtor_iban)
+            payments = [p for p in payments if check_iban(p.account) != own]
             content = (
                 sepa_credit_transfer(
                     payments,

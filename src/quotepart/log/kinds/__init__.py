@@ -36,6 +36,7 @@ from quotepart.log.kinds.policy import (
     WEIGHTINGS,
     PolicySetV1,
 )
+from quotepart.log.kinds.report import ReportPublishedV1
 from quotepart.log.kinds.revenue import RevenueRecordedV1
 from quotepart.log.kinds.run import RUN_STATUSES, RunRecordedV1, describe_value
 from quotepart.log.kinds.usage import UsageRecordedV1
@@ -55,6 +56,7 @@ CURRENT: dict[str, type[EntryBody]] = {
         AllocationRecordedV1,
         PayoutRecordedV1,
         UsageRecordedV1,
+        ReportPublishedV1,
     )
 }
 """The newest body class of each kind."""
@@ -116,6 +118,7 @@ __all__ = [
     "PayoutRecordedV1",
     "PolicySetV1",
     "RawBody",
+    "ReportPublishedV1",
     "RevenueRecordedV1",
     "RunRecordedV1",
     "UsageRecordedV1",
