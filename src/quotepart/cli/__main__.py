@@ -1,0 +1,5 @@
+"""`python -m quotepart.cli`: the same as the `quotepart` command."""
+
+from quotepart.cli import main
+
+main()
