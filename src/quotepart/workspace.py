@@ -61,6 +61,7 @@ from quotepart.log.kinds import (
 from quotepart.metering import UsageRecorder
 from quotepart.provenance.parties import PayoutSecret
 from quotepart.provenance.recorder import ProvenanceRecorder
+from quotepart.report.recorder import ReportRecorder
 from quotepart.sharing.recorder import SharingRecorder
 from quotepart.store import LogStore, migrate, open_engine, sqlite_url
 from quotepart.store.projections import digest_prefix
@@ -99,7 +100,7 @@ class ContributionRecord:
     leaf_index: int
 
 
-class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder):
+class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecorder):
     """A log and its projections, with the keys of the parties it signs for."""
 
     def __init__(self, path: Path, store: LogStore, log_key: SigningKey, clock: Clock) -> None:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from quotepart.cli import cli
 from quotepart.cli.demo import PERIOD, run_story
+from quotepart.ids import Digest
 from quotepart.sharing import verify_statement
 from quotepart.workspace import init_workspace, open_workspace
 
@@ -43,11 +44,21 @@ def test_the_demo_shares_exactly_and_everything_verifies(tmp_path: Path) -> None
         # St Mary's checks its cut from the file alone
         proof = json.loads((out / "st-marys-statement-proof.json").read_text())
         assert verify_statement(proof).totals == {"EUR": result.amounts["St Mary's Hospital"]}
-        # the report (when built) holds the log's numbers
-        report_json = out / "report" / "report.json"
-        if report_json.exists():
-            report = json.loads(report_json.read_text())
-            assert json.dumps(report).count(str(result.total_minor)) >= 1
+        # the published report holds the log's numbers, and is itself in the log
+        assert result.report is not None
+        report = json.loads(result.report.read_text())
+        assert report["totals"]["EUR"]["earned"]["amount_minor"] == result.total_minor
+        assert {p["name"]: p["amount_minor"] for p in report["parties"]} == result.amounts
+        entries = [ws.entry_at(i) for i in range(ws.store.tree_size())]
+        [allocation] = [e for e in entries if e.kind == "allocation.recorded"]
+        [revenue_row] = report["revenues"]
+        assert revenue_row["allocation"]["entry"] == allocation.leaf_hash.hex()
+        named = {str(p.party): p.name for p in ws.parties()}
+        recorded = {named[p]: a for p, a in allocation.raw_body["amounts"].items()}
+        assert recorded == result.amounts
+        published = [e for e in entries if e.kind == "report.published"]
+        assert len(published) == 1
+        assert published[0].raw_body["json"] == str(Digest.of_bytes(result.report.read_bytes()))
     assert any(line.startswith("5.") or "verify" in line for line in lines)
 
 

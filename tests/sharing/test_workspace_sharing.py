@@ -299,7 +299,9 @@ def test_payouts_carry_small_balances_and_never_pay_twice(scene: Scene) -> None:
     assert first.carried == {scene.hospital_b: 3_750, scene.annotator: 5_000}
     root = ET.fromstring(first.content)
     ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"}
-    assert root.findtext(".//p:GrpHdr/p:CtrlSum", namespaces=ns) == "912.50"
+    # the lab pays from its own account: its balance is settled without a transfer to itself
+    assert root.findtext(".//p:GrpHdr/p:CtrlSum", namespaces=ns) == "112.50"
+    assert root.findtext(".//p:GrpHdr/p:NbOfTxs", namespaces=ns) == "1"
     assert first.path.read_bytes() == first.content
     size = ws.store.tree_size()
     again = ws.export_payout("2026-Q1", "EUR", "sepa", by=scene.lab, minimum_minor=6_000, **sepa)

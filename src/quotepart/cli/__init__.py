@@ -27,6 +27,7 @@ from quotepart.cli.provenance_commands import (
     party_group,
     run_group,
 )
+from quotepart.cli.report_commands import report_command
 from quotepart.cli.sharing_commands import SHARING_COMMANDS
 from quotepart.errors import QuotepartError
 from quotepart.log import verifier_key
@@ -171,5 +172,6 @@ for command in (
     export_group,
     ingest_group,
     *SHARING_COMMANDS,
+    report_command,
 ):
     cli.add_command(command)

@@ -76,6 +76,7 @@ class DemoResult:
     files: list[Path] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # step -> seconds
     cohort_values: dict[str, float] = field(default_factory=dict)
+    report: Path | None = None
     noisy_auroc: float = 0.0
 
 
@@ -361,14 +362,15 @@ class Story:
 
     def report_and_verify(self) -> None:
         ws = self.ws
-        publish = getattr(ws, "publish_report", None)
-        if publish is not None:
-            files = publish(self.service, PERIOD, self.out / "report")
-            made = [files.json_path, files.html_path] + ([files.pdf_path] if files.pdf_path else [])
-            self.result.files += made
-            self.say(
-                f"5. Published the fair-value report ({', '.join(p.suffix[1:] for p in made)}), recorded in the log."
-            )
+        files = ws.publish_report(self.service, PERIOD, self.out / "report", by=self.startup)
+        made = [files.json_path, files.html_path] + ([files.pdf_path] if files.pdf_path else [])
+        self.result.files += made
+        self.result.report = files.json_path
+        self.say(
+            f"5. Published the fair-value report ({', '.join(p.suffix[1:] for p in made)}), "
+            f"recorded in the log as entry {files.leaf_index}."
+            + (f" No PDF: {files.pdf_skipped}" if files.pdf_skipped else "")
+        )
         audit = ws.verify()
         checked = verify_statement(
             json.loads(self.proof_file.read_text()), trusted_key=str(ws.verifier)

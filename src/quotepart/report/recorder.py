@@ -1,0 +1,216 @@
+"""Publishing a report: write its files, then record their digests in the log.
+
+`ReportRecorder` is mixed into `quotepart.Workspace`, which supplies the log (sign and
+append) and its verifier key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from quotepart.ids import Digest, PartyId, Period
+from quotepart.log import NoteVerifier, parse_entry
+from quotepart.log.kinds import EntryBody, ReportPublishedV1
+from quotepart.provenance.runs import AssetRef, asset_digest
+from quotepart.report.data import ReportData, build_report_data
+from quotepart.report.interactive import charts as interactive_charts
+from quotepart.report.interactive import plotly_script
+from quotepart.report.page import render_page
+from quotepart.report.static import charts as static_charts
+from quotepart.report.static import pdf_bytes
+from quotepart.store import LogStore
+from quotepart.store.schema import log_entries
+
+JSON_FILE, HTML_FILE, PDF_FILE = "report.json", "report.html", "report.pdf"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFiles:
+    """The files of a published report, and its `report.published` entry."""
+
+    json_path: Path
+    html_path: Path
+    pdf_path: Path | None  # None when no PDF was made (see `pdf_skipped`)
+    leaf_index: int  # of the report.published entry
+    new: bool = True  # False when the very same report had been published before
+    pdf_skipped: str | None = None  # one line saying why there is no PDF
+    summary: str = ""  # one line for people
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedReport:
+    """A report's files as bytes, before anything is written or recorded."""
+
+    data: ReportData
+    json: bytes
+    html: bytes
+    pdf: bytes | None
+    pdf_skipped: str | None
+
+    def entry(self) -> ReportPublishedV1:
+        return ReportPublishedV1(
+            self.data.asset,
+            self.data.period,
+            Digest.of_bytes(self.json),
+            Digest.of_bytes(self.html),
+            None if self.pdf is None else Digest.of_bytes(self.pdf),
+            self.data.allocations,
+        )
+
+
+def render_report(data: ReportData, *, pdf: bool = True) -> RenderedReport:
+    """report.json, report.html (Plotly inlined: it works offline) and, if WeasyPrint
+    can load, report.pdf (static charts), all drawn from the one document."""
+    document = data.document
+    html = render_page(
+        document, interactive_charts(document), head=f"<script>{plotly_script()}</script>"
+    )
+    pdf_data, skipped = (
+        pdf_bytes(render_page(document, static_charts(document))) if pdf else (None, None)
+    )
+    return RenderedReport(data, data.to_json_bytes(), html.encode(), pdf_data, skipped)
+
+
+def default_report_dir(name: str, digest: Digest, period: Period) -> Path:
+    """`report-<asset name, as a file name>-<period>`, or the digest's first 12 hex digits
+    where the name has no letters or digits to keep."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-")
+    return Path(f"report-{slug or digest.hex[:12]}-{period}")
+
+
+def _write(path: Path, content: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(content)
+    partial.replace(path)
+
+
+class ReportRecorder:
+    """Report methods of a workspace (see `quotepart.workspace.Workspace`)."""
+
+    store: LogStore
+    verifier: NoteVerifier
+
+    def append(self, body: EntryBody, *, author: PartyId) -> int:  # supplied by the workspace
+        raise NotImplementedError
+
+    def report_data(self, asset: AssetRef | str, period: str | Period) -> ReportData:
+        """The report document of `asset` (a service or model, by digest or unique name)."""
+        reference = asset if isinstance(asset, str) else str(asset_digest(asset))
+        with self.store.engine.connect() as conn:
+            return build_report_data(conn, reference, period, verifier=self.verifier)
+
+    def publish_report(
+        self,
+        asset: AssetRef | str,
+        period: str | Period,
+        out_dir: str | os.PathLike[str] | None = None,
+        *,
+        by: PartyId | None = None,
+        pdf: bool = True,
+    ) -> ReportFiles:
+        """Write report.json, report.html and report.pdf into `out_dir`, and record their
+        digests in the log as a `report.published` entry.
+
+        `out_dir` defaults to `./report-<asset name>-<period>/`. The entry is signed by
+        `by`, or by whoever signed the first allocation the report covers. A report whose
+        files are byte for byte those of one already published (same facts, same
+        digests) is written again but not recorded twice: the earlier entry is returned,
+        with `new=False`. If WeasyPrint cannot load its system libraries, the report is
+        published without a PDF and `pdf_skipped` says why.
+
+            files = ws.publish_report(service, "2026-Q1", "out/")
+
+        Raises:
+            InputError: a bad period, an asset that is not a service or model, or a
+                revenue of the period not yet shared. Nothing is written.
+            NotFoundError: no such asset, or no revenue of it in the period.
+        """
+        data = self.report_data(asset, period)
+        rendered = render_report(data, pdf=pdf)
+        body = rendered.entry()
+        folder = (
+            Path(out_dir)
+            if out_dir is not None
+            else default_report_dir(data.name, data.asset, data.period)
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        written = [folder / JSON_FILE, folder / HTML_FILE]
+        _write(written[0], rendered.json)
+        _write(written[1], rendered.html)
+        pdf_path = folder / PDF_FILE
+        if rendered.pdf is not None:
+            _write(pdf_path, rendered.pdf)
+            written.append(pdf_path)
+        else:
+            pdf_path.unlink(missing_ok=True)  # an older PDF would not be this report
+        summary = _summary(data)
+        earlier = self._published(
+            body, after=data.document["verification"]["checkpoint"]["tree_size"]
+        )
+        if earlier is not None:
+            return ReportFiles(
+                written[0], written[1], pdf_path if rendered.pdf is not None else None,
+                earlier, False, rendered.pdf_skipped, summary,
+            )  # fmt: skip
+        try:
+            index = self.append(body, author=by or data.signer)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        return ReportFiles(
+            written[0], written[1], pdf_path if rendered.pdf is not None else None,
+            index, True, rendered.pdf_skipped, summary,
+        )  # fmt: skip
+
+    def _published(self, body: ReportPublishedV1, *, after: int) -> int | None:
+        """The leaf index of an identical report.published entry, if one is in the log.
+
+        Report entries have no projection table. None is needed: the same report names
+        the same checkpoint (the first after every fact it reads), so an identical entry
+        can only lie at or after that checkpoint's tree size, a short range of the log.
+        """
+        with self.store.engine.connect() as conn:
+            rows: Iterable[tuple[int, bytes]] = conn.execute(
+                select(log_entries.c.leaf_index, log_entries.c.entry)
+                .where(
+                    log_entries.c.leaf_index >= after,
+                    log_entries.c.kind == ReportPublishedV1.KIND,
+                )
+                .order_by(log_entries.c.leaf_index)
+            )
+            for index, raw in rows:
+                if parse_entry(bytes(raw)).body() == body:
+                    return int(index)
+        return None
+
+
+def _summary(data: ReportData) -> str:
+    document = data.document
+    totals = ", ".join(
+        f"{t['earned']['amount']} {code} earned, {t['to_contributors']['amount']} {code} "
+        "to contributors"
+        for code, t in document["totals"].items()
+    )
+    return (
+        f"{data.name}, {data.period}: {len(document['revenues'])} revenue(s), {totals}; "
+        f"{len(document['parties'])} parties paid"
+    )
+
+
+__all__ = [
+    "HTML_FILE",
+    "JSON_FILE",
+    "PDF_FILE",
+    "RenderedReport",
+    "ReportFiles",
+    "ReportRecorder",
+    "default_report_dir",
+    "render_report",
+]
