@@ -113,6 +113,68 @@ def _tint(kind: str) -> str:
     return f"rgba({red}, {green}, {blue}, 0.3)"
 
 
+def _sankey_positions(
+    graph: Graph, *, plot_height: int, pad: int
+) -> tuple[list[float], list[float]]:
+    """Node centres for a fixed Sankey: every party in the last column, the last gap wider.
+
+    Plotly's own arrangement puts a party paid at a model beside the inputs, and packs the
+    inputs' column against the parties', so their labels (right of the inputs, left of
+    the parties) overwrite each other. Here parties take the last column, ordered like the
+    nodes that pay them (so links do not cross), the last gap is twice as wide, and each
+    column is stacked top-down at Plotly's own scale (the fullest column fills the
+    height), so no two nodes overlap.
+    """
+    parties = [n for n in graph.nodes if n.kind == "party"]
+    others = [n for n in graph.nodes if n.kind != "party"]
+    columns = sorted({n.x for n in others})
+    column_of = {n.id: columns.index(n.x) for n in others}
+    last = len(columns)
+    column_of.update({n.id: last for n in parties})
+    gaps = [1.0] * last
+    if gaps:
+        gaps[-1] = 2.0
+    at = [0.0]
+    for gap in gaps:
+        at.append(at[-1] + gap)
+    span = at[-1] or 1.0
+    inflow: dict[str, int] = {}
+    outflow: dict[str, int] = {}
+    for a, b, amount in graph.edges:
+        outflow[a] = outflow.get(a, 0) + amount
+        inflow[b] = inflow.get(b, 0) + amount
+    value = {n.id: max(inflow.get(n.id, 0), outflow.get(n.id, 0)) for n in graph.nodes}
+    stacks: list[list[Any]] = [[] for _ in range(last + 1)]
+    for node in graph.nodes:
+        stacks[column_of[node.id]].append(node)
+    scale = min(
+        (plot_height - pad * (len(nodes) - 1)) / max(sum(value[n.id] for n in nodes), 1)
+        for nodes in stacks
+        if nodes
+    )
+    centre: dict[str, float] = {}
+
+    def stack(nodes: list[Any]) -> None:
+        top = 0.0
+        for node in nodes:
+            size = value[node.id] * scale
+            centre[node.id] = (top + size / 2) / plot_height
+            top += size + pad
+
+    for nodes in stacks[:last]:
+        stack(sorted(nodes, key=lambda n: n.y))
+
+    def fed_from(node: Any) -> float:
+        sources = [(amount, centre.get(a, 0.0)) for a, b, amount in graph.edges if b == node.id]
+        total = sum(amount for amount, _ in sources) or 1
+        return sum(amount * y for amount, y in sources) / total
+
+    stack(sorted(stacks[last], key=fed_from))
+    xs = [0.001 + 0.998 * at[column_of[n.id]] / span for n in graph.nodes]
+    ys = [min(max(centre[n.id], 0.001), 0.999) for n in graph.nodes]
+    return xs, ys
+
+
 def money_charts(document: Mapping[str, Any]) -> list[str]:
     """One Sankey per currency: revenue -> service -> models -> assets -> parties."""
     charts = []
@@ -121,9 +183,16 @@ def money_charts(document: Mapping[str, Any]) -> list[str]:
         index = {n.id: i for i, n in enumerate(graph.nodes)}
         scale = 10 ** find_currency(code).minor_units
         earned = document["totals"][code]["earned"]["amount"]
+        busiest = max(
+            len([n for n in graph.nodes if n.kind == "party"]),
+            len([n for n in graph.nodes if n.kind not in ("party", "revenue", "service", "model")]),
+            4,
+        )
+        height = 300 + 92 * busiest
+        xs, ys = _sankey_positions(graph, plot_height=height - 80, pad=44)
         figure = go.Figure(
             go.Sankey(
-                arrangement="snap",
+                arrangement="fixed",
                 valueformat=",.2f" if scale > 1 else ",d",
                 valuesuffix=f" {code}",
                 node={
@@ -131,7 +200,9 @@ def money_charts(document: Mapping[str, Any]) -> list[str]:
                     "color": [KIND_COLOURS.get(n.kind, "#999999") for n in graph.nodes],
                     "customdata": [KIND_LABELS.get(n.kind, n.kind) for n in graph.nodes],
                     "hovertemplate": "<b>%{label}</b><br>%{customdata}<extra></extra>",
-                    "pad": 30,
+                    "pad": 44,
+                    "x": xs,
+                    "y": ys,
                     "thickness": 16,
                     "line": {"width": 0},
                 },
@@ -153,7 +224,6 @@ def money_charts(document: Mapping[str, Any]) -> list[str]:
             },
             margin={"l": 20, "r": 20, "t": 60, "b": 20},
         )
-        height = 260 + 64 * max(len([n for n in graph.nodes if n.kind == "party"]), 4)
         charts.append(_html(figure, f"chart-money-{number}", height))
     return charts
 
