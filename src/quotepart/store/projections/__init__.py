@@ -72,6 +72,7 @@ class ProjectionWriter:
         self._rows: dict[Table, list[dict[str, Any]]] = {}
         self._known: dict[tuple[str, str], int | None] = {}  # key -> its leaf index, if known
         self._shares: dict[str, Fraction] = {}
+        self.asset_kinds: dict[str, str] = {}  # kinds never change: remembered per batch
 
     def share_total(self, asset: str) -> Fraction:
         """The declared shares of `asset` so far, from the database and this batch."""

@@ -46,10 +46,19 @@ EARNING_KINDS = frozenset({"model", "service"})
 
 
 def _asset_kind(writer: ProjectionWriter, digest: str) -> str | None:
-    writer.flush()
-    return writer.conn.execute(
-        select(assets.c.asset_kind).where(assets.c.digest == digest)
-    ).scalar_one_or_none()
+    """The kind of a registered asset; kinds never change, so found ones are remembered
+    for the batch (a batch of usage entries names the same service thousands of times)."""
+    kind = writer.asset_kinds.get(digest)
+    if kind is None:
+        leaf = writer.leaf_of(assets, digest)  # the prefix index, or this batch's rows
+        if leaf is None:
+            return None
+        writer.flush()
+        kind = writer.conn.execute(
+            select(assets.c.asset_kind).where(assets.c.leaf_index == leaf)
+        ).scalar_one()
+        writer.asset_kinds[digest] = kind
+    return kind
 
 
 def _earning_asset(writer: ProjectionWriter, digest: str, what: str) -> None:
