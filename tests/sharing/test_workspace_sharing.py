@@ -398,3 +398,76 @@ def test_replaying_the_log_reproduces_every_allocation(
     )
     assert total == sum(amounts)
     ws.close()
+
+
+def test_the_cli_sets_policy_values_consent_and_exports_a_payout_once(
+    local: Scene, tmp_path: Path
+) -> None:
+    scene = local
+    folder = str(scene.ws.path)
+    scene.ws.close()
+    runner = CliRunner(env={"QUOTEPART_HOME": folder})
+
+    def ok(*args: str) -> str:
+        result = runner.invoke(cli, list(args))
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    values = tmp_path / "values.json"
+    values.write_text(json.dumps({str(scene.data_a): "0.1", str(scene.data_b): "0.1"}))
+    ok(
+        "valuation",
+        "record",
+        str(scene.model),
+        str(values),
+        "--method",
+        "exact",
+        "--evaluations",
+        "4",
+        "--by",
+        str(scene.lab),
+    )
+    ok("policy", "set", str(scene.model), "--pool", "1/2", "--role", "data=1", "--weighting", "data=valuation",
+       "--minimum-payout", "100", "--by", str(scene.lab))  # fmt: skip
+    ok(
+        "consent",
+        "withdraw",
+        str(scene.hospital_b),
+        str(scene.data_b),
+        "--effective",
+        "2025-12-01T00:00:00.000000Z",
+    )
+    revenue = ok("revenue", "record", str(scene.service), "100.00", "EUR", "--period", "2026-01",
+                 "--source", "inv", "--by", str(scene.lab)).strip()  # fmt: skip
+    assert json.loads(ok("revenue", "list", "--json"))[0]["amount_minor"] == 10_000
+    amounts = json.loads(ok("share", revenue, "--json"))["amounts"]
+    # half to the pool, split 0.1 : 0.1; Hospital B withdrew before the run, and was the
+    # only contributor of its data: its part stays with the operator
+    assert amounts == {str(scene.lab): 7_500, str(scene.hospital_a): 2_500}
+    out = tmp_path / "sepa.xml"
+    args = ("payout", "export", "--period", "2026-Q1", "--currency", "EUR", "--rail", "sepa",
+            "--by", str(scene.lab), "--debtor-name", "Lab", "--debtor-iban", GOOD_IBANS[2], "--output", str(out))  # fmt: skip
+    first = runner.invoke(cli, list(args))
+    assert first.exit_code == 0, first.output
+    root = ET.fromstring(out.read_bytes())
+    ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"}
+    assert root.findtext(".//p:GrpHdr/p:CtrlSum", namespaces=ns) == "25.00"
+    again = runner.invoke(cli, list(args))
+    assert again.exit_code == 0
+    assert "exported before" in again.stderr
+    bad = runner.invoke(
+        cli,
+        [
+            "policy",
+            "set",
+            str(scene.model),
+            "--pool",
+            "1/2",
+            "--role",
+            "marketing=1",
+            "--by",
+            str(scene.lab),
+        ],
+    )
+    assert bad.exit_code == 2
+    assert "unknown role" in bad.stderr
