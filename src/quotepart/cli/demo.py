@@ -33,6 +33,7 @@ from typing import Any
 import click
 import numpy as np
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from schwifty import IBAN
 from sklearn.datasets import load_breast_cancer
@@ -386,21 +387,42 @@ class Story:
         )
 
 
+STEPS = (
+    ("contributors", "registering hospitals, cohorts, labels and compute"),
+    ("models", "training the two models"),
+    ("usage and billing", "recording API usage and billing it"),
+    ("valuation and sharing", "valuing the cohorts and sharing the revenue"),
+    ("payout and statements", "writing the SEPA file and statements"),
+    ("report and verification", "publishing the report and verifying everything"),
+)
+
+
 def run_story(
-    ws: Workspace, out: Path, say: Callable[[str], None], *, progress: bool = False
+    ws: Workspace,
+    out: Path,
+    say: Callable[[str], None],
+    *,
+    progress: bool = False,
+    on_step: Callable[[int, str], None] | None = None,
 ) -> DemoResult:
-    """The whole story on an empty workspace; returns what it made and how long each step took."""
+    """The whole story on an empty workspace; returns what it made and how long each step took.
+
+    `on_step(number, description)` is called before each step (the CLI's progress bar).
+    """
     story = Story(ws, out, say, progress)
-    for name, step in (
-        ("contributors", story.contributors),
-        ("models", story.models),
-        ("usage and billing", story.usage),
-        ("valuation and sharing", story.value_and_share),
-        ("payout and statements", story.pay_and_state),
-        ("report and verification", story.report_and_verify),
-    ):
+    steps = {
+        "contributors": story.contributors,
+        "models": story.models,
+        "usage and billing": story.usage,
+        "valuation and sharing": story.value_and_share,
+        "payout and statements": story.pay_and_state,
+        "report and verification": story.report_and_verify,
+    }
+    for number, (name, description) in enumerate(STEPS):
+        if on_step is not None:
+            on_step(number, description)
         with story.step(name):
-            step()
+            steps[name]()
     return story.result
 
 
@@ -430,7 +452,16 @@ def demo_command(workspace_dir: Path | None, database_url: str | None) -> None:
     started = time.perf_counter()
     with init_workspace(folder, database_url=database_url) as ws:
         console.print(f"workspace {folder} ({ws.database_url})")
-        result = run_story(ws, output, out.print, progress=console.is_terminal)
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            console=console, transient=True, disable=not console.is_terminal,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("", total=len(STEPS))
+
+            def on_step(number: int, description: str) -> None:
+                bar.update(task, completed=number, description=description)
+
+            result = run_story(ws, output, out.print, progress=False, on_step=on_step)
         table = Table(title=f"{PERIOD}: who gets paid what (EUR)")
         table.add_column("party")
         table.add_column("amount", justify="right")
