@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from fractions import Fraction
@@ -39,7 +39,12 @@ from quotepart.money import format_amount
 from quotepart.provenance.lineage import lineage, locate
 from quotepart.sharing.allocation import Allocation
 from quotepart.sharing.facts import Fact, SharingFacts
-from quotepart.sharing.ledger import allocation_leaf, entries_by_hash, read_entries
+from quotepart.sharing.ledger import (
+    allocation_leaf,
+    entries_by_hash,
+    latest_leaves,
+    read_entries,
+)
 from quotepart.sharing.statements import recompute
 from quotepart.store.engine import select_where_in
 from quotepart.store.projections import digest_prefix
@@ -192,8 +197,16 @@ def build_report_data(
         for valuation in c.facts.valuations.values():
             read.asset_bodies(str(d) for d in valuation.body.values)
     models = [node.id for node in graph.nodes if node.kind == "model"]
-    valued = _valuations(read, covered, models)
-    ruled = _policies(read, covered, [node.id for node in graph.nodes if node.type == "asset"])
+    valued = _latest_facts(
+        read, covered, lambda facts: facts.valuations, valuations.c.model, models
+    )
+    ruled = _latest_facts(
+        read,
+        covered,
+        lambda facts: facts.policies,
+        policies.c.asset,
+        [node.id for node in graph.nodes if node.type == "asset"],
+    )
     party_ids = {str(p) for c in covered for line in c.allocation.lines for p in [line.party]}
     party_ids |= {str(f.body.operator) for f, _ in ruled}
     read.names_of(party_ids)
@@ -294,47 +307,27 @@ def _covered(read: _Reader, earners: list[str], period: Period, name: str) -> li
     return covered
 
 
-def _valuations(
-    read: _Reader, covered: list[_Covered], models: list[str]
-) -> list[tuple[Fact[ValuationRecordedV1], int]]:
-    """The latest valuation of each model: among those the allocations used, else in the log.
-
-    Each comes with the number of the period's allocations that used it.
-    """
-    used: dict[str, list[Fact[ValuationRecordedV1]]] = {}
+def _latest_facts(
+    read: _Reader,
+    covered: list[_Covered],
+    used_in: Callable[[SharingFacts], Mapping[Digest, Fact[Any]]],
+    column: Any,
+    keys: list[str],
+) -> list[tuple[Fact[Any], int]]:
+    """The latest valuation or policy of each key: among those the allocations used, else
+    the latest in the log. Each comes with the number of the period's allocations that
+    used it."""
+    used: dict[str, list[Fact[Any]]] = {}
     for c in covered:
-        for model, fact in c.facts.valuations.items():
-            used.setdefault(str(model), []).append(fact)
+        for key, fact in used_in(c.facts).items():
+            used.setdefault(str(key), []).append(fact)
     chosen = _latest(used)
-    missing = [m for m in models if m not in chosen]
-    for index, entry in read.entries(_latest_in_log(read, valuations.c.model, missing)):
-        body = entry.body()
-        assert isinstance(body, ValuationRecordedV1)
-        chosen[str(body.model)] = (
-            Fact(body, entry.leaf_hash.hex(), index, entry.author, entry.time),
-            0,
-        )
-    return _in_order(chosen, models)
-
-
-def _policies(
-    read: _Reader, covered: list[_Covered], asset_ids: list[str]
-) -> list[tuple[Fact[PolicySetV1], int]]:
-    """The latest policy of each asset: among those the allocations used, else in the log."""
-    used: dict[str, list[Fact[PolicySetV1]]] = {}
-    for c in covered:
-        for asset, fact in c.facts.policies.items():
-            used.setdefault(str(asset), []).append(fact)
-    chosen = _latest(used)
-    missing = [a for a in asset_ids if a not in chosen]
-    for index, entry in read.entries(_latest_in_log(read, policies.c.asset, missing)):
-        body = entry.body()
-        assert isinstance(body, PolicySetV1)
-        chosen[str(body.asset)] = (
-            Fact(body, entry.leaf_hash.hex(), index, entry.author, entry.time),
-            0,
-        )
-    return _in_order(chosen, asset_ids)
+    missing = [k for k in keys if k not in chosen]
+    for index, entry in read.entries(latest_leaves(read.conn, column, missing)):
+        body: Any = entry.body()
+        key = body.model if isinstance(body, ValuationRecordedV1) else body.asset
+        chosen[str(key)] = (Fact(body, entry.leaf_hash.hex(), index, entry.author, entry.time), 0)
+    return _in_order(chosen, keys)
 
 
 def _latest(used: Mapping[str, list[Fact[T]]]) -> dict[str, tuple[Fact[T], int]]:
@@ -344,18 +337,6 @@ def _latest(used: Mapping[str, list[Fact[T]]]) -> dict[str, tuple[Fact[T], int]]
         newest = max(facts, key=lambda f: f.leaf_index)
         chosen[key] = (newest, sum(1 for f in facts if f.entry == newest.entry))
     return chosen
-
-
-def _latest_in_log(read: _Reader, column: Any, keys: list[str]) -> list[int]:
-    if not keys:
-        return []
-    table = column.table
-    return [
-        int(leaf)
-        for _, leaf in read.conn.execute(
-            select(column, func.max(table.c.leaf_index)).where(column.in_(keys)).group_by(column)
-        )
-    ]
 
 
 def _in_order(chosen: dict[str, tuple[Fact[T], int]], keys: list[str]) -> list[tuple[Fact[T], int]]:

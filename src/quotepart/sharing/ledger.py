@@ -10,15 +10,16 @@ the signed entries themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from quotepart.errors import NotFoundError, VerificationError
 from quotepart.ids import Digest, PartyId, RevenueId
 from quotepart.log import SignedEntry, parse_entry
 from quotepart.log.kinds import PolicySetV1
 from quotepart.sharing.facts import SharingFacts
-from quotepart.store.log_store import leaf_prefix
+from quotepart.store.log_store import leaf_indexes_of
 from quotepart.store.projections import digest_prefix
 from quotepart.store.schema import (
     allocation_amounts,
@@ -50,24 +51,29 @@ def read_entries(conn: Connection, leaf_indexes: Iterable[int]) -> list[tuple[in
 
 
 def entries_by_hash(conn: Connection, hashes: Sequence[str]) -> list[tuple[int, SignedEntry]]:
-    """Entries named by leaf hash (hex), found through the hash-prefix index."""
-    raw = [bytes.fromhex(h) for h in hashes]
-    indexes: list[int] = []
-    for start in range(0, len(raw), 500):
-        chunk = raw[start : start + 500]
-        rows = conn.execute(
-            select(log_entries.c.leaf_index, log_entries.c.leaf_hash).where(
-                log_entries.c.leaf_prefix.in_([leaf_prefix(h) for h in chunk])
-            )
-        )
-        wanted = set(chunk)
-        indexes.extend(int(i) for i, h in rows if bytes(h) in wanted)
-    if len(indexes) != len(set(raw)):
+    """Entries named by leaf hash (hex), found through the log's hash-prefix index."""
+    wanted = {bytes.fromhex(h) for h in hashes}
+    indexes = leaf_indexes_of(conn, sorted(wanted))
+    if len(indexes) != len(wanted):
         raise VerificationError(
-            f"{len(set(raw)) - len(indexes)} of the entries an allocation names are not in the log",
+            f"{len(wanted) - len(indexes)} of the entries an allocation names are not in the log",
             hint="the log was altered or truncated; run `quotepart verify`",
         )
-    return read_entries(conn, indexes)
+    return read_entries(conn, indexes.values())
+
+
+def latest_leaves(
+    conn: Connection, key: ColumnElement[Any], keys: Sequence[str] | None = None
+) -> list[int]:
+    """The leaf index of the latest row per `key` (the policy or valuation in force), for
+    `keys` or for every key: the rows of `policies` and `valuations` are never replaced."""
+    leaf_index = key.table.c.leaf_index
+    query = select(key, func.max(leaf_index)).group_by(key)
+    if keys is not None:
+        if not keys:
+            return []
+        query = query.where(key.in_(list(keys)))
+    return [int(leaf) for _, leaf in conn.execute(query)]
 
 
 def revenue_leaf(conn: Connection, revenue: RevenueId) -> tuple[int, Digest]:
@@ -146,15 +152,8 @@ def facts_of(conn: Connection, revenue: RevenueId) -> SharingFacts:
                 select(consents.c.leaf_index).where(consents.c.asset.in_(batch))
             )
         )
-        for table, column in ((policies, policies.c.asset), (valuations, valuations.c.model)):
-            leaves.update(
-                int(i)
-                for (_, i) in conn.execute(
-                    select(column, func.max(table.c.leaf_index))
-                    .where(column.in_(batch))
-                    .group_by(column)
-                )
-            )
+        leaves.update(latest_leaves(conn, policies.c.asset, batch))
+        leaves.update(latest_leaves(conn, valuations.c.model, batch))
     return SharingFacts.from_entries(read_entries(conn, leaves), revenue)
 
 
@@ -205,14 +204,8 @@ def owed_balances(conn: Connection, currency: str, up_to_month: int) -> dict[str
 
 def largest_minimum(conn: Connection) -> int:
     """The largest minimum payout among the policies in force (the latest of each asset)."""
-    latest = [
-        int(i)
-        for (_, i) in conn.execute(
-            select(policies.c.asset, func.max(policies.c.leaf_index)).group_by(policies.c.asset)
-        )
-    ]
     minimum = 0
-    for _, entry in read_entries(conn, latest):
+    for _, entry in read_entries(conn, latest_leaves(conn, policies.c.asset)):
         body = entry.body()
         assert isinstance(body, PolicySetV1)
         minimum = max(minimum, body.minimum_payout)

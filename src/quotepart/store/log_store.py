@@ -60,6 +60,19 @@ def leaf_prefix(leaf_hash: bytes) -> int:
     return int.from_bytes(leaf_hash[:8], "big", signed=True)
 
 
+def leaf_indexes_of(conn: Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
+    """Leaf index of each leaf hash that is in the log, through the 8-byte prefix index."""
+    wanted = set(hashes)
+    rows = select_where_in(
+        conn,
+        log_entries,
+        ("leaf_hash", "leaf_index"),
+        "leaf_prefix",
+        sorted({leaf_prefix(h) for h in wanted}),
+    )
+    return {bytes(h): int(i) for h, i in rows if bytes(h) in wanted}
+
+
 _NODE_COLUMNS = ("node_id", "hash")
 
 
@@ -200,15 +213,7 @@ class LogStore:
         return CompactRange(size, [nodes[node] for node in plan])
 
     def _indexes_of(self, conn: Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
-        wanted = set(hashes)
-        rows = select_where_in(
-            conn,
-            log_entries,
-            ("leaf_hash", "leaf_index"),
-            "leaf_prefix",
-            sorted({leaf_prefix(h) for h in wanted}),
-        )
-        return {bytes(h): int(i) for h, i in rows if bytes(h) in wanted}
+        return leaf_indexes_of(conn, hashes)
 
     def _check_author(
         self,
