@@ -471,3 +471,31 @@ def test_the_cli_sets_policy_values_consent_and_exports_a_payout_once(
     )
     assert bad.exit_code == 2
     assert "unknown role" in bad.stderr
+
+
+def test_usage_is_billed_once_per_period_from_pseudonymised_consumers(local: Scene) -> None:
+    from datetime import UTC, datetime
+
+    from quotepart.metering import UsageEvent
+
+    ws = local.ws
+    start = datetime(2026, 2, 1, tzinfo=UTC)
+    events = [UsageEvent(f"clinic-{i % 3}@example.org", 2, start) for i in range(10)]
+    ws.record_usage_many(local.service, events, by=local.lab)
+    stored = {
+        e.raw_body["consumer"]
+        for e in map(ws.entry_at, range(ws.store.tree_size()))
+        if e.kind == "usage.recorded"
+    }
+    assert len(stored) == 3
+    assert all(c.startswith("hmac-sha256:") and "clinic" not in c for c in stored)
+    with pytest.raises(MoneyError, match="no usage"):
+        ws.bill_usage(local.service, "2026-03", unit_price="0.50", currency="EUR", by=local.lab)
+    revenue = ws.bill_usage(
+        local.service, "2026-Q1", unit_price="0.50", currency="EUR", by=local.lab
+    )
+    assert ws.share(revenue).allocation.total_minor == 20 * 50
+    size = ws.store.tree_size()
+    with pytest.raises(InputError, match="already has revenue"):
+        ws.bill_usage(local.service, "2026-Q1", unit_price="0.50", currency="EUR", by=local.lab)
+    assert ws.store.tree_size() == size

@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
-from quotepart.errors import InputError, MoneyError
-from quotepart.ids import Clock, PartyId, Period, RevenueId
+from quotepart.errors import InputError
+from quotepart.ids import Clock, Digest, PartyId, Period
 from quotepart.log.kinds import EntryBody, UsageRecordedV1
-from quotepart.money import currency as find_currency
-from quotepart.money import format_amount, parse_amount
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.store import LogStore
-from quotepart.store.schema import revenues, usage
+from quotepart.store.schema import usage
 
 USAGE_KEY_FILE = "usage.key"
 
@@ -40,6 +38,18 @@ class UsageEvent:
     duration: timedelta = timedelta(0)
 
 
+def units_used(conn: Connection, service: Digest, period: Period) -> int:
+    """Units of `service` used in windows starting within `period`."""
+    total = conn.execute(
+        select(func.sum(usage.c.units)).where(
+            usage.c.service == str(service),
+            usage.c.month >= period.first_month,
+            usage.c.month <= period.last_month,
+        )
+    ).scalar()
+    return int(total or 0)
+
+
 class UsageRecorder:
     """Usage methods of a workspace (see `quotepart.workspace.Workspace`)."""
 
@@ -48,18 +58,6 @@ class UsageRecorder:
     path: Path
 
     def append_many(self, items: Sequence[tuple[EntryBody, PartyId]]) -> list[int]:  # supplied
-        raise NotImplementedError
-
-    def record_revenue(
-        self,
-        asset: AssetRef,
-        amount: int | str,
-        currency: str,
-        *,
-        period: str,
-        source: str,
-        by: PartyId,
-    ) -> RevenueId:  # supplied by the sharing recorder
         raise NotImplementedError
 
     def _usage_key(self) -> bytes:
@@ -102,55 +100,8 @@ class UsageRecorder:
         return self.append_many(bodies)
 
     def usage_units(self, service: AssetRef, period: str | Period) -> int:
-        the_period = Period.parse(str(period))
         with self.store.engine.connect() as conn:
-            total = conn.execute(
-                select(func.sum(usage.c.units)).where(
-                    usage.c.service == str(asset_digest(service)),
-                    usage.c.month >= the_period.first_month,
-                    usage.c.month <= the_period.last_month,
-                )
-            ).scalar()
-        return int(total or 0)
-
-    def bill_usage(
-        self,
-        service: AssetRef,
-        period: str,
-        *,
-        unit_price: str,
-        currency: str,
-        by: PartyId,
-    ) -> RevenueId:
-        """Record the period's usage of `service` as revenue at `unit_price` (major units) per unit.
-
-        Refused if revenue was already recorded for that service and period, so billing
-        twice never makes money twice.
-        """
-        digest = asset_digest(service)
-        the_period = Period.parse(period)
-        code = find_currency(currency).code
-        price_minor = parse_amount(unit_price, code)
-        with self.store.engine.connect() as conn:
-            billed = conn.execute(
-                select(revenues.c.revenue_id).where(
-                    revenues.c.asset == str(digest), revenues.c.period == str(the_period)
-                )
-            ).first()
-        if billed is not None:
-            raise InputError(
-                f"{digest} already has revenue for {the_period} ({billed[0]})",
-                hint="a period is billed once; share the recorded revenue with `quotepart share`",
-            )
-        units = self.usage_units(digest, the_period)
-        if units == 0:
-            raise MoneyError(
-                f"no usage of {digest} in {the_period} to bill", hint="record usage first"
-            )
-        source = f"usage {the_period}: {units} units x {format_amount(price_minor, code)} {code}"
-        return self.record_revenue(
-            digest, units * price_minor, code, period=str(the_period), source=source, by=by
-        )
+            return units_used(conn, asset_digest(service), Period.parse(str(period)))
 
 
-__all__ = ["USAGE_KEY_FILE", "UsageEvent", "UsageRecorder", "pseudonymise"]
+__all__ = ["USAGE_KEY_FILE", "UsageEvent", "UsageRecorder", "pseudonymise", "units_used"]

@@ -34,8 +34,9 @@ from quotepart.log.kinds import (
     RevenueRecordedV1,
     ValuationRecordedV1,
 )
+from quotepart.metering import units_used
 from quotepart.money import currency as find_currency
-from quotepart.money import parse_amount
+from quotepart.money import format_amount, parse_amount
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.sharing.allocation import Allocation, allocate
 from quotepart.sharing.ledger import (
@@ -219,6 +220,47 @@ class SharingRecorder:
         """From `effective` on, runs may not count `party`'s contribution to `asset`."""
         body = ConsentRecordedV1(party, asset_digest(asset), "withdraw", effective or self.clock())
         return self.append(body, author=party)
+
+    # ------------------------------------------------------------- billing
+
+    def bill_usage(
+        self,
+        service: AssetRef,
+        period: str,
+        *,
+        unit_price: str,
+        currency: str,
+        by: PartyId,
+    ) -> RevenueId:
+        """Record the period's usage of `service` as revenue at `unit_price` (major units) per unit.
+
+        Refused if revenue was already recorded for that service and period, so billing
+        twice never makes money twice.
+        """
+        digest = asset_digest(service)
+        the_period = Period.parse(period)
+        code = find_currency(currency).code
+        price_minor = parse_amount(unit_price, code)
+        with self.store.engine.connect() as conn:
+            billed = conn.execute(
+                select(revenues.c.revenue_id).where(
+                    revenues.c.asset == str(digest), revenues.c.period == str(the_period)
+                )
+            ).first()
+            units = units_used(conn, digest, the_period)
+        if billed is not None:
+            raise InputError(
+                f"{digest} already has revenue for {the_period} ({billed[0]})",
+                hint="a period is billed once; share the recorded revenue with `quotepart share`",
+            )
+        if units == 0:
+            raise MoneyError(
+                f"no usage of {digest} in {the_period} to bill", hint="record usage first"
+            )
+        source = f"usage {the_period}: {units} units x {format_amount(price_minor, code)} {code}"
+        return self.record_revenue(
+            digest, units * price_minor, code, period=str(the_period), source=source, by=by
+        )
 
     # ------------------------------------------------------------- sharing
 
