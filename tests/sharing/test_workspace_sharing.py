@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from quotepart.cli import cli
 from quotepart.errors import (
+    InputError,
     MoneyError,
     PaymentDetailsError,
     PolicyError,
