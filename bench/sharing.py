@@ -245,29 +245,13 @@ def build_lineage(assets: int, per_asset: int, revenue_minor: int, seed: int) ->
 
 def facts_direct(lineage: Lineage) -> SharingFacts:
     """`SharingFacts` straight from `Fact` objects, with made-up entry names (nothing signed)."""
-    facts = SharingFacts.__new__(SharingFacts)
-    facts.assets, facts.generated_by, facts.contributions = {}, {}, {}
-    facts.policies, facts.valuations, facts.consents = {}, {}, {}
-    names: list[str] = []
-    for index, (body, author) in enumerate(lineage.items):
-        name = entry_name(index)
-        names.append(name)
-        fact: Fact[Any] = Fact(body, name, index, author, BASE_TIME + timedelta(microseconds=index))
-        if isinstance(body, ContributionRecordedV1):
-            facts.contributions.setdefault(body.asset, []).append(fact)
-        elif isinstance(body, AssetRegisteredV2):
-            facts.assets[body.asset] = fact
-        elif isinstance(body, RunRecordedV1):
-            for output in body.outputs:
-                facts.generated_by.setdefault(output, []).append(fact)
-        elif isinstance(body, PolicySetV1):
-            facts.policies[body.asset] = fact
-        elif isinstance(body, ValuationRecordedV1):
-            facts.valuations[body.model] = fact
-        elif isinstance(body, RevenueRecordedV1):
-            facts.revenue = fact
-    facts.entries = sorted(names)
-    return facts
+    return SharingFacts.of(
+        (
+            Fact(body, entry_name(index), index, author, BASE_TIME + timedelta(microseconds=index))
+            for index, (body, author) in enumerate(lineage.items)
+        ),
+        lineage.revenue,
+    )
 
 
 def exact_asset_quotas(lineage: Lineage) -> list[Fraction]:

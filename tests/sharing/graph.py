@@ -99,33 +99,8 @@ class Graph:
         return revenue
 
     def facts(self, *, shuffle: int | None = None) -> SharingFacts:
-        """The facts, with lists and dicts filled in a shuffled order when `shuffle` is a seed."""
+        """The facts, handed over in a shuffled order when `shuffle` is a seed."""
         items = list(self.items)
         if shuffle is not None:
             random.Random(shuffle).shuffle(items)
-        facts = SharingFacts(
-            next(
-                f
-                for f in items
-                if isinstance(f.body, RevenueRecordedV1) and f.body.revenue == self.last_revenue
-            )
-        )
-        for fact in sorted(items, key=lambda f: f.leaf_index) if shuffle is None else items:
-            body = fact.body
-            if isinstance(body, AssetRegisteredV2):
-                facts.assets[body.asset] = fact
-            elif isinstance(body, RunRecordedV1):
-                for output in body.outputs:
-                    facts.generated_by.setdefault(output, []).append(fact)
-            elif isinstance(body, ContributionRecordedV1):
-                facts.contributions.setdefault(body.asset, []).append(fact)
-            elif isinstance(body, PolicySetV1):
-                facts.policies[body.asset] = fact
-            elif isinstance(body, ValuationRecordedV1):
-                facts.valuations[body.model] = fact
-            elif isinstance(body, ConsentRecordedV1):
-                facts.consents.setdefault((body.party, body.asset), []).append(fact)
-        for key in facts.consents:
-            facts.consents[key].sort(key=lambda f: f.leaf_index)
-        facts.entries = sorted(f.entry for f in items)
-        return facts
+        return SharingFacts.of(items, self.last_revenue)

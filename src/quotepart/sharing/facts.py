@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from quotepart.errors import InputError, VerificationError
 from quotepart.ids import Digest, PartyId, RevenueId
@@ -76,48 +76,69 @@ class SharingFacts:
             InputError: an entry of a kind an allocation does not read.
             VerificationError: the revenue is missing, or appears twice.
         """
-        ordered = sorted(entries, key=lambda pair: pair[0])
-        revenue_fact: Fact[RevenueRecordedV1] | None = None
-        facts = cls.__new__(cls)
-        facts.assets, facts.generated_by, facts.contributions = {}, {}, {}
-        facts.policies, facts.valuations, facts.consents = {}, {}, {}
+        facts: list[Fact[Any]] = []
         seen: set[str] = set()
-        for leaf_index, entry in ordered:
+        for leaf_index, entry in sorted(entries, key=lambda pair: pair[0]):
             name = entry.leaf_hash.hex()
-            if name in seen:
-                continue
-            seen.add(name)
-            body = entry.body()
-            fact = Fact(body, name, leaf_index, entry.author, entry.time)
+            if name not in seen:
+                seen.add(name)
+                facts.append(Fact(entry.body(), name, leaf_index, entry.author, entry.time))
+        return cls.of(facts, revenue)
+
+    @classmethod
+    def of(cls, facts: Iterable[Fact[Any]], revenue: RevenueId) -> SharingFacts:
+        """Sort decoded facts by kind. Lists keep the order given; where several policies of
+        an asset (or valuations of a model) are given, the one with the highest leaf index
+        applies, whatever the order.
+
+        Raises:
+            InputError: a fact of a kind an allocation does not read.
+            VerificationError: the revenue is missing, or appears twice.
+        """
+        revenue_fact: Fact[RevenueRecordedV1] | None = None
+        out = cls.__new__(cls)
+        out.assets, out.generated_by, out.contributions = {}, {}, {}
+        out.policies, out.valuations, out.consents = {}, {}, {}
+        names: list[str] = []
+        for fact in facts:
+            body = fact.body
+            names.append(fact.entry)
             if isinstance(body, RevenueRecordedV1):
                 if body.revenue == revenue:
                     if revenue_fact is not None:
                         raise VerificationError(f"{revenue} is recorded twice in the facts")
-                    revenue_fact = fact  # type: ignore[assignment]
+                    revenue_fact = fact
             elif isinstance(body, AssetRegisteredV2):
-                facts.assets[body.asset] = fact  # type: ignore[assignment]
+                out.assets[body.asset] = fact
             elif isinstance(body, RunRecordedV1):
                 if body.status == "succeeded":
                     for output in body.outputs:
-                        facts.generated_by.setdefault(output, []).append(fact)  # type: ignore[arg-type]
+                        out.generated_by.setdefault(output, []).append(fact)
             elif isinstance(body, ContributionRecordedV1):
-                facts.contributions.setdefault(body.asset, []).append(fact)  # type: ignore[arg-type]
+                out.contributions.setdefault(body.asset, []).append(fact)
             elif isinstance(body, PolicySetV1):
-                facts.policies[body.asset] = fact  # type: ignore[assignment]
+                _keep_latest(out.policies, body.asset, fact)
             elif isinstance(body, ValuationRecordedV1):
-                facts.valuations[body.model] = fact  # type: ignore[assignment]
+                _keep_latest(out.valuations, body.model, fact)
             elif isinstance(body, ConsentRecordedV1):
-                key = (body.party, body.asset)
-                facts.consents.setdefault(key, []).append(fact)  # type: ignore[arg-type]
+                out.consents.setdefault((body.party, body.asset), []).append(fact)
             else:
                 raise InputError(
-                    f"an allocation is not derived from {entry.kind} entries",
+                    f"an allocation is not derived from {type(body).__name__} facts",
                     hint=f"its inputs are {', '.join(sorted(INPUT_KINDS))}",
                 )
         if revenue_fact is None:
             raise VerificationError(
                 f"the facts do not hold {revenue}", hint="include the revenue.recorded entry"
             )
-        facts.revenue = revenue_fact
-        facts.entries = sorted(seen)
-        return facts
+        for actions in out.consents.values():
+            actions.sort(key=lambda f: f.leaf_index)  # consent is read in the log's order
+        out.revenue = revenue_fact
+        out.entries = sorted(set(names))
+        return out
+
+
+def _keep_latest(found: dict[Digest, Fact[Any]], key: Digest, fact: Fact[Any]) -> None:
+    current = found.get(key)
+    if current is None or fact.leaf_index > current.leaf_index:
+        found[key] = fact
