@@ -56,19 +56,19 @@ import quotepart
 import quotepart.store.log_store as log_store_module
 from quotepart.ids import Digest, PartyId, utc_now
 from quotepart.log import SignedEntry, SigningKey, sign_entry
-from quotepart.log.kinds import AssetRegisteredV2
+from quotepart.log.kinds import AssetRegistered
 
 TARGET_RATIO = 0.70
 TRILLIAN_MYSQL_ENTRIES_PER_S = (400, 500)
-ENTRY_KIND = AssetRegisteredV2.KIND
+ENTRY_KIND = AssetRegistered.KIND
 
 T = TypeVar("T")
 
 
-def make_bodies(count: int, tag: str) -> list[AssetRegisteredV2]:
+def make_bodies(count: int, tag: str) -> list[AssetRegistered]:
     """Distinct assets, so no append is refused as a duplicate registration."""
     return [
-        AssetRegisteredV2(
+        AssetRegistered(
             Digest.of_bytes(f"bench/append/{tag}/{i}".encode()), "dataset", f"dataset {i}"
         )
         for i in range(count)
@@ -83,7 +83,7 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 # ------------------------------------------------------------------ measurements
 
 
-def measure_ceiling(bodies: Sequence[AssetRegisteredV2]) -> tuple[float, list[SignedEntry]]:
+def measure_ceiling(bodies: Sequence[AssetRegistered]) -> tuple[float, list[SignedEntry]]:
     """Canonicalise + sign every body in this process with no storage at all."""
     key, author = SigningKey.generate(), PartyId.new()
     with stopwatch() as elapsed:
@@ -92,7 +92,7 @@ def measure_ceiling(bodies: Sequence[AssetRegisteredV2]) -> tuple[float, list[Si
 
 
 def measure_append_many(
-    root: Path, bodies: Sequence[AssetRegisteredV2], batch_size: int
+    root: Path, bodies: Sequence[AssetRegistered], batch_size: int
 ) -> tuple[float, int]:
     """The product path: `Workspace.append_many`, one transaction + checkpoint per batch."""
     with quotepart.init_workspace(root / "append-many") as ws:
@@ -107,7 +107,7 @@ def measure_append_many(
 
 def measure_store_append(
     root: Path,
-    bodies: Sequence[AssetRegisteredV2],
+    bodies: Sequence[AssetRegistered],
     batch_size: int,
     *,
     projections: bool,

@@ -52,7 +52,7 @@ from _common import (
 
 from quotepart.errors import VerificationError
 from quotepart.ids import Digest, RunId
-from quotepart.log.kinds import AssetRegisteredV2, RunRecordedV1
+from quotepart.log.kinds import AssetRegistered, RunRecorded
 from quotepart.provenance.lineage import lineage
 from quotepart.store.lineage import LineageIndex, walk
 from quotepart.workspace import Workspace, init_workspace
@@ -67,17 +67,13 @@ def build_graph(
     rng = random.Random(seed)
     lab = ws.register_party("Lab", roles=("operator",))
     seeds = [Digest.of_bytes(f"seed {i}".encode()) for i in range(width)]
-    ws.append_many(
-        [(AssetRegisteredV2(d, "dataset", f"seed {i}"), lab) for i, d in enumerate(seeds)]
-    )
+    ws.append_many([(AssetRegistered(d, "dataset", f"seed {i}"), lab) for i, d in enumerate(seeds)])
     by_layer = [seeds]
     for layer in range(1, layers):
         made = [Digest.of_bytes(f"asset {layer}/{i}".encode()) for i in range(width)]
         bodies: list[Any] = [
             (
-                AssetRegisteredV2(
-                    d, "model" if layer % 5 == 0 else "dataset", f"asset {layer}/{i}"
-                ),
+                AssetRegistered(d, "model" if layer % 5 == 0 else "dataset", f"asset {layer}/{i}"),
                 lab,
             )
             for i, d in enumerate(made)
@@ -93,7 +89,7 @@ def build_graph(
                 inputs.add(rng.choice(pool))
             bodies.append(
                 (
-                    RunRecordedV1(
+                    RunRecorded(
                         run=RunId.new(ws.clock),
                         name=f"run {layer}",
                         operator=lab,

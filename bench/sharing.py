@@ -92,14 +92,14 @@ from quotepart.log import (
     verify_inclusion,
 )
 from quotepart.log.kinds import (
-    AssetRegisteredV2,
-    ContributionRecordedV1,
+    AssetRegistered,
+    ContributionRecorded,
     EntryBody,
-    PartyRegisteredV2,
-    PolicySetV1,
-    RevenueRecordedV1,
-    RunRecordedV1,
-    ValuationRecordedV1,
+    PartyRegistered,
+    PolicySet,
+    RevenueRecorded,
+    RunRecorded,
+    ValuationRecorded,
 )
 from quotepart.sharing import verify_statement
 from quotepart.sharing.allocation import Allocation, allocate
@@ -170,7 +170,7 @@ def build_lineage(assets: int, per_asset: int, revenue_minor: int, seed: int) ->
         kind = "labelling_batch" if a % LABELLING_EVERY == LABELLING_EVERY - 1 else "dataset"
         digest = Digest.of_bytes(b"bench/sharing/input/%d" % a)
         size = rng.randint(1_000, 1_000_000)
-        items.append((AssetRegisteredV2(digest, kind, f"{kind} {a}", size=size), owners[a]))
+        items.append((AssetRegistered(digest, kind, f"{kind} {a}", size=size), owners[a]))
         inputs.append(digest)
         roles.append(ROLE_OF_KIND[kind])
         if kind == "dataset":
@@ -187,12 +187,12 @@ def build_lineage(assets: int, per_asset: int, revenue_minor: int, seed: int) ->
         for w in drawn:
             party = PartyId(ulid_text(3, contributor))
             contributor += 1
-            body = ContributionRecordedV1(party, digest, roles[a], Fraction(w, total))
+            body = ContributionRecorded(party, digest, roles[a], Fraction(w, total))
             items.append((body, owners[a]))
     model = Digest.of_bytes(b"bench/sharing/model")
     service = Digest.of_bytes(b"bench/sharing/service")
     started = BASE_TIME + timedelta(days=1)
-    run = RunRecordedV1(
+    run = RunRecorded(
         RunId(ulid_text(4, 0)),
         "train",
         operator,
@@ -204,10 +204,10 @@ def build_lineage(assets: int, per_asset: int, revenue_minor: int, seed: int) ->
     )
     revenue = RevenueId(ulid_text(5, 0))
     items += [
-        (AssetRegisteredV2(model, "model", "the model"), operator),
+        (AssetRegistered(model, "model", "the model"), operator),
         (run, operator),
         (
-            AssetRegisteredV2(
+            AssetRegistered(
                 service,
                 "service",
                 "the API",
@@ -217,10 +217,10 @@ def build_lineage(assets: int, per_asset: int, revenue_minor: int, seed: int) ->
             ),
             operator,
         ),
-        (PolicySetV1(model, operator, POOL, dict(ROLES), dict(WEIGHTING)), operator),
-        (ValuationRecordedV1(model, values, "tmc-shapley", 10_000, True, seed=seed), operator),
+        (PolicySet(model, operator, POOL, dict(ROLES), dict(WEIGHTING)), operator),
+        (ValuationRecorded(model, values, "tmc-shapley", 10_000, True, seed=seed), operator),
         (
-            RevenueRecordedV1(
+            RevenueRecorded(
                 revenue, service, Period.parse(PERIOD), revenue_minor, CURRENCY, "invoice 1"
             ),
             operator,
@@ -682,7 +682,7 @@ def build_filler(ws: Workspace, entries: int, batch: int) -> float:
     for start in range(0, entries, batch):
         items: list[tuple[EntryBody, PartyId]] = [
             (
-                AssetRegisteredV2(
+                AssetRegistered(
                     Digest.of_bytes(b"bench/sharing/filler/%d" % i), "dataset", f"dataset {i}"
                 ),
                 parties[i % FILLER_PARTIES],
@@ -780,7 +780,7 @@ def prepare_floor(document: dict[str, Any]) -> Prepared:
     keys = {}
     for entry in entries:
         body = entry.body()
-        if isinstance(body, PartyRegisteredV2):
+        if isinstance(body, PartyRegistered):
             keys[body.party] = body.public_key.raw
     signatures = [(keys[e.author], e.signature, e.signed_message) for e in entries]
     verifier = NoteVerifier.parse(document["log"]["verifier_key"])

@@ -52,10 +52,10 @@ import quotepart
 from quotepart.ids import Digest, PartyId
 from quotepart.log import NodeId, audit, parse_entry
 from quotepart.log.kinds import (
-    AssetRegisteredV2,
-    ContributionRecordedV1,
+    AssetRegistered,
+    ContributionRecorded,
     EntryBody,
-    PartyRegisteredV2,
+    PartyRegistered,
 )
 from quotepart.log.verify import CHUNK_SIZE
 from quotepart.workspace import Workspace
@@ -85,10 +85,10 @@ def build_log(ws: Workspace, entries: int, batch: int) -> float:
             author = parties[(i // 2) % PARTIES]
             if i % 2 == 0:
                 asset = Digest.of_bytes(f"bench/verify/{i}".encode())
-                items.append((AssetRegisteredV2(asset, "dataset", f"dataset {i}"), author))
+                items.append((AssetRegistered(asset, "dataset", f"dataset {i}"), author))
             else:
                 contributor = parties[(i // 2 + 1) % PARTIES]
-                body = ContributionRecordedV1(contributor, asset, "data", Fraction(1, 2))
+                body = ContributionRecorded(contributor, asset, "data", Fraction(1, 2))
                 items.append((body, author))
         with stopwatch() as elapsed:
             ws.append_many(items)
@@ -149,9 +149,9 @@ def time_parsing(data: Sequence[bytes]) -> tuple[float, list[Triple]]:
     with stopwatch() as elapsed:
         for raw in data:
             entry = parse_entry(raw)
-            if entry.kind == PartyRegisteredV2.KIND:
+            if entry.kind == PartyRegistered.KIND:
                 body = entry.body()
-                assert isinstance(body, PartyRegisteredV2)
+                assert isinstance(body, PartyRegistered)
                 keys[body.party] = body.public_key.raw
             triples.append((keys[entry.author], entry.signature, entry.signed_message))
     return elapsed[0], triples

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fractions import Fraction
 
 from quotepart.ids import Digest, PartyId
-from quotepart.log.kinds import AssetRegisteredV2, ContributionRecordedV1
+from quotepart.log.kinds import AssetRegistered, ContributionRecorded
 from quotepart.workspace import Workspace
 
 
-def asset_body(number: int, kind: str = "dataset") -> AssetRegisteredV2:
-    return AssetRegisteredV2(Digest.of_bytes(f"asset {number}".encode()), kind, f"asset {number}")
+def asset_body(number: int, kind: str = "dataset") -> AssetRegistered:
+    return AssetRegistered(Digest.of_bytes(f"asset {number}".encode()), kind, f"asset {number}")
 
 
 def populate(ws: Workspace, assets: int = 6) -> tuple[list[PartyId], list[Digest]]:
@@ -23,6 +23,6 @@ def populate(ws: Workspace, assets: int = 6) -> tuple[list[PartyId], list[Digest
         digest = ws.register_asset(
             f"asset {number}".encode(), asset_kind="dataset", name=f"d{number}", by=owner
         )
-        ws.append(ContributionRecordedV1(owner, digest, "data", Fraction(1)), author=owner)
+        ws.append(ContributionRecorded(owner, digest, "data", Fraction(1)), author=owner)
         digests.append(digest)
     return [alice, bob], digests

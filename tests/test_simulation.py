@@ -18,7 +18,7 @@ import quotepart.store.log_store as log_store_module
 from quotepart.errors import InputError, NotFoundError, SignatureError
 from quotepart.ids import Digest, PartyId
 from quotepart.log import SigningKey, sign_entry
-from quotepart.log.kinds import AssetRegisteredV2, PartyRegisteredV2
+from quotepart.log.kinds import AssetRegistered, PartyRegistered
 from quotepart.store.schema import PROJECTION_TABLES
 from quotepart.workspace import init_workspace
 from tests.conftest import FakeClock
@@ -70,7 +70,7 @@ class LogSimulation(RuleBasedStateMachine):
 
     @rule(party=parties)
     def forged_entry_is_refused(self, party: PartyId) -> None:
-        body = AssetRegisteredV2(Digest.of_bytes(b"forged"), "model", "forged")
+        body = AssetRegistered(Digest.of_bytes(b"forged"), "model", "forged")
         entry = sign_entry(body, author=party, key=SigningKey.generate(), clock=self.ws.clock)
         with pytest.raises(SignatureError):
             self.ws.append_signed([entry.canonical])
@@ -96,7 +96,7 @@ class LogSimulation(RuleBasedStateMachine):
 
         bodies = [
             (
-                AssetRegisteredV2(
+                AssetRegistered(
                     Digest.of_bytes(f"crash {self.expected_size}/{n}".encode()), "dataset", "c"
                 ),
                 party,
@@ -114,7 +114,7 @@ class LogSimulation(RuleBasedStateMachine):
     def duplicate_party_registration_is_refused(self, party: PartyId) -> None:
         key = self.ws.signing_key(party)
         entry = sign_entry(
-            PartyRegisteredV2(party, "again", ("contributor",), key.public), author=party, key=key
+            PartyRegistered(party, "again", ("contributor",), key.public), author=party, key=key
         )
         with pytest.raises(InputError, match="already registered"):
             self.ws.append_signed([entry.canonical])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from quotepart.ids import Digest, PartyId
-from quotepart.log.kinds import AssetRegisteredV2
+from quotepart.log.kinds import AssetRegistered
 from quotepart.workspace import open_workspace
 
 
@@ -22,7 +22,7 @@ def main() -> None:
     with open_workspace(folder, database_url=database_url) as ws:
         for start in range(0, int(count), int(batch)):
             bodies = [
-                AssetRegisteredV2(Digest.of_bytes(f"{tag}/{n}".encode()), "dataset", f"{tag}/{n}")
+                AssetRegistered(Digest.of_bytes(f"{tag}/{n}".encode()), "dataset", f"{tag}/{n}")
                 for n in range(start, min(start + int(batch), int(count)))
             ]
             indexes = ws.append_many([(body, party) for body in bodies])

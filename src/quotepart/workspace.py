@@ -53,10 +53,10 @@ from quotepart.log import (
     verifier_key,
 )
 from quotepart.log.kinds import (
-    AssetRegisteredV2,
-    ContributionRecordedV1,
+    AssetRegistered,
+    ContributionRecorded,
     EntryBody,
-    PartyRegisteredV2,
+    PartyRegistered,
 )
 from quotepart.metering import UsageRecorder
 from quotepart.provenance.parties import PayoutSecret
@@ -198,7 +198,7 @@ class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecord
         party = PartyId.new(self.clock)
         key = key or SigningKey.generate()
         payout = PayoutSecret.new(payout_reference) if payout_reference is not None else None
-        body = PartyRegisteredV2(
+        body = PartyRegistered(
             party,
             name,
             tuple(sorted(set(roles))),
@@ -246,7 +246,7 @@ class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecord
                 f"{party} is not registered in this log", hint="register it first"
             )
         body = self.entry_at(int(row[0])).body()
-        assert isinstance(body, PartyRegisteredV2)
+        assert isinstance(body, PartyRegistered)
         if body.payout_commitment is None:
             raise VerificationError(
                 f"{party} registered without a payout commitment", hint="nothing to open"
@@ -262,7 +262,7 @@ class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecord
         digest = content if isinstance(content, Digest) else Digest.of_bytes(content)
         if self.asset(digest) is None:
             size = None if isinstance(content, Digest) else len(content)
-            self.append(AssetRegisteredV2(digest, asset_kind, name, size=size), author=by)
+            self.append(AssetRegistered(digest, asset_kind, name, size=size), author=by)
         return digest
 
     def record_contribution(
@@ -272,7 +272,7 @@ class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecord
             share_value = Fraction(share)
         except (ValueError, ZeroDivisionError) as exc:
             raise InputError(f"not a share: {share!r}", hint="write a share as '1/3' or 1") from exc
-        return self.append(ContributionRecordedV1(party, asset, role, share_value), author=by)
+        return self.append(ContributionRecorded(party, asset, role, share_value), author=by)
 
     # ------------------------------------------------------------ reading
 

@@ -13,7 +13,7 @@ from prov.model import ProvActivity, ProvDocument, ProvEntity
 
 from quotepart.cli import cli
 from quotepart.ids import Digest, PartyId, RunId
-from quotepart.log.kinds import RunRecordedV1
+from quotepart.log.kinds import RunRecorded
 from quotepart.workspace import init_workspace, open_workspace
 from tests.conftest import FakeClock
 
@@ -40,7 +40,7 @@ class Ids:
             step.produce(self.part)
         self.model = ws.register_asset(b"weights", asset_kind="model", name="Model", by=self.lab)
         (recorded,) = ws.runs()
-        self.run: RunRecordedV1 = recorded
+        self.run: RunRecorded = recorded
         ws.close()
 
 

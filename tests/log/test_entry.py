@@ -16,16 +16,16 @@ from quotepart.errors import InputError, MalformedEntryError, SignatureError, Un
 from quotepart.ids import Digest, PartyId
 from quotepart.log import SigningKey, canonicalize, parse_canonical, parse_entry, sign_entry
 from quotepart.log.kinds import (
-    AssetRegisteredV2,
-    ContributionRecordedV1,
-    PartyRegisteredV2,
+    AssetRegistered,
+    ContributionRecorded,
+    PartyRegistered,
     decode_body,
 )
 from tests.conftest import FakeClock
 
 KEY = SigningKey.from_seed(bytes(range(32)))
 PARTY = PartyId("01KDVDNA01B8RSBPFQMW9M1J7W")
-ASSET = AssetRegisteredV2(Digest.of_bytes(b"x"), "dataset", "x")
+ASSET = AssetRegistered(Digest.of_bytes(b"x"), "dataset", "x")
 
 
 def test_rfc8785_sorts_keys_by_utf16_code_units() -> None:
@@ -162,15 +162,15 @@ def test_malformed_entries_are_refused_saying_what_is_wrong(
 
 def test_bodies_validate_their_fields() -> None:
     with pytest.raises(MalformedEntryError, match="share"):
-        ContributionRecordedV1.from_body(
+        ContributionRecorded.from_body(
             {"party": str(PARTY), "asset": str(ASSET.asset), "role": "data", "share": "2/4"}
         )
     with pytest.raises(MalformedEntryError, match="share"):
-        ContributionRecordedV1.from_body(
+        ContributionRecorded.from_body(
             {"party": str(PARTY), "asset": str(ASSET.asset), "role": "data", "share": "3/2"}
         )
     with pytest.raises(MalformedEntryError, match="roles"):
-        PartyRegisteredV2.from_body(
+        PartyRegistered.from_body(
             {
                 "party": str(PARTY),
                 "name": "A",
@@ -179,7 +179,7 @@ def test_bodies_validate_their_fields() -> None:
             }
         )
     with pytest.raises(MalformedEntryError, match="public_key"):
-        PartyRegisteredV2.from_body(
+        PartyRegistered.from_body(
             {"party": str(PARTY), "name": "A", "roles": ["coop"], "public_key": "AAAA"}
         )
     with pytest.raises(InputError, match="no time zone"):
@@ -212,9 +212,9 @@ def test_parse_of_sign_is_identity(
 ) -> None:
     share = Fraction(numerator, numerator + extra)
     for body in (
-        AssetRegisteredV2(Digest.of_bytes(name.encode()), "model", name),
-        ContributionRecordedV1(PARTY, Digest.of_bytes(name.encode()), role, share),
-        PartyRegisteredV2(PARTY, name[:200], ("contributor",), KEY.public),
+        AssetRegistered(Digest.of_bytes(name.encode()), "model", name),
+        ContributionRecorded(PARTY, Digest.of_bytes(name.encode()), role, share),
+        PartyRegistered(PARTY, name[:200], ("contributor",), KEY.public),
     ):
         entry = sign_entry(body, author=PARTY, key=KEY, clock=lambda: moment)
         assert canonicalize(json.loads(entry.canonical)) == entry.canonical

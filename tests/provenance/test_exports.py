@@ -48,7 +48,7 @@ from ulid import ULID
 
 from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest, PartyId, RunId
-from quotepart.log.kinds import RunRecordedV1
+from quotepart.log.kinds import RunRecorded
 from quotepart.provenance.export import (
     croissant_metadata,
     export_croissant,
@@ -86,9 +86,9 @@ class World:
     blob: Digest  # one file (sha256), MIT, with a URL
     clean: Digest  # made by `preprocess` from data and blob
     model: Digest  # fit on clean and batch
-    preprocess: RunRecordedV1
-    fit: RunRecordedV1
-    evaluate: RunRecordedV1  # failed
+    preprocess: RunRecorded
+    fit: RunRecorded
+    evaluate: RunRecorded  # failed
 
 
 def build_world(folder: Path, clock: FakeClock) -> World:

@@ -17,7 +17,7 @@ from ulid import ULID
 
 from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest, PartyId, RunId
-from quotepart.log.kinds import RunRecordedV1
+from quotepart.log.kinds import RunRecorded
 from quotepart.provenance.export import openlineage_events
 from quotepart.provenance.ingest import dataset_digest, field_type, ingest_openlineage
 from quotepart.workspace import Workspace, init_workspace
@@ -90,7 +90,7 @@ def test_airflow_spark_and_dbt_events_become_runs_and_assets(
     assert len(report.leaf_indexes) == 5 + 3
 
     airflow = ws.run_entry(str(run_id(AIRFLOW_RUN)))
-    assert airflow == RunRecordedV1(
+    assert airflow == RunRecorded(
         run=run_id(AIRFLOW_RUN),
         name="orders_etl.export_orders",
         operator=platform,

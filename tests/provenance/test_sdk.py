@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from quotepart.errors import InputError, NotFoundError, VerificationError
 from quotepart.ids import Digest, PartyId
 from quotepart.log import SigningKey, parse_entry, sign_entry
-from quotepart.log.kinds import AssetRegisteredV2, PartyRegisteredV2, RunRecordedV1
+from quotepart.log.kinds import AssetRegistered, PartyRegistered, RunRecorded
 from quotepart.log.kinds.asset import upcast_asset_v1
 from quotepart.log.kinds.party import upcast_party_v1
 from quotepart.provenance.tables import encode_table
@@ -103,19 +103,19 @@ def test_version_1_entries_still_decode_as_the_current_version(clock: FakeClock)
     """Entries written before party/asset v2 existed read back, upcast."""
     key, party = SigningKey.generate(), PartyId.new(clock)
 
-    class PartyV1(PartyRegisteredV2):
+    class PartyV1(PartyRegistered):
         VERSION = 1
 
         def to_body(self) -> dict[str, object]:
-            body = PartyRegisteredV2.to_body(self)
+            body = PartyRegistered.to_body(self)
             del body["agent_type"]
             return body
 
         @classmethod
         def from_body(cls, body: dict[str, Any]) -> Any:  # signing checks the body reads back
-            return PartyRegisteredV2.from_body(upcast_party_v1(body))
+            return PartyRegistered.from_body(upcast_party_v1(body))
 
-    class AssetV1(AssetRegisteredV2):
+    class AssetV1(AssetRegistered):
         VERSION = 1
 
         def to_body(self) -> dict[str, object]:
@@ -123,7 +123,7 @@ def test_version_1_entries_still_decode_as_the_current_version(clock: FakeClock)
 
         @classmethod
         def from_body(cls, body: dict[str, Any]) -> Any:
-            return AssetRegisteredV2.from_body(upcast_asset_v1(body))
+            return AssetRegistered.from_body(upcast_asset_v1(body))
 
     old_party = sign_entry(
         PartyV1(party, "Old", ("contributor",), key.public), author=party, key=key
@@ -133,9 +133,9 @@ def test_version_1_entries_still_decode_as_the_current_version(clock: FakeClock)
     )
     decoded_party = parse_entry(old_party.canonical).body()
     decoded_asset = parse_entry(old_asset.canonical).body()
-    assert isinstance(decoded_party, PartyRegisteredV2)
+    assert isinstance(decoded_party, PartyRegistered)
     assert decoded_party.agent_type == "organisation"
-    assert isinstance(decoded_asset, AssetRegisteredV2)
+    assert isinstance(decoded_asset, AssetRegistered)
     assert decoded_asset.scheme == "sha256"
     assert decoded_asset.metadata == {}
 
@@ -519,7 +519,7 @@ def test_runs_survive_rebuild_and_verify(
 
 def test_run_bodies_refuse_inconsistent_records(clock: FakeClock) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    good = RunRecordedV1(
+    good = RunRecorded(
         run=__import__("quotepart.ids", fromlist=["RunId"]).RunId.new(clock),
         name="x",
         operator=PartyId.new(clock),
@@ -529,7 +529,7 @@ def test_run_bodies_refuse_inconsistent_records(clock: FakeClock) -> None:
         outputs=(Digest.of_bytes(b"o"),),
     )
     body = good.to_body()
-    assert RunRecordedV1.from_body(body) == good
+    assert RunRecorded.from_body(body) == good
     for change, message in [
         ({"status": "failed"}, "failed run carries its error"),
         ({"outputs": []}, "produced nothing"),
@@ -538,7 +538,7 @@ def test_run_bodies_refuse_inconsistent_records(clock: FakeClock) -> None:
         ({"parameters": {"lr": 0.1}}, "map names to strings"),
     ]:
         with pytest.raises(InputError, match=message):
-            RunRecordedV1.from_body({**body, **change})
+            RunRecorded.from_body({**body, **change})
 
 
 def test_the_lineage_index_sees_appends_made_by_another_workspace(

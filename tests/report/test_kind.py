@@ -8,13 +8,13 @@ import pytest
 
 from quotepart.errors import InputError
 from quotepart.ids import Digest, Period
-from quotepart.log.kinds import CURRENT, ReportPublishedV1, decode_body
+from quotepart.log.kinds import CURRENT, ReportPublished, decode_body
 
 HASHES = ("0" * 64, "a" * 64)
 
 
-def _entry(pdf: bool = True) -> ReportPublishedV1:
-    return ReportPublishedV1(
+def _entry(pdf: bool = True) -> ReportPublished:
+    return ReportPublished(
         asset=Digest.of_bytes(b"service"),
         period=Period.parse("2026-Q1"),
         json_digest=Digest.of_bytes(b"json"),
@@ -30,7 +30,7 @@ def test_the_body_round_trips(pdf: bool) -> None:
     body = entry.to_body()
     assert ("pdf" in body) is pdf
     assert decode_body("report.published", 1, body) == entry
-    assert CURRENT["report.published"] is ReportPublishedV1
+    assert CURRENT["report.published"] is ReportPublished
 
 
 @pytest.mark.parametrize(
@@ -48,4 +48,4 @@ def test_the_body_round_trips(pdf: bool) -> None:
 def test_malformed_bodies_are_refused(change: dict[str, Any], message: str) -> None:
     body = {**_entry().to_body(), **change}
     with pytest.raises(InputError, match=message):
-        ReportPublishedV1.from_body(body)
+        ReportPublished.from_body(body)

@@ -14,7 +14,7 @@ from quotepart.cli import cli
 from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest, PartyId, Period
 from quotepart.log import Checkpoint, leaf_hash, verify_inclusion
-from quotepart.log.kinds import AllocationRecordedV1, PolicySetV1, ReportPublishedV1
+from quotepart.log.kinds import AllocationRecorded, PolicySet, ReportPublished
 from quotepart.money import format_amount
 from quotepart.report import build_report_data, policy_in_words
 from quotepart.report.layout import layered
@@ -54,7 +54,7 @@ def test_the_reports_amounts_are_the_logs_allocations(published: Published) -> N
     # each allocation as recorded in the log
     for revenue in revenues.values():
         body = ws.entry_at(revenue["allocation"]["leaf_index"]).body()
-        assert isinstance(body, AllocationRecordedV1)
+        assert isinstance(body, AllocationRecorded)
         assert body.total_minor == revenue["amount_minor"]
     # the money flow: what leaves the revenue is the revenue; what reaches parties too
     flow = document["money_flow"]["EUR"]
@@ -114,7 +114,7 @@ def test_the_published_entry_pins_the_files_and_proves_them(published: Published
     ws, files = published.ws, published.files
     entry = ws.entry_at(files.leaf_index)
     body = entry.body()
-    assert isinstance(body, ReportPublishedV1)
+    assert isinstance(body, ReportPublished)
     assert body.asset == published.scene.service
     assert body.period == Period.parse("2026-Q1")
     assert body.json_digest == Digest.of_bytes(files.json_path.read_bytes())
@@ -202,7 +202,7 @@ def test_without_weasyprint_the_report_is_published_without_a_pdf(
         assert "\n" not in files.pdf_skipped
         assert "libpango" in files.pdf_skipped
         body = ws.entry_at(files.leaf_index).body()
-        assert isinstance(body, ReportPublishedV1)
+        assert isinstance(body, ReportPublished)
         assert body.pdf_digest is None
         ws.verify()
 
@@ -294,7 +294,7 @@ def test_the_report_reads_the_same_on_postgresql(database_url: str | None, tmp_p
 
 
 def test_policies_read_as_sentences() -> None:
-    policy = PolicySetV1(
+    policy = PolicySet(
         asset=Digest.of_bytes(b"m"),
         operator=PartyId.parse("party:01KBW0C0000000000000000000"),
         pool=Fraction(1, 5),

@@ -10,13 +10,13 @@ from typing import Any
 
 from quotepart.ids import Digest, PartyId, Period, RevenueId, RunId
 from quotepart.log.kinds import (
-    AssetRegisteredV2,
-    ConsentRecordedV1,
-    ContributionRecordedV1,
-    PolicySetV1,
-    RevenueRecordedV1,
-    RunRecordedV1,
-    ValuationRecordedV1,
+    AssetRegistered,
+    ConsentRecorded,
+    ContributionRecorded,
+    PolicySet,
+    RevenueRecorded,
+    RunRecorded,
+    ValuationRecorded,
 )
 from quotepart.sharing.facts import Fact, SharingFacts
 
@@ -50,7 +50,7 @@ class Graph:
         self.counter += 1
         digest = Digest.of_bytes(f"asset {self.counter}".encode())
         self._fact(
-            AssetRegisteredV2(
+            AssetRegistered(
                 digest, kind, f"{kind} {self.counter}", size=size, derived_from=derived_from
             )
         )
@@ -64,7 +64,7 @@ class Graph:
         started: datetime = T0 + timedelta(days=30),
     ) -> None:
         self.counter += 1
-        body = RunRecordedV1(
+        body = RunRecorded(
             RunId(f"01K{self.counter:023d}"[:26]), "train", self.operator, "succeeded", started,
             started + timedelta(hours=1), tuple(inputs), tuple(outputs),
         )  # fmt: skip
@@ -73,28 +73,26 @@ class Graph:
     def contribute(
         self, asset: Digest, party: PartyId, share: Fraction | str | int, role: str = "data"
     ) -> None:
-        self._fact(ContributionRecordedV1(party, asset, role, Fraction(share)), author=party)
+        self._fact(ContributionRecorded(party, asset, role, Fraction(share)), author=party)
 
     def policy(self, asset: Digest, *, pool: str = "1/5", roles: dict[str, str] | None = None,
                weighting: dict[str, str] | None = None, **options: Any) -> None:  # fmt: skip
         ratios = {r: Fraction(v) for r, v in (roles or {"data": "1"}).items()}
         weights = weighting or dict.fromkeys(ratios, "valuation")
-        self._fact(PolicySetV1(asset, self.operator, Fraction(pool), ratios, weights, **options))
+        self._fact(PolicySet(asset, self.operator, Fraction(pool), ratios, weights, **options))
 
     def valuation(self, model: Digest, values: dict[Digest, str]) -> None:
-        self._fact(ValuationRecordedV1(model, values, "exact", 4, True))
+        self._fact(ValuationRecorded(model, values, "exact", 4, True))
 
     def consent(self, party: PartyId, asset: Digest, action: str, effective: datetime) -> None:
-        self._fact(ConsentRecordedV1(party, asset, action, effective), author=party)
+        self._fact(ConsentRecorded(party, asset, action, effective), author=party)
 
     def revenue(
         self, asset: Digest, amount: int, currency: str = "EUR", period: str = "2026-Q1"
     ) -> RevenueId:
         self.counter += 1
         revenue = RevenueId(f"01R{self.counter:023d}"[:26])
-        self._fact(
-            RevenueRecordedV1(revenue, asset, Period.parse(period), amount, currency, "test")
-        )
+        self._fact(RevenueRecorded(revenue, asset, Period.parse(period), amount, currency, "test"))
         self.last_revenue = revenue
         return revenue
 

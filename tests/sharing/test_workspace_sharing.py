@@ -311,11 +311,11 @@ def test_payouts_carry_small_balances_and_never_pay_twice(scene: Scene) -> None:
     assert ws.store.tree_size() == size
     # the log itself refuses a payout of money that was already paid
     from quotepart.ids import PayoutId, Period
-    from quotepart.log.kinds import PayoutRecordedV1
+    from quotepart.log.kinds import PayoutRecorded
 
     with pytest.raises(MoneyError, match="who is owed 0"):
         ws.append(
-            PayoutRecordedV1(
+            PayoutRecorded(
                 PayoutId.new(), Period.parse("2026-Q2"), "EUR", "sepa", {scene.lab: 80_000}
             ),
             author=scene.lab,

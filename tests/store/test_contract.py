@@ -28,7 +28,7 @@ from quotepart.log import (
     verify_consistency,
     verify_inclusion,
 )
-from quotepart.log.kinds import ContributionRecordedV1, PartyRegisteredV2
+from quotepart.log.kinds import ContributionRecorded, PartyRegistered
 from quotepart.store.schema import PROJECTION_TABLES, checkpoints, log_entries, metadata
 from quotepart.workspace import Workspace, init_workspace, open_workspace
 from tests.conftest import FakeClock
@@ -107,7 +107,7 @@ def test_a_refused_entry_leaves_nothing_of_its_batch(ws: Workspace) -> None:
         ws.append_many(
             [
                 (asset_body(1), party),
-                (ContributionRecordedV1(party, missing_asset, "data", Fraction(1)), party),
+                (ContributionRecorded(party, missing_asset, "data", Fraction(1)), party),
             ]
         )
     assert (snapshot(ws), ws.store.tree_size(), count(ws, checkpoints)) == before
@@ -135,7 +135,7 @@ def test_a_party_keeping_its_own_key_registers_and_signs_elsewhere(ws: Workspace
     own_key = SigningKey.generate()
     party = PartyId.new(ws.clock)
     registration = sign_entry(
-        PartyRegisteredV2(party, "Remote Clinic", ("contributor",), own_key.public),
+        PartyRegistered(party, "Remote Clinic", ("contributor",), own_key.public),
         author=party,
         key=own_key,
         clock=ws.clock,
@@ -153,7 +153,7 @@ def test_a_party_cannot_be_registered_by_someone_else(ws: Workspace) -> None:
     victim_key = SigningKey.generate()
     victim = PartyId.new(ws.clock)
     entry = sign_entry(
-        PartyRegisteredV2(victim, "Victim", ("contributor",), victim_key.public),
+        PartyRegistered(victim, "Victim", ("contributor",), victim_key.public),
         author=operator,
         key=ws.signing_key(operator),
         clock=ws.clock,

@@ -26,7 +26,7 @@ from quotepart.log.kinds import (
     NEGATIVE_VALUES,
     UPSTREAM_MODES,
     WEIGHTINGS,
-    RevenueRecordedV1,
+    RevenueRecorded,
 )
 from quotepart.money import format_amount
 from quotepart.sharing import verify_statement
@@ -102,7 +102,7 @@ def revenue_list(workspace_dir: Path, database_url: str | None, as_json: bool) -
         rows = []
         for _, entry in ws.revenue_entries():
             body = entry.body()
-            assert isinstance(body, RevenueRecordedV1)
+            assert isinstance(body, RevenueRecorded)
             rows.append(
                 {
                     "revenue": str(body.revenue),

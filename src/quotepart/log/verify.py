@@ -30,7 +30,7 @@ from quotepart.ids import PartyId
 from quotepart.log.checkpoint import Checkpoint, NoteVerifier
 from quotepart.log.entry import SignedEntry, parse_entry
 from quotepart.log.keys import VerifyKey, verify_batch
-from quotepart.log.kinds import PartyRegisteredV2
+from quotepart.log.kinds import PartyRegistered
 from quotepart.log.merkle import CompactRange, NodeId, leaf_hash
 
 CHUNK_SIZE = 4096
@@ -193,9 +193,9 @@ def _signature_batch(
     """(public key, signature, message) per entry; authors must be registered before they sign."""
     batch: list[tuple[bytes, bytes, bytes]] = []
     for index, entry in enumerate(entries, start):
-        if entry.kind == PartyRegisteredV2.KIND:
+        if entry.kind == PartyRegistered.KIND:
             body = entry.body()
-            assert isinstance(body, PartyRegisteredV2)
+            assert isinstance(body, PartyRegistered)
             if body.party != entry.author:
                 raise VerificationError(
                     f"entry {index}: {body.party} must be registered by itself, not by {entry.author}"

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, select
 
 from quotepart.errors import InputError
 from quotepart.ids import Clock, Digest, PartyId, Period
-from quotepart.log.kinds import EntryBody, UsageRecordedV1
+from quotepart.log.kinds import EntryBody, UsageRecorded
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.store import LogStore
 from quotepart.store.schema import usage
@@ -89,7 +89,7 @@ class UsageRecorder:
                 raise InputError(
                     f"usage of {event.units!r} units", hint="units are a positive whole number"
                 )
-            body = UsageRecordedV1(
+            body = UsageRecorded(
                 digest,
                 pseudonymise(key, event.consumer),
                 event.units,

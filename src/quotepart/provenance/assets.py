@@ -22,7 +22,7 @@ from typing import Any
 from quotepart.errors import InputError
 from quotepart.ids import Digest, PartyId
 from quotepart.log import canonicalize
-from quotepart.log.kinds import AssetRegisteredV2, describe_value
+from quotepart.log.kinds import AssetRegistered, describe_value
 from quotepart.provenance.digest import (
     PackedRecords,
     digest_file,
@@ -38,7 +38,7 @@ PathLike = str | os.PathLike[str]
 class Described:
     """An asset body ready to sign, and the members its digest is a Merkle root of (if any)."""
 
-    body: AssetRegisteredV2
+    body: AssetRegistered
     members: PackedRecords | None = None
 
     @property
@@ -91,7 +91,7 @@ def describe_data(
         if not raw:
             raise InputError(f"asset {name!r} is empty", hint="register non-empty data")
         return Described(
-            AssetRegisteredV2(
+            AssetRegistered(
                 Digest.of_bytes(raw),
                 asset_kind,
                 name,
@@ -108,7 +108,7 @@ def describe_data(
     root = merkle_root_packed(table.records, workers=workers)
     fields = [f.to_json() for f in table.fields]
     return Described(
-        AssetRegisteredV2(
+        AssetRegistered(
             root,
             asset_kind,
             name,
@@ -134,7 +134,7 @@ def _describe_path(
         members = folder_members(path)
         packed = PackedRecords.from_records(members)
         return Described(
-            AssetRegisteredV2(
+            AssetRegistered(
                 merkle_root_packed(packed, workers=1),
                 asset_kind,
                 name,
@@ -148,7 +148,7 @@ def _describe_path(
         )
     digest = digest_file(path)  # raises a clear InputError when missing or unreadable
     return Described(
-        AssetRegisteredV2(
+        AssetRegistered(
             digest,
             asset_kind,
             name,
@@ -251,7 +251,7 @@ def describe_model(
         **card,
     )
     return Described(
-        AssetRegisteredV2(
+        AssetRegistered(
             Digest("sha256", hashlib.sha256(blob).hexdigest()),
             "model",
             name,
@@ -278,7 +278,7 @@ def describe_service(
     """An API endpoint backed by a model; the same endpoint and model give the same asset."""
     digest = _canonical_digest({"type": "service", "endpoint": endpoint, "model": str(model)})
     return Described(
-        AssetRegisteredV2(
+        AssetRegistered(
             digest,
             "service",
             name,
@@ -320,7 +320,7 @@ def describe_compute_grant(
     }
     metadata = _metadata(grantor=str(grantor), resources=amounts, provider=provider)
     return Described(
-        AssetRegisteredV2(
+        AssetRegistered(
             _canonical_digest(document),
             "compute_grant",
             name,

@@ -29,7 +29,7 @@ from ulid import ULID
 from quotepart.errors import InputError
 from quotepart.ids import Digest, PartyId, RunId
 from quotepart.log import canonicalize
-from quotepart.log.kinds import AssetRegisteredV2, EntryBody, RunRecordedV1
+from quotepart.log.kinds import AssetRegistered, EntryBody, RunRecorded
 from quotepart.provenance.recorder import ProvenanceRecorder
 from quotepart.store.engine import select_where_in
 from quotepart.store.schema import runs
@@ -245,7 +245,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _asset_body(dataset: _Dataset) -> AssetRegisteredV2:
+def _asset_body(dataset: _Dataset) -> AssetRegistered:
     description = f"OpenLineage dataset {dataset.name!r} in namespace {dataset.namespace!r}"
     if dataset.version is not None:
         description += f", version {dataset.version!r}"
@@ -255,7 +255,7 @@ def _asset_body(dataset: _Dataset) -> AssetRegisteredV2:
         metadata["url"] = url
     if dataset.fields:
         metadata["fields"] = [{"name": name, "type": kind} for name, kind in dataset.fields]
-    return AssetRegisteredV2(
+    return AssetRegistered(
         asset=dataset.digest,
         asset_kind="dataset",
         name=_clip(dataset.name, 200),
@@ -309,7 +309,7 @@ def _error(events: list[_Event], final: _Event) -> str:
 
 def _run_body(
     run_id: RunId, events: list[_Event], operator: PartyId
-) -> tuple[RunRecordedV1, list[Digest]]:
+) -> tuple[RunRecorded, list[Digest]]:
     """The run entry of one run's events, and the digests of the datasets it names."""
     terminal = [e for e in events if e.event_type in TERMINAL_TYPES]
     if not terminal:
@@ -334,7 +334,7 @@ def _run_body(
         final.run_facets.get("processing_engine"),
         {"name": "engine", "version": "engine_version"},
     )
-    body = RunRecordedV1(
+    body = RunRecorded(
         run=run_id,
         name=_clip(final.job_name, 200),
         operator=operator,
@@ -409,7 +409,7 @@ def ingest_openlineage(
     )
     already: list[RunId] = []
     items: list[tuple[EntryBody, PartyId]] = []
-    new_assets: dict[Digest, AssetRegisteredV2] = {}
+    new_assets: dict[Digest, AssetRegistered] = {}
     recorded: list[RunId] = []
     for key, run_events in by_run.items():
         run_id = run_ids[key]

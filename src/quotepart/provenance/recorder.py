@@ -21,11 +21,11 @@ from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Clock, Digest, PartyId
 from quotepart.log import SignedEntry, parse_entry
 from quotepart.log.kinds import (
-    AssetRegisteredV2,
-    ContributionRecordedV1,
+    AssetRegistered,
+    ContributionRecorded,
     EntryBody,
-    PartyRegisteredV2,
-    RunRecordedV1,
+    PartyRegistered,
+    RunRecorded,
     format_fraction,
 )
 from quotepart.provenance import lineage as lineage_queries
@@ -88,7 +88,7 @@ class ProvenanceRecorder:
 
     def register_many(self, items: Sequence[Described], *, by: PartyId) -> list[Digest]:
         """Register several assets in one transaction (skipping those already known)."""
-        fresh: dict[Digest, AssetRegisteredV2] = {}
+        fresh: dict[Digest, AssetRegistered] = {}
         for item in items:
             if item.digest not in fresh and self.asset_entry(item.digest) is None:
                 fresh[item.digest] = item.body
@@ -105,7 +105,7 @@ class ProvenanceRecorder:
             self.append_many(
                 [(described.body, by)]
                 + [
-                    (ContributionRecordedV1(party, digest, role, share), by)
+                    (ContributionRecorded(party, digest, role, share), by)
                     for party, share in sorted(shares.items())
                 ]
             )
@@ -320,7 +320,7 @@ class ProvenanceRecorder:
             )
         return self.append_many(
             [
-                (ContributionRecordedV1(party, digest, role, share), by)
+                (ContributionRecorded(party, digest, role, share), by)
                 for party, share in parsed.items()
             ]
         )
@@ -341,7 +341,7 @@ class ProvenanceRecorder:
     def entry_at(self, leaf_index: int) -> SignedEntry:
         return parse_entry(self.store.entry(leaf_index)[1])
 
-    def asset_entry(self, asset: AssetRef) -> AssetRegisteredV2 | None:
+    def asset_entry(self, asset: AssetRef) -> AssetRegistered | None:
         """The full registration of an asset (metadata included), or None."""
         digest = asset_digest(asset)
         with self.store.engine.connect() as conn:
@@ -349,10 +349,10 @@ class ProvenanceRecorder:
         if leaf is None:
             return None
         body = self.entry_at(leaf).body()
-        assert isinstance(body, AssetRegisteredV2)
+        assert isinstance(body, AssetRegistered)
         return body
 
-    def party_entry(self, party: PartyId) -> PartyRegisteredV2:
+    def party_entry(self, party: PartyId) -> PartyRegistered:
         """The full registration of a party (agent type, payout commitment, key)."""
         with self.store.engine.connect() as conn:
             row = conn.execute(
@@ -361,10 +361,10 @@ class ProvenanceRecorder:
         if row is None:
             raise NotFoundError(f"unknown party {party}", hint="register the party first")
         body = self.entry_at(int(row[0])).body()
-        assert isinstance(body, PartyRegisteredV2)
+        assert isinstance(body, PartyRegistered)
         return body
 
-    def runs(self) -> list[RunRecordedV1]:
+    def runs(self) -> list[RunRecorded]:
         """Every recorded run, oldest first."""
         with self.store.engine.connect() as conn:
             leaves = (
@@ -373,15 +373,15 @@ class ProvenanceRecorder:
         found = []
         for leaf in leaves:
             body = self.entry_at(int(leaf)).body()
-            assert isinstance(body, RunRecordedV1)
+            assert isinstance(body, RunRecorded)
             found.append(body)
         return found
 
-    def run_entry(self, run_id: str) -> RunRecordedV1:
+    def run_entry(self, run_id: str) -> RunRecorded:
         with self.store.engine.connect() as conn:
             leaf = lineage_queries.run_leaf_index(conn, run_id)
         body = self.entry_at(leaf).body()
-        assert isinstance(body, RunRecordedV1)
+        assert isinstance(body, RunRecorded)
         return body
 
     def lineage(
@@ -437,7 +437,7 @@ class ProvenanceRecorder:
 
     # ---------------------------------------------------------------- runs
 
-    def _record_run(self, body: RunRecordedV1) -> int:
+    def _record_run(self, body: RunRecorded) -> int:
         return self.append(body, author=body.operator)
 
     def run(

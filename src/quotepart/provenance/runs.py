@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from quotepart.errors import InputError
 from quotepart.ids import Clock, Digest, PartyId, RunId
-from quotepart.log.kinds import RunRecordedV1, describe_value
+from quotepart.log.kinds import RunRecorded, describe_value
 
 KEY_PACKAGES = (
     "quotepart",
@@ -111,7 +111,7 @@ class Run:
         name: str,
         *,
         operator: PartyId,
-        record: Callable[[RunRecordedV1], int],
+        record: Callable[[RunRecorded], int],
         clock: Clock,
         parameters: Mapping[str, Any] | None = None,
         code_folder: str | Path | None = None,
@@ -169,7 +169,7 @@ class Run:
                 hint="call run.produce(asset) for what it made; a run that made nothing is not provenance",
             )
         started = self._started or self._clock()
-        body = RunRecordedV1(
+        body = RunRecorded(
             run=self.id,
             name=self.name,
             operator=self.operator,

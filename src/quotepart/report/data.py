@@ -28,11 +28,11 @@ from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest, PartyId, Period, RevenueId
 from quotepart.log import NoteVerifier, SignedEntry
 from quotepart.log.kinds import (
-    AllocationRecordedV1,
-    AssetRegisteredV2,
-    PolicySetV1,
-    RevenueRecordedV1,
-    ValuationRecordedV1,
+    AllocationRecorded,
+    AssetRegistered,
+    PolicySet,
+    RevenueRecorded,
+    ValuationRecorded,
     format_fraction,
 )
 from quotepart.money import format_amount
@@ -107,7 +107,7 @@ class _Covered:
     entry: SignedEntry
     allocation: Allocation
     facts: SharingFacts
-    revenue: RevenueRecordedV1
+    revenue: RevenueRecorded
 
 
 @dataclass(slots=True)
@@ -117,7 +117,7 @@ class _Reader:
     conn: Connection
     newest: int = -1
     party_names: dict[str, str] = field(default_factory=dict)
-    assets: dict[str, AssetRegisteredV2] = field(default_factory=dict)
+    assets: dict[str, AssetRegistered] = field(default_factory=dict)
 
     def saw(self, leaves: Iterable[int]) -> None:
         self.newest = max([self.newest, *leaves])
@@ -149,7 +149,7 @@ class _Reader:
         leaves = [int(leaf) for d, leaf in rows if d in set(wanted)]
         for _, entry in self.entries(leaves):
             body = entry.body()
-            assert isinstance(body, AssetRegisteredV2)
+            assert isinstance(body, AssetRegistered)
             self.assets[str(body.asset)] = body
 
     def asset_name(self, digest: Digest | str) -> str:
@@ -298,7 +298,7 @@ def _covered(read: _Reader, earners: list[str], period: Period, name: str) -> li
             )
         [(_, entry)] = read.entries([index])
         body = entry.body()
-        assert isinstance(body, AllocationRecordedV1)
+        assert isinstance(body, AllocationRecorded)
         inputs = entries_by_hash(read.conn, body.inputs)
         read.saw(i for i, _ in inputs)
         allocation = recompute(entry, inputs)  # raises unless it gives the recorded amounts
@@ -325,7 +325,7 @@ def _latest_facts(
     missing = [k for k in keys if k not in chosen]
     for index, entry in read.entries(latest_leaves(read.conn, column, missing)):
         body: Any = entry.body()
-        key = body.model if isinstance(body, ValuationRecordedV1) else body.asset
+        key = body.model if isinstance(body, ValuationRecorded) else body.asset
         chosen[str(key)] = (Fact(body, entry.leaf_hash.hex(), index, entry.author, entry.time), 0)
     return _in_order(chosen, keys)
 
@@ -447,7 +447,7 @@ def _lineage_json(graph: Any, earners: list[str], root: Digest, read: _Reader) -
     return {"root": str(root), "nodes": nodes, "edges": edges}
 
 
-def _valuation_json(read: _Reader, fact: Fact[ValuationRecordedV1], used: int) -> dict[str, Any]:
+def _valuation_json(read: _Reader, fact: Fact[ValuationRecorded], used: int) -> dict[str, Any]:
     body = fact.body
     read.asset_bodies(str(d) for d in body.values)
     players = [
@@ -600,7 +600,7 @@ def percent(ratio: Fraction) -> str:
 
 
 def policy_in_words(
-    policy: PolicySetV1, *, asset_name: str, operator_name: str, currency: str | None = None
+    policy: PolicySet, *, asset_name: str, operator_name: str, currency: str | None = None
 ) -> str:
     """A sharing policy as a sentence a contributor can check against their statement."""
     sentences = [

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from quotepart.ids import Digest, PartyId, Period
 from quotepart.log import NoteVerifier, parse_entry
-from quotepart.log.kinds import EntryBody, ReportPublishedV1
+from quotepart.log.kinds import EntryBody, ReportPublished
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.report.data import ReportData, build_report_data
 from quotepart.report.interactive import charts as interactive_charts
@@ -53,8 +53,8 @@ class RenderedReport:
     pdf: bytes | None
     pdf_skipped: str | None
 
-    def entry(self) -> ReportPublishedV1:
-        return ReportPublishedV1(
+    def entry(self) -> ReportPublished:
+        return ReportPublished(
             self.data.asset,
             self.data.period,
             Digest.of_bytes(self.json),
@@ -169,7 +169,7 @@ class ReportRecorder:
             index, True, rendered.pdf_skipped, summary,
         )  # fmt: skip
 
-    def _published(self, body: ReportPublishedV1, *, after: int) -> int | None:
+    def _published(self, body: ReportPublished, *, after: int) -> int | None:
         """The leaf index of an identical report.published entry, if one is in the log.
 
         Report entries have no projection table. None is needed: the same report names
@@ -181,7 +181,7 @@ class ReportRecorder:
                 select(log_entries.c.leaf_index, log_entries.c.entry)
                 .where(
                     log_entries.c.leaf_index >= after,
-                    log_entries.c.kind == ReportPublishedV1.KIND,
+                    log_entries.c.kind == ReportPublished.KIND,
                 )
                 .order_by(log_entries.c.leaf_index)
             )

@@ -37,9 +37,9 @@ from fractions import Fraction
 from quotepart.errors import LineageCycleError, PolicyError, VerificationError
 from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import (
-    AssetRegisteredV2,
-    ContributionRecordedV1,
-    PolicySetV1,
+    AssetRegistered,
+    ContributionRecorded,
+    PolicySet,
     format_fraction,
 )
 from quotepart.money import split_exact
@@ -95,7 +95,7 @@ class _PaidAtAsset:
 
     asset: Digest
     via: tuple[Hop, ...]
-    contributions: list[Fact[ContributionRecordedV1]]
+    contributions: list[Fact[ContributionRecorded]]
     parts: dict[str, int]  # contribution entry -> minor units
 
     def lines(self, party: PartyId | None = None) -> list[Line]:
@@ -249,7 +249,7 @@ class _Allocator:
 
     # ---------------------------------------------------------------- graph
 
-    def _asset(self, digest: Digest) -> Fact[AssetRegisteredV2]:
+    def _asset(self, digest: Digest) -> Fact[AssetRegistered]:
         fact = self.facts.assets.get(digest)
         if fact is None:
             raise VerificationError(
@@ -381,7 +381,7 @@ class _Allocator:
     def _share_model(
         self,
         digest: Digest,
-        policy_fact: Fact[PolicySetV1],
+        policy_fact: Fact[PolicySet],
         amount: int,
         trace: tuple[Hop, ...],
         moment: datetime,
@@ -430,7 +430,7 @@ class _Allocator:
     def _share_pool(
         self,
         digest: Digest,
-        policy_fact: Fact[PolicySetV1],
+        policy_fact: Fact[PolicySet],
         pool: int,
         trace: tuple[Hop, ...],
         moment: datetime,
@@ -481,7 +481,7 @@ class _Allocator:
     def _share_role(
         self,
         digest: Digest,
-        policy_fact: Fact[PolicySetV1],
+        policy_fact: Fact[PolicySet],
         role: str,
         amount: int,
         candidates: list[tuple[Digest, Hop | None]],
@@ -523,7 +523,7 @@ class _Allocator:
                 self._send(candidate, self._asset_context(moment, policy.operator), part, hops)
 
     def _weights(
-        self, digest: Digest, policy: PolicySetV1, role: str, candidates: list[Digest]
+        self, digest: Digest, policy: PolicySet, role: str, candidates: list[Digest]
     ) -> tuple[dict[Digest, Fraction], Hop | None]:
         weighting = policy.weighting[role]
         if weighting == "equal":
@@ -561,7 +561,7 @@ class _Allocator:
     def _clip(
         self,
         digest: Digest,
-        policy: PolicySetV1,
+        policy: PolicySet,
         role: str,
         values: Mapping[Digest, Fraction | None],
     ) -> dict[Digest, Fraction]:

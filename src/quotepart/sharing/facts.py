@@ -17,26 +17,26 @@ from quotepart.errors import InputError, VerificationError
 from quotepart.ids import Digest, PartyId, RevenueId
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
-    AssetRegisteredV2,
-    ConsentRecordedV1,
-    ContributionRecordedV1,
-    PolicySetV1,
-    RevenueRecordedV1,
-    RunRecordedV1,
-    ValuationRecordedV1,
+    AssetRegistered,
+    ConsentRecorded,
+    ContributionRecorded,
+    PolicySet,
+    RevenueRecorded,
+    RunRecorded,
+    ValuationRecorded,
 )
 
 T = TypeVar("T")
 
 INPUT_KINDS = frozenset(
     {
-        RevenueRecordedV1.KIND,
-        AssetRegisteredV2.KIND,
-        RunRecordedV1.KIND,
-        ContributionRecordedV1.KIND,
-        PolicySetV1.KIND,
-        ValuationRecordedV1.KIND,
-        ConsentRecordedV1.KIND,
+        RevenueRecorded.KIND,
+        AssetRegistered.KIND,
+        RunRecorded.KIND,
+        ContributionRecorded.KIND,
+        PolicySet.KIND,
+        ValuationRecorded.KIND,
+        ConsentRecorded.KIND,
     }
 )
 """The entry kinds an allocation may be derived from."""
@@ -55,13 +55,13 @@ class Fact(Generic[T]):
 
 @dataclass(slots=True)
 class SharingFacts:
-    revenue: Fact[RevenueRecordedV1]
-    assets: dict[Digest, Fact[AssetRegisteredV2]] = field(default_factory=dict)
-    generated_by: dict[Digest, list[Fact[RunRecordedV1]]] = field(default_factory=dict)
-    contributions: dict[Digest, list[Fact[ContributionRecordedV1]]] = field(default_factory=dict)
-    policies: dict[Digest, Fact[PolicySetV1]] = field(default_factory=dict)
-    valuations: dict[Digest, Fact[ValuationRecordedV1]] = field(default_factory=dict)
-    consents: dict[tuple[PartyId, Digest], list[Fact[ConsentRecordedV1]]] = field(
+    revenue: Fact[RevenueRecorded]
+    assets: dict[Digest, Fact[AssetRegistered]] = field(default_factory=dict)
+    generated_by: dict[Digest, list[Fact[RunRecorded]]] = field(default_factory=dict)
+    contributions: dict[Digest, list[Fact[ContributionRecorded]]] = field(default_factory=dict)
+    policies: dict[Digest, Fact[PolicySet]] = field(default_factory=dict)
+    valuations: dict[Digest, Fact[ValuationRecorded]] = field(default_factory=dict)
+    consents: dict[tuple[PartyId, Digest], list[Fact[ConsentRecorded]]] = field(
         default_factory=dict
     )
     entries: list[str] = field(default_factory=list)  # every leaf hash read, sorted
@@ -95,7 +95,7 @@ class SharingFacts:
             InputError: a fact of a kind an allocation does not read.
             VerificationError: the revenue is missing, or appears twice.
         """
-        revenue_fact: Fact[RevenueRecordedV1] | None = None
+        revenue_fact: Fact[RevenueRecorded] | None = None
         out = cls.__new__(cls)
         out.assets, out.generated_by, out.contributions = {}, {}, {}
         out.policies, out.valuations, out.consents = {}, {}, {}
@@ -103,24 +103,24 @@ class SharingFacts:
         for fact in facts:
             body = fact.body
             names.append(fact.entry)
-            if isinstance(body, RevenueRecordedV1):
+            if isinstance(body, RevenueRecorded):
                 if body.revenue == revenue:
                     if revenue_fact is not None:
                         raise VerificationError(f"{revenue} is recorded twice in the facts")
                     revenue_fact = fact
-            elif isinstance(body, AssetRegisteredV2):
+            elif isinstance(body, AssetRegistered):
                 out.assets[body.asset] = fact
-            elif isinstance(body, RunRecordedV1):
+            elif isinstance(body, RunRecorded):
                 if body.status == "succeeded":
                     for output in body.outputs:
                         out.generated_by.setdefault(output, []).append(fact)
-            elif isinstance(body, ContributionRecordedV1):
+            elif isinstance(body, ContributionRecorded):
                 out.contributions.setdefault(body.asset, []).append(fact)
-            elif isinstance(body, PolicySetV1):
+            elif isinstance(body, PolicySet):
                 _keep_latest(out.policies, body.asset, fact)
-            elif isinstance(body, ValuationRecordedV1):
+            elif isinstance(body, ValuationRecorded):
                 _keep_latest(out.valuations, body.model, fact)
-            elif isinstance(body, ConsentRecordedV1):
+            elif isinstance(body, ConsentRecorded):
                 out.consents.setdefault((body.party, body.asset), []).append(fact)
             else:
                 raise InputError(

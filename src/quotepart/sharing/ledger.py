@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, func, select
 from quotepart.errors import NotFoundError, VerificationError
 from quotepart.ids import Digest, PartyId, RevenueId
 from quotepart.log import SignedEntry, parse_entry
-from quotepart.log.kinds import PolicySetV1
+from quotepart.log.kinds import PolicySet
 from quotepart.sharing.facts import SharingFacts
 from quotepart.store.log_store import leaf_indexes_of
 from quotepart.store.projections import digest_prefix
@@ -207,6 +207,6 @@ def largest_minimum(conn: Connection) -> int:
     minimum = 0
     for _, entry in read_entries(conn, latest_leaves(conn, policies.c.asset)):
         body = entry.body()
-        assert isinstance(body, PolicySetV1)
+        assert isinstance(body, PolicySet)
         minimum = max(minimum, body.minimum_payout)
     return minimum

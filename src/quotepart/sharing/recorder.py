@@ -26,13 +26,13 @@ from quotepart.ids import Clock, Digest, PartyId, PayoutId, Period, RevenueId
 from quotepart.log import NoteVerifier, SignedEntry
 from quotepart.log.kinds import (
     PAYMENT_RAILS,
-    AllocationRecordedV1,
-    ConsentRecordedV1,
+    AllocationRecorded,
+    ConsentRecorded,
     EntryBody,
-    PayoutRecordedV1,
-    PolicySetV1,
-    RevenueRecordedV1,
-    ValuationRecordedV1,
+    PayoutRecorded,
+    PolicySet,
+    RevenueRecorded,
+    ValuationRecorded,
 )
 from quotepart.metering import units_used
 from quotepart.money import currency as find_currency
@@ -127,7 +127,7 @@ class SharingRecorder:
                 hint="pass 123456 (cents) or '1234.56'; floats cannot hold money exactly",
             )
         revenue = RevenueId.new(self.clock)
-        body = RevenueRecordedV1(
+        body = RevenueRecorded(
             revenue, asset_digest(asset), Period.parse(period), amount_minor, code, source
         )
         self.append(body, author=by)
@@ -156,7 +156,7 @@ class SharingRecorder:
         weights = (
             dict.fromkeys(role_ratios, weighting) if isinstance(weighting, str) else dict(weighting)
         )
-        body = PolicySetV1(
+        body = PolicySet(
             asset=asset_digest(asset),
             operator=operator or by,
             pool=_ratio(pool, "the pool"),
@@ -193,7 +193,7 @@ class SharingRecorder:
 
         Floats are written with `repr`, which round-trips them exactly, as decimal strings.
         """
-        body = ValuationRecordedV1(
+        body = ValuationRecorded(
             model=asset_digest(model),
             values={asset_digest(a): _decimal(v) for a, v in values.items()},
             method=method,
@@ -211,14 +211,14 @@ class SharingRecorder:
     def grant_consent(
         self, party: PartyId, asset: AssetRef, *, effective: datetime | None = None
     ) -> int:
-        body = ConsentRecordedV1(party, asset_digest(asset), "grant", effective or self.clock())
+        body = ConsentRecorded(party, asset_digest(asset), "grant", effective or self.clock())
         return self.append(body, author=party)
 
     def withdraw_consent(
         self, party: PartyId, asset: AssetRef, *, effective: datetime | None = None
     ) -> int:
         """From `effective` on, runs may not count `party`'s contribution to `asset`."""
-        body = ConsentRecordedV1(party, asset_digest(asset), "withdraw", effective or self.clock())
+        body = ConsentRecorded(party, asset_digest(asset), "withdraw", effective or self.clock())
         return self.append(body, author=party)
 
     # ------------------------------------------------------------- billing
@@ -275,11 +275,11 @@ class SharingRecorder:
             if done is not None:
                 [(_, entry)] = read_entries(conn, [done])
                 body = entry.body()
-                assert isinstance(body, AllocationRecordedV1)
+                assert isinstance(body, AllocationRecorded)
                 return Shared(recompute(entry, entries_by_hash(conn, body.inputs)), done, False)
             facts = facts_of(conn, revenue_id)
         allocation = allocate(facts)
-        body = AllocationRecordedV1(
+        body = AllocationRecorded(
             revenue_id,
             allocation.currency,
             allocation.total_minor,
@@ -344,7 +344,7 @@ class SharingRecorder:
             if previous is not None:
                 [(_, entry)] = read_entries(conn, [int(previous.leaf_index)])
                 body = entry.body()
-                assert isinstance(body, PayoutRecordedV1)
+                assert isinstance(body, PayoutRecorded)
                 path = folder / f"{body.payout.ulid}{_SUFFIX[rail]}"
                 content = path.read_bytes() if path.exists() else b""
                 if body.file is not None and Digest.of_bytes(content) != body.file:
@@ -405,7 +405,7 @@ class SharingRecorder:
         partial = path.with_suffix(path.suffix + ".partial")
         partial.write_bytes(content)
         partial.replace(path)
-        body = PayoutRecordedV1(
+        body = PayoutRecorded(
             payout, the_period, code, rail, paid, carried, minimum, Digest.of_bytes(content)
         )
         try:

@@ -36,7 +36,7 @@ from quotepart.log import (
     parse_entry,
     verify_inclusion,
 )
-from quotepart.log.kinds import AllocationRecordedV1, PartyRegisteredV2, RevenueRecordedV1
+from quotepart.log.kinds import AllocationRecorded, PartyRegistered, RevenueRecorded
 from quotepart.money import format_amount
 from quotepart.sharing.allocation import Allocation, Line, allocate
 from quotepart.sharing.facts import SharingFacts
@@ -135,7 +135,7 @@ class Statement:
 def recompute(allocation_entry: SignedEntry, inputs: list[tuple[int, SignedEntry]]) -> Allocation:
     """Run an allocation again on the entries it names; raise unless it gives the recorded amounts."""
     body = allocation_entry.body()
-    if not isinstance(body, AllocationRecordedV1):
+    if not isinstance(body, AllocationRecorded):
         raise VerificationError(f"entry of kind {allocation_entry.kind} is not an allocation")
     held = {entry.leaf_hash.hex() for _, entry in inputs}
     named = set(body.inputs)
@@ -164,12 +164,12 @@ def recompute(allocation_entry: SignedEntry, inputs: list[tuple[int, SignedEntry
 
 def _revenue_of(
     allocation_entry: SignedEntry, inputs: list[tuple[int, SignedEntry]]
-) -> RevenueRecordedV1:
+) -> RevenueRecorded:
     body = allocation_entry.body()
-    assert isinstance(body, AllocationRecordedV1)
+    assert isinstance(body, AllocationRecorded)
     for _, entry in inputs:
         revenue = entry.body()
-        if isinstance(revenue, RevenueRecordedV1) and revenue.revenue == body.revenue:
+        if isinstance(revenue, RevenueRecorded) and revenue.revenue == body.revenue:
             return revenue
     raise VerificationError(f"the inputs of the allocation of {body.revenue} lack the revenue")
 
@@ -180,7 +180,7 @@ def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement
     for index in party_allocations(conn, party, period.first_month, period.last_month):
         [(_, entry)] = read_entries(conn, [index])
         body = entry.body()
-        assert isinstance(body, AllocationRecordedV1)
+        assert isinstance(body, AllocationRecorded)
         inputs = entries_by_hash(conn, body.inputs)
         allocation = recompute(entry, inputs)
         revenue = _revenue_of(entry, inputs)
@@ -214,7 +214,7 @@ def statement_proof(
     for item in statement.items:
         [(index, entry)] = read_entries(conn, [item.allocation_index])
         body = entry.body()
-        assert isinstance(body, AllocationRecordedV1)
+        assert isinstance(body, AllocationRecorded)
         inputs = entries_by_hash(conn, body.inputs)
         wanted[index] = entry
         wanted.update(inputs)
@@ -320,7 +320,7 @@ def verify_statement(
     keys: dict[PartyId, VerifyKey] = {}
     for entry in entries.values():
         body = entry.body()
-        if isinstance(body, PartyRegisteredV2):
+        if isinstance(body, PartyRegistered):
             keys[body.party] = body.public_key
     for index, entry in entries.items():
         key = keys.get(entry.author)
@@ -340,8 +340,8 @@ def verify_statement(
                 hint="the file is incomplete or was altered",
             ) from exc
         allocation = recompute(allocation_entry, inputs)
-        revenue = next(e.body() for _, e in inputs if isinstance(e.body(), RevenueRecordedV1))
-        assert isinstance(revenue, RevenueRecordedV1)
+        revenue = next(e.body() for _, e in inputs if isinstance(e.body(), RevenueRecorded))
+        assert isinstance(revenue, RevenueRecorded)
         if not period.contains(revenue.period):
             raise VerificationError(
                 f"{allocation.revenue} was earned in {revenue.period}, outside {period}"

@@ -37,7 +37,7 @@ from quotepart.log import (
     merkle,
     parse_entry,
 )
-from quotepart.log.kinds import PartyRegisteredV2
+from quotepart.log.kinds import PartyRegistered
 from quotepart.store.engine import WalCheckpointer, bulk_insert, select_where_in, writer
 from quotepart.store.projections import ProjectionWriter, apply_projections, prefetch
 from quotepart.store.schema import (
@@ -224,9 +224,9 @@ class LogStore:
         *,
         signed_here: bool,
     ) -> None:
-        if entry.kind == PartyRegisteredV2.KIND:
+        if entry.kind == PartyRegistered.KIND:
             body = entry.body()
-            assert isinstance(body, PartyRegisteredV2)
+            assert isinstance(body, PartyRegistered)
             if body.party != entry.author:
                 raise UnknownAuthorError(
                     f"{body.party} must sign its own registration, but {entry.author} signed it",

@@ -10,23 +10,23 @@ from quotepart.errors import UnknownKindError
 from quotepart.log.kinds._base import EntryBody, RawBody, Upcaster, format_fraction
 from quotepart.log.kinds.allocation import (
     PAYMENT_RAILS,
-    AllocationRecordedV1,
-    PayoutRecordedV1,
+    AllocationRecorded,
+    PayoutRecorded,
 )
 from quotepart.log.kinds.asset import (
     ASSET_KINDS,
     DIGEST_SCHEMES,
     FIELD_TYPES,
     METADATA_FIELDS,
-    AssetRegisteredV2,
+    AssetRegistered,
     upcast_asset_v1,
 )
-from quotepart.log.kinds.consent import CONSENT_ACTIONS, ConsentRecordedV1
-from quotepart.log.kinds.contribution import CONTRIBUTION_ROLES, ContributionRecordedV1
+from quotepart.log.kinds.consent import CONSENT_ACTIONS, ConsentRecorded
+from quotepart.log.kinds.contribution import CONTRIBUTION_ROLES, ContributionRecorded
 from quotepart.log.kinds.party import (
     AGENT_TYPES,
     PARTY_ROLES,
-    PartyRegisteredV2,
+    PartyRegistered,
     upcast_party_v1,
 )
 from quotepart.log.kinds.policy import (
@@ -34,36 +34,36 @@ from quotepart.log.kinds.policy import (
     NEGATIVE_VALUES,
     UPSTREAM_MODES,
     WEIGHTINGS,
-    PolicySetV1,
+    PolicySet,
 )
-from quotepart.log.kinds.report import ReportPublishedV1
-from quotepart.log.kinds.revenue import RevenueRecordedV1
-from quotepart.log.kinds.run import RUN_STATUSES, RunRecordedV1, describe_value
-from quotepart.log.kinds.usage import UsageRecordedV1
-from quotepart.log.kinds.valuation import ValuationRecordedV1
+from quotepart.log.kinds.report import ReportPublished
+from quotepart.log.kinds.revenue import RevenueRecorded
+from quotepart.log.kinds.run import RUN_STATUSES, RunRecorded, describe_value
+from quotepart.log.kinds.usage import UsageRecorded
+from quotepart.log.kinds.valuation import ValuationRecorded
 
 CURRENT: dict[str, type[EntryBody]] = {
     cls.KIND: cls
     for cls in (
-        PartyRegisteredV2,
-        AssetRegisteredV2,
-        ContributionRecordedV1,
-        RunRecordedV1,
-        RevenueRecordedV1,
-        PolicySetV1,
-        ValuationRecordedV1,
-        ConsentRecordedV1,
-        AllocationRecordedV1,
-        PayoutRecordedV1,
-        UsageRecordedV1,
-        ReportPublishedV1,
+        PartyRegistered,
+        AssetRegistered,
+        ContributionRecorded,
+        RunRecorded,
+        RevenueRecorded,
+        PolicySet,
+        ValuationRecorded,
+        ConsentRecorded,
+        AllocationRecorded,
+        PayoutRecorded,
+        UsageRecorded,
+        ReportPublished,
     )
 }
 """The newest body class of each kind."""
 
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
-    (PartyRegisteredV2.KIND, 1): upcast_party_v1,
-    (AssetRegisteredV2.KIND, 1): upcast_asset_v1,
+    (PartyRegistered.KIND, 1): upcast_party_v1,
+    (AssetRegistered.KIND, 1): upcast_asset_v1,
 }
 """(kind, version v) -> function turning a v body into a v+1 body."""
 
@@ -109,20 +109,20 @@ __all__ = [
     "UPCASTERS",
     "UPSTREAM_MODES",
     "WEIGHTINGS",
-    "AllocationRecordedV1",
-    "AssetRegisteredV2",
-    "ConsentRecordedV1",
-    "ContributionRecordedV1",
+    "AllocationRecorded",
+    "AssetRegistered",
+    "ConsentRecorded",
+    "ContributionRecorded",
     "EntryBody",
-    "PartyRegisteredV2",
-    "PayoutRecordedV1",
-    "PolicySetV1",
+    "PartyRegistered",
+    "PayoutRecorded",
+    "PolicySet",
     "RawBody",
-    "ReportPublishedV1",
-    "RevenueRecordedV1",
-    "RunRecordedV1",
-    "UsageRecordedV1",
-    "ValuationRecordedV1",
+    "ReportPublished",
+    "RevenueRecorded",
+    "RunRecorded",
+    "UsageRecorded",
+    "ValuationRecorded",
     "decode_body",
     "describe_value",
     "format_fraction",

@@ -40,7 +40,7 @@ def _amount_body(amounts: dict[PartyId, int]) -> RawBody:
 
 
 @dataclass(frozen=True, slots=True)
-class AllocationRecordedV1:
+class AllocationRecorded:
     KIND: ClassVar[str] = "allocation.recorded"
     VERSION: ClassVar[int] = 1
 
@@ -86,7 +86,7 @@ class AllocationRecordedV1:
 
 
 @dataclass(frozen=True, slots=True)
-class PayoutRecordedV1:
+class PayoutRecorded:
     KIND: ClassVar[str] = "payout.recorded"
     VERSION: ClassVar[int] = 1
 

@@ -122,7 +122,7 @@ METADATA_FIELDS: dict[str, dict[str, Checker]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class AssetRegisteredV2:
+class AssetRegistered:
     KIND: ClassVar[str] = "asset.registered"
     VERSION: ClassVar[int] = 2
 
@@ -220,6 +220,6 @@ __all__ = [
     "DIGEST_SCHEMES",
     "FIELD_TYPES",
     "METADATA_FIELDS",
-    "AssetRegisteredV2",
+    "AssetRegistered",
     "upcast_asset_v1",
 ]

@@ -21,7 +21,7 @@ _PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
-class ConsentRecordedV1:
+class ConsentRecorded:
     KIND: ClassVar[str] = "consent.recorded"
     VERSION: ClassVar[int] = 1
 

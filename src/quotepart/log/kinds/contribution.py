@@ -13,7 +13,7 @@ CONTRIBUTION_ROLES = frozenset({"annotation", "code", "compute", "data", "upstre
 
 
 @dataclass(frozen=True, slots=True)
-class ContributionRecordedV1:
+class ContributionRecorded:
     KIND: ClassVar[str] = "contribution.recorded"
     VERSION: ClassVar[int] = 1
 

@@ -17,7 +17,7 @@ communities, which share as a group without being a legal organisation."""
 
 
 @dataclass(frozen=True, slots=True)
-class PartyRegisteredV2:
+class PartyRegistered:
     """Signed by the party's own key, which proves the registrant holds it.
 
     A payout reference (an IBAN, a mobile-money number) never enters the log: only a

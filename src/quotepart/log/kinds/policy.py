@@ -42,7 +42,7 @@ UPSTREAM_MODES = frozenset({"dilute", "fixed"})
 
 
 @dataclass(frozen=True, slots=True)
-class PolicySetV1:
+class PolicySet:
     KIND: ClassVar[str] = "policy.set"
     VERSION: ClassVar[int] = 1
 

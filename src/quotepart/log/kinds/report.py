@@ -31,7 +31,7 @@ _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, slots=True)
-class ReportPublishedV1:
+class ReportPublished:
     KIND: ClassVar[str] = "report.published"
     VERSION: ClassVar[int] = 1
 

@@ -17,7 +17,7 @@ from quotepart.money import currency
 
 
 @dataclass(frozen=True, slots=True)
-class RevenueRecordedV1:
+class RevenueRecorded:
     KIND: ClassVar[str] = "revenue.recorded"
     VERSION: ClassVar[int] = 1
 

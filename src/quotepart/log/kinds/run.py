@@ -33,7 +33,7 @@ def _strings(read: BodyReader, field_name: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class RunRecordedV1:
+class RunRecorded:
     KIND: ClassVar[str] = "run.recorded"
     VERSION: ClassVar[int] = 1
 

@@ -20,7 +20,7 @@ _PSEUDONYM_RE = re.compile(r"^hmac-sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, slots=True)
-class UsageRecordedV1:
+class UsageRecorded:
     KIND: ClassVar[str] = "usage.recorded"
     VERSION: ClassVar[int] = 1
 

@@ -20,7 +20,7 @@ _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, slots=True)
-class ValuationRecordedV1:
+class ValuationRecorded:
     KIND: ClassVar[str] = "valuation.recorded"
     VERSION: ClassVar[int] = 1
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest, PartyId
-from quotepart.log.kinds import AssetRegisteredV2
+from quotepart.log.kinds import AssetRegistered
 from quotepart.provenance import lineage as lineage_queries
 from quotepart.provenance.export.prov import ProvenanceGraph, RecordedAsset
 from quotepart.provenance.recorder import ProvenanceRecorder
@@ -100,7 +100,7 @@ def _agent(graph: ProvenanceGraph, name_or_party: str) -> dict[str, Any]:
     return {"@type": kind, "name": found.body.name, "identifier": str(party)}
 
 
-def _licence(ws: ProvenanceRecorder, entry: AssetRegisteredV2) -> str | None:
+def _licence(ws: ProvenanceRecorder, entry: AssetRegistered) -> str | None:
     """The asset's licence; a cohort without one is a subset of its dataset, under its licence."""
     licence = entry.metadata.get("license")
     if licence is None and entry.asset_kind == "cohort" and len(entry.derived_from) == 1:

@@ -26,9 +26,9 @@ from quotepart.errors import InputError
 from quotepart.ids import Digest, PartyId, RunId
 from quotepart.log import canonicalize
 from quotepart.log.kinds import (
-    AssetRegisteredV2,
-    PartyRegisteredV2,
-    RunRecordedV1,
+    AssetRegistered,
+    PartyRegistered,
+    RunRecorded,
     format_fraction,
 )
 from quotepart.provenance.recorder import ProvenanceRecorder
@@ -59,13 +59,13 @@ PROV_FORMATS: tuple[ProvFormat, ...] = ("json", "jsonld")
 
 @dataclass(frozen=True, slots=True)
 class RecordedRun:
-    body: RunRecordedV1
+    body: RunRecorded
     leaf_index: int
 
 
 @dataclass(frozen=True, slots=True)
 class RecordedAsset:
-    body: AssetRegisteredV2
+    body: AssetRegistered
     leaf_index: int
     registered_by: PartyId
     registered_at: datetime  # the time its entry was signed
@@ -73,7 +73,7 @@ class RecordedAsset:
 
 @dataclass(frozen=True, slots=True)
 class RecordedParty:
-    body: PartyRegisteredV2
+    body: PartyRegistered
     leaf_index: int
 
 
@@ -151,7 +151,7 @@ def _read_runs(ws: ProvenanceRecorder, wanted: set[str] | None) -> dict[RunId, R
     found = {}
     for leaf in sorted(leaves):
         body = ws.entry_at(leaf).body()
-        assert isinstance(body, RunRecordedV1)
+        assert isinstance(body, RunRecorded)
         found[body.run] = RecordedRun(body, leaf)
     return found
 
@@ -185,7 +185,7 @@ def _read_assets(
     for digest, leaf, registered_by in sorted(asset_rows, key=lambda r: int(r[1])):
         entry = ws.entry_at(int(leaf))
         body = entry.body()
-        assert isinstance(body, AssetRegisteredV2)
+        assert isinstance(body, AssetRegistered)
         found[Digest.parse(digest)] = RecordedAsset(
             body, int(leaf), PartyId.parse(registered_by), entry.time
         )
@@ -212,7 +212,7 @@ def _read_parties(ws: ProvenanceRecorder, wanted: set[str] | None) -> dict[Party
     found = {}
     for leaf in sorted(leaves):
         body = ws.entry_at(leaf).body()
-        assert isinstance(body, PartyRegisteredV2)
+        assert isinstance(body, PartyRegistered)
         found[body.party] = RecordedParty(body, leaf)
     return found
 

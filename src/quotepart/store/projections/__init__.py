@@ -24,17 +24,17 @@ from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
-    AllocationRecordedV1,
-    AssetRegisteredV2,
-    ConsentRecordedV1,
-    ContributionRecordedV1,
-    PartyRegisteredV2,
-    PayoutRecordedV1,
-    PolicySetV1,
-    RevenueRecordedV1,
-    RunRecordedV1,
-    UsageRecordedV1,
-    ValuationRecordedV1,
+    AllocationRecorded,
+    AssetRegistered,
+    ConsentRecorded,
+    ContributionRecorded,
+    PartyRegistered,
+    PayoutRecorded,
+    PolicySet,
+    RevenueRecorded,
+    RunRecorded,
+    UsageRecorded,
+    ValuationRecorded,
     format_fraction,
 )
 from quotepart.store.engine import bulk_insert, select_where_in
@@ -151,7 +151,7 @@ KeysNeeded = Callable[[SignedEntry], list[tuple[Table, str]]]
 
 def project_party(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, PartyRegisteredV2)
+    assert isinstance(body, PartyRegistered)
     if writer.exists(parties, str(body.party)):
         raise InputError(f"{body.party} is already registered", hint="a party is registered once")
     writer.add(
@@ -169,7 +169,7 @@ def project_party(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int)
 
 def project_asset(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, AssetRegisteredV2)
+    assert isinstance(body, AssetRegistered)
     if writer.exists(assets, str(body.asset)):
         raise InputError(
             f"asset {body.asset} is already registered",
@@ -202,7 +202,7 @@ def project_asset(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int)
 
 def project_contribution(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, ContributionRecordedV1)
+    assert isinstance(body, ContributionRecorded)
     if not writer.exists(parties, str(body.party)):
         raise NotFoundError(
             f"contribution names unknown {body.party}", hint="register the party first"
@@ -234,7 +234,7 @@ def project_contribution(writer: ProjectionWriter, entry: SignedEntry, leaf_inde
 
 def project_run(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, RunRecordedV1)
+    assert isinstance(body, RunRecorded)
     run = str(body.run)
     if writer.exists(runs, run):
         raise InputError(f"{run} is already recorded", hint="a run is recorded once, when it ends")
@@ -310,29 +310,29 @@ def _contribution_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
 
 
 SHARING_PROJECTIONS: dict[str, tuple[Projection, ...]] = {
-    RevenueRecordedV1.KIND: (project_revenue,),
-    PolicySetV1.KIND: (project_policy,),
-    ValuationRecordedV1.KIND: (project_valuation,),
-    ConsentRecordedV1.KIND: (project_consent,),
-    AllocationRecordedV1.KIND: (project_allocation,),
-    PayoutRecordedV1.KIND: (project_payout,),
-    UsageRecordedV1.KIND: (project_usage,),
+    RevenueRecorded.KIND: (project_revenue,),
+    PolicySet.KIND: (project_policy,),
+    ValuationRecorded.KIND: (project_valuation,),
+    ConsentRecorded.KIND: (project_consent,),
+    AllocationRecorded.KIND: (project_allocation,),
+    PayoutRecorded.KIND: (project_payout,),
+    UsageRecorded.KIND: (project_usage,),
 }
 
 
 PROJECTIONS: dict[str, tuple[Projection, ...]] = {
-    PartyRegisteredV2.KIND: (project_party,),
-    AssetRegisteredV2.KIND: (project_asset,),
-    ContributionRecordedV1.KIND: (project_contribution,),
-    RunRecordedV1.KIND: (project_run,),
+    PartyRegistered.KIND: (project_party,),
+    AssetRegistered.KIND: (project_asset,),
+    ContributionRecorded.KIND: (project_contribution,),
+    RunRecorded.KIND: (project_run,),
     **SHARING_PROJECTIONS,
 }
 
 KEYS_NEEDED: dict[str, KeysNeeded] = {
-    PartyRegisteredV2.KIND: _party_keys,
-    AssetRegisteredV2.KIND: _asset_keys,
-    ContributionRecordedV1.KIND: _contribution_keys,
-    RunRecordedV1.KIND: _run_keys,
+    PartyRegistered.KIND: _party_keys,
+    AssetRegistered.KIND: _asset_keys,
+    ContributionRecorded.KIND: _contribution_keys,
+    RunRecorded.KIND: _run_keys,
 }
 """Keys each kind's projections will look up, so a batch can fetch them in bulk first."""
 
@@ -341,7 +341,7 @@ def prefetch(writer: ProjectionWriter, entries: Sequence[SignedEntry]) -> None:
     writer.prefetch_shares(
         str(entry.raw_body.get("asset"))
         for entry in entries
-        if entry.kind == ContributionRecordedV1.KIND
+        if entry.kind == ContributionRecorded.KIND
     )
     writer.prefetch(
         key

@@ -17,13 +17,13 @@ from sqlalchemy import func, select
 from quotepart.errors import InputError, MoneyError, NotFoundError
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
-    AllocationRecordedV1,
-    ConsentRecordedV1,
-    PayoutRecordedV1,
-    PolicySetV1,
-    RevenueRecordedV1,
-    UsageRecordedV1,
-    ValuationRecordedV1,
+    AllocationRecorded,
+    ConsentRecorded,
+    PayoutRecorded,
+    PolicySet,
+    RevenueRecorded,
+    UsageRecorded,
+    ValuationRecorded,
 )
 from quotepart.store.schema import (
     allocation_amounts,
@@ -79,7 +79,7 @@ def _party(writer: ProjectionWriter, party: str, what: str) -> None:
 
 def project_revenue(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, RevenueRecordedV1)
+    assert isinstance(body, RevenueRecorded)
     _earning_asset(writer, str(body.asset), f"{body.revenue}")
     known = writer.conn.execute(
         select(revenues.c.leaf_index).where(revenues.c.revenue_id == str(body.revenue))
@@ -103,7 +103,7 @@ def project_revenue(writer: ProjectionWriter, entry: SignedEntry, leaf_index: in
 
 def project_policy(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, PolicySetV1)
+    assert isinstance(body, PolicySet)
     _earning_asset(writer, str(body.asset), "a sharing policy")
     _party(writer, str(body.operator), "a sharing policy")
     for asset in body.declared:
@@ -117,7 +117,7 @@ def project_policy(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int
 
 def project_valuation(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, ValuationRecordedV1)
+    assert isinstance(body, ValuationRecorded)
     if _asset_kind(writer, str(body.model)) is None:
         raise NotFoundError(
             f"the valuation names unknown model {body.model}", hint="register it first"
@@ -135,7 +135,7 @@ def project_valuation(writer: ProjectionWriter, entry: SignedEntry, leaf_index: 
 
 def project_consent(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, ConsentRecordedV1)
+    assert isinstance(body, ConsentRecorded)
     _party(writer, str(body.party), "a consent")
     if entry.author != body.party:
         raise InputError(
@@ -158,7 +158,7 @@ def project_consent(writer: ProjectionWriter, entry: SignedEntry, leaf_index: in
 
 def project_allocation(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, AllocationRecordedV1)
+    assert isinstance(body, AllocationRecorded)
     writer.flush()
     revenue = writer.conn.execute(
         select(revenues).where(revenues.c.revenue_id == str(body.revenue))
@@ -209,7 +209,7 @@ def project_allocation(writer: ProjectionWriter, entry: SignedEntry, leaf_index:
 
 def project_payout(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, PayoutRecordedV1)
+    assert isinstance(body, PayoutRecorded)
     writer.flush()
     if writer.conn.execute(
         select(payouts.c.leaf_index).where(payouts.c.payout_id == str(body.payout))
@@ -275,7 +275,7 @@ def unpaid_balances(
 
 def project_usage(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
     body = entry.body()
-    assert isinstance(body, UsageRecordedV1)
+    assert isinstance(body, UsageRecorded)
     kind = _asset_kind(writer, str(body.service))
     if kind != "service":
         raise InputError(
