@@ -5,6 +5,7 @@ QuotepartError                      exit 1   HTTP 500
 ├── InputError                      exit 2   HTTP 422   bad input: fix it and retry
 │   ├── MalformedEntryError                            bytes or JSON that are no entry
 │   ├── UnknownKindError                               a kind or version this build does not know
+│   ├── KindMismatchError                              an entry of another kind than the one asked for
 │   ├── UnknownAuthorError                             signed by a party the log has never registered
 │   ├── OutOfRangeError                                an index or tree size beyond the log
 │   ├── MoneyError                                     an unknown currency, a fraction of a minor unit, bad weights
@@ -47,6 +48,10 @@ class MalformedEntryError(InputError):
 
 class UnknownKindError(InputError):
     """An entry kind or version that this build of quotepart cannot read."""
+
+
+class KindMismatchError(InputError):
+    """An entry read as one kind that is of another (a leaf index pointing elsewhere)."""
 
 
 class UnknownAuthorError(InputError):

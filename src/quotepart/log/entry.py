@@ -16,9 +16,9 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
-from quotepart.errors import MalformedEntryError, UnknownKindError
+from quotepart.errors import KindMismatchError, MalformedEntryError, UnknownKindError
 from quotepart.ids import Clock, PartyId, format_timestamp, parse_timestamp, utc_now
 from quotepart.log.canonical import canonicalize, parse_canonical
 from quotepart.log.keys import SIGNATURE_SIZE, SigningKey, VerifyKey
@@ -26,6 +26,7 @@ from quotepart.log.kinds import CURRENT, EntryBody, decode_body
 from quotepart.log.merkle import leaf_hash
 
 SIGNING_CONTEXT = b"quotepart/entry/v1\n"
+B = TypeVar("B", bound=EntryBody)
 _FIELDS = {"author", "body", "kind", "sig", "ts", "v"}
 
 
@@ -69,6 +70,20 @@ class SignedEntry:
     def body(self) -> EntryBody:
         """The typed body, upcast to the current version (decoded once per entry)."""
         return self._decoded_body
+
+    def body_as(self, kind: type[B]) -> B:
+        """The typed body, which must be of `kind` (a `KindMismatchError` names both otherwise).
+
+        This replaces `body = entry.body(); assert isinstance(body, Kind)`: the check stays
+        on under `python -O`, and a leaf index pointing at the wrong kind says so.
+        """
+        body = self._decoded_body
+        if not isinstance(body, kind):
+            raise KindMismatchError(
+                f"entry {self.leaf_hash.hex()[:16]}… is a {self.kind}, not a {kind.KIND}",
+                hint=f"pass the leaf index or hash of a {kind.KIND} entry",
+            )
+        return body
 
     def verify(self, key: VerifyKey) -> None:
         """Raise SignatureError unless `key` signed this entry."""

@@ -1,13 +1,28 @@
 """Every entry kind this build can read: the wire format an auditor checks, in one place.
 
-A kind changes only by adding a version and an upcaster from the previous one, so
-entries written years ago still decode (STYLE.md rule 8).
+Each kind is declared once, in its own module, with `@entry_kind` (its body class, its
+current version, its upcasters, whether it is log-only); CURRENT and UPCASTERS are built
+from those declarations. A kind changes only by adding a version and an upcaster from
+the previous one, so entries written years ago still decode.
 """
 
 from __future__ import annotations
 
-from quotepart.errors import UnknownKindError
-from quotepart.log.kinds._base import EntryBody, RawBody, Upcaster, format_fraction
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from quotepart.log.kinds._base import (
+    DECLARED,
+    EntryBody,
+    KindDeclaration,
+    RawBody,
+    Upcaster,
+    decode_body,
+    entry_kind,
+    format_fraction,
+)
 from quotepart.log.kinds.allocation import (
     PAYMENT_RAILS,
     AllocationRecorded,
@@ -19,7 +34,6 @@ from quotepart.log.kinds.asset import (
     FIELD_TYPES,
     METADATA_FIELDS,
     AssetRegistered,
-    upcast_asset_v1,
 )
 from quotepart.log.kinds.consent import CONSENT_ACTIONS, ConsentRecorded
 from quotepart.log.kinds.contribution import CONTRIBUTION_ROLES, ContributionRecorded
@@ -27,7 +41,6 @@ from quotepart.log.kinds.party import (
     AGENT_TYPES,
     PARTY_ROLES,
     PartyRegistered,
-    upcast_party_v1,
 )
 from quotepart.log.kinds.policy import (
     MISSING_VALUATION,
@@ -42,54 +55,32 @@ from quotepart.log.kinds.run import RUN_STATUSES, RunRecorded, describe_value
 from quotepart.log.kinds.usage import UsageRecorded
 from quotepart.log.kinds.valuation import ValuationRecorded
 
-CURRENT: dict[str, type[EntryBody]] = {
-    cls.KIND: cls
-    for cls in (
-        PartyRegistered,
-        AssetRegistered,
-        ContributionRecorded,
-        RunRecorded,
-        RevenueRecorded,
-        PolicySet,
-        ValuationRecorded,
-        ConsentRecorded,
-        AllocationRecorded,
-        PayoutRecorded,
-        UsageRecorded,
-        ReportPublished,
-    )
-}
-"""The newest body class of each kind."""
 
-UPCASTERS: dict[tuple[str, int], Upcaster] = {
-    (PartyRegistered.KIND, 1): upcast_party_v1,
-    (AssetRegistered.KIND, 1): upcast_asset_v1,
-}
-"""(kind, version v) -> function turning a v body into a v+1 body."""
+def _import_every_kind() -> None:
+    """Import each module of this package, so every kind declares itself (`@entry_kind`).
 
-
-def decode_body(kind: str, version: int, body: RawBody) -> EntryBody:
-    """The current body class for (kind, version), upcasting old versions first.
-
-    Raises:
-        UnknownKindError: the kind, or this version of it, is not known here.
-        MalformedEntryError: the body does not fit the kind's format.
+    A new kind is one module here; nothing else in `quotepart.log` needs an edit.
     """
-    cls = CURRENT.get(kind)
-    if cls is None:
-        raise UnknownKindError(
-            f"unknown entry kind {kind!r}",
-            hint=f"known kinds: {', '.join(sorted(CURRENT))}; upgrade quotepart if the entry is newer",
-        )
-    if not 1 <= version <= cls.VERSION:
-        raise UnknownKindError(
-            f"unknown version {version} of entry kind {kind!r} (this build reads 1 to {cls.VERSION})",
-            hint="upgrade quotepart to read newer entries",
-        )
-    while version < cls.VERSION:
-        body = UPCASTERS[(kind, version)](body)
-        version += 1
-    return cls.from_body(body)
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_every_kind()
+
+CURRENT: Mapping[str, type[EntryBody]] = MappingProxyType(
+    {kind: declared.body for kind, declared in DECLARED.items()}
+)
+"""The newest body class of each kind (built from the declarations)."""
+
+UPCASTERS: Mapping[tuple[str, int], Upcaster] = MappingProxyType(
+    {
+        (kind, version): upcaster
+        for kind, declared in DECLARED.items()
+        for version, upcaster in declared.upcasters.items()
+    }
+)
+"""(kind, version v) -> function turning a v body into a v+1 body (built from the declarations)."""
 
 
 __all__ = [
@@ -98,6 +89,7 @@ __all__ = [
     "CONSENT_ACTIONS",
     "CONTRIBUTION_ROLES",
     "CURRENT",
+    "DECLARED",
     "DIGEST_SCHEMES",
     "FIELD_TYPES",
     "METADATA_FIELDS",
@@ -114,6 +106,7 @@ __all__ = [
     "ConsentRecorded",
     "ContributionRecorded",
     "EntryBody",
+    "KindDeclaration",
     "PartyRegistered",
     "PayoutRecorded",
     "PolicySet",
@@ -125,5 +118,6 @@ __all__ = [
     "ValuationRecorded",
     "decode_body",
     "describe_value",
+    "entry_kind",
     "format_fraction",
 ]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar, Protocol, Self
+from types import MappingProxyType
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
-from quotepart.errors import MalformedEntryError
+from quotepart.errors import MalformedEntryError, UnknownKindError
 
 RawBody = dict[str, Any]
 Upcaster = Callable[[RawBody], RawBody]
@@ -25,6 +27,92 @@ class EntryBody(Protocol):
 
     @classmethod
     def from_body(cls, body: RawBody) -> Self: ...
+
+
+B = TypeVar("B", bound=type[EntryBody])
+
+
+@dataclass(frozen=True, slots=True)
+class KindDeclaration:
+    """Everything the log knows about one entry kind, declared once beside its body class.
+
+    `upcasters[v]` turns a version-v body into a version-(v+1) body, so an entry written
+    years ago still decodes. `log_only` kinds change no projection table (a published
+    report is a fact to prove, not a row to query); every other kind must have a
+    projection declared in `quotepart.store.projections`, which a test checks.
+    """
+
+    body: type[EntryBody]
+    upcasters: Mapping[int, Upcaster]
+    log_only: bool
+
+    @property
+    def kind(self) -> str:
+        return self.body.KIND
+
+    @property
+    def version(self) -> int:
+        return self.body.VERSION
+
+
+_DECLARED: dict[str, KindDeclaration] = {}
+DECLARED: Mapping[str, KindDeclaration] = MappingProxyType(_DECLARED)
+"""kind -> its declaration, filled as each kind's module is imported."""
+
+
+def entry_kind(
+    *, upcasters: Mapping[int, Upcaster] | None = None, log_only: bool = False
+) -> Callable[[B], B]:
+    """Declare an entry body class as a kind of the log (a class decorator).
+
+    ```python
+    @entry_kind(upcasters={1: upcast_asset_v1})
+    @dataclass(frozen=True, slots=True)
+    class AssetRegistered:
+        KIND: ClassVar[str] = "asset.registered"
+        VERSION: ClassVar[int] = 2
+    ```
+    """
+
+    def declare(cls: B) -> B:
+        steps = dict(upcasters or {})
+        if sorted(steps) != list(range(1, cls.VERSION)):
+            raise TypeError(
+                f"{cls.KIND} is at version {cls.VERSION}: it needs an upcaster from each "
+                f"earlier version (1 to {cls.VERSION - 1}), got {sorted(steps)}"
+            )
+        known = _DECLARED.get(cls.KIND)
+        if known is not None and known.body.__qualname__ != cls.__qualname__:
+            raise TypeError(f"entry kind {cls.KIND!r} is declared twice")
+        _DECLARED[cls.KIND] = KindDeclaration(cls, MappingProxyType(steps), log_only)
+        return cls
+
+    return declare
+
+
+def decode_body(kind: str, version: int, body: RawBody) -> EntryBody:
+    """The current body class for (kind, version), upcasting old versions first.
+
+    Raises:
+        UnknownKindError: the kind, or this version of it, is not known here.
+        MalformedEntryError: the body does not fit the kind's format.
+    """
+    declared = _DECLARED.get(kind)
+    if declared is None:
+        raise UnknownKindError(
+            f"unknown entry kind {kind!r}",
+            hint=f"known kinds: {', '.join(sorted(_DECLARED))}; upgrade quotepart if the entry is newer",
+        )
+    current = declared.version
+    if not 1 <= version <= current:
+        raise UnknownKindError(
+            f"unknown version {version} of entry kind {kind!r} (this build reads 1 to {current})",
+            hint="upgrade quotepart to read newer entries",
+        )
+    while version < current:
+        body = declared.upcasters[version](body)
+        version += 1
+    return declared.body.from_body(body)
 
 
 class BodyReader:

@@ -14,7 +14,7 @@ from typing import ClassVar, Self
 
 from quotepart.errors import MalformedEntryError, MoneyError
 from quotepart.ids import Digest, PartyId, PayoutId, Period, RevenueId
-from quotepart.log.kinds._base import BodyReader, RawBody
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
 from quotepart.money import currency
 
 PAYMENT_RAILS = frozenset({"mobile_money", "sepa"})
@@ -39,6 +39,7 @@ def _amount_body(amounts: dict[PartyId, int]) -> RawBody:
     return {str(p): a for p, a in sorted(amounts.items())}
 
 
+@entry_kind()
 @dataclass(frozen=True, slots=True)
 class AllocationRecorded:
     KIND: ClassVar[str] = "allocation.recorded"
@@ -85,6 +86,7 @@ class AllocationRecorded:
         )
 
 
+@entry_kind()
 @dataclass(frozen=True, slots=True)
 class PayoutRecorded:
     KIND: ClassVar[str] = "payout.recorded"

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Self
 
 from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest
-from quotepart.log.kinds._base import BodyReader, RawBody
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
 
 ASSET_KINDS = frozenset(
     {"cohort", "compute_grant", "dataset", "labelling_batch", "model", "service"}
@@ -121,6 +121,12 @@ METADATA_FIELDS: dict[str, dict[str, Checker]] = {
 """Which metadata keys each asset kind may carry, and what each must hold."""
 
 
+def upcast_asset_v1(body: RawBody) -> RawBody:
+    """v1 assets were single blobs with no metadata."""
+    return {**body, "scheme": "sha256", "derived_from": [], "metadata": {}}
+
+
+@entry_kind(upcasters={1: upcast_asset_v1})
 @dataclass(frozen=True, slots=True)
 class AssetRegistered:
     KIND: ClassVar[str] = "asset.registered"
@@ -208,11 +214,6 @@ _HINTS = {
     "endpoint": "an absolute URL such as https://api.example.org/v1/predict",
     "grantor": "a party id, party:<ULID>",
 }
-
-
-def upcast_asset_v1(body: RawBody) -> RawBody:
-    """v1 assets were single blobs with no metadata."""
-    return {**body, "scheme": "sha256", "derived_from": [], "metadata": {}}
 
 
 __all__ = [

@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import ClassVar, Self
 
 from quotepart.ids import Digest, PartyId, format_timestamp, parse_timestamp
-from quotepart.log.kinds._base import BodyReader, RawBody
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
 
 CONSENT_ACTIONS = frozenset({"grant", "withdraw"})
 _PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 
 
+@entry_kind()
 @dataclass(frozen=True, slots=True)
 class ConsentRecorded:
     KIND: ClassVar[str] = "consent.recorded"

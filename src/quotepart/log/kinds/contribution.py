@@ -7,11 +7,12 @@ from fractions import Fraction
 from typing import ClassVar, Self
 
 from quotepart.ids import Digest, PartyId
-from quotepart.log.kinds._base import BodyReader, RawBody, format_fraction
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind, format_fraction
 
 CONTRIBUTION_ROLES = frozenset({"annotation", "code", "compute", "data", "upstream_model"})
 
 
+@entry_kind()
 @dataclass(frozen=True, slots=True)
 class ContributionRecorded:
     KIND: ClassVar[str] = "contribution.recorded"

@@ -8,7 +8,7 @@ from typing import ClassVar, Self
 
 from quotepart.ids import Digest, PartyId
 from quotepart.log.keys import PUBLIC_KEY_SIZE, VerifyKey
-from quotepart.log.kinds._base import BodyReader, RawBody
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
 
 PARTY_ROLES = frozenset({"auditor", "consumer", "contributor", "coop", "operator"})
 AGENT_TYPES = frozenset({"community", "organisation", "person", "software"})
@@ -16,6 +16,12 @@ AGENT_TYPES = frozenset({"community", "organisation", "person", "software"})
 communities, which share as a group without being a legal organisation."""
 
 
+def upcast_party_v1(body: RawBody) -> RawBody:
+    """v1 had no agent type; the parties it registered were organisations or unknown."""
+    return {**body, "agent_type": "organisation"}
+
+
+@entry_kind(upcasters={1: upcast_party_v1})
 @dataclass(frozen=True, slots=True)
 class PartyRegistered:
     """Signed by the party's own key, which proves the registrant holds it.
@@ -60,8 +66,3 @@ class PartyRegistered:
             agent_type=read.choice("agent_type", AGENT_TYPES),
             payout_commitment=None if commitment is None else Digest.parse(commitment),
         )
-
-
-def upcast_party_v1(body: RawBody) -> RawBody:
-    """v1 had no agent type; the parties it registered were organisations or unknown."""
-    return {**body, "agent_type": "organisation"}

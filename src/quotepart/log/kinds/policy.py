@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Self
 
 from quotepart.errors import PolicyError
 from quotepart.ids import Digest, PartyId
-from quotepart.log.kinds._base import BodyReader, RawBody, format_fraction
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind, format_fraction
 from quotepart.log.kinds.contribution import CONTRIBUTION_ROLES
 
 WEIGHTINGS = frozenset({"declared", "equal", "valuation", "volume"})
@@ -41,6 +41,7 @@ MISSING_VALUATION = frozenset({"declared", "refuse"})
 UPSTREAM_MODES = frozenset({"dilute", "fixed"})
 
 
+@entry_kind()
 @dataclass(frozen=True, slots=True)
 class PolicySet:
     KIND: ClassVar[str] = "policy.set"

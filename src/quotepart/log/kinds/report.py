@@ -25,11 +25,12 @@ from typing import ClassVar, Self
 
 from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest, Period
-from quotepart.log.kinds._base import BodyReader, RawBody
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+@entry_kind(log_only=True)
 @dataclass(frozen=True, slots=True)
 class ReportPublished:
     KIND: ClassVar[str] = "report.published"

@@ -12,10 +12,11 @@ from typing import ClassVar, Self
 
 from quotepart.errors import MoneyError
 from quotepart.ids import Digest, Period, RevenueId
-from quotepart.log.kinds._base import BodyReader, RawBody
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
 from quotepart.money import currency
 
 
+@entry_kind()
 @dataclass(frozen=True, slots=True)
 class RevenueRecorded:
     KIND: ClassVar[str] = "revenue.recorded"

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Self
 
 from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest, PartyId, RunId, format_timestamp, parse_timestamp
-from quotepart.log.kinds._base import BodyReader, RawBody
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
 
 RUN_STATUSES = frozenset({"failed", "succeeded"})
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -32,6 +32,7 @@ def _strings(read: BodyReader, field_name: str) -> dict[str, str]:
     return value
 
 
+@entry_kind()
 @dataclass(frozen=True, slots=True)
 class RunRecorded:
     KIND: ClassVar[str] = "run.recorded"

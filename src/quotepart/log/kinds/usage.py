@@ -14,11 +14,12 @@ from typing import ClassVar, Self
 
 from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest, format_timestamp, parse_timestamp
-from quotepart.log.kinds._base import BodyReader, RawBody
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
 
 _PSEUDONYM_RE = re.compile(r"^hmac-sha256:[0-9a-f]{64}$")
 
 
+@entry_kind()
 @dataclass(frozen=True, slots=True)
 class UsageRecorded:
     KIND: ClassVar[str] = "usage.recorded"

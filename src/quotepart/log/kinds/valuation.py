@@ -14,11 +14,12 @@ from typing import ClassVar, Self
 
 from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest
-from quotepart.log.kinds._base import BodyReader, RawBody
+from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
+@entry_kind()
 @dataclass(frozen=True, slots=True)
 class ValuationRecorded:
     KIND: ClassVar[str] = "valuation.recorded"

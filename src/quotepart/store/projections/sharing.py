@@ -10,8 +10,6 @@ cannot pay anyone twice).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import func, select
 
 from quotepart.errors import InputError, MoneyError, NotFoundError
@@ -25,6 +23,7 @@ from quotepart.log.kinds import (
     UsageRecorded,
     ValuationRecorded,
 )
+from quotepart.store.projections._writer import ProjectionWriter, projects
 from quotepart.store.schema import (
     allocation_amounts,
     allocations,
@@ -38,9 +37,6 @@ from quotepart.store.schema import (
     usage,
     valuations,
 )
-
-if TYPE_CHECKING:
-    from quotepart.store.projections import ProjectionWriter
 
 EARNING_KINDS = frozenset({"model", "service"})
 
@@ -77,9 +73,10 @@ def _party(writer: ProjectionWriter, party: str, what: str) -> None:
         raise NotFoundError(f"{what} names unknown {party}", hint="register the party first")
 
 
-def project_revenue(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
-    body = entry.body()
-    assert isinstance(body, RevenueRecorded)
+@projects(RevenueRecorded)
+def project_revenue(
+    writer: ProjectionWriter, body: RevenueRecorded, entry: SignedEntry, leaf_index: int
+) -> None:
     _earning_asset(writer, str(body.asset), f"{body.revenue}")
     known = writer.conn.execute(
         select(revenues.c.leaf_index).where(revenues.c.revenue_id == str(body.revenue))
@@ -101,9 +98,10 @@ def project_revenue(writer: ProjectionWriter, entry: SignedEntry, leaf_index: in
     )
 
 
-def project_policy(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
-    body = entry.body()
-    assert isinstance(body, PolicySet)
+@projects(PolicySet)
+def project_policy(
+    writer: ProjectionWriter, body: PolicySet, entry: SignedEntry, leaf_index: int
+) -> None:
     _earning_asset(writer, str(body.asset), "a sharing policy")
     _party(writer, str(body.operator), "a sharing policy")
     for asset in body.declared:
@@ -115,9 +113,10 @@ def project_policy(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int
     writer.add(policies, {"leaf_index": leaf_index, "asset": str(body.asset)})
 
 
-def project_valuation(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
-    body = entry.body()
-    assert isinstance(body, ValuationRecorded)
+@projects(ValuationRecorded)
+def project_valuation(
+    writer: ProjectionWriter, body: ValuationRecorded, entry: SignedEntry, leaf_index: int
+) -> None:
     if _asset_kind(writer, str(body.model)) is None:
         raise NotFoundError(
             f"the valuation names unknown model {body.model}", hint="register it first"
@@ -133,15 +132,22 @@ def project_valuation(writer: ProjectionWriter, entry: SignedEntry, leaf_index: 
     )
 
 
-def project_consent(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
-    body = entry.body()
-    assert isinstance(body, ConsentRecorded)
-    _party(writer, str(body.party), "a consent")
+def _signed_by_the_contributor(
+    writer: ProjectionWriter, body: ConsentRecorded, entry: SignedEntry
+) -> None:
+    """Only the contributor it speaks for may grant or withdraw a consent."""
     if entry.author != body.party:
         raise InputError(
             f"a consent of {body.party} was signed by {entry.author}",
             hint="a contributor grants or withdraws consent with their own key",
         )
+
+
+@projects(ConsentRecorded, admit=_signed_by_the_contributor)
+def project_consent(
+    writer: ProjectionWriter, body: ConsentRecorded, entry: SignedEntry, leaf_index: int
+) -> None:
+    _party(writer, str(body.party), "a consent")
     if _asset_kind(writer, str(body.asset)) is None:
         raise NotFoundError(f"a consent names unknown asset {body.asset}", hint="register it first")
     writer.add(
@@ -156,9 +162,10 @@ def project_consent(writer: ProjectionWriter, entry: SignedEntry, leaf_index: in
     )
 
 
-def project_allocation(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
-    body = entry.body()
-    assert isinstance(body, AllocationRecorded)
+@projects(AllocationRecorded)
+def project_allocation(
+    writer: ProjectionWriter, body: AllocationRecorded, entry: SignedEntry, leaf_index: int
+) -> None:
     writer.flush()
     revenue = writer.conn.execute(
         select(revenues).where(revenues.c.revenue_id == str(body.revenue))
@@ -207,9 +214,10 @@ def project_allocation(writer: ProjectionWriter, entry: SignedEntry, leaf_index:
         )
 
 
-def project_payout(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
-    body = entry.body()
-    assert isinstance(body, PayoutRecorded)
+@projects(PayoutRecorded)
+def project_payout(
+    writer: ProjectionWriter, body: PayoutRecorded, entry: SignedEntry, leaf_index: int
+) -> None:
     writer.flush()
     if writer.conn.execute(
         select(payouts.c.leaf_index).where(payouts.c.payout_id == str(body.payout))
@@ -273,9 +281,10 @@ def unpaid_balances(
     return owed
 
 
-def project_usage(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
-    body = entry.body()
-    assert isinstance(body, UsageRecorded)
+@projects(UsageRecorded)
+def project_usage(
+    writer: ProjectionWriter, body: UsageRecorded, entry: SignedEntry, leaf_index: int
+) -> None:
     kind = _asset_kind(writer, str(body.service))
     if kind != "service":
         raise InputError(

@@ -1,0 +1,194 @@
+"""Projections of the provenance entries: parties, assets, contributions and runs.
+
+They enforce what a fact must mean before it is accepted: a party or an asset is
+registered once, a contribution names a known party and asset and never declares more
+than the whole, and a run names known assets and closes no lineage cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Table
+
+from quotepart.errors import InputError, NotFoundError
+from quotepart.ids import Digest
+from quotepart.log import SignedEntry
+from quotepart.log.kinds import (
+    AssetRegistered,
+    ContributionRecorded,
+    PartyRegistered,
+    RunRecorded,
+    format_fraction,
+)
+from quotepart.store.lineage import reaches
+from quotepart.store.projections._writer import ProjectionWriter, digest_prefix, projects
+from quotepart.store.schema import assets, contributions, lineage_edges, parties, runs
+
+
+def _run_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
+    body = entry.raw_body
+    keys: list[tuple[Table, str]] = [
+        (runs, str(body.get("run"))),
+        (parties, str(body.get("operator"))),
+    ]
+    for field in ("inputs", "outputs"):
+        values = body.get(field)
+        if isinstance(values, list):
+            keys.extend((assets, str(value)) for value in values)
+    return keys
+
+
+def _party_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
+    return [(parties, str(entry.raw_body.get("party")))]
+
+
+def _asset_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
+    derived = entry.raw_body.get("derived_from")
+    parents = [str(d) for d in derived] if isinstance(derived, list) else []
+    return [(assets, str(entry.raw_body.get("asset"))), *((assets, d) for d in parents)]
+
+
+def _contribution_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
+    return [*_party_keys(entry), *_asset_keys(entry)]
+
+
+def _prefetch_shares(writer: ProjectionWriter, entries: Sequence[SignedEntry]) -> None:
+    writer.prefetch_shares(str(entry.raw_body.get("asset")) for entry in entries)
+
+
+@projects(PartyRegistered, keys=_party_keys)
+def project_party(
+    writer: ProjectionWriter, body: PartyRegistered, entry: SignedEntry, leaf_index: int
+) -> None:
+    if writer.exists(parties, str(body.party)):
+        raise InputError(f"{body.party} is already registered", hint="a party is registered once")
+    writer.add(
+        parties,
+        {
+            "party_id": str(body.party),
+            "name": body.name,
+            "roles": ",".join(body.roles),
+            "public_key": body.public_key.raw,
+            "leaf_index": leaf_index,
+        },
+        key=str(body.party),
+    )
+
+
+@projects(AssetRegistered, keys=_asset_keys)
+def project_asset(
+    writer: ProjectionWriter, body: AssetRegistered, entry: SignedEntry, leaf_index: int
+) -> None:
+    if writer.exists(assets, str(body.asset)):
+        raise InputError(
+            f"asset {body.asset} is already registered",
+            hint="registering the same content again returns the existing asset; look it up instead",
+        )
+    digest = str(body.asset)
+    for parent in body.derived_from:
+        parent_leaf = writer.leaf_of(assets, str(parent))
+        if parent_leaf is None:
+            raise NotFoundError(
+                f"asset {digest} derives from unknown asset {parent}",
+                hint="register the asset it derives from first",
+            )
+        writer.add(
+            lineage_edges, {"child": leaf_index, "parent": parent_leaf, "relation": "derived"}
+        )
+    writer.add(
+        assets,
+        {
+            "digest": digest,
+            "digest_prefix": digest_prefix(digest),
+            "asset_kind": body.asset_kind,
+            "name": body.name,
+            "registered_by": str(entry.author),
+            "leaf_index": leaf_index,
+        },
+        key=digest,
+    )
+
+
+@projects(ContributionRecorded, keys=_contribution_keys, prepare=_prefetch_shares)
+def project_contribution(
+    writer: ProjectionWriter, body: ContributionRecorded, entry: SignedEntry, leaf_index: int
+) -> None:
+    if not writer.exists(parties, str(body.party)):
+        raise NotFoundError(
+            f"contribution names unknown {body.party}", hint="register the party first"
+        )
+    if not writer.exists(assets, str(body.asset)):
+        raise NotFoundError(
+            f"contribution names unknown asset {body.asset}", hint="register the asset first"
+        )
+    total = writer.share_total(str(body.asset)) + body.share
+    if total > 1:
+        raise InputError(
+            f"the declared shares of asset {body.asset} would add up to {format_fraction(total)}, "
+            "more than the whole",
+            hint="shares of one asset sum to at most 1; record them together with "
+            "Workspace.contribute(..., normalise=True) to scale them",
+        )
+    writer.add_share(str(body.asset), body.share)
+    writer.add(
+        contributions,
+        {
+            "leaf_index": leaf_index,
+            "party_id": str(body.party),
+            "asset": str(body.asset),
+            "role": body.role,
+            "share": format_fraction(body.share),
+        },
+    )
+
+
+@projects(RunRecorded, keys=_run_keys)
+def project_run(
+    writer: ProjectionWriter, body: RunRecorded, entry: SignedEntry, leaf_index: int
+) -> None:
+    run = str(body.run)
+    if writer.exists(runs, run):
+        raise InputError(f"{run} is already recorded", hint="a run is recorded once, when it ends")
+    if not writer.exists(parties, str(body.operator)):
+        raise NotFoundError(
+            f"{run} names unknown operator {body.operator}", hint="register the party first"
+        )
+    leaves: dict[Digest, int] = {}
+    for digest in (*body.inputs, *body.outputs):
+        found = writer.leaf_of(assets, str(digest))
+        if found is None:
+            raise NotFoundError(
+                f"{run} names unknown asset {digest}",
+                hint="register every asset a run uses or produces before recording the run",
+            )
+        leaves[digest] = found
+    inputs = sorted({leaves[d] for d in body.inputs})
+    outputs = sorted({leaves[d] for d in body.outputs})
+    if inputs and outputs:
+        writer.flush()  # the walk below reads this batch's edges too
+        looped = reaches(writer.conn, outputs, inputs)
+        if looped is not None:
+            name = next(str(d) for d, leaf in leaves.items() if leaf == looped)
+            raise InputError(
+                f"{run} would close a lineage cycle: it uses {name}, which already comes "
+                "from one of its outputs",
+                hint="an asset cannot be its own ancestor; register the changed content as a new asset",
+            )
+    writer.add(
+        runs,
+        {
+            "run_id": run,
+            "name": body.name,
+            "operator": str(body.operator),
+            "status": body.status,
+            "started": entry.raw_body["started"],
+            "ended": entry.raw_body["ended"],
+            "leaf_index": leaf_index,
+        },
+        key=run,
+    )
+    for parent in inputs:
+        writer.add(lineage_edges, {"child": leaf_index, "parent": parent, "relation": "used"})
+    for child in outputs:
+        writer.add(lineage_edges, {"child": child, "parent": leaf_index, "relation": "generated"})
