@@ -124,7 +124,7 @@ def measure_store_append(
         entries = [sign_entry(body, author=party, key=key, clock=ws.clock) for body in bodies]
         with _projections_stubbed(not projections), stopwatch() as elapsed:
             for batch in batches(entries, batch_size):
-                ws.store.append(batch, signed_here=True)
+                ws.store.append(batch)
         size = ws.store.tree_size()
     return elapsed[0], size
 

@@ -155,7 +155,7 @@ class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecord
             if author not in keys:
                 keys[author] = self._registered_signing_key(author)
             entries.append(sign_entry(body, author=author, key=keys[author], clock=self.clock))
-        return self.store.append(entries, signed_here=True)
+        return self.store.append(entries)
 
     def _registered_signing_key(self, party: PartyId) -> SigningKey:
         """The key held here for `party`, checked against the key the log registered for it,
@@ -213,7 +213,7 @@ class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecord
         try:
             if payout is not None:
                 payout.save(payout_path)
-            self.store.append([entry], signed_here=True)
+            self.store.append([entry])
         except BaseException:
             key_path.unlink(missing_ok=True)
             payout_path.unlink(missing_ok=True)

@@ -269,3 +269,23 @@ def test_the_fast_canonical_check_agrees_with_rfc8785(document: dict[str, object
             parse_canonical(stdlib)
     with pytest.raises(MalformedEntryError):
         parse_canonical(reference[:-1] + b" }")
+
+
+def test_a_verified_entry_carries_its_signer_and_equals_its_wire_bytes() -> None:
+    from quotepart.errors import SignatureError
+    from quotepart.log import VerifiedEntry
+
+    key, other = SigningKey.generate(), SigningKey.generate()
+    party = PartyId.new(FakeClock())
+    entry = sign_entry(
+        PartyRegistered(party, "Ada", ("contributor",), key.public), author=party, key=key
+    )
+    assert isinstance(entry, VerifiedEntry)
+    assert entry.signer == key.public
+    parsed = parse_entry(entry.canonical)
+    assert not isinstance(parsed, VerifiedEntry)
+    assert parsed == entry
+    assert hash(parsed) == hash(entry)
+    assert parsed.verified(key.public).signer == key.public
+    with pytest.raises(SignatureError):
+        parsed.verified(other.public)

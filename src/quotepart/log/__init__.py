@@ -2,7 +2,7 @@
 
 from quotepart.log.canonical import canonicalize, parse_canonical
 from quotepart.log.checkpoint import Checkpoint, NoteVerifier, open_note, sign_note, verifier_key
-from quotepart.log.entry import SignedEntry, parse_entry, sign_entry
+from quotepart.log.entry import SignedEntry, VerifiedEntry, parse_entry, sign_entry
 from quotepart.log.keys import SigningKey, VerifyKey
 from quotepart.log.merkle import (
     EMPTY_ROOT,
@@ -25,6 +25,7 @@ __all__ = [
     "NoteVerifier",
     "SignedEntry",
     "SigningKey",
+    "VerifiedEntry",
     "VerifyKey",
     "audit",
     "canonicalize",

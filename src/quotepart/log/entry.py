@@ -30,9 +30,13 @@ B = TypeVar("B", bound=EntryBody)
 _FIELDS = {"author", "body", "kind", "sig", "ts", "v"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SignedEntry:
-    """An entry as it lies in the log; build with `sign_entry` or `parse_entry`."""
+    """An entry as it lies in the log; build with `sign_entry` or `parse_entry`.
+
+    Two entries are equal when their wire bytes are: whether this process has checked
+    the signature (see `VerifiedEntry`) does not change which entry it is.
+    """
 
     kind: str
     version: int
@@ -89,6 +93,42 @@ class SignedEntry:
         """Raise SignatureError unless `key` signed this entry."""
         key.verify(self.signature, self.signed_message)
 
+    def verified(self, key: VerifyKey) -> VerifiedEntry:
+        """This entry, carrying the fact that `key` signed it (checked here, once).
+
+        Raises:
+            SignatureError: `key` did not sign it.
+        """
+        if isinstance(self, VerifiedEntry) and self.signer == key:
+            return self
+        self.verify(key)
+        return VerifiedEntry(**self._fields(), signer=key)
+
+    def _fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _ENVELOPE}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SignedEntry) and other.canonical == self.canonical
+
+    def __hash__(self) -> int:
+        return hash(self.canonical)
+
+
+_ENVELOPE = ("kind", "version", "timestamp", "author", "raw_body", "signature", "canonical")
+
+
+@dataclass(frozen=True, eq=False)
+class VerifiedEntry(SignedEntry):
+    """A signed entry whose signature this process knows to be by `signer`.
+
+    Made only by `sign_entry` (which signs it) and `SignedEntry.verified` (which checks
+    it), so the store may skip a second Ed25519 verification when `signer` is the key the
+    log registered for the author: the fact travels with the entry as a type, not as a
+    flag a caller could set on any batch.
+    """
+
+    signer: VerifyKey
+
 
 def signed_message(
     kind: str, version: int, timestamp: str, author: PartyId, body: dict[str, Any]
@@ -99,7 +139,7 @@ def signed_message(
 
 def sign_entry(
     body: EntryBody, *, author: PartyId, key: SigningKey, clock: Clock = utc_now
-) -> SignedEntry:
+) -> VerifiedEntry:
     """Sign `body` as `author`; the body is validated by a round trip through its kind."""
     raw_body = body.to_body()
     type(body).from_body(raw_body)
@@ -111,7 +151,9 @@ def sign_entry(
     wire = (
         unsigned[:position] + b',"sig":"' + base64.b64encode(signature) + b'"' + unsigned[position:]
     )
-    entry = SignedEntry(body.KIND, body.VERSION, timestamp, author, raw_body, signature, wire)
+    entry = VerifiedEntry(
+        body.KIND, body.VERSION, timestamp, author, raw_body, signature, wire, signer=key.public
+    )
     entry.__dict__["_decoded_body"] = body  # fills the cache: it was validated above
     return entry
 

@@ -33,6 +33,7 @@ from quotepart.log import (
     NodeId,
     SignedEntry,
     SigningKey,
+    VerifiedEntry,
     VerifyKey,
     merkle,
     parse_entry,
@@ -110,12 +111,13 @@ class LogStore:
 
     # ----------------------------------------------------------------- writing
 
-    def append(self, entries: Sequence[SignedEntry], *, signed_here: bool = False) -> list[int]:
+    def append(self, entries: Sequence[SignedEntry]) -> list[int]:
         """Append entries in order; return each one's leaf index (existing ones keep theirs).
 
         All or nothing: the leaves, their tree nodes, their projection rows and one
-        signed checkpoint commit together, or nothing does. `signed_here` skips the
-        signature check for entries this process has just signed itself.
+        signed checkpoint commit together, or nothing does. Every signature is checked
+        against the author's registered key, except that a `VerifiedEntry` whose signer
+        is that very key (this process signed or checked it) is not verified twice.
 
         Raises:
             UnknownAuthorError / SignatureError: an author that is not registered or a bad signature.
@@ -143,7 +145,7 @@ class LogStore:
                     indexes.append(existing)
                     continue
                 index = tree.size
-                self._check_author(conn, entry, index, keys, signed_here=signed_here)
+                self._check_author(conn, entry, index, keys)
                 apply_projections(projections, entry, index)
                 leaf_rows.append(
                     (
@@ -221,12 +223,9 @@ class LogStore:
         entry: SignedEntry,
         index: int,
         keys: dict[PartyId, VerifyKey],
-        *,
-        signed_here: bool,
     ) -> None:
         if entry.kind == PartyRegistered.KIND:
-            body = entry.body()
-            assert isinstance(body, PartyRegistered)
+            body = entry.body_as(PartyRegistered)
             if body.party != entry.author:
                 raise UnknownAuthorError(
                     f"{body.party} must sign its own registration, but {entry.author} signed it",
@@ -247,7 +246,7 @@ class LogStore:
                     )
                 cached = keys[entry.author] = VerifyKey(bytes(raw))
             key = cached
-        if not signed_here:
+        if not (isinstance(entry, VerifiedEntry) and entry.signer == key):
             try:
                 entry.verify(key)
             except SignatureError as exc:
