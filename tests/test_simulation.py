@@ -62,9 +62,9 @@ class LogSimulation(RuleBasedStateMachine):
         declared = self.declared.get(asset, Fraction(0))
         if declared + share > 1:  # the shares of one asset never exceed the whole
             with pytest.raises(InputError, match="more than the whole"):
-                self.ws.record_contribution(party, asset, role="data", share=share, by=party)
+                self.ws.contribute(asset, {party: share}, role="data", by=party, partial=True)
             return
-        self.ws.record_contribution(party, asset, role="data", share=share, by=party)
+        self.ws.contribute(asset, {party: share}, role="data", by=party, partial=True)
         self.declared[asset] = declared + share
         self.expected_size += 1
 
@@ -78,8 +78,8 @@ class LogSimulation(RuleBasedStateMachine):
     @rule(party=parties)
     def contribution_to_an_unknown_asset_is_refused(self, party: PartyId) -> None:
         with pytest.raises(NotFoundError):
-            self.ws.record_contribution(
-                party, Digest.of_bytes(b"nowhere"), role="data", share=1, by=party
+            self.ws.contribute(
+                Digest.of_bytes(b"nowhere"), {party: 1}, role="data", by=party, partial=True
             )
 
     @rule(party=parties, count=st.integers(2, 6), crash_after=st.integers(0, 5))

@@ -10,38 +10,31 @@ model = ws.track(LogisticRegression(), operator=lab, uses=[data]).fit(X, y).mode
 ws.verify()
 ```
 
+A `Workspace` composes the domain services over one `Ledger` and delegates to them:
+`ws.provenance` (parties, assets, contributions, runs, lineage), `ws.metering` (usage),
+`ws.sharing` (revenue, policies, allocation, statements, payouts) and `ws.reports`.
+Every public method below is either defined here or delegated, visibly, in one line
+naming the service that owns it; its docstring and signature are the service's.
+
 Layout of a workspace folder:
 
     workspace.json      origin and (optionally) the database URL
     quotepart.db        the SQLite database, unless the URL points elsewhere
-    keys/log.key        the log's checkpoint signing key (0600)
-    keys/party-<ULID>.key  keys of the parties this workspace signs for (0600)
-    keys/party-<ULID>.payout.json  payout references, kept off the log (0600)
+    keys/, payouts/     keys and secrets (see `quotepart.store.keyfolder.KeyFolder`)
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from fractions import Fraction
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
-from sqlalchemy import select
 from ulid import ULID
 
-from quotepart.errors import (
-    InputError,
-    NotFoundError,
-    QuotepartError,
-    SignatureError,
-    UnknownAuthorError,
-    VerificationError,
-    WorkspaceNotFoundError,
-)
-from quotepart.ids import Clock, Digest, PartyId, utc_now
+from quotepart.errors import InputError, QuotepartError, VerificationError, WorkspaceNotFoundError
+from quotepart.ids import Clock, PartyId, utc_now
 from quotepart.log import (
     AuditReport,
     NoteVerifier,
@@ -49,58 +42,60 @@ from quotepart.log import (
     SigningKey,
     audit,
     parse_entry,
-    sign_entry,
     verifier_key,
 )
-from quotepart.log.kinds import (
-    AssetRegistered,
-    ContributionRecorded,
-    EntryBody,
-    PartyRegistered,
-)
-from quotepart.metering import UsageRecorder
-from quotepart.provenance.parties import PayoutSecret
-from quotepart.provenance.recorder import ProvenanceRecorder
-from quotepart.report.recorder import ReportRecorder
-from quotepart.sharing.recorder import SharingRecorder
+from quotepart.metering import Metering
+from quotepart.provenance.service import Provenance
+from quotepart.report.service import Reports
+from quotepart.sharing.service import Sharing
 from quotepart.store import LogStore, migrate, open_engine, sqlite_url
-from quotepart.store.projections import digest_prefix
-from quotepart.store.schema import assets, contributions, parties
+from quotepart.store.keyfolder import KeyFolder
+from quotepart.store.ledger import KeyedLedger
+from quotepart.store.queries.provenance import AssetRecord, ContributionRecord, PartyRecord
 
 SETTINGS_FILE = "workspace.json"
 DATABASE_FILE = "quotepart.db"
-KEYS_DIR = "keys"
-LOG_KEY_FILE = "log.key"
 FORMAT_VERSION = 1
 
-
-@dataclass(frozen=True, slots=True)
-class PartyRecord:
-    party: PartyId
-    name: str
-    roles: tuple[str, ...]
-    leaf_index: int
+S = TypeVar("S")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
-class AssetRecord:
-    asset: Digest
-    asset_kind: str
-    name: str
-    registered_by: PartyId
-    leaf_index: int
+class Delegated(Generic[S, P, R]):
+    """A workspace method that is a service's: `ws.name(...)` is `ws.<service>.name(...)`.
+
+    It keeps the service method's signature and docstring (for `help()`, IDEs and
+    mypy), so the facade states in one line where each method lives, and nothing is
+    written twice.
+    """
+
+    def __init__(self, service: str, method: Callable[Concatenate[S, P], R]) -> None:
+        self.service = service
+        self.method = method
+        self.__doc__ = method.__doc__
+        self.__wrapped__ = method
+        self.__name__ = method.__name__
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type[Any]) -> Callable[P, R]: ...
+
+    def __get__(self, instance: object | None, owner: type[Any]) -> Self | Callable[P, R]:
+        if instance is None:
+            return self
+        bound: Callable[P, R] = getattr(getattr(instance, self.service), self.method.__name__)
+        return bound
 
 
-@dataclass(frozen=True, slots=True)
-class ContributionRecord:
-    party: PartyId
-    asset: Digest
-    role: str
-    share: Fraction
-    leaf_index: int
+def delegate(service: str, method: Callable[Concatenate[S, P], R]) -> Delegated[S, P, R]:
+    """Declare a workspace method as `service`'s `method` (see `Delegated`)."""
+    return Delegated(service, method)
 
 
-class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecorder):
+class Workspace:
     """A log and its projections, with the keys of the parties it signs for."""
 
     def __init__(self, path: Path, store: LogStore, log_key: SigningKey, clock: Clock) -> None:
@@ -108,7 +103,13 @@ class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecord
         self.store = store
         self.log_key = log_key
         self.clock = clock
+        self.keys = KeyFolder(path)
         self.verifier = NoteVerifier.parse(verifier_key(store.origin, log_key.public))
+        self.ledger = KeyedLedger(store, self.keys, clock, self.verifier)
+        self.provenance = Provenance(self.ledger)
+        self.metering = Metering(self.ledger)
+        self.sharing = Sharing(self.ledger, self.provenance)
+        self.reports = Reports(self.ledger)
 
     @property
     def origin(self) -> str:
@@ -127,208 +128,77 @@ class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecord
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ keys
+    # ------------------------------------------------------------ the log
 
-    def _party_key_path(self, party: PartyId) -> Path:
-        return self.path / KEYS_DIR / f"party-{party.ulid}.key"
-
-    def signing_key(self, party: PartyId) -> SigningKey:
-        path = self._party_key_path(party)
-        if not path.exists():
-            raise NotFoundError(
-                f"this workspace holds no key for {party}",
-                hint="that party signs its own entries elsewhere; submit them with `quotepart log append`",
-            )
-        return SigningKey.load(path)
-
-    # ------------------------------------------------------------- appending
-
-    def append(self, body: EntryBody, *, author: PartyId) -> int:
-        """Sign `body` with the author's key held here and append it; return its leaf index."""
-        return self.append_many([(body, author)])[0]
-
-    def append_many(self, items: Sequence[tuple[EntryBody, PartyId]]) -> list[int]:
-        """Sign and append many entries in one transaction with one checkpoint."""
-        keys: dict[PartyId, SigningKey] = {}
-        entries = []
-        for body, author in items:
-            if author not in keys:
-                keys[author] = self._registered_signing_key(author)
-            entries.append(sign_entry(body, author=author, key=keys[author], clock=self.clock))
-        return self.store.append(entries)
-
-    def _registered_signing_key(self, party: PartyId) -> SigningKey:
-        """The key held here for `party`, checked against the key the log registered for it,
-        since the store does not re-verify signatures made in this process."""
-        key = self.signing_key(party)
-        registered = self.store.party_key(party)
-        if registered is None:
-            raise UnknownAuthorError(
-                f"{party} is not registered in this log", hint="register the party first"
-            )
-        if registered != key.public:
-            raise SignatureError(
-                f"the key file for {party} does not hold the key the log registered for it",
-                hint=f"restore {self._party_key_path(party)} from a backup",
-            )
-        return key
+    append = delegate("ledger", KeyedLedger.append)
+    append_many = delegate("ledger", KeyedLedger.append_many)
+    entry_at = delegate("ledger", KeyedLedger.entry_at)
 
     def append_signed(self, entries: Iterable[bytes | SignedEntry]) -> list[int]:
         """Append entries signed elsewhere (wire bytes); every signature is checked first."""
         parsed = [item if isinstance(item, SignedEntry) else parse_entry(item) for item in entries]
-        return self.store.append(parsed)
+        return self.ledger.append_signed(parsed)
 
-    # ----------------------------------------------------------- the facts
+    def signing_key(self, party: PartyId) -> SigningKey:
+        """The key of a party this workspace signs for (NotFoundError otherwise)."""
+        return self.keys.party_key(party)
 
-    def register_party(
-        self,
-        name: str,
-        *,
-        roles: Sequence[str] = ("contributor",),
-        agent_type: str = "organisation",
-        payout_reference: str | None = None,
-        key: SigningKey | None = None,
-    ) -> PartyId:
-        """Create a party with its own key (kept in this workspace) and register it in the log.
+    # ----------------------------------------------------------- provenance
 
-        `agent_type` is person, organisation, community or software. A payout reference
-        (IBAN, mobile-money number) stays in this workspace's keys folder; the log holds
-        only a salted commitment to it.
-        """
-        party = PartyId.new(self.clock)
-        key = key or SigningKey.generate()
-        payout = PayoutSecret.new(payout_reference) if payout_reference is not None else None
-        body = PartyRegistered(
-            party,
-            name,
-            tuple(sorted(set(roles))),
-            key.public,
-            agent_type,
-            payout.commitment() if payout else None,
-        )
-        entry = sign_entry(body, author=party, key=key, clock=self.clock)
-        key_path = self._party_key_path(party)
-        payout_path = self._payout_path(party)
-        key.save(key_path)  # after sign_entry validated the body
-        try:
-            if payout is not None:
-                payout.save(payout_path)
-            self.store.append([entry])
-        except BaseException:
-            key_path.unlink(missing_ok=True)
-            payout_path.unlink(missing_ok=True)
-            raise
-        return party
+    register_party = delegate("provenance", Provenance.register_party)
+    payout_reference = delegate("provenance", Provenance.payout_reference)
+    parties = delegate("provenance", Provenance.parties)
+    party_entry = delegate("provenance", Provenance.party_entry)
+    register_asset = delegate("provenance", Provenance.register_asset)
+    register_described = delegate("provenance", Provenance.register_described)
+    register_many = delegate("provenance", Provenance.register_many)
+    register_data = delegate("provenance", Provenance.register_data)
+    register_cohort = delegate("provenance", Provenance.register_cohort)
+    register_labelling_batch = delegate("provenance", Provenance.register_labelling_batch)
+    register_model = delegate("provenance", Provenance.register_model)
+    register_service = delegate("provenance", Provenance.register_service)
+    register_compute_grant = delegate("provenance", Provenance.register_compute_grant)
+    asset = delegate("provenance", Provenance.asset)
+    assets = delegate("provenance", Provenance.assets)
+    asset_entry = delegate("provenance", Provenance.asset_entry)
+    contribute = delegate("provenance", Provenance.contribute)
+    declared_share_total = delegate("provenance", Provenance.declared_share_total)
+    contributions = delegate("provenance", Provenance.contributions)
+    run = delegate("provenance", Provenance.run)
+    runs = delegate("provenance", Provenance.runs)
+    run_entry = delegate("provenance", Provenance.run_entry)
+    track = delegate("provenance", Provenance.track)
+    step = delegate("provenance", Provenance.step)
+    lineage = delegate("provenance", Provenance.lineage)
+    contributions_feeding = delegate("provenance", Provenance.contributions_feeding)
+    models_using = delegate("provenance", Provenance.models_using)
+    prove_record = delegate("provenance", Provenance.prove_record)
 
-    def _payout_path(self, party: PartyId) -> Path:
-        return self.path / KEYS_DIR / f"party-{party.ulid}.payout.json"
+    # ------------------------------------------------------------- metering
 
-    def payout_reference(self, party: PartyId) -> str:
-        """The clear payout reference of `party`, checked against its commitment in the log.
+    pseudonym = delegate("metering", Metering.pseudonym)
+    record_usage = delegate("metering", Metering.record_usage)
+    record_usage_many = delegate("metering", Metering.record_usage_many)
+    usage_units = delegate("metering", Metering.usage_units)
 
-        Raises:
-            NotFoundError: no reference is held here for that party.
-            VerificationError: the file does not open the commitment the party signed.
-        """
-        path = self._payout_path(party)
-        if not path.exists():
-            raise NotFoundError(
-                f"this workspace holds no payout reference for {party}",
-                hint="the party registered without one, or elsewhere",
-            )
-        secret = PayoutSecret.load(path)
-        with self.store.engine.connect() as conn:
-            row = conn.execute(
-                select(parties.c.leaf_index).where(parties.c.party_id == str(party))
-            ).first()
-        if row is None:
-            raise UnknownAuthorError(
-                f"{party} is not registered in this log", hint="register it first"
-            )
-        body = self.entry_at(int(row[0])).body()
-        assert isinstance(body, PartyRegistered)
-        if body.payout_commitment is None:
-            raise VerificationError(
-                f"{party} registered without a payout commitment", hint="nothing to open"
-            )
-        secret.open(body.payout_commitment)
-        return secret.reference
+    # -------------------------------------------------------------- sharing
 
-    def register_asset(
-        self, content: bytes | Digest, *, asset_kind: str, name: str, by: PartyId
-    ) -> Digest:
-        """Register content (bytes, or a digest computed elsewhere); the same content twice
-        returns the same asset without a new entry."""
-        digest = content if isinstance(content, Digest) else Digest.of_bytes(content)
-        if self.asset(digest) is None:
-            size = None if isinstance(content, Digest) else len(content)
-            self.append(AssetRegistered(digest, asset_kind, name, size=size), author=by)
-        return digest
+    record_revenue = delegate("sharing", Sharing.record_revenue)
+    set_policy = delegate("sharing", Sharing.set_policy)
+    record_valuation = delegate("sharing", Sharing.record_valuation)
+    grant_consent = delegate("sharing", Sharing.grant_consent)
+    withdraw_consent = delegate("sharing", Sharing.withdraw_consent)
+    bill_usage = delegate("sharing", Sharing.bill_usage)
+    share = delegate("sharing", Sharing.share)
+    statement = delegate("sharing", Sharing.statement)
+    statement_proof = delegate("sharing", Sharing.statement_proof)
+    export_payout = delegate("sharing", Sharing.export_payout)
+    revenue_entries = delegate("sharing", Sharing.revenue_entries)
 
-    def record_contribution(
-        self, party: PartyId, asset: Digest, *, role: str, share: Fraction | str | int, by: PartyId
-    ) -> int:
-        try:
-            share_value = Fraction(share)
-        except (ValueError, ZeroDivisionError) as exc:
-            raise InputError(f"not a share: {share!r}", hint="write a share as '1/3' or 1") from exc
-        return self.append(ContributionRecorded(party, asset, role, share_value), author=by)
+    # -------------------------------------------------------------- reports
 
-    # ------------------------------------------------------------ reading
-
-    def parties(self) -> list[PartyRecord]:
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(select(parties).order_by(parties.c.leaf_index)).all()
-        return [
-            PartyRecord(PartyId.parse(r.party_id), r.name, tuple(r.roles.split(",")), r.leaf_index)
-            for r in rows
-        ]
-
-    def asset(self, digest: Digest) -> AssetRecord | None:
-        with self.store.engine.connect() as conn:
-            row = conn.execute(
-                select(assets).where(
-                    assets.c.digest_prefix == digest_prefix(str(digest)),
-                    assets.c.digest == str(digest),
-                )
-            ).first()
-        if row is None:
-            return None
-        return AssetRecord(
-            Digest.parse(row.digest),
-            row.asset_kind,
-            row.name,
-            PartyId.parse(row.registered_by),
-            row.leaf_index,
-        )
-
-    def assets(self) -> list[AssetRecord]:
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(select(assets).order_by(assets.c.leaf_index)).all()
-        return [
-            AssetRecord(
-                Digest.parse(r.digest),
-                r.asset_kind,
-                r.name,
-                PartyId.parse(r.registered_by),
-                r.leaf_index,
-            )
-            for r in rows
-        ]
-
-    def contributions(self) -> list[ContributionRecord]:
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(select(contributions).order_by(contributions.c.leaf_index)).all()
-        return [
-            ContributionRecord(
-                PartyId.parse(r.party_id),
-                Digest.parse(r.asset),
-                r.role,
-                Fraction(r.share),
-                r.leaf_index,
-            )
-            for r in rows
-        ]
+    report_data = delegate("reports", Reports.report_data)
+    publish_report = delegate("reports", Reports.publish_report)
 
     # ---------------------------------------------------------- integrity
 
@@ -354,6 +224,7 @@ class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecord
         return report
 
     def rebuild(self) -> int:
+        """Drop the projection tables and replay the log into them; return the entries replayed."""
         return self.store.rebuild()
 
 
@@ -412,7 +283,7 @@ def open_workspace(
             f"the workspace database {url.removeprefix('sqlite:///')} is missing",
             hint="restore it from a backup, or create a new workspace with `quotepart init`",
         )
-    log_key = SigningKey.load(folder / KEYS_DIR / LOG_KEY_FILE)
+    log_key = KeyFolder(folder).log_key()
     engine = open_engine(url)
     try:
         migrate(engine)
@@ -450,7 +321,8 @@ def init_workspace(
         )
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} is a file", hint="choose a folder name for the workspace")
-    leftovers = [folder / KEYS_DIR / LOG_KEY_FILE, folder / DATABASE_FILE]
+    keys = KeyFolder(folder)
+    leftovers = [keys.log_key_path, folder / DATABASE_FILE]
     if any(path.exists() for path in leftovers):
         raise InputError(
             f"{folder} holds the remains of an interrupted `quotepart init` (no {SETTINGS_FILE})",
@@ -461,16 +333,13 @@ def init_workspace(
     url = database_url or sqlite_url(folder / DATABASE_FILE)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    keys_dir = folder / KEYS_DIR
     made: list[Path] = []
     engine = None
     try:
         if database_url:
             engine = open_engine(url)  # reach a server before writing anything
-        keys_dir.mkdir(mode=0o700, exist_ok=True)
-        log_key = SigningKey.generate()
-        log_key.save(keys_dir / LOG_KEY_FILE)
-        made.append(keys_dir / LOG_KEY_FILE)
+        log_key = keys.create_log_key()
+        made.append(keys.log_key_path)
         if engine is None:
             made.append(folder / DATABASE_FILE)
             engine = open_engine(url)
@@ -486,8 +355,8 @@ def init_workspace(
         for item in made:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(item) + suffix).unlink(missing_ok=True)
-        if keys_dir.exists() and not any(keys_dir.iterdir()):
-            keys_dir.rmdir()
+        if keys.keys_dir.exists() and not any(keys.keys_dir.iterdir()):
+            keys.keys_dir.rmdir()
         if created and not any(folder.iterdir()):
             folder.rmdir()
         raise

@@ -192,8 +192,8 @@ def attribute(record: Any, name: str) -> set[Any]:
 
 @pytest.mark.parametrize("serialisation", ["json", "jsonld"])
 def test_prov_reads_back_as_the_same_graph(world: World, serialisation: str) -> None:
-    original = prov_document(world.ws)
-    text = export_prov(world.ws, format=serialisation)
+    original = prov_document(world.ws.provenance)
+    text = export_prov(world.ws.provenance, format=serialisation)
     back = ProvDocument.deserialize(content=text, format=serialisation)
     assert back == original
     assert len(records(back, ProvAgent)) == 5
@@ -203,7 +203,9 @@ def test_prov_reads_back_as_the_same_graph(world: World, serialisation: str) -> 
 
 
 def test_prov_relations_say_who_did_what(world: World) -> None:
-    doc = ProvDocument.deserialize(content=export_prov(world.ws, format="jsonld"), format="jsonld")
+    doc = ProvDocument.deserialize(
+        content=export_prov(world.ws.provenance, format="jsonld"), format="jsonld"
+    )
     pre, fit, ev = (str(r.run) for r in (world.preprocess, world.fit, world.evaluate))
     runs = (world.preprocess, world.fit, world.evaluate)
     assert pairs(doc, ProvUsage) == {(str(r.run), str(d)) for r in runs for d in r.inputs}
@@ -230,7 +232,7 @@ def test_prov_relations_say_who_did_what(world: World) -> None:
 
 
 def test_prov_types_agents_entities_and_activities(world: World) -> None:
-    doc = ProvDocument.deserialize(content=export_prov(world.ws), format="json")
+    doc = ProvDocument.deserialize(content=export_prov(world.ws.provenance), format="json")
     agents = by_id(doc, ProvAgent)
     prov_type = {pid: set(a.get_attribute(PROV_TYPE)) for pid, a in agents.items()}
     assert prov_type[str(world.alice)] == {PROV["Person"]}
@@ -259,7 +261,9 @@ def test_prov_types_agents_entities_and_activities(world: World) -> None:
 
 
 def test_prov_of_one_asset_is_its_upstream_lineage(world: World) -> None:
-    doc = ProvDocument.deserialize(content=export_prov(world.ws, world.model), format="json")
+    doc = ProvDocument.deserialize(
+        content=export_prov(world.ws.provenance, world.model), format="json"
+    )
     entities = set(by_id(doc, ProvEntity))
     upstream = {world.model, world.clean, world.batch, world.data, world.blob, *world.fit.inputs}
     assert entities == {str(d) for d in upstream}
@@ -269,7 +273,9 @@ def test_prov_of_one_asset_is_its_upstream_lineage(world: World) -> None:
         str(p) for p in (world.lab, world.hospital, world.coop, world.alice)
     }
     assert (str(world.evaluate.run), str(world.model)) not in pairs(doc, ProvUsage)
-    by_name = ProvDocument.deserialize(content=export_prov(world.ws, "Ward A"), format="json")
+    by_name = ProvDocument.deserialize(
+        content=export_prov(world.ws.provenance, "Ward A"), format="json"
+    )
     assert set(by_id(by_name, ProvEntity)) == {str(world.cohort), str(world.data)}
     assert pairs(by_name, ProvDerivation) == {(str(world.cohort), str(world.data))}
 
@@ -277,13 +283,15 @@ def test_prov_of_one_asset_is_its_upstream_lineage(world: World) -> None:
 def test_prov_export_of_an_unknown_asset_says_so(world: World) -> None:
     missing = Digest.of_bytes(b"never registered")
     with pytest.raises(NotFoundError, match=f"no asset or run '{missing}'"):
-        export_prov(world.ws, missing)
+        export_prov(world.ws.provenance, missing)
     with pytest.raises(InputError, match="unknown PROV format 'xml'"):
-        export_prov(world.ws, format="xml")
+        export_prov(world.ws.provenance, format="xml")
 
 
 def test_prov_export_is_deterministic(world: World) -> None:
-    assert export_prov(world.ws, format="jsonld") == export_prov(world.ws, format="jsonld")
+    assert export_prov(world.ws.provenance, format="jsonld") == export_prov(
+        world.ws.provenance, format="jsonld"
+    )
 
 
 # ----------------------------------------------------- a JSON Schema checker (a subset)
@@ -511,7 +519,7 @@ def rebuild(event: dict[str, Any]) -> RunEvent:
 
 @pytest.fixture(scope="module")
 def events(world: World) -> list[dict[str, Any]]:
-    return openlineage_events(world.ws)
+    return openlineage_events(world.ws.provenance)
 
 
 def test_openlineage_python_rebuilds_every_event_exactly(events: list[dict[str, Any]]) -> None:
@@ -602,14 +610,14 @@ def test_contribution_and_run_facets_carry_the_log_facts(
 
 
 def test_one_run_or_a_clear_error(world: World) -> None:
-    lines = export_openlineage(world.ws, [str(world.fit.run)]).splitlines()
+    lines = export_openlineage(world.ws.provenance, [str(world.fit.run)]).splitlines()
     assert [json.loads(line)["eventType"] for line in lines] == ["START", "COMPLETE"]
-    assert openlineage_events(world.ws, []) == []
+    assert openlineage_events(world.ws.provenance, []) == []
     unknown = RunId.new()
     with pytest.raises(NotFoundError, match=f"no run {unknown} in this log"):
-        openlineage_events(world.ws, [unknown])
+        openlineage_events(world.ws.provenance, [unknown])
     with pytest.raises(InputError, match="not a run id"):
-        openlineage_events(world.ws, ["sha256:abc"])
+        openlineage_events(world.ws.provenance, ["sha256:abc"])
 
 
 # --------------------------------------------------------------------------- Croissant
@@ -641,7 +649,7 @@ def test_mlcroissant_loads_every_kind_of_dataset(world: World, which: str) -> No
     digest = getattr(world, which)
     entry = world.ws.asset_entry(digest)
     assert entry is not None
-    document = croissant_metadata(world.ws, digest)
+    document = croissant_metadata(world.ws.provenance, digest)
     dataset = load_croissant(document, licensed=which in {"data", "cohort", "blob"})
     assert dataset.metadata.name == entry.name
     assert document["identifier"] == str(digest)
@@ -657,7 +665,7 @@ def test_mlcroissant_loads_every_kind_of_dataset(world: World, which: str) -> No
 @RDFLIB_DEPRECATION
 def test_croissant_carries_licence_creators_and_the_digest(world: World, tmp_path: Path) -> None:
     path = tmp_path / "croissant.json"
-    path.write_text(export_croissant(world.ws, "Admissions 2025"))
+    path.write_text(export_croissant(world.ws.provenance, "Admissions 2025"))
     load_croissant(path)
     document = json.loads(path.read_text())
     assert document["conformsTo"] == "http://mlcommons.org/croissant/1.0"
@@ -674,25 +682,25 @@ def test_croissant_carries_licence_creators_and_the_digest(world: World, tmp_pat
     assert distribution["@type"] == "cr:FileSet"  # a Merkle root over records is no file hash
     assert str(world.data) in distribution["description"]
 
-    blob = croissant_metadata(world.ws, world.blob)
+    blob = croissant_metadata(world.ws.provenance, world.blob)
     (file_object,) = blob["distribution"]
     assert file_object["@type"] == "cr:FileObject"
     assert file_object["sha256"] == world.blob.hex
     assert file_object["contentUrl"] == "https://example.org/scores.csv"
     assert blob["license"] == "https://spdx.org/licenses/MIT.html"
 
-    cohort = croissant_metadata(world.ws, world.cohort)
+    cohort = croissant_metadata(world.ws.provenance, world.cohort)
     assert cohort["isBasedOn"] == [f"quotepart://{world.ws.origin}/{world.data}"]
     assert cohort["license"] == document["license"]  # a subset, under its dataset's licence
-    assert "license" not in croissant_metadata(world.ws, world.clean)
-    batch = croissant_metadata(world.ws, world.batch)
+    assert "license" not in croissant_metadata(world.ws.provenance, world.clean)
+    batch = croissant_metadata(world.ws.provenance, world.batch)
     assert set(batch["keywords"]) == {"pos", "neg"}
 
 
 def test_croissant_refuses_what_is_not_data(world: World) -> None:
     with pytest.raises(InputError, match=f"asset {world.model} is a model, not a dataset"):
-        croissant_metadata(world.ws, world.model)
+        croissant_metadata(world.ws.provenance, world.model)
     with pytest.raises(InputError, match="is a run, not a dataset"):
-        croissant_metadata(world.ws, str(world.fit.run))
+        croissant_metadata(world.ws.provenance, str(world.fit.run))
     with pytest.raises(NotFoundError, match="no asset or run 'no such data'"):
-        croissant_metadata(world.ws, "no such data")
+        croissant_metadata(world.ws.provenance, "no such data")

@@ -82,7 +82,7 @@ def test_a_dataset_digest_is_the_sha256_of_its_canonical_identity() -> None:
 def test_airflow_spark_and_dbt_events_become_runs_and_assets(
     ws: Workspace, platform: PartyId
 ) -> None:
-    report = ingest_openlineage(ws, AIRFLOW + SPARK + DBT, operator=platform)
+    report = ingest_openlineage(ws.provenance, AIRFLOW + SPARK + DBT, operator=platform)
     assert report.recorded == (run_id(AIRFLOW_RUN), run_id(SPARK_RUN), run_id(DBT_RUN))
     assert report.skipped == ()
     assert report.already_recorded == ()
@@ -132,7 +132,7 @@ def test_airflow_spark_and_dbt_events_become_runs_and_assets(
 
 
 def test_datasets_keep_their_names_urls_and_typed_fields(ws: Workspace, platform: PartyId) -> None:
-    ingest_openlineage(ws, AIRFLOW + SPARK, operator=platform)
+    ingest_openlineage(ws.provenance, AIRFLOW + SPARK, operator=platform)
     orders = ws.asset_entry(dataset_digest(*PG_ORDERS))
     assert orders is not None
     assert (orders.asset_kind, orders.scheme, orders.name) == (
@@ -176,20 +176,22 @@ def test_datasets_keep_their_names_urls_and_typed_fields(ws: Workspace, platform
 
 
 def test_ingesting_the_same_events_again_records_nothing(ws: Workspace, platform: PartyId) -> None:
-    first = ingest_openlineage(ws, AIRFLOW + SPARK, operator=platform)
+    first = ingest_openlineage(ws.provenance, AIRFLOW + SPARK, operator=platform)
     size = ws.store.tree_size()
-    again = ingest_openlineage(ws, AIRFLOW + SPARK, operator=platform)
+    again = ingest_openlineage(ws.provenance, AIRFLOW + SPARK, operator=platform)
     assert again.recorded == again.assets == again.leaf_indexes == ()
     assert again.already_recorded == first.recorded
     assert ws.store.tree_size() == size
-    more = ingest_openlineage(ws, [json.dumps(e) for e in AIRFLOW + SPARK + DBT], operator=platform)
+    more = ingest_openlineage(
+        ws.provenance, [json.dumps(e) for e in AIRFLOW + SPARK + DBT], operator=platform
+    )
     assert more.recorded == (run_id(DBT_RUN),)
     assert set(more.already_recorded) == set(first.recorded)
     ws.verify()
 
 
 def test_events_arrive_in_any_order(ws: Workspace, platform: PartyId) -> None:
-    report = ingest_openlineage(ws, list(reversed(SPARK + AIRFLOW)), operator=platform)
+    report = ingest_openlineage(ws.provenance, list(reversed(SPARK + AIRFLOW)), operator=platform)
     assert set(report.recorded) == {run_id(SPARK_RUN), run_id(AIRFLOW_RUN)}
     spark = ws.run_entry(str(run_id(SPARK_RUN)))
     assert spark.started == datetime(2024, 5, 2, 2, 10, 5, 123000, tzinfo=UTC)
@@ -233,7 +235,7 @@ def test_events_that_cannot_become_runs_are_reported(ws: Workspace, platform: Pa
         *AIRFLOW,  # 9, 10
     ]
     size = ws.store.tree_size()
-    report = ingest_openlineage(ws, events, operator=platform)
+    report = ingest_openlineage(ws.provenance, events, operator=platform)
     assert report.recorded == (run_id(AIRFLOW_RUN),)
     reasons = {s.position: s.reason for s in report.skipped if s.position is not None}
     assert set(reasons) == {0, 1, 2, 3, 4, 5}
@@ -263,17 +265,17 @@ def test_a_batch_the_log_refuses_writes_nothing(ws: Workspace, platform: PartyId
     ]
     size = ws.store.tree_size()
     with pytest.raises(InputError, match=r"nothing was ingested: .* would close a lineage cycle"):
-        ingest_openlineage(ws, events, operator=platform)
+        ingest_openlineage(ws.provenance, events, operator=platform)
     assert ws.store.tree_size() == size
     assert ws.asset_entry(dataset_digest("s3://bucket", "a")) is None
-    ingest_openlineage(ws, events[:1], operator=platform)  # each run alone is fine
+    ingest_openlineage(ws.provenance, events[:1], operator=platform)  # each run alone is fine
     assert ws.store.tree_size() == size + 3
 
 
 def test_an_unknown_operator_is_refused_before_anything_is_read(ws: Workspace) -> None:
     stranger = PartyId.new()
     with pytest.raises(NotFoundError, match=f"unknown party {stranger}"):
-        ingest_openlineage(ws, AIRFLOW, operator=stranger)
+        ingest_openlineage(ws.provenance, AIRFLOW, operator=stranger)
     assert ws.runs() == []
 
 
@@ -290,10 +292,10 @@ def test_exported_runs_ingest_under_the_same_ids(
     failing = source.run("crash", operator=lab)
     failing.use(clean)
     failing.finish(error="ValueError: bad row 7")
-    exported = openlineage_events(source)
+    exported = openlineage_events(source.provenance)
     source.close()
 
-    report = ingest_openlineage(ws, exported, operator=platform)
+    report = ingest_openlineage(ws.provenance, exported, operator=platform)
     original = [run_id(e["run"]["runId"]) for e in exported[::2]]
     assert list(report.recorded) == original
     copies = ws.runs()
@@ -302,7 +304,7 @@ def test_exported_runs_ingest_under_the_same_ids(
         (original[1], "crash", "failed", "ValueError: bad row 7"),
     ]
     assert copies[0].source["openlineage.run_id"] == exported[0]["run"]["runId"]
-    assert ingest_openlineage(ws, exported, operator=platform).recorded == ()
+    assert ingest_openlineage(ws.provenance, exported, operator=platform).recorded == ()
 
 
 @pytest.mark.parametrize(

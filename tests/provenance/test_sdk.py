@@ -332,11 +332,11 @@ def test_shares_must_add_up_or_be_normalised(ws: Workspace) -> None:
     with pytest.raises(InputError, match="already has contributors declaring the whole"):
         ws.contribute(asset, {c: 1}, role="code", by=a, normalise=True)
     other = ws.register_data(b"other", name="o", by=a)
-    ws.record_contribution(a, other, role="data", share="1/2", by=a)
+    ws.contribute(other, {a: "1/2"}, role="data", by=a, partial=True)
     with pytest.raises(InputError, match="add up to 1 but 1/2 remains"):
         ws.contribute(other, {b: "1/2", c: "1/2"}, role="data", by=a)
     with pytest.raises(InputError, match="would add up to 3/2"):
-        ws.record_contribution(b, other, role="data", share=1, by=a)
+        ws.contribute(other, {b: 1}, role="data", by=a, partial=True)
     ws.contribute(other, {b: 0.25, c: 0.25}, role="data", by=a)
 
 
@@ -556,4 +556,4 @@ def test_the_lineage_index_sees_appends_made_by_another_workspace(
             run.use(raw)
             run.produce(second.register_data(b"w", name="model", by=lab, asset_kind="model"))
         assert [m.name for m in first.models_using(raw)] == ["model"]
-        assert first.lineage_index.size == first.store.tree_size()
+        assert first.provenance.lineage_index.size == first.store.tree_size()

@@ -82,7 +82,7 @@ def prov_command(
             hint="e.g. `quotepart export prov sha256:<hex>` or `quotepart export prov --all`",
         )
     with load_workspace(workspace_dir, database_url) as ws:
-        text = export_prov(ws, asset, format=format_)
+        text = export_prov(ws.provenance, asset, format=format_)
     _write(text if text.endswith("\n") else text + "\n", out)
 
 
@@ -104,7 +104,7 @@ def openlineage_command(
             "name a RUN_ID or pass --all, not both", hint="RUN_ID looks like run:<ULID>"
         )
     with load_workspace(workspace_dir, database_url) as ws:
-        text = export_openlineage(ws, None if run_id is None else [run_id])
+        text = export_openlineage(ws.provenance, None if run_id is None else [run_id])
     _write(text, out)
 
 
@@ -117,7 +117,7 @@ def croissant_command(
 ) -> None:
     """Croissant 1.0 JSON-LD of a dataset, cohort or labelling batch (a digest or a unique name)."""
     with load_workspace(workspace_dir, database_url) as ws:
-        text = export_croissant(ws, asset)
+        text = export_croissant(ws.provenance, asset)
     _write(text, out)
 
 
@@ -180,7 +180,7 @@ def ingest_openlineage_command(
             "FILE holds no events", hint="give one OpenLineage event per line, or a JSON array"
         )
     with load_workspace(workspace_dir, database_url) as ws:
-        report = ingest_openlineage(ws, events, operator=party)
+        report = ingest_openlineage(ws.provenance, events, operator=party)
 
     def place(position: int | None) -> str:
         if position is None:

@@ -5,6 +5,6 @@ pseudonyms, counted per service and period (`quotepart.sharing` bills them as re
 ingestion, receipt batches and private aggregates come with the metering issue.
 """
 
-from quotepart.metering.usage import UsageEvent, UsageRecorder, pseudonymise, units_used
+from quotepart.metering.service import Metering, UsageEvent, pseudonymise
 
-__all__ = ["UsageEvent", "UsageRecorder", "pseudonymise", "units_used"]
+__all__ = ["Metering", "UsageEvent", "pseudonymise"]

@@ -30,9 +30,8 @@ from quotepart.errors import InputError
 from quotepart.ids import Digest, PartyId, RunId
 from quotepart.log import canonicalize
 from quotepart.log.kinds import AssetRegistered, EntryBody, RunRecorded
-from quotepart.provenance.recorder import ProvenanceRecorder
-from quotepart.store.engine import select_where_in
-from quotepart.store.schema import runs
+from quotepart.provenance.service import Provenance
+from quotepart.store.queries import provenance as queries
 
 EVENT_TYPES = frozenset({"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"})
 TERMINAL_TYPES = frozenset({"COMPLETE", "ABORT", "FAIL"})
@@ -364,7 +363,7 @@ def _check(body: EntryBody) -> None:
 
 
 def ingest_openlineage(
-    ws: ProvenanceRecorder,
+    ws: Provenance,
     events: Iterable[Mapping[str, Any] | str | bytes],
     *,
     operator: PartyId,
@@ -396,13 +395,8 @@ def ingest_openlineage(
         by_run.setdefault(event.run_uuid, []).append(event)
 
     run_ids = {key: RunId(str(ULID.from_uuid(key))) for key in by_run}
-    with ws.store.engine.connect() as conn:
-        known = {
-            row[0]
-            for row in select_where_in(
-                conn, runs, ["run_id"], "run_id", sorted(str(r) for r in run_ids.values())
-            )
-        }
+    with ws.ledger.read() as conn:
+        known = set(queries.run_ids(conn, [str(r) for r in run_ids.values()]))
     # A dataset may be named by several runs, with its schema in only some events.
     every_dataset = _merge(
         d for evs in by_run.values() for e in evs for d in (*e.inputs, *e.outputs)
@@ -436,7 +430,7 @@ def ingest_openlineage(
     leaf_indexes: list[int] = []
     if items:
         try:
-            leaf_indexes = ws.append_many(items)
+            leaf_indexes = ws.ledger.append_many(items)
         except InputError as exc:
             raise type(exc)(
                 f"nothing was ingested: {exc.message}",

@@ -12,14 +12,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from quotepart.errors import NotFoundError
 from quotepart.ids import Digest, RunId
-from quotepart.store.engine import select_where_in
+from quotepart.log.kinds import format_fraction
 from quotepart.store.lineage import Direction, LineageIndex, NodeRow, cyclic_gc_paused, walk
-from quotepart.store.projections import digest_prefix
-from quotepart.store.schema import assets, contributions, parties, runs
+from quotepart.store.queries import provenance as queries
 
 LineageNode = NodeRow
 """An asset or run in a lineage: id, type (asset/run), kind, name, status, leaf_index."""
@@ -100,49 +99,7 @@ def vars_of(node: LineageNode) -> dict[str, Any]:
 
 def describe_nodes(conn: Connection, node_ids: set[str]) -> dict[str, LineageNode]:
     """Assets and runs by their ids (digest or run id), with their leaf indexes."""
-    return {node_id: node for node_id, (node, _leaf) in _find(conn, node_ids).items()}
-
-
-def _find(conn: Connection, node_ids: set[str]) -> dict[str, tuple[LineageNode, int]]:
-    found: dict[str, tuple[LineageNode, int]] = {}
-    digests = sorted(n for n in node_ids if n.startswith("sha256:"))
-    run_ids = sorted(n for n in node_ids if n.startswith("run:"))
-    if digests:
-        rows = select_where_in(
-            conn,
-            assets,
-            ["digest", "asset_kind", "name", "leaf_index"],
-            "digest_prefix",
-            sorted({digest_prefix(d) for d in digests}),
-        )
-        for digest, kind, name, leaf in rows:
-            if digest in node_ids:
-                found[digest] = (NodeRow(int(leaf), digest, "asset", kind, name, None), int(leaf))
-    if run_ids:
-        for run_id, name, status, leaf in select_where_in(
-            conn, runs, ["run_id", "name", "status", "leaf_index"], "run_id", run_ids
-        ):
-            found[run_id] = (NodeRow(int(leaf), run_id, "run", "run", name, status), int(leaf))
-    return found
-
-
-def find_asset_leaf(conn: Connection, digest: Digest) -> int | None:
-    """The leaf index of the entry that registered `digest`, or None."""
-    row = conn.execute(
-        select(assets.c.leaf_index).where(
-            assets.c.digest_prefix == digest_prefix(str(digest)), assets.c.digest == str(digest)
-        )
-    ).first()
-    return None if row is None else int(row[0])
-
-
-def run_leaf_index(conn: Connection, run_id: str) -> int:
-    row = conn.execute(select(runs.c.leaf_index).where(runs.c.run_id == run_id)).first()
-    if row is None:
-        raise NotFoundError(
-            f"no run {run_id} in this log", hint="list runs with `quotepart run list`"
-        )
-    return int(row[0])
+    return queries.lineage_nodes(conn, node_ids)
 
 
 def resolve_node(conn: Connection, reference: str) -> LineageNode:
@@ -163,22 +120,20 @@ def locate(conn: Connection, reference: str) -> tuple[LineageNode, int]:
     elif reference.startswith("run:"):
         reference = str(RunId.parse(reference))
     else:
-        matches = conn.execute(
-            select(assets.c.digest).where(assets.c.name == reference).limit(2)
-        ).all()
+        matches = queries.asset_digests_named(conn, reference, limit=2)
         if len(matches) > 1:
             raise NotFoundError(
                 f"more than one asset is named {reference!r}", hint="name the asset by its digest"
             )
         if matches:
-            reference = matches[0][0]
-    found = _find(conn, {reference}).get(reference)
+            reference = matches[0]
+    found = queries.lineage_nodes(conn, {reference}).get(reference)
     if found is None:
         raise NotFoundError(
             f"no asset or run {reference!r} in this log",
             hint="list assets with `quotepart asset list`; ids look like sha256:<hex> or run:<ULID>",
         )
-    return found
+    return found, found.leaf_index
 
 
 def lineage(
@@ -235,32 +190,21 @@ def contributions_feeding(
     """Every contribution on the node itself or on any asset upstream of it."""
     graph = lineage(conn, reference, "upstream", index=index)
     asset_ids = sorted(node.id for node in graph.nodes if node.type == "asset")
-    rows = select_where_in(
-        conn,
-        contributions,
-        ["party_id", "asset", "role", "share", "leaf_index"],
-        "asset",
-        asset_ids,
-    )
-    names = dict(
-        select_where_in(
-            conn, parties, ["party_id", "name"], "party_id", sorted({r[0] for r in rows})
-        )
-    )
-    found = [
+    records = queries.contribution_records(conn, asset_ids)
+    names = queries.party_names(conn, {str(c.party) for c in records})
+    return [
         FeedingContribution(
-            party,
-            names[party],
-            asset,
-            graph.node(asset).name,
-            graph.node(asset).kind,
-            role,
-            share,
-            leaf_index,
+            str(c.party),
+            names[str(c.party)],
+            str(c.asset),
+            graph.node(str(c.asset)).name,
+            graph.node(str(c.asset)).kind,
+            c.role,
+            format_fraction(c.share),
+            c.leaf_index,
         )
-        for party, asset, role, share, leaf_index in rows
+        for c in records
     ]
-    return sorted(found, key=lambda c: c.leaf_index)
 
 
 def models_using(

@@ -17,7 +17,7 @@ from quotepart.provenance.assets import describe_data, estimator_parameters
 from quotepart.provenance.runs import AssetRef, Run, digests
 
 if TYPE_CHECKING:
-    from quotepart.provenance.recorder import ProvenanceRecorder
+    from quotepart.provenance.service import Provenance
 
 
 class TrackedEstimator:
@@ -25,7 +25,7 @@ class TrackedEstimator:
 
     def __init__(
         self,
-        recorder: ProvenanceRecorder,
+        recorder: Provenance,
         estimator: Any,
         *,
         operator: PartyId,

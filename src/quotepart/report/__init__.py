@@ -12,10 +12,10 @@ so a published report is provable: an inclusion proof of that entry plus the fil
 """
 
 from quotepart.report.data import FORMAT, ReportData, build_report_data, policy_in_words
-from quotepart.report.recorder import (
+from quotepart.report.service import (
     RenderedReport,
     ReportFiles,
-    ReportRecorder,
+    Reports,
     default_report_dir,
     render_report,
 )
@@ -25,7 +25,7 @@ __all__ = [
     "RenderedReport",
     "ReportData",
     "ReportFiles",
-    "ReportRecorder",
+    "Reports",
     "build_report_data",
     "default_report_dir",
     "policy_in_words",

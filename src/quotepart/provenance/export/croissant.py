@@ -21,7 +21,7 @@ from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import AssetRegistered
 from quotepart.provenance import lineage as lineage_queries
 from quotepart.provenance.export.prov import ProvenanceGraph, RecordedAsset
-from quotepart.provenance.recorder import ProvenanceRecorder
+from quotepart.provenance.service import Provenance
 
 CROISSANT_KINDS = frozenset({"cohort", "dataset", "labelling_batch"})
 CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
@@ -100,7 +100,7 @@ def _agent(graph: ProvenanceGraph, name_or_party: str) -> dict[str, Any]:
     return {"@type": kind, "name": found.body.name, "identifier": str(party)}
 
 
-def _licence(ws: ProvenanceRecorder, entry: AssetRegistered) -> str | None:
+def _licence(ws: Provenance, entry: AssetRegistered) -> str | None:
     """The asset's licence; a cohort without one is a subset of its dataset, under its licence."""
     licence = entry.metadata.get("license")
     if licence is None and entry.asset_kind == "cohort" and len(entry.derived_from) == 1:
@@ -138,7 +138,7 @@ def _distribution(graph: ProvenanceGraph, asset: RecordedAsset) -> dict[str, Any
     }
 
 
-def croissant_metadata(ws: ProvenanceRecorder, asset: Digest | str) -> dict[str, Any]:
+def croissant_metadata(ws: Provenance, asset: Digest | str) -> dict[str, Any]:
     """The Croissant 1.0 JSON-LD of a dataset, cohort or labelling batch.
 
     `asset` is a digest or an asset's unique name. Contributors recorded in the log
@@ -149,7 +149,7 @@ def croissant_metadata(ws: ProvenanceRecorder, asset: Digest | str) -> dict[str,
         InputError: the asset is not a dataset, cohort or labelling batch.
     """
     reference = asset if isinstance(asset, str) else str(asset)
-    with ws.store.engine.connect() as conn:
+    with ws.ledger.read() as conn:
         node = lineage_queries.resolve_node(conn, reference)
     if node.type != "asset":
         raise InputError(
@@ -228,7 +228,7 @@ def croissant_metadata(ws: ProvenanceRecorder, asset: Digest | str) -> dict[str,
     return document
 
 
-def export_croissant(ws: ProvenanceRecorder, asset: Digest | str) -> str:
+def export_croissant(ws: Provenance, asset: Digest | str) -> str:
     """`croissant_metadata` as indented JSON text (the usual `croissant.json` file).
 
     Raises:

@@ -20,15 +20,14 @@ from collections.abc import Iterable
 from importlib import metadata as package_metadata
 from typing import Any
 
-from sqlalchemy import select
 from ulid import ULID
 
 from quotepart.errors import NotFoundError
 from quotepart.ids import RunId, format_timestamp
 from quotepart.log.kinds import format_fraction
 from quotepart.provenance.export.prov import ProvenanceGraph, RecordedAsset, RecordedRun
-from quotepart.provenance.recorder import ProvenanceRecorder
-from quotepart.store.schema import runs
+from quotepart.provenance.service import Provenance
+from quotepart.store.queries import provenance as queries
 
 SPEC_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
 RUN_EVENT_SCHEMA_URL = f"{SPEC_URL}#/$defs/RunEvent"
@@ -176,7 +175,7 @@ def _run_events(graph: ProvenanceGraph, run: RecordedRun, by: str) -> list[dict[
 
 
 def openlineage_events(
-    ws: ProvenanceRecorder, run_ids: Iterable[RunId | str] | None = None
+    ws: Provenance, run_ids: Iterable[RunId | str] | None = None
 ) -> list[dict[str, Any]]:
     """START and COMPLETE/FAIL `RunEvent`s (as JSON objects) for `run_ids`, or every run,
     oldest first.
@@ -204,14 +203,14 @@ def openlineage_events(
     return events
 
 
-def _all_runs(ws: ProvenanceRecorder) -> ProvenanceGraph:
+def _all_runs(ws: Provenance) -> ProvenanceGraph:
     """Every run with just the assets and parties its events name (not the whole log)."""
-    with ws.store.engine.connect() as conn:
-        ids = [RunId.parse(row[0]) for row in conn.execute(select(runs.c.run_id))]
+    with ws.ledger.read() as conn:
+        ids = [RunId.parse(run) for run in queries.run_ids(conn)]
     return ProvenanceGraph.read(ws, run_ids=ids)
 
 
-def export_openlineage(ws: ProvenanceRecorder, run_ids: Iterable[RunId | str] | None = None) -> str:
+def export_openlineage(ws: Provenance, run_ids: Iterable[RunId | str] | None = None) -> str:
     """The events of `openlineage_events` as JSON lines, the form lineage backends ingest.
 
     Raises:

@@ -20,7 +20,6 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from prov.model import PROV, PROV_LABEL, PROV_TYPE, ProvDocument
-from sqlalchemy import select
 
 from quotepart.errors import InputError
 from quotepart.ids import Digest, PartyId, RunId
@@ -31,10 +30,9 @@ from quotepart.log.kinds import (
     RunRecorded,
     format_fraction,
 )
-from quotepart.provenance.recorder import ProvenanceRecorder
-from quotepart.store.engine import select_where_in
-from quotepart.store.projections import digest_prefix
-from quotepart.store.schema import assets, contributions, parties, runs
+from quotepart.provenance.service import Provenance
+from quotepart.store.queries import entries as entry_queries
+from quotepart.store.queries import provenance as queries
 
 QUOTEPART_NAMESPACE = "https://quotepart.dev/ns/prov#"
 """Where quotepart's own PROV attributes (`quotepart:role`, `quotepart:share`, …) live."""
@@ -103,7 +101,7 @@ class ProvenanceGraph:
     @classmethod
     def read(
         cls,
-        ws: ProvenanceRecorder,
+        ws: Provenance,
         *,
         asset_ids: Iterable[Digest] | None = None,
         run_ids: Iterable[RunId] | None = None,
@@ -121,7 +119,9 @@ class ProvenanceGraph:
         wanted_parties.update(str(r.body.operator) for r in found_runs.values())
         wanted_parties.update(str(c.party) for c in found_contributions)
         found_parties = _read_parties(ws, None if whole else wanted_parties)
-        return cls(ws.store.origin, found_parties, found_assets, found_runs, found_contributions)
+        return cls(
+            ws.ledger.store.origin, found_parties, found_assets, found_runs, found_contributions
+        )
 
     def contributions_to(self, asset: Digest) -> list[RecordedContribution]:
         return [c for c in self.contributions if c.asset == asset]
@@ -131,93 +131,44 @@ class ProvenanceGraph:
         return found.body.name if found is not None else str(party)
 
 
-_CONTRIBUTION_COLS = (
-    contributions.c.leaf_index,
-    contributions.c.party_id,
-    contributions.c.asset,
-    contributions.c.role,
-    contributions.c.share,
-)
-
-
-def _read_runs(ws: ProvenanceRecorder, wanted: set[str] | None) -> dict[RunId, RecordedRun]:
+def _read_runs(ws: Provenance, wanted: set[str] | None) -> dict[RunId, RecordedRun]:
     """The runs with these ids (every run for None), decoded from their entries."""
-    with ws.store.engine.connect() as conn:
-        if wanted is None:
-            leaves = [int(r[0]) for r in conn.execute(select(runs.c.leaf_index))]
-        else:
-            rows = select_where_in(conn, runs, ["leaf_index"], "run_id", sorted(wanted))
-            leaves = [int(r[0]) for r in rows]
-    found = {}
-    for leaf in sorted(leaves):
-        body = ws.entry_at(leaf).body()
-        assert isinstance(body, RunRecorded)
-        found[body.run] = RecordedRun(body, leaf)
-    return found
+    with ws.ledger.read() as conn:
+        leaves = queries.run_leaves(conn, wanted)
+        bodies = entry_queries.read_bodies(conn, leaves, RunRecorded)
+    return {body.run: RecordedRun(body, leaf) for leaf, body in zip(leaves, bodies, strict=True)}
 
 
 def _read_assets(
-    ws: ProvenanceRecorder, wanted: set[str] | None
+    ws: Provenance, wanted: set[str] | None
 ) -> tuple[dict[Digest, RecordedAsset], tuple[RecordedContribution, ...]]:
     """The assets with these digests (every asset for None) and their contributions."""
-    with ws.store.engine.connect() as conn:
-        if wanted is None:
-            columns = (assets.c.digest, assets.c.leaf_index, assets.c.registered_by)
-            asset_rows = [tuple(r) for r in conn.execute(select(*columns))]
-            contribution_rows = [tuple(r) for r in conn.execute(select(*_CONTRIBUTION_COLS))]
-        else:
-            prefixes = sorted({digest_prefix(d) for d in wanted})
-            asset_rows = [
-                row
-                for row in select_where_in(
-                    conn,
-                    assets,
-                    ["digest", "leaf_index", "registered_by"],
-                    "digest_prefix",
-                    prefixes,
-                )
-                if row[0] in wanted
-            ]
-            contribution_rows = select_where_in(
-                conn, contributions, [c.name for c in _CONTRIBUTION_COLS], "asset", sorted(wanted)
-            )
+    with ws.ledger.read() as conn:
+        registrations = sorted(queries.asset_registrations(conn, wanted), key=lambda r: r[1])
+        entries = dict(entry_queries.read_entries(conn, [leaf for _, leaf, _ in registrations]))
+        contributions = queries.contribution_records(conn, wanted)
     found = {}
-    for digest, leaf, registered_by in sorted(asset_rows, key=lambda r: int(r[1])):
-        entry = ws.entry_at(int(leaf))
-        body = entry.body()
-        assert isinstance(body, AssetRegistered)
+    for digest, leaf, registered_by in registrations:
+        entry = entries[leaf]
         found[Digest.parse(digest)] = RecordedAsset(
-            body, int(leaf), PartyId.parse(registered_by), entry.time
+            entry.body_as(AssetRegistered), leaf, PartyId.parse(registered_by), entry.time
         )
-    found_contributions = sorted(
-        (
-            RecordedContribution(
-                PartyId.parse(party), Digest.parse(asset), role, Fraction(share), int(leaf)
-            )
-            for leaf, party, asset, role, share in contribution_rows
-        ),
-        key=lambda c: c.leaf_index,
+    return found, tuple(
+        RecordedContribution(c.party, c.asset, c.role, c.share, c.leaf_index) for c in contributions
     )
-    return found, tuple(found_contributions)
 
 
-def _read_parties(ws: ProvenanceRecorder, wanted: set[str] | None) -> dict[PartyId, RecordedParty]:
+def _read_parties(ws: Provenance, wanted: set[str] | None) -> dict[PartyId, RecordedParty]:
     """The parties with these ids (every party for None), decoded from their entries."""
-    with ws.store.engine.connect() as conn:
-        if wanted is None:
-            leaves = [int(r[0]) for r in conn.execute(select(parties.c.leaf_index))]
-        else:
-            rows = select_where_in(conn, parties, ["leaf_index"], "party_id", sorted(wanted))
-            leaves = [int(r[0]) for r in rows]
-    found = {}
-    for leaf in sorted(leaves):
-        body = ws.entry_at(leaf).body()
-        assert isinstance(body, PartyRegistered)
-        found[body.party] = RecordedParty(body, leaf)
-    return found
+    with ws.ledger.read() as conn:
+        leaves = queries.party_leaves(conn, wanted)
+        bodies = entry_queries.read_bodies(conn, leaves, PartyRegistered)
+    return {
+        body.party: RecordedParty(body, leaf) for leaf, body in zip(leaves, bodies, strict=True)
+    }
 
 
-def lineage_graph(ws: ProvenanceRecorder, node: Digest | str) -> ProvenanceGraph:
+def lineage_graph(ws: Provenance, node: Digest | str) -> ProvenanceGraph:
     """The upstream lineage of an asset (or run): it, everything it came from, and the
     parties who ran or contributed any of it.
 
@@ -247,7 +198,7 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else canonicalize(value).decode()
 
 
-def prov_document(ws: ProvenanceRecorder, node: Digest | str | None = None) -> Any:
+def prov_document(ws: Provenance, node: Digest | str | None = None) -> Any:
     """A `prov.model.ProvDocument` of the whole log, or of the upstream lineage of `node`
     (an asset digest, a run id, or an asset's unique name).
 
@@ -350,9 +301,7 @@ def _activity_attributes(qp: Any, run: RecordedRun) -> list[tuple[Any, Any]]:
     return attributes
 
 
-def export_prov(
-    ws: ProvenanceRecorder, node: Digest | str | None = None, *, format: str = "json"
-) -> str:
+def export_prov(ws: Provenance, node: Digest | str | None = None, *, format: str = "json") -> str:
     """PROV-JSON (`json`) or PROV-JSONLD (`jsonld`) text of the log or of `node`'s lineage.
 
     ```python

@@ -1,7 +1,7 @@
-"""The sharing half of the workspace: revenue, policies, valuations, consent, share, statements.
+"""The sharing service: revenue, policies, valuations, consent, allocation, statements, payouts.
 
-`SharingRecorder` is mixed into `quotepart.Workspace`, which supplies the log (sign and
-append), the clock and the log's verifier key.
+`Sharing` is built on a `Ledger` and on the `Provenance` service, whose parties' payout
+references it pays; `quotepart.Workspace` composes it with the other services.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from quotepart.errors import (
     InputError,
     MoneyError,
@@ -23,21 +21,20 @@ from quotepart.errors import (
     VerificationError,
 )
 from quotepart.ids import Clock, Digest, PartyId, PayoutId, Period, RevenueId
-from quotepart.log import NoteVerifier, SignedEntry
+from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
     PAYMENT_RAILS,
     AllocationRecorded,
     ConsentRecorded,
-    EntryBody,
     PayoutRecorded,
     PolicySet,
     RevenueRecorded,
     ValuationRecorded,
 )
-from quotepart.metering import units_used
 from quotepart.money import currency as find_currency
 from quotepart.money import format_amount, parse_amount
 from quotepart.provenance.runs import AssetRef, asset_digest
+from quotepart.provenance.service import Provenance
 from quotepart.sharing.allocation import Allocation, allocate
 from quotepart.sharing.ledger import (
     allocation_leaf,
@@ -54,10 +51,12 @@ from quotepart.sharing.payments import (
     sepa_credit_transfer,
 )
 from quotepart.sharing.statements import Statement, recompute, statement_for, statement_proof
-from quotepart.store import LogStore
-from quotepart.store.schema import parties, payouts, revenues
+from quotepart.store.ledger import Ledger
+from quotepart.store.queries import provenance as provenance_queries
+from quotepart.store.queries import sharing as queries
+from quotepart.store.queries.entries import read_body
+from quotepart.store.queries.usage import units_used
 
-PAYOUTS_DIR = "payouts"
 _SUFFIX = {"sepa": ".xml", "mobile_money": ".csv"}
 
 
@@ -88,16 +87,16 @@ def _ratio(value: Fraction | str | int | float, what: str) -> Fraction:
     return ratio
 
 
-class SharingRecorder:
-    """Sharing methods of a workspace (see `quotepart.workspace.Workspace`)."""
+class Sharing:
+    """Who is owed what: revenue in, allocations through the lineage, payouts out."""
 
-    store: LogStore
-    clock: Clock
-    verifier: NoteVerifier
-    path: Path
+    def __init__(self, ledger: Ledger, provenance: Provenance) -> None:
+        self.ledger = ledger
+        self.provenance = provenance
 
-    def append(self, body: EntryBody, *, author: PartyId) -> int:  # supplied by the workspace
-        raise NotImplementedError
+    @property
+    def clock(self) -> Clock:
+        return self.ledger.clock
 
     # -------------------------------------------------------------- facts
 
@@ -130,7 +129,7 @@ class SharingRecorder:
         body = RevenueRecorded(
             revenue, asset_digest(asset), Period.parse(period), amount_minor, code, source
         )
-        self.append(body, author=by)
+        self.ledger.append(body, author=by)
         return revenue
 
     def set_policy(
@@ -173,7 +172,7 @@ class SharingRecorder:
             upstream_share=_ratio(upstream_share, "the upstream share"),
             minimum_payout=minimum_payout,
         )
-        return self.append(body, author=by)
+        return self.ledger.append(body, author=by)
 
     def record_valuation(
         self,
@@ -206,20 +205,20 @@ class SharingRecorder:
             seed=seed,
             utility=utility,
         )
-        return self.append(body, author=by)
+        return self.ledger.append(body, author=by)
 
     def grant_consent(
         self, party: PartyId, asset: AssetRef, *, effective: datetime | None = None
     ) -> int:
         body = ConsentRecorded(party, asset_digest(asset), "grant", effective or self.clock())
-        return self.append(body, author=party)
+        return self.ledger.append(body, author=party)
 
     def withdraw_consent(
         self, party: PartyId, asset: AssetRef, *, effective: datetime | None = None
     ) -> int:
         """From `effective` on, runs may not count `party`'s contribution to `asset`."""
         body = ConsentRecorded(party, asset_digest(asset), "withdraw", effective or self.clock())
-        return self.append(body, author=party)
+        return self.ledger.append(body, author=party)
 
     # ------------------------------------------------------------- billing
 
@@ -241,16 +240,12 @@ class SharingRecorder:
         the_period = Period.parse(period)
         code = find_currency(currency).code
         price_minor = parse_amount(unit_price, code)
-        with self.store.engine.connect() as conn:
-            billed = conn.execute(
-                select(revenues.c.revenue_id).where(
-                    revenues.c.asset == str(digest), revenues.c.period == str(the_period)
-                )
-            ).first()
+        with self.ledger.read() as conn:
+            billed = queries.revenue_billed(conn, digest, the_period)
             units = units_used(conn, digest, the_period)
         if billed is not None:
             raise InputError(
-                f"{digest} already has revenue for {the_period} ({billed[0]})",
+                f"{digest} already has revenue for {the_period} ({billed})",
                 hint="a period is billed once; share the recorded revenue with `quotepart share`",
             )
         if units == 0:
@@ -270,12 +265,11 @@ class SharingRecorder:
         The allocation is signed by `by`, or by whoever recorded the revenue.
         """
         revenue_id = RevenueId.parse(str(revenue))
-        with self.store.engine.connect() as conn:
+        with self.ledger.read() as conn:
             done = allocation_leaf(conn, revenue_id)
             if done is not None:
                 [(_, entry)] = read_entries(conn, [done])
-                body = entry.body()
-                assert isinstance(body, AllocationRecorded)
+                body = entry.body_as(AllocationRecorded)
                 return Shared(recompute(entry, entries_by_hash(conn, body.inputs)), done, False)
             facts = facts_of(conn, revenue_id)
         allocation = allocate(facts)
@@ -287,23 +281,21 @@ class SharingRecorder:
             tuple(allocation.inputs),
             tuple(allocation.notes),
         )
-        index = self.append(body, author=by or facts.revenue.author)
+        index = self.ledger.append(body, author=by or facts.revenue.author)
         return Shared(allocation, index, True)
 
     def statement(self, party: PartyId, period: str | Period) -> Statement:
-        with self.store.engine.connect() as conn:
+        """What `party` was allocated in `period`, each line traced to the entries behind it."""
+        with self.ledger.read() as conn:
             return statement_for(conn, party, Period.parse(str(period)))
 
     def statement_proof(self, party: PartyId, period: str | Period) -> dict[str, Any]:
         """A file `quotepart verify-statement` checks on any machine, with no workspace."""
-        with self.store.engine.connect() as conn:
+        with self.ledger.read() as conn:
             statement = statement_for(conn, party, Period.parse(str(period)))
-            return statement_proof(self.store, conn, statement, self.verifier)
+            return statement_proof(self.ledger.store, conn, statement, self.ledger.verifier)
 
     # ------------------------------------------------------------- payouts
-
-    def payout_reference(self, party: PartyId) -> str:  # supplied by the workspace
-        raise NotImplementedError
 
     def export_payout(
         self,
@@ -332,20 +324,12 @@ class SharingRecorder:
             raise InputError(
                 f"unknown payment rail {rail!r}", hint=f"rails: {', '.join(sorted(PAYMENT_RAILS))}"
             )
-        folder = self.path / PAYOUTS_DIR
-        with self.store.engine.connect() as conn:
-            previous = conn.execute(
-                select(payouts.c.payout_id, payouts.c.leaf_index).where(
-                    payouts.c.period == str(the_period),
-                    payouts.c.currency == code,
-                    payouts.c.rail == rail,
-                )
-            ).first()
+        keys = self.ledger.keys
+        with self.ledger.read() as conn:
+            previous = queries.payout_leaf(conn, the_period, code, rail)
             if previous is not None:
-                [(_, entry)] = read_entries(conn, [int(previous.leaf_index)])
-                body = entry.body()
-                assert isinstance(body, PayoutRecorded)
-                path = folder / f"{body.payout.ulid}{_SUFFIX[rail]}"
+                body = read_body(conn, previous, PayoutRecorded)
+                path = keys.payment_file(f"{body.payout.ulid}{_SUFFIX[rail]}")
                 content = path.read_bytes() if path.exists() else b""
                 if body.file is not None and Digest.of_bytes(content) != body.file:
                     raise VerificationError(
@@ -355,14 +339,7 @@ class SharingRecorder:
                 return PayoutFile(body.payout, path, content, body.paid, body.carried, False)
             balances = owed_balances(conn, code, the_period.last_month)
             minimum = minimum_minor if minimum_minor is not None else largest_minimum(conn)
-            names = {
-                str(party): name
-                for party, name in conn.execute(
-                    select(parties.c.party_id, parties.c.name).where(
-                        parties.c.party_id.in_(sorted(balances))
-                    )
-                )
-            }
+            names = provenance_queries.party_names(conn, balances)
         paid = {PartyId.parse(p): b for p, b in sorted(balances.items()) if b >= max(minimum, 1)}
         carried = {PartyId.parse(p): b for p, b in sorted(balances.items()) if 0 < b < minimum}
         payout = PayoutId.new(self.clock)
@@ -400,16 +377,12 @@ class SharingRecorder:
             )
         else:
             content = mobile_money_csv(payments, batch_id=payout.ulid).encode()
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{payout.ulid}{_SUFFIX[rail]}"
-        partial = path.with_suffix(path.suffix + ".partial")
-        partial.write_bytes(content)
-        partial.replace(path)
+        path = keys.write_payment_file(f"{payout.ulid}{_SUFFIX[rail]}", content)
         body = PayoutRecorded(
             payout, the_period, code, rail, paid, carried, minimum, Digest.of_bytes(content)
         )
         try:
-            self.append(body, author=by)
+            self.ledger.append(body, author=by)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -417,7 +390,7 @@ class SharingRecorder:
 
     def _payout_account(self, party: PartyId) -> str:
         try:
-            return self.payout_reference(party)
+            return self.provenance.payout_reference(party)
         except QuotepartError as exc:
             raise PaymentDetailsError(
                 f"{party} is owed money but {exc.message}",
@@ -426,9 +399,9 @@ class SharingRecorder:
             ) from exc
 
     def revenue_entries(self) -> list[tuple[int, SignedEntry]]:
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(select(revenues.c.leaf_index).order_by(revenues.c.leaf_index))
-            return read_entries(conn, [int(i) for (i,) in rows])
+        """Every recorded revenue entry with its leaf index, oldest first."""
+        with self.ledger.read() as conn:
+            return read_entries(conn, queries.revenue_leaves(conn))
 
 
 def _decimal(value: float | str | Fraction | int) -> str:
@@ -443,4 +416,4 @@ def _decimal(value: float | str | Fraction | int) -> str:
     return str(value)
 
 
-__all__ = ["Shared", "SharingRecorder"]
+__all__ = ["PayoutFile", "Shared", "Sharing"]

@@ -1,22 +1,18 @@
-"""Publishing a report: write its files, then record their digests in the log.
+"""The reports service: write a report's files, then record their digests in the log.
 
-`ReportRecorder` is mixed into `quotepart.Workspace`, which supplies the log (sign and
-append) and its verifier key.
+`Reports` is built on a `Ledger` (it reads the facts, signs the `report.published`
+entry and names the log's verifier key); `quotepart.Workspace` delegates to it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
 from quotepart.ids import Digest, PartyId, Period
-from quotepart.log import NoteVerifier, parse_entry
-from quotepart.log.kinds import EntryBody, ReportPublished
+from quotepart.log.kinds import ReportPublished
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.report.data import ReportData, build_report_data
 from quotepart.report.interactive import charts as interactive_charts
@@ -24,8 +20,8 @@ from quotepart.report.interactive import plotly_script
 from quotepart.report.page import render_page
 from quotepart.report.static import charts as static_charts
 from quotepart.report.static import pdf_bytes
-from quotepart.store import LogStore
-from quotepart.store.schema import log_entries
+from quotepart.store.ledger import Ledger
+from quotepart.store.queries.entries import entries_of_kind
 
 JSON_FILE, HTML_FILE, PDF_FILE = "report.json", "report.html", "report.pdf"
 
@@ -90,20 +86,17 @@ def _write(path: Path, content: bytes) -> None:
     partial.replace(path)
 
 
-class ReportRecorder:
-    """Report methods of a workspace (see `quotepart.workspace.Workspace`)."""
+class Reports:
+    """The fair value share report of a service or model, published into the log."""
 
-    store: LogStore
-    verifier: NoteVerifier
-
-    def append(self, body: EntryBody, *, author: PartyId) -> int:  # supplied by the workspace
-        raise NotImplementedError
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
 
     def report_data(self, asset: AssetRef | str, period: str | Period) -> ReportData:
         """The report document of `asset` (a service or model, by digest or unique name)."""
         reference = asset if isinstance(asset, str) else str(asset_digest(asset))
-        with self.store.engine.connect() as conn:
-            return build_report_data(conn, reference, period, verifier=self.verifier)
+        with self.ledger.read() as conn:
+            return build_report_data(conn, reference, period, verifier=self.ledger.verifier)
 
     def publish_report(
         self,
@@ -159,7 +152,7 @@ class ReportRecorder:
                 earlier, False, rendered.pdf_skipped, summary,
             )  # fmt: skip
         try:
-            index = self.append(body, author=by or data.signer)
+            index = self.ledger.append(body, author=by or data.signer)
         except BaseException:
             for path in written:
                 path.unlink(missing_ok=True)
@@ -176,18 +169,10 @@ class ReportRecorder:
         the same checkpoint (the first after every fact it reads), so an identical entry
         can only lie at or after that checkpoint's tree size, a short range of the log.
         """
-        with self.store.engine.connect() as conn:
-            rows: Iterable[tuple[int, bytes]] = conn.execute(
-                select(log_entries.c.leaf_index, log_entries.c.entry)
-                .where(
-                    log_entries.c.leaf_index >= after,
-                    log_entries.c.kind == ReportPublished.KIND,
-                )
-                .order_by(log_entries.c.leaf_index)
-            )
-            for index, raw in rows:
-                if parse_entry(bytes(raw)).body() == body:
-                    return int(index)
+        with self.ledger.read() as conn:
+            for index, entry in entries_of_kind(conn, ReportPublished.KIND, start=after):
+                if entry.body() == body:
+                    return index
         return None
 
 
@@ -210,7 +195,7 @@ __all__ = [
     "PDF_FILE",
     "RenderedReport",
     "ReportFiles",
-    "ReportRecorder",
+    "Reports",
     "default_report_dir",
     "render_report",
 ]

@@ -1,8 +1,8 @@
-"""The provenance half of the workspace: register, contribute, run, track, trace.
+"""The provenance service: parties, assets, contributions, runs, tracking and lineage.
 
-`ProvenanceRecorder` is mixed into `quotepart.Workspace`, which supplies the log (sign
-and append) and the clock; everything here is written in terms of those, so this layer
-never reaches above itself.
+`Provenance` is built on a `Ledger` (append signed facts, read projections, the clock)
+and the workspace's `KeyFolder` (party keys and payout references); `quotepart.Workspace`
+composes it with the other services and delegates to it.
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from sqlalchemy import select
-
-from quotepart.errors import InputError, NotFoundError
+from quotepart.errors import InputError, NotFoundError, UnknownAuthorError, VerificationError
 from quotepart.ids import Clock, Digest, PartyId
-from quotepart.log import SignedEntry, parse_entry
+from quotepart.log import SignedEntry, SigningKey, sign_entry
 from quotepart.log.kinds import (
     AssetRegistered,
     ContributionRecorded,
-    EntryBody,
     PartyRegistered,
     RunRecorded,
     format_fraction,
@@ -38,12 +35,14 @@ from quotepart.provenance.assets import (
     describe_service,
 )
 from quotepart.provenance.digest import MemberProof, prove_record_packed
+from quotepart.provenance.parties import PayoutSecret
 from quotepart.provenance.runs import AssetRef, Run, asset_digest, digests
 from quotepart.provenance.tables import columns_of
-from quotepart.store import LogStore
-from quotepart.store.engine import select_where_in
+from quotepart.store.ledger import Ledger
 from quotepart.store.lineage import Direction, LineageIndex
-from quotepart.store.schema import contributions, parties, runs
+from quotepart.store.queries import entries as entry_queries
+from quotepart.store.queries import provenance as queries
+from quotepart.store.queries.provenance import AssetRecord, ContributionRecord, PartyRecord
 
 if TYPE_CHECKING:
     from quotepart.provenance.sklearn import TrackedEstimator
@@ -67,20 +66,120 @@ def _share(value: Fraction | str | int | float, party: PartyId) -> Fraction:
     return share
 
 
-class ProvenanceRecorder:
-    """Provenance methods of a workspace (see `quotepart.workspace.Workspace`)."""
+class Provenance:
+    """Who contributed what, and what was made from it: the facts the money follows."""
 
-    store: LogStore
-    clock: Clock
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.lineage_index = LineageIndex()  # the lineage graph in memory, caught up per query
 
-    # supplied by the workspace
-    def append(self, body: EntryBody, *, author: PartyId) -> int:
-        raise NotImplementedError
+    @property
+    def clock(self) -> Clock:
+        return self.ledger.clock
 
-    def append_many(self, items: Sequence[tuple[EntryBody, PartyId]]) -> list[int]:
-        raise NotImplementedError
+    # ------------------------------------------------------------- parties
+
+    def register_party(
+        self,
+        name: str,
+        *,
+        roles: Sequence[str] = ("contributor",),
+        agent_type: str = "organisation",
+        payout_reference: str | None = None,
+        key: SigningKey | None = None,
+    ) -> PartyId:
+        """Create a party with its own key (kept in this workspace) and register it in the log.
+
+        `agent_type` is person, organisation, community or software. A payout reference
+        (IBAN, mobile-money number) stays in this workspace's keys folder; the log holds
+        only a salted commitment to it.
+        """
+        party = PartyId.new(self.clock)
+        key = key or SigningKey.generate()
+        payout = PayoutSecret.new(payout_reference) if payout_reference is not None else None
+        body = PartyRegistered(
+            party,
+            name,
+            tuple(sorted(set(roles))),
+            key.public,
+            agent_type,
+            payout.commitment() if payout else None,
+        )
+        entry = sign_entry(body, author=party, key=key, clock=self.clock)
+        folder = self.ledger.keys
+        folder.save_party_key(party, key)  # after sign_entry validated the body
+        try:
+            if payout is not None:
+                payout.save(folder.payout_secret_path(party))
+            self.ledger.append_signed([entry])
+        except BaseException:
+            folder.forget_party(party)
+            raise
+        return party
+
+    def payout_reference(self, party: PartyId) -> str:
+        """The clear payout reference of `party`, checked against its commitment in the log.
+
+        Raises:
+            NotFoundError: no reference is held here for that party.
+            VerificationError: the file does not open the commitment the party signed.
+        """
+        path = self.ledger.keys.payout_secret_path(party)
+        if not path.exists():
+            raise NotFoundError(
+                f"this workspace holds no payout reference for {party}",
+                hint="the party registered without one, or elsewhere",
+            )
+        secret = PayoutSecret.load(path)
+        with self.ledger.read() as conn:
+            leaf = queries.party_leaf(conn, party)
+            if leaf is None:
+                raise UnknownAuthorError(
+                    f"{party} is not registered in this log", hint="register it first"
+                )
+            body = entry_queries.read_body(conn, leaf, PartyRegistered)
+        if body.payout_commitment is None:
+            raise VerificationError(
+                f"{party} registered without a payout commitment", hint="nothing to open"
+            )
+        secret.open(body.payout_commitment)
+        return secret.reference
+
+    def parties(self) -> list[PartyRecord]:
+        """Every registered party, oldest first."""
+        with self.ledger.read() as conn:
+            return queries.party_records(conn)
+
+    def party_entry(self, party: PartyId) -> PartyRegistered:
+        """The full registration of a party (agent type, payout commitment, key)."""
+        with self.ledger.read() as conn:
+            leaf = queries.party_leaf(conn, party)
+            if leaf is None:
+                raise NotFoundError(f"unknown party {party}", hint="register the party first")
+            return entry_queries.read_body(conn, leaf, PartyRegistered)
 
     # -------------------------------------------------------------- assets
+
+    def register_asset(
+        self, content: bytes | Digest, *, asset_kind: str, name: str, by: PartyId
+    ) -> Digest:
+        """Register content (bytes, or a digest computed elsewhere); the same content twice
+        returns the same asset without a new entry."""
+        digest = content if isinstance(content, Digest) else Digest.of_bytes(content)
+        if self.asset(digest) is None:
+            size = None if isinstance(content, Digest) else len(content)
+            self.ledger.append(AssetRegistered(digest, asset_kind, name, size=size), author=by)
+        return digest
+
+    def asset(self, digest: Digest) -> AssetRecord | None:
+        """The registration row of an asset, or None."""
+        with self.ledger.read() as conn:
+            return queries.asset_record(conn, digest)
+
+    def assets(self) -> list[AssetRecord]:
+        """Every registered asset, oldest first."""
+        with self.ledger.read() as conn:
+            return queries.asset_records(conn)
 
     def register_described(self, described: Described, *, by: PartyId) -> Digest:
         """Append an asset body unless the same content is already registered."""
@@ -93,7 +192,7 @@ class ProvenanceRecorder:
             if item.digest not in fresh and self.asset_entry(item.digest) is None:
                 fresh[item.digest] = item.body
         if fresh:
-            self.append_many([(body, by) for body in fresh.values()])
+            self.ledger.append_many([(body, by) for body in fresh.values()])
         return [item.digest for item in items]
 
     def _register_contributed(
@@ -102,7 +201,7 @@ class ProvenanceRecorder:
         """An asset and who contributed it, in one transaction; nothing when already known."""
         digest = described.digest
         if self.asset_entry(digest) is None:
-            self.append_many(
+            self.ledger.append_many(
                 [(described.body, by)]
                 + [
                     (ContributionRecorded(party, digest, role, share), by)
@@ -281,11 +380,14 @@ class ProvenanceRecorder:
         role: str,
         by: PartyId,
         normalise: bool = False,
+        partial: bool = False,
     ) -> list[int]:
         """Record who contributed `asset` and their declared shares, all in one entry batch.
 
-        The shares, with any recorded before, must add up to the whole (1); with
-        `normalise=True` they are scaled to fill what remains. Zero shares are dropped.
+        This is the one way contributions are recorded. The shares, with any recorded
+        before, must add up to the whole (1); with `normalise=True` they are scaled to
+        fill what remains; with `partial=True` they may leave part of the whole for
+        contributors declared later. Zero shares are dropped.
 
         Raises:
             InputError: a negative or non-numeric share, or shares that do not add up.
@@ -303,7 +405,13 @@ class ProvenanceRecorder:
         total = sum(parsed.values(), Fraction(0))
         if normalise:
             parsed = {party: share * remaining / total for party, share in parsed.items()}
-        elif total != remaining:
+        elif partial and total > remaining:
+            raise InputError(
+                f"the declared shares of asset {digest} would add up to "
+                f"{format_fraction(1 - remaining + total)}, more than the whole",
+                hint="shares of one asset sum to at most 1",
+            )
+        elif not partial and total != remaining:
             raise InputError(
                 f"the shares of asset {digest} add up to {format_fraction(total)}"
                 + (
@@ -318,7 +426,7 @@ class ProvenanceRecorder:
                 f"asset {digest} already has contributors declaring the whole of it",
                 hint="shares of one asset add up to 1",
             )
-        return self.append_many(
+        return self.ledger.append_many(
             [
                 (ContributionRecorded(party, digest, role, share), by)
                 for party, share in parsed.items()
@@ -326,63 +434,34 @@ class ProvenanceRecorder:
         )
 
     def declared_share_total(self, asset: AssetRef) -> Fraction:
-        digest = str(asset_digest(asset))
-        with self.store.engine.connect() as conn:
-            rows = select_where_in(conn, contributions, ["share"], "asset", [digest])
-        return sum((Fraction(row[0]) for row in rows), Fraction(0))
+        """The shares declared so far for `asset` (1 once its contributors are complete)."""
+        with self.ledger.read() as conn:
+            return queries.declared_share_total(conn, asset_digest(asset))
+
+    def contributions(self) -> list[ContributionRecord]:
+        """Every recorded contribution, oldest first."""
+        with self.ledger.read() as conn:
+            return queries.contribution_records(conn)
 
     # -------------------------------------------------------------- reading
 
-    @functools.cached_property
-    def lineage_index(self) -> LineageIndex:
-        """The lineage graph in memory, caught up with the log on every query."""
-        return LineageIndex()
-
     def entry_at(self, leaf_index: int) -> SignedEntry:
-        return parse_entry(self.store.entry(leaf_index)[1])
+        return self.ledger.entry_at(leaf_index)
 
     def asset_entry(self, asset: AssetRef) -> AssetRegistered | None:
         """The full registration of an asset (metadata included), or None."""
-        digest = asset_digest(asset)
-        with self.store.engine.connect() as conn:
-            leaf = lineage_queries.find_asset_leaf(conn, digest)
-        if leaf is None:
-            return None
-        body = self.entry_at(leaf).body()
-        assert isinstance(body, AssetRegistered)
-        return body
-
-    def party_entry(self, party: PartyId) -> PartyRegistered:
-        """The full registration of a party (agent type, payout commitment, key)."""
-        with self.store.engine.connect() as conn:
-            row = conn.execute(
-                select(parties.c.leaf_index).where(parties.c.party_id == str(party))
-            ).first()
-        if row is None:
-            raise NotFoundError(f"unknown party {party}", hint="register the party first")
-        body = self.entry_at(int(row[0])).body()
-        assert isinstance(body, PartyRegistered)
-        return body
+        with self.ledger.read() as conn:
+            leaf = queries.asset_leaf(conn, asset_digest(asset))
+            return None if leaf is None else entry_queries.read_body(conn, leaf, AssetRegistered)
 
     def runs(self) -> list[RunRecorded]:
         """Every recorded run, oldest first."""
-        with self.store.engine.connect() as conn:
-            leaves = (
-                conn.execute(select(runs.c.leaf_index).order_by(runs.c.leaf_index)).scalars().all()
-            )
-        found = []
-        for leaf in leaves:
-            body = self.entry_at(int(leaf)).body()
-            assert isinstance(body, RunRecorded)
-            found.append(body)
-        return found
+        with self.ledger.read() as conn:
+            return entry_queries.read_bodies(conn, queries.run_leaves(conn), RunRecorded)
 
     def run_entry(self, run_id: str) -> RunRecorded:
-        with self.store.engine.connect() as conn:
-            leaf = lineage_queries.run_leaf_index(conn, run_id)
-        body = self.entry_at(leaf).body()
-        assert isinstance(body, RunRecorded)
-        return body
+        with self.ledger.read() as conn:
+            return entry_queries.read_body(conn, queries.run_leaf(conn, run_id), RunRecorded)
 
     def lineage(
         self,
@@ -392,7 +471,7 @@ class ProvenanceRecorder:
         max_depth: int | None = None,
     ) -> lineage_queries.Lineage:
         reference = node if isinstance(node, str) else str(asset_digest(node))
-        with self.store.engine.connect() as conn:
+        with self.ledger.read() as conn:
             return lineage_queries.lineage(
                 conn, reference, direction, max_depth=max_depth, index=self.lineage_index
             )
@@ -401,12 +480,12 @@ class ProvenanceRecorder:
         self, node: AssetRef | str
     ) -> list[lineage_queries.FeedingContribution]:
         reference = node if isinstance(node, str) else str(asset_digest(node))
-        with self.store.engine.connect() as conn:
+        with self.ledger.read() as conn:
             return lineage_queries.contributions_feeding(conn, reference, index=self.lineage_index)
 
     def models_using(self, asset: AssetRef | str) -> list[lineage_queries.LineageNode]:
         reference = asset if isinstance(asset, str) else str(asset_digest(asset))
-        with self.store.engine.connect() as conn:
+        with self.ledger.read() as conn:
             return lineage_queries.models_using(conn, reference, index=self.lineage_index)
 
     def prove_record(self, asset: AssetRef, data: Any, index: int) -> MemberProof:
@@ -438,7 +517,7 @@ class ProvenanceRecorder:
     # ---------------------------------------------------------------- runs
 
     def _record_run(self, body: RunRecorded) -> int:
-        return self.append(body, author=body.operator)
+        return self.ledger.append(body, author=body.operator)
 
     def run(
         self,

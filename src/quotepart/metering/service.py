@@ -1,26 +1,23 @@
-"""Usage entries and billing; mixed into `quotepart.Workspace`."""
+"""The metering service: usage of a service by pseudonymised consumers.
+
+Consumers are pseudonymised here, with the workspace's keyed-hash secret, before
+anything is signed or stored: the log never holds a clear consumer id.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-
-from sqlalchemy import Connection, func, select
 
 from quotepart.errors import InputError
-from quotepart.ids import Clock, Digest, PartyId, Period
+from quotepart.ids import PartyId, Period
 from quotepart.log.kinds import EntryBody, UsageRecorded
 from quotepart.provenance.runs import AssetRef, asset_digest
-from quotepart.store import LogStore
-from quotepart.store.schema import usage
-
-USAGE_KEY_FILE = "usage.key"
+from quotepart.store.ledger import Ledger
+from quotepart.store.queries.usage import units_used
 
 
 def pseudonymise(key: bytes, consumer: str) -> str:
@@ -38,36 +35,14 @@ class UsageEvent:
     duration: timedelta = timedelta(0)
 
 
-def units_used(conn: Connection, service: Digest, period: Period) -> int:
-    """Units of `service` used in windows starting within `period`."""
-    total = conn.execute(
-        select(func.sum(usage.c.units)).where(
-            usage.c.service == str(service),
-            usage.c.month >= period.first_month,
-            usage.c.month <= period.last_month,
-        )
-    ).scalar()
-    return int(total or 0)
+class Metering:
+    """Who used which service, how much: usage entries signed by the service's side."""
 
-
-class UsageRecorder:
-    """Usage methods of a workspace (see `quotepart.workspace.Workspace`)."""
-
-    store: LogStore
-    clock: Clock
-    path: Path
-
-    def append_many(self, items: Sequence[tuple[EntryBody, PartyId]]) -> list[int]:  # supplied
-        raise NotImplementedError
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
 
     def _usage_key(self) -> bytes:
-        """The pseudonymisation key, made on first use and kept in the workspace's keys (0600)."""
-        path = self.path / "keys" / USAGE_KEY_FILE
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(secrets.token_bytes(32))
-        return path.read_bytes()
+        return self.ledger.keys.usage_key()
 
     def pseudonym(self, consumer: str) -> str:
         return pseudonymise(self._usage_key(), consumer)
@@ -97,11 +72,12 @@ class UsageRecorder:
                 event.at + event.duration,
             )
             bodies.append((body, by))
-        return self.append_many(bodies)
+        return self.ledger.append_many(bodies)
 
     def usage_units(self, service: AssetRef, period: str | Period) -> int:
-        with self.store.engine.connect() as conn:
+        """Units of `service` used in windows starting within `period`."""
+        with self.ledger.read() as conn:
             return units_used(conn, asset_digest(service), Period.parse(str(period)))
 
 
-__all__ = ["USAGE_KEY_FILE", "UsageEvent", "UsageRecorder", "pseudonymise", "units_used"]
+__all__ = ["Metering", "UsageEvent", "pseudonymise"]

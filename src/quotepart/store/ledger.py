@@ -1,0 +1,129 @@
+"""The ledger: what every domain service needs of a workspace's log, and nothing more.
+
+A service (`Provenance`, `Sharing`, `Metering`, `Reports`) is built on a `Ledger`: it
+appends facts signed by their authors, reads the projections through a connection, and
+asks the clock and the log's verifier key. It never holds a reference to the workspace
+that composes it, so a lower layer never depends on the class that uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol, TypeVar
+
+from sqlalchemy import Connection
+
+from quotepart.errors import SignatureError, UnknownAuthorError
+from quotepart.ids import Clock, PartyId
+from quotepart.log import NoteVerifier, SignedEntry, SigningKey, parse_entry, sign_entry
+from quotepart.log.kinds import EntryBody
+from quotepart.store.keyfolder import KeyFolder
+from quotepart.store.log_store import LogStore
+
+B = TypeVar("B", bound=EntryBody)
+
+
+class Ledger(Protocol):
+    """Append signed facts, read projections, tell the time, name the log's key."""
+
+    @property
+    def store(self) -> LogStore: ...
+
+    @property
+    def keys(self) -> KeyFolder: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def verifier(self) -> NoteVerifier: ...
+
+    def append(self, body: EntryBody, *, author: PartyId) -> int: ...
+
+    def append_many(self, items: Sequence[tuple[EntryBody, PartyId]]) -> list[int]: ...
+
+    def append_signed(self, entries: Sequence[SignedEntry]) -> list[int]: ...
+
+    def read(self) -> AbstractContextManager[Connection]: ...
+
+    def entry_at(self, leaf_index: int) -> SignedEntry: ...
+
+    def body_at(self, leaf_index: int, kind: type[B]) -> B: ...
+
+
+class KeyedLedger:
+    """A `Ledger` over one `LogStore`, signing with the party keys of one `KeyFolder`."""
+
+    def __init__(
+        self, store: LogStore, keys: KeyFolder, clock: Clock, verifier: NoteVerifier
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self._clock = clock
+        self._verifier = verifier
+
+    @property
+    def store(self) -> LogStore:
+        return self._store
+
+    @property
+    def keys(self) -> KeyFolder:
+        return self._keys
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        return self._verifier
+
+    def append(self, body: EntryBody, *, author: PartyId) -> int:
+        """Sign `body` with the author's key held here and append it; return its leaf index."""
+        return self.append_many([(body, author)])[0]
+
+    def append_many(self, items: Sequence[tuple[EntryBody, PartyId]]) -> list[int]:
+        """Sign and append many entries in one transaction with one checkpoint."""
+        keys: dict[PartyId, SigningKey] = {}
+        entries: list[SignedEntry] = []
+        for body, author in items:
+            if author not in keys:
+                keys[author] = self._registered_signing_key(author)
+            entries.append(sign_entry(body, author=author, key=keys[author], clock=self._clock))
+        return self._store.append(entries)
+
+    def append_signed(self, entries: Sequence[SignedEntry]) -> list[int]:
+        """Append entries signed elsewhere; the store checks every signature."""
+        return self._store.append(entries)
+
+    def _registered_signing_key(self, party: PartyId) -> SigningKey:
+        """The key held here for `party`, checked against the key the log registered for it."""
+        key = self._keys.party_key(party)
+        registered = self._store.party_key(party)
+        if registered is None:
+            raise UnknownAuthorError(
+                f"{party} is not registered in this log", hint="register the party first"
+            )
+        if registered != key.public:
+            raise SignatureError(
+                f"the key file for {party} does not hold the key the log registered for it",
+                hint=f"restore {self._keys.party_key_path(party)} from a backup",
+            )
+        return key
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for the read side (`quotepart.store.queries`)."""
+        with self._store.engine.connect() as conn:
+            yield conn
+
+    def entry_at(self, leaf_index: int) -> SignedEntry:
+        return parse_entry(self._store.entry(leaf_index)[1])
+
+    def body_at(self, leaf_index: int, kind: type[B]) -> B:
+        """The typed body at `leaf_index`, which must be of `kind` (KindMismatchError)."""
+        return self.entry_at(leaf_index).body_as(kind)
+
+
+__all__ = ["KeyedLedger", "Ledger"]
