@@ -101,8 +101,7 @@ def revenue_list(workspace_dir: Path, database_url: str | None, as_json: bool) -
     with load_workspace(workspace_dir, database_url) as ws:
         rows = []
         for _, entry in ws.revenue_entries():
-            body = entry.body()
-            assert isinstance(body, RevenueRecorded)
+            body = entry.body_as(RevenueRecorded)
             rows.append(
                 {
                     "revenue": str(body.revenue),

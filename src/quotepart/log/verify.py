@@ -194,8 +194,7 @@ def _signature_batch(
     batch: list[tuple[bytes, bytes, bytes]] = []
     for index, entry in enumerate(entries, start):
         if entry.kind == PartyRegistered.KIND:
-            body = entry.body()
-            assert isinstance(body, PartyRegistered)
+            body = entry.body_as(PartyRegistered)
             if body.party != entry.author:
                 raise VerificationError(
                     f"entry {index}: {body.party} must be registered by itself, not by {entry.author}"

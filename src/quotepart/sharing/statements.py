@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from quotepart.errors import InputError, MalformedEntryError, VerificationError
 from quotepart.ids import PartyId, Period
@@ -42,7 +42,7 @@ from quotepart.sharing.allocation import Allocation, Line, allocate
 from quotepart.sharing.facts import SharingFacts
 from quotepart.sharing.ledger import entries_by_hash, party_allocations, read_entries
 from quotepart.store import LogStore
-from quotepart.store.schema import parties
+from quotepart.store.queries.provenance import party_leaves
 
 FORMAT = "quotepart-statement/1"
 
@@ -165,8 +165,7 @@ def recompute(allocation_entry: SignedEntry, inputs: list[tuple[int, SignedEntry
 def _revenue_of(
     allocation_entry: SignedEntry, inputs: list[tuple[int, SignedEntry]]
 ) -> RevenueRecorded:
-    body = allocation_entry.body()
-    assert isinstance(body, AllocationRecorded)
+    body = allocation_entry.body_as(AllocationRecorded)
     for _, entry in inputs:
         revenue = entry.body()
         if isinstance(revenue, RevenueRecorded) and revenue.revenue == body.revenue:
@@ -179,8 +178,7 @@ def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement
     statement = Statement(party, period)
     for index in party_allocations(conn, party, period.first_month, period.last_month):
         [(_, entry)] = read_entries(conn, [index])
-        body = entry.body()
-        assert isinstance(body, AllocationRecorded)
+        body = entry.body_as(AllocationRecorded)
         inputs = entries_by_hash(conn, body.inputs)
         allocation = recompute(entry, inputs)
         revenue = _revenue_of(entry, inputs)
@@ -213,8 +211,7 @@ def statement_proof(
     wanted: dict[int, SignedEntry] = {}
     for item in statement.items:
         [(index, entry)] = read_entries(conn, [item.allocation_index])
-        body = entry.body()
-        assert isinstance(body, AllocationRecorded)
+        body = entry.body_as(AllocationRecorded)
         inputs = entries_by_hash(conn, body.inputs)
         wanted[index] = entry
         wanted.update(inputs)
@@ -242,12 +239,7 @@ def statement_proof(
 
 
 def _party_entries(conn: Connection, parties_wanted: set[PartyId]) -> list[tuple[int, SignedEntry]]:
-    rows = conn.execute(
-        select(parties.c.leaf_index).where(
-            parties.c.party_id.in_(sorted(str(p) for p in parties_wanted))
-        )
-    )
-    return read_entries(conn, [int(i) for (i,) in rows])
+    return read_entries(conn, party_leaves(conn, {str(p) for p in parties_wanted}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,8 +332,15 @@ def verify_statement(
                 hint="the file is incomplete or was altered",
             ) from exc
         allocation = recompute(allocation_entry, inputs)
-        revenue = next(e.body() for _, e in inputs if isinstance(e.body(), RevenueRecorded))
-        assert isinstance(revenue, RevenueRecorded)
+        revenue = next(
+            (body for body in (e.body() for _, e in inputs) if isinstance(body, RevenueRecorded)),
+            None,
+        )
+        if revenue is None:
+            raise VerificationError(
+                f"the allocation of {allocation.revenue} names no revenue entry",
+                hint="the statement file was altered; ask for a new one",
+            )
         if not period.contains(revenue.period):
             raise VerificationError(
                 f"{allocation.revenue} was earned in {revenue.period}, outside {period}"
