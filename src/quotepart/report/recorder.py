@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
 from quotepart.ids import Digest, PartyId, Period
-from quotepart.log import NoteVerifier, parse_entry
+from quotepart.log import NoteVerifier
 from quotepart.log.kinds import EntryBody, ReportPublished
 from quotepart.provenance.runs import AssetRef, asset_digest
-from quotepart.report.data import ReportData, build_report_data
+from quotepart.report.document import ReportData
+from quotepart.report.gather import build_report_data
 from quotepart.report.interactive import charts as interactive_charts
 from quotepart.report.interactive import plotly_script
 from quotepart.report.page import render_page
 from quotepart.report.static import charts as static_charts
 from quotepart.report.static import pdf_bytes
 from quotepart.store import LogStore
-from quotepart.store.schema import log_entries
+from quotepart.store.queries.report import reports_published_from
 
 JSON_FILE, HTML_FILE, PDF_FILE = "report.json", "report.html", "report.pdf"
 
@@ -150,9 +148,7 @@ class ReportRecorder:
         else:
             pdf_path.unlink(missing_ok=True)  # an older PDF would not be this report
         summary = _summary(data)
-        earlier = self._published(
-            body, after=data.document["verification"]["checkpoint"]["tree_size"]
-        )
+        earlier = self._published(body, after=data.document.verification.checkpoint.tree_size)
         if earlier is not None:
             return ReportFiles(
                 written[0], written[1], pdf_path if rendered.pdf is not None else None,
@@ -177,30 +173,21 @@ class ReportRecorder:
         can only lie at or after that checkpoint's tree size, a short range of the log.
         """
         with self.store.engine.connect() as conn:
-            rows: Iterable[tuple[int, bytes]] = conn.execute(
-                select(log_entries.c.leaf_index, log_entries.c.entry)
-                .where(
-                    log_entries.c.leaf_index >= after,
-                    log_entries.c.kind == ReportPublished.KIND,
-                )
-                .order_by(log_entries.c.leaf_index)
-            )
-            for index, raw in rows:
-                if parse_entry(bytes(raw)).body() == body:
-                    return int(index)
+            for index, entry in reports_published_from(conn, after):
+                if entry.body() == body:
+                    return index
         return None
 
 
 def _summary(data: ReportData) -> str:
     document = data.document
     totals = ", ".join(
-        f"{t['earned']['amount']} {code} earned, {t['to_contributors']['amount']} {code} "
-        "to contributors"
-        for code, t in document["totals"].items()
+        f"{t.earned.amount} {code} earned, {t.to_contributors.amount} {code} to contributors"
+        for code, t in document.totals.items()
     )
     return (
-        f"{data.name}, {data.period}: {len(document['revenues'])} revenue(s), {totals}; "
-        f"{len(document['parties'])} parties paid"
+        f"{data.name}, {data.period}: {len(document.revenues)} revenue(s), {totals}; "
+        f"{len(document.parties)} parties paid"
     )
 
 
