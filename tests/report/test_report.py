@@ -169,12 +169,12 @@ def test_a_model_report_covers_the_revenue_of_its_services(published: Published)
     with scene.ws.store.engine.connect() as conn:
         data = build_report_data(conn, "Triage model v2", "2026", verifier=scene.ws.verifier)
     document = data.document
-    assert document["asset"]["kind"] == "model"
-    assert [e["name"] for e in document["earned_by"]] == ["Triage model v2", "Triage API"]
-    assert {r["revenue"] for r in document["revenues"]} == set(published.revenues)
-    assert document["usage"]["per"] == "month"
-    assert len(document["usage"]["series"]) == 12
-    edges = {(e["from"], e["to"]) for e in document["lineage"]["edges"]}
+    assert document.asset.kind == "model"
+    assert [e.name for e in document.earned_by] == ["Triage model v2", "Triage API"]
+    assert {r.revenue for r in document.revenues} == set(published.revenues)
+    assert document.usage.per == "month"
+    assert len(document.usage.series) == 12
+    edges = {(e.from_, e.to) for e in document.lineage.edges}
     assert (str(scene.model), str(scene.service)) in edges
 
 
@@ -286,10 +286,10 @@ def test_the_report_reads_the_same_on_postgresql(database_url: str | None, tmp_p
         with ws.store.engine.connect() as conn:
             data = build_report_data(conn, scene.service, "2026-Q1", verifier=ws.verifier)
     document = data.document
-    assert {r["revenue"] for r in document["revenues"]} == set(revenues)
-    assert document["usage"]["distinct_consumers"] == 4
-    assert document["totals"]["EUR"]["earned"]["amount_minor"] == sum(
-        r["amount_minor"] for r in document["revenues"]
+    assert {r.revenue for r in document.revenues} == set(revenues)
+    assert document.usage.distinct_consumers == 4
+    assert document.totals["EUR"].earned.amount_minor == sum(
+        r.amount_minor for r in document.revenues
     )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -24,6 +23,7 @@ from plotly.subplots import make_subplots
 
 from quotepart.money import currency as find_currency
 from quotepart.money import format_amount
+from quotepart.report.document import ReportDocument
 from quotepart.report.layout import KIND_COLOURS, KIND_LABELS, Graph, lineage_graph, money_graph
 
 _CONFIG = {"displaylogo": False, "responsive": True}
@@ -53,7 +53,7 @@ def _wrap(text: str, width: int = 18) -> str:
     return "<br>".join(textwrap.wrap(text, width) or [text])
 
 
-def lineage_chart(document: Mapping[str, Any]) -> str:
+def lineage_chart(document: ReportDocument) -> str:
     """The value chain as a layered network: arrows point from an input to what was made of it."""
     graph = lineage_graph(document)
     figure = go.Figure()
@@ -86,7 +86,7 @@ def lineage_chart(document: Mapping[str, Any]) -> str:
         )  # fmt: skip
     tallest = max(sum(1 for m in graph.nodes if m.x == n.x) for n in graph.nodes)
     figure.update_layout(
-        title={"text": f"The value chain of {document['asset']['name']}: what it was made from"},
+        title={"text": f"The value chain of {document.asset.name}: what it was made from"},
         xaxis={"visible": False, "range": [-0.1, 1.1]},
         yaxis={"visible": False, "range": [-0.05, 1.08]},
         legend={"title": {"text": "kind"}, "orientation": "h", "y": -0.02},
@@ -175,14 +175,14 @@ def _sankey_positions(
     return xs, ys
 
 
-def money_charts(document: Mapping[str, Any]) -> list[str]:
+def money_charts(document: ReportDocument) -> list[str]:
     """One Sankey per currency: revenue -> service -> models -> assets -> parties."""
     charts = []
-    for number, code in enumerate(sorted(document["money_flow"])):
+    for number, code in enumerate(sorted(document.money_flow)):
         graph = money_graph(document, code)
         index = {n.id: i for i, n in enumerate(graph.nodes)}
         scale = 10 ** find_currency(code).minor_units
-        earned = document["totals"][code]["earned"]["amount"]
+        earned = document.totals[code].earned.amount
         busiest = max(
             len([n for n in graph.nodes if n.kind == "party"]),
             len([n for n in graph.nodes if n.kind not in ("party", "revenue", "service", "model")]),
@@ -220,7 +220,7 @@ def money_charts(document: Mapping[str, Any]) -> list[str]:
         figure.update_layout(
             title={
                 "text": f"Where the money went: {earned} {code} earned by "
-                f"{document['asset']['name']} in {document['period']} (amounts in {code})"
+                f"{document.asset.name} in {document.period} (amounts in {code})"
             },
             margin={"l": 20, "r": 20, "t": 60, "b": 20},
         )
@@ -228,35 +228,33 @@ def money_charts(document: Mapping[str, Any]) -> list[str]:
     return charts
 
 
-def valuation_charts(document: Mapping[str, Any]) -> list[str]:
+def valuation_charts(document: ReportDocument) -> list[str]:
     """Each model's inputs: contribution value with ± one standard error."""
     charts = []
-    for number, valuation in enumerate(document["valuations"]):
-        players = valuation["players"]
-        values = [float(Fraction(p["value"])) for p in players]
-        errors = [float(Fraction(p["stderr"])) if p["stderr"] else 0.0 for p in players]
+    for number, valuation in enumerate(document.valuations):
+        players = valuation.players
+        values = [float(Fraction(p.value)) for p in players]
+        errors = [float(Fraction(p.stderr)) if p.stderr else 0.0 for p in players]
         colours = [
-            KIND_COLOURS.get(p["kind"] or "", "#999999") if v >= 0 else "#B22222"
+            KIND_COLOURS.get(p.kind or "", "#999999") if v >= 0 else "#B22222"
             for p, v in zip(players, values, strict=True)
         ]
         figure = go.Figure(
             go.Bar(
-                x=[_wrap(p["name"], 16) for p in players],
+                x=[_wrap(p.name, 16) for p in players],
                 y=values,
                 error_y={"type": "data", "array": errors, "visible": True, "color": "#333333"},
                 marker={"color": colours},
-                customdata=[
-                    f"{p['value']} ± {p['stderr']}" if p["stderr"] else p["value"] for p in players
-                ],
+                customdata=[f"{p.value} ± {p.stderr}" if p.stderr else p.value for p in players],
                 hovertemplate="<b>%{x}</b><br>value %{customdata}<extra></extra>",
                 name="value",
             )
         )
-        utility = valuation["utility"] or "the model's score"
+        utility = valuation.utility or "the model's score"
         figure.update_layout(
             title={
-                "text": f"What each input of {valuation['model_name']} was worth "
-                f"({valuation['method']}, {valuation['evaluations']} evaluations; bars: ± 1 standard error)"
+                "text": f"What each input of {valuation.model_name} was worth "
+                f"({valuation.method}, {valuation.evaluations} evaluations; bars: ± 1 standard error)"
             },
             yaxis={"title": {"text": f"contribution value<br>(to {utility})"}, "zeroline": True},
             xaxis={"title": {"text": "input"}},
@@ -267,18 +265,18 @@ def valuation_charts(document: Mapping[str, Any]) -> list[str]:
     return charts
 
 
-def usage_chart(document: Mapping[str, Any]) -> str | None:
+def usage_chart(document: ReportDocument) -> str | None:
     """Units per day (or month) as bars, distinct consumers as a line on a second axis."""
-    usage = document["usage"]
-    if not usage["total_units"]:
+    usage = document.usage
+    if not usage.total_units:
         return None
-    series = usage["series"]
-    unit, per = usage["unit"], usage["per"]
+    series = usage.series
+    unit, per = usage.unit, usage.per
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     figure.add_trace(
         go.Bar(
-            x=[s["start"] for s in series],
-            y=[s["units"] for s in series],
+            x=[s.start for s in series],
+            y=[s.units for s in series],
             name=f"{unit}s per {per}",
             marker={"color": KIND_COLOURS["service"]},
             hovertemplate=f"%{{x}}<br>%{{y}} {unit}s<extra></extra>",
@@ -287,8 +285,8 @@ def usage_chart(document: Mapping[str, Any]) -> str | None:
     )
     figure.add_trace(
         go.Scatter(
-            x=[s["start"] for s in series],
-            y=[s["consumers"] for s in series],
+            x=[s.start for s in series],
+            y=[s.consumers for s in series],
             name=f"distinct consumers per {per}",
             mode="lines+markers",
             line={"color": KIND_COLOURS["model"]},
@@ -298,17 +296,15 @@ def usage_chart(document: Mapping[str, Any]) -> str | None:
     )
     figure.update_layout(
         title={
-            "text": f"Usage of {document['asset']['name']} in {document['period']}: "
-            f"{usage['total_units']} {unit}s by {usage['distinct_consumers']} distinct consumers"
+            "text": f"Usage of {document.asset.name} in {document.period}: "
+            f"{usage.total_units} {unit}s by {usage.distinct_consumers} distinct consumers"
         },
         legend={"orientation": "h", "y": -0.2},
         margin={"l": 70, "r": 70, "t": 60, "b": 80},
         bargap=0.15,
     )
-    most = max(s["consumers"] for s in series)
-    figure.update_xaxes(
-        title_text=per, range=_date_range(series[0]["start"], series[-1]["start"], per)
-    )
+    most = max(s.consumers for s in series)
+    figure.update_xaxes(title_text=per, range=_date_range(series[0].start, series[-1].start, per))
     figure.update_yaxes(title_text=f"{unit}s per {per}", secondary_y=False, rangemode="tozero")
     figure.update_yaxes(
         title_text="distinct consumers (pseudonymous)",
@@ -329,7 +325,7 @@ def _date_range(first: str, last: str, per: str) -> list[str]:
     return [start.isoformat(sep=" "), end.isoformat(sep=" ")]
 
 
-def charts(document: Mapping[str, Any]) -> dict[str, list[str]]:
+def charts(document: ReportDocument) -> dict[str, list[str]]:
     """Every chart of the page, by section."""
     usage = usage_chart(document)
     return {

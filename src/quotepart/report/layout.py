@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from quotepart.money import format_amount
+from quotepart.report.document import ReportDocument
 
 N = TypeVar("N", bound=Hashable)
 
@@ -149,42 +150,39 @@ def _placed(
     return Graph(nodes, edges)
 
 
-def lineage_graph(document: Mapping[str, Any]) -> Graph:
+def lineage_graph(document: ReportDocument) -> Graph:
     """The value chain: inputs on the left, the reported asset (or its services) on the right."""
-    lineage = document["lineage"]
     raw = [
         (
-            n["id"],
-            n["name"],
-            n["kind"],
-            f"{KIND_LABELS.get(n['kind'], n['kind'])}"
-            + (f", {n['status']}" if n.get("status") and n["status"] != "succeeded" else ""),
+            n.id,
+            n.name,
+            n.kind,
+            f"{KIND_LABELS.get(n.kind, n.kind)}"
+            + (f", {n.status}" if n.status and n.status != "succeeded" else ""),
         )
-        for n in lineage["nodes"]
+        for n in document.lineage.nodes
     ]
-    edges = [(e["from"], e["to"], 0) for e in lineage["edges"]]
+    edges = [(e.from_, e.to, 0) for e in document.lineage.edges]
     return _placed(raw, edges, "sinks")
 
 
-def money_graph(document: Mapping[str, Any], code: str) -> Graph:
+def money_graph(document: ReportDocument, code: str) -> Graph:
     """Revenue -> service -> models -> assets -> parties, in minor units of `code`."""
-    flow = document["money_flow"][code]
-    kinds = {n["id"]: n["kind"] for n in document["lineage"]["nodes"]}
-    kinds.update(
-        {e["digest"]: "service" for e in document["earned_by"] if e["digest"] not in kinds}
-    )
-    names: dict[str, str] = {"revenue": f"Revenue {document['period']}"}
+    flow = document.money_flow[code]
+    kinds = {n.id: n.kind for n in document.lineage.nodes}
+    kinds.update({e.digest: "service" for e in document.earned_by if e.digest not in kinds})
+    names: dict[str, str] = {"revenue": f"Revenue {document.period}"}
     edges: list[tuple[str, str, int]] = []
-    for e in flow["assets"]:
-        source = e["from"] or "revenue"
-        names.setdefault(e["to"], e["to_name"])
-        if e["from"]:
-            names.setdefault(e["from"], e["from_name"])
-        edges.append((source, e["to"], e["amount_minor"]))
-    for p in flow["parties"]:
-        names.setdefault(p["at"], p["at_name"])
-        names.setdefault(p["party"], p["party_name"])
-        edges.append((p["at"], p["party"], p["amount_minor"]))
+    for e in flow.assets:
+        source = e.from_ or "revenue"
+        names.setdefault(e.to, e.to_name)
+        if e.from_:
+            names.setdefault(e.from_, e.from_name if e.from_name is not None else e.from_)
+        edges.append((source, e.to, e.amount_minor))
+    for p in flow.parties:
+        names.setdefault(p.at, p.at_name)
+        names.setdefault(p.party, p.party_name)
+        edges.append((p.at, p.party, p.amount_minor))
     inflow: dict[str, int] = {}
     outflow: dict[str, int] = {}
     for a, b, amount in edges:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from html import escape
-from typing import Any
 
-from quotepart.report.data import named_notes, percent
+from quotepart.report.document import ReportDocument
+from quotepart.report.words import named_notes, percent
 
 _CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; color: #222; line-height: 1.45;
@@ -40,7 +40,7 @@ dd { margin: 0; word-break: break-all; }
 """
 
 
-def _e(value: Any) -> str:
+def _e(value: object) -> str:
     return escape(str(value))
 
 
@@ -65,30 +65,30 @@ def _figures(fragments: list[str]) -> str:
     return "".join(f'<div class="figure">{fragment}</div>' for fragment in fragments)
 
 
-def _names(document: Mapping[str, Any]) -> dict[str, str]:
-    names = {n["id"]: n["name"] for n in document["lineage"]["nodes"]}
-    names.update({e["digest"]: e["name"] for e in document["earned_by"]})
-    for flow in document["money_flow"].values():
-        names.update({e["to"]: e["to_name"] for e in flow["assets"]})
+def _names(document: ReportDocument) -> dict[str, str]:
+    names = {n.id: n.name for n in document.lineage.nodes}
+    names.update({e.digest: e.name for e in document.earned_by})
+    for flow in document.money_flow.values():
+        names.update({e.to: e.to_name for e in flow.assets})
     return names
 
 
-def _summary(document: Mapping[str, Any]) -> str:
-    asset = document["asset"]
+def _summary(document: ReportDocument) -> str:
+    asset = document.asset
     sentences = []
-    for code, totals in document["totals"].items():
-        count = sum(1 for r in document["revenues"] if r["currency"] == code)
-        earned = totals["earned"]
-        given = totals["to_contributors"]
-        share = percent(Fraction(given["amount_minor"], earned["amount_minor"]))
+    for code, totals in document.totals.items():
+        count = sum(1 for r in document.revenues if r.currency == code)
+        earned = totals.earned
+        given = totals.to_contributors
+        share = percent(Fraction(given.amount_minor, earned.amount_minor))
         sentences.append(
-            f"{_e(asset['name'])} earned <b>{_e(earned['amount'])} {_e(code)}</b> in "
-            f"{_e(document['period'])} ({count} revenue{'s' if count != 1 else ''}). "
-            f"<b>{_e(given['amount'])} {_e(code)}</b> ({share}) went to the people and "
+            f"{_e(asset.name)} earned <b>{_e(earned.amount)} {_e(code)}</b> in "
+            f"{_e(document.period)} ({count} revenue{'s' if count != 1 else ''}). "
+            f"<b>{_e(given.amount)} {_e(code)}</b> ({share}) went to the people and "
             f"organisations whose data, work and models it was built from; the operators kept "
-            f"{_e(totals['kept_by_operators']['amount'])} {_e(code)}."
+            f"{_e(totals.kept_by_operators.amount)} {_e(code)}."
         )
-    contributors = {p["party"] for p in document["parties"] if p["as"] != ["operator's part"]}
+    contributors = {p.party for p in document.parties if p.as_ != ("operator's part",)}
     sentences.append(
         f"{len(contributors)} contributor{'s' if len(contributors) != 1 else ''} received a "
         "share. Every figure in this report is recomputed from the entries of a signed, "
@@ -97,20 +97,20 @@ def _summary(document: Mapping[str, Any]) -> str:
     return " ".join(sentences)
 
 
-def _parties(document: Mapping[str, Any]) -> str:
+def _parties(document: ReportDocument) -> str:
     out = []
-    for code in document["totals"]:
+    for code in document.totals:
         rows = [
             [
-                _e(p["name"]),
-                _e(", ".join(p["as"])),
-                _e("; ".join(f"{a['name']}: {a['amount']} {code}" for a in p["at"])),
-                f"{_e(p['amount'])} {_e(code)}",
+                _e(p.name),
+                _e(", ".join(p.as_)),
+                _e("; ".join(f"{a.name}: {a.amount} {code}" for a in p.at)),
+                f"{_e(p.amount)} {_e(code)}",
             ]
-            for p in document["parties"]
-            if p["currency"] == code
+            for p in document.parties
+            if p.currency == code
         ]
-        total = document["totals"][code]["earned"]["amount"]
+        total = document.totals[code].earned.amount
         table = _table(["who", "as", "paid at", f"amount ({code})"], rows, numeric={3})
         out.append(
             table.replace(
@@ -122,22 +122,22 @@ def _parties(document: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def _valuations(document: Mapping[str, Any]) -> str:
-    if not document["valuations"]:
+def _valuations(document: ReportDocument) -> str:
+    if not document.valuations:
         return "<p>No valuation was recorded for the models of this value chain.</p>"
     rows = []
-    for v in document["valuations"]:
-        parameters = ", ".join(f"{k}={val}" for k, val in v["parameters"].items()) or "none"
+    for v in document.valuations:
+        parameters = ", ".join(f"{k}={val}" for k, val in v.parameters.items()) or "none"
         rows.append(
             [
-                _e(v["model_name"]),
-                _e(v["method"]),
+                _e(v.model_name),
+                _e(v.method),
                 _e(parameters),
-                _e(v["seed"] if v["seed"] is not None else "none"),
-                _e(v["evaluations"]),
-                "yes" if v["converged"] else "no",
-                _e(v["utility"] or "not recorded"),
-                _e(v["used_by_allocations"]),
+                _e(v.seed if v.seed is not None else "none"),
+                _e(v.evaluations),
+                "yes" if v.converged else "no",
+                _e(v.utility or "not recorded"),
+                _e(v.used_by_allocations),
             ]
         )
     methods = _table(
@@ -147,55 +147,51 @@ def _valuations(document: Mapping[str, Any]) -> str:
         numeric={4, 7},
     )  # fmt: skip
     values = "".join(
-        f"<h3>Inputs of {_e(v['model_name'])}</h3>"
+        f"<h3>Inputs of {_e(v.model_name)}</h3>"
         + _table(
             ["input", "value", "± standard error"],
-            [
-                [_e(p["name"]), _e(p["value"]), _e(p["stderr"] or "not recorded")]
-                for p in v["players"]
-            ],
+            [[_e(p.name), _e(p.value), _e(p.stderr or "not recorded")] for p in v.players],
             numeric={1, 2},
         )
-        for v in document["valuations"]
+        for v in document.valuations
     )
     return methods + values
 
 
-def _policies(document: Mapping[str, Any]) -> str:
-    if not document["policies"]:
+def _policies(document: ReportDocument) -> str:
+    if not document.policies:
         return "<p>No sharing policy applies in this value chain.</p>"
     return "".join(
-        f"<h3>{_e(p['name'])}</h3><p>{_e(p['words'])}</p>"
-        f'<p class="meta">policy entry <code>{_e(p["entry"])}</code>; used by '
-        f"{_e(p['used_by_allocations'])} of the period's allocations</p>"
-        for p in document["policies"]
+        f"<h3>{_e(p.name)}</h3><p>{_e(p.words)}</p>"
+        f'<p class="meta">policy entry <code>{_e(p.entry)}</code>; used by '
+        f"{_e(p.used_by_allocations)} of the period's allocations</p>"
+        for p in document.policies
     )
 
 
-def _revenues(document: Mapping[str, Any]) -> str:
+def _revenues(document: ReportDocument) -> str:
     names = _names(document)
     rows = [
         [
-            _e(names.get(r["asset"], r["asset"])),
-            _e(r["period"]),
-            _e(r["source"]),
-            f"{_e(r['amount'])} {_e(r['currency'])}",
-            f"#{_e(r['allocation']['leaf_index'])} "
-            f"<code>{_e(r['allocation']['entry'][:16])}…</code>",
-            "<br>".join(_e(n) for n in named_notes(r["notes"], names)) or "—",
+            _e(names.get(r.asset, r.asset)),
+            _e(r.period),
+            _e(r.source),
+            f"{_e(r.amount)} {_e(r.currency)}",
+            f"#{_e(r.allocation.leaf_index)} <code>{_e(r.allocation.entry[:16])}…</code>",
+            "<br>".join(_e(n) for n in named_notes(r.notes, names)) or "—",
         ]
-        for r in document["revenues"]
+        for r in document.revenues
     ]
     return _table(
         ["earned by", "period", "source", "amount", "allocation entry", "notes"], rows, numeric={3}
     )
 
 
-def _verification(document: Mapping[str, Any]) -> str:
-    v = document["verification"]
-    checkpoint = v["checkpoint"]
-    allocations = "".join(f"<li><code>{_e(h)}</code></li>" for h in v["allocations"])
-    commands = "\n".join(_e(c) for c in v["commands"])
+def _verification(document: ReportDocument) -> str:
+    v = document.verification
+    checkpoint = v.checkpoint
+    allocations = "".join(f"<li><code>{_e(h)}</code></li>" for h in v.allocations)
+    commands = "\n".join(_e(c) for c in v.commands)
     return (
         "<p>Each amount above comes from an <code>allocation.recorded</code> entry of the log, "
         "recomputed from the entries it names. Any contributor can check their own share "
@@ -206,13 +202,13 @@ def _verification(document: Mapping[str, Any]) -> str:
         "inclusion proofs and a signed checkpoint; the third checks that file anywhere, "
         "against the log's key below.</p>"
         "<dl>"
-        f"<dt>log checkpoint</dt><dd>tree size {_e(checkpoint['tree_size'])}, root hash "
-        f"<code>{_e(checkpoint['root_hash'])}</code></dd>"
-        f"<dt>verifier key</dt><dd><code>{_e(v['verifier_key'])}</code></dd>"
+        f"<dt>log checkpoint</dt><dd>tree size {_e(checkpoint.tree_size)}, root hash "
+        f"<code>{_e(checkpoint.root_hash)}</code></dd>"
+        f"<dt>verifier key</dt><dd><code>{_e(v.verifier_key)}</code></dd>"
         "</dl>"
         "<p>The checkpoint is the first one signed after every entry this report reads, so "
         "the same facts always give the same report. Its signed note:</p>"
-        f"<pre>{_e(checkpoint['note'])}</pre>"
+        f"<pre>{_e(checkpoint.note)}</pre>"
         "<p>This report itself is recorded in the log as a <code>report.published</code> "
         "entry holding the SHA-256 digests of report.json, report.html and report.pdf and "
         "the allocations it covers; compare <code>sha256sum report.*</code> with it "
@@ -223,32 +219,32 @@ def _verification(document: Mapping[str, Any]) -> str:
 
 
 def render_page(
-    document: Mapping[str, Any], charts: Mapping[str, list[str]], *, head: str = ""
+    document: ReportDocument, charts: Mapping[str, list[str]], *, head: str = ""
 ) -> str:
     """The whole page; `charts` holds each section's chart fragments, `head` any scripts."""
-    asset = document["asset"]
-    usage = document["usage"]
-    title = f"Fair value share report: {asset['name']}, {document['period']}"
+    asset = document.asset
+    usage = document.usage
+    title = f"Fair value share report: {asset.name}, {document.period}"
     usage_text = (
-        f"<p>{_e(asset['name'])} was used for {_e(usage['total_units'])} {_e(usage['unit'])}s by "
-        f"{_e(usage['distinct_consumers'])} distinct consumers in {_e(document['period'])}. "
+        f"<p>{_e(asset.name)} was used for {_e(usage.total_units)} {_e(usage.unit)}s by "
+        f"{_e(usage.distinct_consumers)} distinct consumers in {_e(document.period)}. "
         "Consumers are counted by pseudonym only: no consumer is named in the log.</p>"
-        if usage["total_units"]
+        if usage.total_units
         else "<p>No usage was metered in this period.</p>"
     )
-    earned_by = ", ".join(e["name"] for e in document["earned_by"])
+    earned_by = ", ".join(e.name for e in document.earned_by)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style>{head}</head><body>"
         f"<h1>{_e(title)}</h1>"
-        f'<p class="meta">{_e(asset["kind"])} <code>{_e(asset["digest"])}</code>; '
+        f'<p class="meta">{_e(asset.kind)} <code>{_e(asset.digest)}</code>; '
         f"revenue booked on {_e(earned_by)}</p>"
         f'<p class="lead">{_summary(document)}</p>'
         "<h2>1. The value chain</h2>"
         "<p>The datasets, labelling work, compute and models this "
-        f"{_e(asset['kind'])} was built from, as recorded in the log.</p>"
+        f"{_e(asset.kind)} was built from, as recorded in the log.</p>"
         + _figures(charts.get("lineage", []))
         + "<h2>2. Where the money went</h2>"
         "<p>From the revenue, through the service and the models, to each input and to the "

@@ -14,7 +14,8 @@ from pathlib import Path
 from quotepart.ids import Digest, PartyId, Period
 from quotepart.log.kinds import ReportPublished
 from quotepart.provenance.runs import AssetRef, asset_digest
-from quotepart.report.data import ReportData, build_report_data
+from quotepart.report.document import ReportData
+from quotepart.report.gather import build_report_data
 from quotepart.report.interactive import charts as interactive_charts
 from quotepart.report.interactive import plotly_script
 from quotepart.report.page import render_page
@@ -143,9 +144,7 @@ class Reports:
         else:
             pdf_path.unlink(missing_ok=True)  # an older PDF would not be this report
         summary = _summary(data)
-        earlier = self._published(
-            body, after=data.document["verification"]["checkpoint"]["tree_size"]
-        )
+        earlier = self._published(body, after=data.document.verification.checkpoint.tree_size)
         if earlier is not None:
             return ReportFiles(
                 written[0], written[1], pdf_path if rendered.pdf is not None else None,
@@ -179,13 +178,12 @@ class Reports:
 def _summary(data: ReportData) -> str:
     document = data.document
     totals = ", ".join(
-        f"{t['earned']['amount']} {code} earned, {t['to_contributors']['amount']} {code} "
-        "to contributors"
-        for code, t in document["totals"].items()
+        f"{t.earned.amount} {code} earned, {t.to_contributors.amount} {code} to contributors"
+        for code, t in document.totals.items()
     )
     return (
-        f"{data.name}, {data.period}: {len(document['revenues'])} revenue(s), {totals}; "
-        f"{len(document['parties'])} parties paid"
+        f"{data.name}, {data.period}: {len(document.revenues)} revenue(s), {totals}; "
+        f"{len(document.parties)} parties paid"
     )
 
 

@@ -4,7 +4,7 @@ Why a second chart library: WeasyPrint lays out HTML and CSS but runs no JavaScr
 so the Plotly charts of report.html cannot be drawn into the PDF. Plotly's own static
 export (kaleido) drives a Chrome binary of its own, which a fresh machine may not
 have; matplotlib draws SVG in-process with nothing but Python. Both libraries draw
-from the same report.json and the same layout (`quotepart.report.layout`), so the PDF
+from the same document (report.json's) and the same layout (`quotepart.report.layout`), so the PDF
 shows the same pictures as the page, without the interactivity.
 """
 
@@ -14,13 +14,14 @@ import base64
 import functools
 import io
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
 
+from quotepart.report.document import ReportDocument
 from quotepart.report.layout import KIND_COLOURS, KIND_LABELS, Graph, lineage_graph, money_graph
 
 _RC: dict[Any, Any] = {
@@ -115,27 +116,27 @@ def _draw_graph(
         return _svg(figure)
 
 
-def lineage_svg(document: Mapping[str, Any]) -> str:
+def lineage_svg(document: ReportDocument) -> str:
     return _draw_graph(
         lineage_graph(document),
-        f"The value chain of {document['asset']['name']}: what it was made from "
+        f"The value chain of {document.asset.name}: what it was made from "
         "(arrows: from an input to what was made of it)",
         label=lambda n: _wrap(n.name),
         widths=lambda _: 1.2,
     )
 
 
-def money_svgs(document: Mapping[str, Any]) -> list[str]:
+def money_svgs(document: ReportDocument) -> list[str]:
     out = []
-    for code in sorted(document["money_flow"]):
+    for code in sorted(document.money_flow):
         graph = money_graph(document, code)
         largest = max((amount for _, _, amount in graph.edges), default=1) or 1
-        earned = document["totals"][code]["earned"]["amount"]
+        earned = document.totals[code].earned.amount
         out.append(
             _draw_graph(
                 graph,
-                f"Where the money went: {earned} {code} earned by {document['asset']['name']} "
-                f"in {document['period']} (line width: amount in {code})",
+                f"Where the money went: {earned} {code} earned by {document.asset.name} "
+                f"in {document.period} (line width: amount in {code})",
                 label=lambda n: f"{_wrap(n.name)}\n{n.detail}",
                 widths=functools.partial(_width, largest=largest),
             )
@@ -148,33 +149,33 @@ def _width(amount: int, *, largest: int) -> float:
     return 0.8 + 11 * amount / largest
 
 
-def valuation_svgs(document: Mapping[str, Any]) -> list[str]:
+def valuation_svgs(document: ReportDocument) -> list[str]:
     out = []
-    for valuation in document["valuations"]:
-        players = valuation["players"]
-        values = [float(Fraction(p["value"])) for p in players]
-        errors = [float(Fraction(p["stderr"])) if p["stderr"] else 0.0 for p in players]
+    for valuation in document.valuations:
+        players = valuation.players
+        values = [float(Fraction(p.value)) for p in players]
+        errors = [float(Fraction(p.stderr)) if p.stderr else 0.0 for p in players]
         with matplotlib.rc_context(_RC):
             figure = _figure(_WIDTH, 3.2)
             axes = figure.add_subplot()
             axes.bar(
-                [_wrap(p["name"], 16) for p in players],
+                [_wrap(p.name, 16) for p in players],
                 values,
                 yerr=errors,
                 capsize=5,
                 color=[
-                    KIND_COLOURS.get(p["kind"] or "", "#999999") if v >= 0 else "#B22222"
+                    KIND_COLOURS.get(p.kind or "", "#999999") if v >= 0 else "#B22222"
                     for p, v in zip(players, values, strict=True)
                 ],
                 ecolor="#333333",
             )
             axes.axhline(0, color="#333333", lw=0.8)
-            utility = valuation["utility"] or "the model's score"
+            utility = valuation.utility or "the model's score"
             axes.set_ylabel(f"contribution value\n(share of {utility})")
             axes.set_xlabel("input")
             axes.set_title(
-                f"What each input of {valuation['model_name']} was worth ({valuation['method']}, "
-                f"{valuation['evaluations']} evaluations; bars: ± 1 standard error)",
+                f"What each input of {valuation.model_name} was worth ({valuation.method}, "
+                f"{valuation.evaluations} evaluations; bars: ± 1 standard error)",
                 loc="left",
                 fontsize=9,
                 fontweight="bold",
@@ -183,31 +184,29 @@ def valuation_svgs(document: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def usage_svg(document: Mapping[str, Any]) -> str | None:
-    usage = document["usage"]
-    if not usage["total_units"]:
+def usage_svg(document: ReportDocument) -> str | None:
+    usage = document.usage
+    if not usage.total_units:
         return None
-    series = usage["series"]
-    unit, per = usage["unit"], usage["per"]
-    labels = [s["start"] for s in series]
+    series = usage.series
+    unit, per = usage.unit, usage.per
+    labels = [s.start for s in series]
     with matplotlib.rc_context(_RC):
         figure = _figure(_WIDTH, 3.0)
         axes = figure.add_subplot()
         positions = list(range(len(series)))
-        axes.bar(positions, [s["units"] for s in series], color=KIND_COLOURS["service"])
+        axes.bar(positions, [s.units for s in series], color=KIND_COLOURS["service"])
         axes.set_ylabel(f"{unit}s per {per}")
         axes.set_xlabel(per)
         step = max(1, len(labels) // 12)
         axes.set_xticks(positions[::step], labels[::step], rotation=30, ha="right")
         twin = axes.twinx()
-        twin.plot(
-            positions, [s["consumers"] for s in series], color=KIND_COLOURS["model"], marker="."
-        )
+        twin.plot(positions, [s.consumers for s in series], color=KIND_COLOURS["model"], marker=".")
         twin.set_ylabel("distinct consumers (pseudonymous)", color=KIND_COLOURS["model"])
         twin.set_ylim(bottom=0)
         axes.set_title(
-            f"Usage of {document['asset']['name']} in {document['period']}: "
-            f"{usage['total_units']} {unit}s by {usage['distinct_consumers']} distinct consumers",
+            f"Usage of {document.asset.name} in {document.period}: "
+            f"{usage.total_units} {unit}s by {usage.distinct_consumers} distinct consumers",
             loc="left",
             fontsize=11,
             fontweight="bold",
@@ -215,7 +214,7 @@ def usage_svg(document: Mapping[str, Any]) -> str | None:
         return _svg(figure)
 
 
-def charts(document: Mapping[str, Any]) -> dict[str, list[str]]:
+def charts(document: ReportDocument) -> dict[str, list[str]]:
     usage = usage_svg(document)
     return {
         "lineage": [lineage_svg(document)],

@@ -10,9 +10,8 @@ the signed entries themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import Connection, func, select
 
 from quotepart.errors import NotFoundError, VerificationError
 from quotepart.ids import Digest, PartyId, RevenueId
@@ -21,6 +20,7 @@ from quotepart.log.kinds import PolicySet
 from quotepart.sharing.facts import SharingFacts
 from quotepart.store.log_store import leaf_indexes_of
 from quotepart.store.projections import digest_prefix
+from quotepart.store.queries.in_force import latest_leaves
 from quotepart.store.schema import (
     allocation_amounts,
     allocations,
@@ -60,20 +60,6 @@ def entries_by_hash(conn: Connection, hashes: Sequence[str]) -> list[tuple[int, 
             hint="the log was altered or truncated; run `quotepart verify`",
         )
     return read_entries(conn, indexes.values())
-
-
-def latest_leaves(
-    conn: Connection, key: ColumnElement[Any], keys: Sequence[str] | None = None
-) -> list[int]:
-    """The leaf index of the latest row per `key` (the policy or valuation in force), for
-    `keys` or for every key: the rows of `policies` and `valuations` are never replaced."""
-    leaf_index = key.table.c.leaf_index
-    query = select(key, func.max(leaf_index)).group_by(key)
-    if keys is not None:
-        if not keys:
-            return []
-        query = query.where(key.in_(list(keys)))
-    return [int(leaf) for _, leaf in conn.execute(query)]
 
 
 def revenue_leaf(conn: Connection, revenue: RevenueId) -> tuple[int, Digest]:

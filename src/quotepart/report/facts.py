@@ -1,0 +1,61 @@
+"""The facts a report is built from, as gathering (`quotepart.report.gather`) found them.
+
+Typed values only: the builder (`quotepart.report.build`) turns them into the document
+without reading anything more, so the same facts always give the same document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from quotepart.ids import Period
+from quotepart.log import SignedEntry
+from quotepart.log.kinds import AssetRegistered, PolicySet, RevenueRecorded, ValuationRecorded
+from quotepart.provenance.lineage import Lineage, LineageNode
+from quotepart.sharing.allocation import Allocation
+from quotepart.sharing.facts import Fact, SharingFacts
+from quotepart.store.queries.report import CheckpointRow, UsageCounts
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Covered:
+    """One allocation of the period, recomputed from the entries it names."""
+
+    leaf_index: int
+    entry: SignedEntry
+    allocation: Allocation
+    facts: SharingFacts
+    revenue: RevenueRecorded
+
+
+@dataclass(frozen=True, slots=True)
+class InForce(Generic[T]):
+    """The policy or valuation shown for a key, and how many of the period's allocations
+    used it (0: the latest in the log, which no allocation of the period used)."""
+
+    fact: Fact[T]
+    used_by_allocations: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFacts:
+    """Everything a report shows, read from the log and checked: no wording, no layout."""
+
+    root: LineageNode  # the service or model reported on
+    period: Period
+    earners: tuple[str, ...]  # the root, then (for a model) its services, by digest
+    covered: tuple[Covered, ...]  # in log order of their revenues
+    graph: Lineage  # upstream of the root
+    assets: Mapping[str, AssetRegistered]  # by digest: every asset the report names
+    party_names: Mapping[str, str]  # by party id
+    valuations: tuple[InForce[ValuationRecorded], ...]  # in the lineage's order
+    policies: tuple[InForce[PolicySet], ...]  # in the lineage's order
+    usage: UsageCounts
+    checkpoint: CheckpointRow  # the first signed after every entry read
+
+
+__all__ = ["Covered", "InForce", "ReportFacts"]

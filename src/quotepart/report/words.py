@@ -1,0 +1,103 @@
+"""The report's wording: roles, weightings and policies as a contributor reads them.
+
+Kept apart from the numbers, so that a change of words is a change of this file only
+(and, since the words are in report.json, of the published report's digest).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+
+from quotepart.log.kinds import PolicySet, format_fraction
+from quotepart.money import format_amount
+
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+ROLE_WORDS = {
+    "data": "data",
+    "annotation": "annotation (labelling)",
+    "compute": "compute",
+    "code": "code",
+    "upstream_model": "upstream models",
+}
+WEIGHTING_WORDS = {
+    "valuation": "weighted by the recorded valuation",
+    "declared": "by the declared weights",
+    "equal": "equally",
+    "volume": "by registered size (volume)",
+}
+REASON_WORDS = {
+    "retained": "operator's part",
+    "registrant": "registrant's remainder",
+    "unallocated": "no one to pass it to",
+}
+
+
+def percent(ratio: Fraction) -> str:
+    """'20 %' for 1/5; one decimal where it is not whole ('33.3 %')."""
+    value = ratio * 100
+    return f"{value.numerator} %" if value.denominator == 1 else f"{float(value):.1f} %"
+
+
+def policy_in_words(
+    policy: PolicySet, *, asset_name: str, operator_name: str, currency: str | None = None
+) -> str:
+    """A sharing policy as a sentence a contributor can check against their statement."""
+    sentences = [
+        f"{percent(policy.pool)} of what reaches {asset_name} goes to its contributors; "
+        f"{operator_name}, the operator, keeps the rest."
+    ]
+    parts = []
+    for role, ratio in sorted(policy.roles.items(), key=lambda kv: (-kv[1], kv[0])):
+        share = "all" if ratio == 1 else format_fraction(ratio)
+        parts.append(
+            f"{share} to {ROLE_WORDS.get(role, role)}, {WEIGHTING_WORDS[policy.weighting[role]]}"
+        )
+    sentences.append("Of the contributors' part: " + "; ".join(parts) + ".")
+    if "valuation" in policy.weighting.values():
+        sentences.append(
+            "Negative values count as zero."
+            if policy.negative_values == "clip"
+            else "Values are shifted so that the lowest counts as zero."
+        )
+        sentences.append(
+            "An input without a recorded value stops the sharing."
+            if policy.missing_valuation == "refuse"
+            else "An input without a recorded value falls back to its declared weight."
+        )
+    if policy.floor > 0:
+        sentences.append(f"Each input gets at least {percent(policy.floor)} of its role's part.")
+    if policy.cap < 1:
+        sentences.append(f"No input gets more than {percent(policy.cap)} of its role's part.")
+    if policy.upstream_mode == "fixed":
+        sentences.append(
+            f"Every ancestor model receives {percent(policy.upstream_share)} of what reaches "
+            f"{asset_name}, shared under its own policy (fixed)."
+        )
+    elif "upstream_model" in policy.roles:
+        sentences.append("Upstream models share their part under their own policies (dilute).")
+    if policy.minimum_payout:
+        amount = (
+            f"{format_amount(policy.minimum_payout, currency)} {currency}"
+            if currency
+            else f"{policy.minimum_payout} minor units"
+        )
+        sentences.append(f"Balances below {amount} are carried to the next payout.")
+    return " ".join(sentences)
+
+
+def named_notes(notes: Iterable[str], names: Mapping[str, str]) -> list[str]:
+    """Allocation notes with asset digests replaced by the assets' names."""
+    return [_DIGEST_RE.sub(lambda m: names.get(m.group(0), m.group(0)), note) for note in notes]
+
+
+__all__ = [
+    "REASON_WORDS",
+    "ROLE_WORDS",
+    "WEIGHTING_WORDS",
+    "named_notes",
+    "percent",
+    "policy_in_words",
+]
