@@ -27,8 +27,8 @@ from quotepart.report.build import build_report, usage_per
 from quotepart.report.document import ReportData
 from quotepart.report.facts import Covered, InForce, ReportFacts
 from quotepart.sharing.facts import Fact, SharingFacts
-from quotepart.sharing.ledger import allocation_leaf, entries_by_hash, read_entries
 from quotepart.sharing.statements import recompute
+from quotepart.store.queries.entries import entries_by_hash, read_entries
 from quotepart.store.queries.in_force import latest_policy_leaves, latest_valuation_leaves
 from quotepart.store.queries.report import (
     first_checkpoint_after,
@@ -37,6 +37,7 @@ from quotepart.store.queries.report import (
     services_derived_from,
     usage_counts,
 )
+from quotepart.store.queries.sharing import allocation_leaf
 
 T = TypeVar("T")
 REPORTED_KINDS = frozenset({"service", "model"})

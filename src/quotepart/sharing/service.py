@@ -36,14 +36,7 @@ from quotepart.money import format_amount, parse_amount
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.provenance.service import Provenance
 from quotepart.sharing.allocation import Allocation, allocate
-from quotepart.sharing.ledger import (
-    allocation_leaf,
-    entries_by_hash,
-    facts_of,
-    largest_minimum,
-    owed_balances,
-    read_entries,
-)
+from quotepart.sharing.ledger import facts_of, largest_minimum
 from quotepart.sharing.payments import (
     Payment,
     check_iban,
@@ -54,7 +47,8 @@ from quotepart.sharing.statements import Statement, recompute, statement_for, st
 from quotepart.store.ledger import Ledger
 from quotepart.store.queries import provenance as provenance_queries
 from quotepart.store.queries import sharing as queries
-from quotepart.store.queries.entries import read_body
+from quotepart.store.queries.entries import entries_by_hash, read_body, read_entries
+from quotepart.store.queries.sharing import allocation_leaf, owed_balances
 from quotepart.store.queries.usage import units_used
 
 _SUFFIX = {"sepa": ".xml", "mobile_money": ".csv"}

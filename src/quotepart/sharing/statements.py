@@ -40,9 +40,10 @@ from quotepart.log.kinds import AllocationRecorded, PartyRegistered, RevenueReco
 from quotepart.money import format_amount
 from quotepart.sharing.allocation import Allocation, Line, allocate
 from quotepart.sharing.facts import SharingFacts
-from quotepart.sharing.ledger import entries_by_hash, party_allocations, read_entries
 from quotepart.store import LogStore
+from quotepart.store.queries.entries import entries_by_hash, read_entries
 from quotepart.store.queries.provenance import party_leaves
+from quotepart.store.queries.sharing import party_allocations
 
 FORMAT = "quotepart-statement/1"
 

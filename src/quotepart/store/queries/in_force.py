@@ -29,12 +29,13 @@ def latest_leaves(
     return [int(leaf) for _, leaf in conn.execute(query)]
 
 
-def latest_policy_leaves(conn: Connection, assets: Sequence[str]) -> list[int]:
-    """The leaf index of the policy in force on each of `assets` (digests) that has one."""
+def latest_policy_leaves(conn: Connection, assets: Sequence[str] | None = None) -> list[int]:
+    """The leaf index of the policy in force on each of `assets` (digests; every asset
+    for None) that has one."""
     return latest_leaves(conn, policies.c.asset, assets)
 
 
-def latest_valuation_leaves(conn: Connection, models: Sequence[str]) -> list[int]:
+def latest_valuation_leaves(conn: Connection, models: Sequence[str] | None = None) -> list[int]:
     """The leaf index of the latest valuation of each of `models` (digests) that has one."""
     return latest_leaves(conn, valuations.c.model, models)
 
