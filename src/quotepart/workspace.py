@@ -59,6 +59,7 @@ from quotepart.log.kinds import (
     PartyRegistered,
 )
 from quotepart.metering import UsageRecorder
+from quotepart.money import parse_ratio
 from quotepart.provenance.parties import PayoutSecret
 from quotepart.provenance.recorder import ProvenanceRecorder
 from quotepart.report.recorder import ReportRecorder
@@ -268,10 +269,7 @@ class Workspace(ProvenanceRecorder, SharingRecorder, UsageRecorder, ReportRecord
     def record_contribution(
         self, party: PartyId, asset: Digest, *, role: str, share: Fraction | str | int, by: PartyId
     ) -> int:
-        try:
-            share_value = Fraction(share)
-        except (ValueError, ZeroDivisionError) as exc:
-            raise InputError(f"not a share: {share!r}", hint="write a share as '1/3' or 1") from exc
+        share_value = parse_ratio(share, what=f"the share of {party}")
         return self.append(ContributionRecorded(party, asset, role, share_value), author=by)
 
     # ------------------------------------------------------------ reading

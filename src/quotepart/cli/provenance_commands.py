@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from quotepart.cli._base import emit_json, json_option, load_workspace, workspac
 from quotepart.errors import InputError
 from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import AGENT_TYPES, ASSET_KINDS, CONTRIBUTION_ROLES, PARTY_ROLES
+from quotepart.money import parse_ratio
 from quotepart.provenance import record_proof, verify_record_proof
 from quotepart.provenance.tables import read_table
 from quotepart.workspace import Workspace
@@ -245,14 +247,14 @@ def contribute_command(
     normalise: bool,
 ) -> None:
     """Record who contributed ASSET, with declared shares adding up to the whole."""
-    parsed: dict[PartyId, str] = {}
+    parsed: dict[PartyId, Fraction] = {}
     for item in shares:
         party, separator, share = item.partition("=")
         if not separator:
             raise InputError(
                 f"--party {item!r} is not PARTY=SHARE", hint="e.g. --party party:01H…=1/2"
             )
-        parsed[_party(party)] = share
+        parsed[_party(party)] = parse_ratio(share, what=f"the share of {party}")
     with load_workspace(workspace_dir, database_url) as ws:
         digest = Digest.parse(ws.lineage(asset, max_depth=0).root.id)
         indexes = ws.contribute(digest, parsed, role=role, by=_party(by), normalise=normalise)
