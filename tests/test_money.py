@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quotepart.errors import InputError, MoneyError
+from quotepart.errors import ConservationError, InputError, MoneyError
 from quotepart.log.kinds import format_fraction
 from quotepart.money import (
     Currency,
@@ -308,6 +308,12 @@ def test_sequence_errors_name_the_position() -> None:
 
 def test_money_errors_are_input_errors() -> None:
     assert issubclass(MoneyError, InputError)
+
+
+def test_a_conservation_error_is_our_bug_not_bad_input() -> None:
+    """No `except InputError` may swallow it, and the CLI must not say "fix your input"."""
+    assert not issubclass(ConservationError, InputError)
+    assert ConservationError("lost a unit").exit_code == 1
 
 
 # --- currencies and amounts -----------------------------------------------------------------

@@ -39,7 +39,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, TypeVar, cast
 
-from quotepart.errors import InputError, MoneyError
+from quotepart.errors import ConservationError, InputError, MoneyError
 
 __all__ = [
     "Currency",
@@ -83,6 +83,7 @@ def split_exact(total_minor: int, weights: Mapping[K, Weight]) -> dict[K, int]:
         MoneyError: `total_minor` is not an int or is negative; a weight is negative,
             not finite, a bool or not an int, Fraction or float; every weight is zero
             while the total is positive; or tied keys cannot be ordered even by repr.
+        ConservationError: the parts do not add up to the total (a bug; checked always).
     """
     _check_total(total_minor)
     keys = list(weights)
@@ -94,7 +95,7 @@ def split_exact(total_minor: int, weights: Mapping[K, Weight]) -> dict[K, int]:
         tied = [i for i, remainder in enumerate(remainders) if remainder == threshold]
         for i in _first_by_key(tied, total_minor - sum(parts), keys):
             parts[i] += 1
-    assert sum(parts) == total_minor, "split_exact lost or made a minor unit"
+    _check_conserved(parts, total_minor, "split_exact")
     return dict(zip(keys, parts, strict=True))
 
 
@@ -108,7 +109,7 @@ def split_exact_sequence(total_minor: int, weights: Sequence[Weight]) -> list[in
         split_exact_sequence(100, [1, 1, 1])  # [34, 33, 33]
 
     Raises:
-        MoneyError: as `split_exact`.
+        MoneyError, ConservationError: as `split_exact`.
     """
     _check_total(total_minor)
     integer_weights = _integer_weights(list(weights), lambda i: f"the weight at position {i}")
@@ -121,8 +122,19 @@ def split_exact_sequence(total_minor: int, weights: Sequence[Weight]) -> list[in
                 break
             parts[i] += 1
             missing -= 1
-    assert sum(parts) == total_minor, "split_exact_sequence lost or made a minor unit"
+    _check_conserved(parts, total_minor, "split_exact_sequence")
     return parts
+
+
+def _check_conserved(parts: list[int], total_minor: int, where: str) -> None:
+    """Raise ConservationError unless the parts add up to the total (a raise, so -O keeps it)."""
+    parts_sum = sum(parts)
+    if parts_sum != total_minor:
+        raise ConservationError(
+            f"{where} of {total_minor} minor units over {len(parts)} weights gave parts "
+            f"adding up to {parts_sum} ({parts_sum - total_minor:+d})",
+            hint="this is a bug in quotepart, not in your input; please report it with the weights",
+        )
 
 
 def _integer_weights(values: list[Weight], describe: Callable[[int], str]) -> list[int]:

@@ -34,7 +34,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
-from quotepart.errors import LineageCycleError, PolicyError, VerificationError
+from quotepart.errors import (
+    ConservationError,
+    LineageCycleError,
+    PolicyError,
+    VerificationError,
+)
 from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import (
     AssetRegistered,
@@ -162,6 +167,8 @@ def allocate(facts: SharingFacts) -> Allocation:
             input without a size.
         LineageCycleError: an asset that is its own ancestor.
         VerificationError: the facts name an asset they do not hold.
+        ConservationError: the parts do not add up to the revenue, or an asset passed on
+            or paid out other than what reached it (a bug; checked on every allocation).
     """
     return _Allocator(facts).run()
 
@@ -233,7 +240,7 @@ class _Allocator:
                     amounts[ulid] = amounts.get(ulid, 0) + part
                     parties[ulid] = party
         positive = {parties[u]: amounts[u] for u in sorted(amounts) if amounts[u] > 0}
-        assert sum(positive.values()) == body.amount_minor, "an allocation lost money"
+        _check_conserved(str(body.revenue), body.amount_minor, positive, self.flows)
         return Allocation(
             str(body.revenue),
             body.currency,
@@ -665,6 +672,31 @@ class _Allocator:
             self.lines.append(Line(party, amount, reason, trace, None, self.current_asset))
             assert self.current is not None
             self.current.kept += amount
+
+
+def _check_conserved(
+    revenue: str, total_minor: int, amounts: Mapping[PartyId, int], flows: Mapping[Digest, NodeFlow]
+) -> None:
+    """Raise ConservationError unless the parties' amounts add up to the revenue and every
+    asset passed on or paid out exactly what reached it.
+
+    Raised, not asserted: `python -O` strips asserts, and an allocation that lost or made
+    a minor unit must never be recorded.
+    """
+    paid = sum(amounts.values())
+    if paid != total_minor:
+        raise ConservationError(
+            f"the allocation of {revenue} pays {paid} minor units to {len(amounts)} parties, "
+            f"but the revenue is {total_minor} ({paid - total_minor:+d})",
+            hint="this is a bug in quotepart; nothing was recorded; please report it",
+        )
+    for digest, flow in flows.items():
+        if flow.received != flow.kept + flow.passed:
+            raise ConservationError(
+                f"in the allocation of {revenue}, asset {digest} received {flow.received} "
+                f"minor units but kept {flow.kept} and passed on {flow.passed}",
+                hint="this is a bug in quotepart; nothing was recorded; please report it",
+            )
 
 
 def _bounded(
