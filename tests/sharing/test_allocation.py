@@ -15,8 +15,17 @@ from hypothesis import strategies as st
 
 import quotepart
 from quotepart.errors import LineageCycleError, PolicyError
-from quotepart.ids import PartyId
+from quotepart.ids import Digest, PartyId
 from quotepart.sharing import Allocation, allocate
+from quotepart.sharing.allocation import (
+    CAPPED_REST,
+    INPUT_RANK,
+    POOL,
+    REGISTRANT_KEY,
+    RETAINED,
+    UPSTREAM_RANK,
+    SplitKey,
+)
 from tests.sharing.graph import T0, Graph
 
 
@@ -496,3 +505,38 @@ def test_a_broken_conservation_raises_under_python_o() -> None:
         "split: split_exact of 10 minor units over 2 weights gave parts adding up to 11 (+1)",
         "split: split_exact_sequence of 10 minor units over 2 weights gave parts adding up to 11 (+1)",
     ]
+
+
+# ------------------------------------------------------------------ the tie-break order
+
+
+@given(st.lists(st.binary(min_size=1, max_size=8), min_size=1, max_size=6, unique=True))
+def test_split_keys_keep_the_order_the_old_string_keys_had(contents: list[bytes]) -> None:
+    """'0 retained' < '1 pool' < '2 <digest>' and '<digest>' < '~operator', as before."""
+    digests = [Digest.of_bytes(c) for c in contents]
+    model_keys = [RETAINED, POOL, *(SplitKey(UPSTREAM_RANK, str(d)) for d in digests)]
+    old_model = ["0 retained", "1 pool", *(f"2 {d}" for d in digests)]
+    assert sorted(range(len(model_keys)), key=model_keys.__getitem__) == sorted(
+        range(len(old_model)), key=old_model.__getitem__
+    )
+    role_keys = [*(SplitKey(INPUT_RANK, str(d)) for d in digests), CAPPED_REST]
+    old_role = [*(str(d) for d in digests), "~operator"]
+    assert sorted(range(len(role_keys)), key=role_keys.__getitem__) == sorted(
+        range(len(old_role)), key=old_role.__getitem__
+    )
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_the_registrant_key_sorts_after_every_contribution_entry(leaf: bytes) -> None:
+    assert leaf.hex() < REGISTRANT_KEY
+
+
+def test_a_tied_unit_goes_to_what_the_operator_retains_before_the_pool() -> None:
+    g = Graph()
+    ann = g.party()
+    data, model = g.asset("dataset"), g.asset("model")
+    g.run([data], [model])
+    g.contribute(data, ann, 1)
+    g.policy(model, pool="1/2", roles={"data": "1"}, weighting={"data": "equal"})
+    g.revenue(model, 1001)
+    assert allocate(g.facts()).amounts == {g.operator: 501, ann: 500}

@@ -61,6 +61,36 @@ ROLE_OF_KIND = {
 """The role in which an input asset takes part in a model's split."""
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class SplitKey:
+    """One part of a split, in tie-break order: by `rank`, then by `name`.
+
+    `split_exact` gives a leftover minor unit that several parts tie for to the key that
+    sorts first, so the ranks below are the allocation's tie-break order, written out.
+    """
+
+    rank: int
+    name: str
+
+
+RETAINED = SplitKey(0, "retained")
+"""A model's split: what the operator keeps wins a tie first, ..."""
+POOL = SplitKey(1, "pool")
+"""... then the contributors' pool, ..."""
+UPSTREAM_RANK = 2
+"""... then the fixed upstream shares, one per ancestor model, in digest order."""
+
+INPUT_RANK = 0
+"""A role's split: the inputs, in digest order, win ties before ..."""
+CAPPED_REST = SplitKey(1, "operator")
+"""... what caps leave over, which goes to the operator."""
+
+REGISTRANT_KEY = "~registrant"
+"""An asset's split: contributions, keyed by their entry's leaf hash (lowercase hex), win
+ties before the registrant's undeclared rest, as '~' sorts after every hex digit. A plain
+string rather than a SplitKey, so that a million contributors need no key objects."""
+
+
 @dataclass(frozen=True, slots=True)
 class Hop:
     """One step of a line's trace: what the money went through, and the entry saying so."""
@@ -407,19 +437,20 @@ class _Allocator:
                     f"{format_fraction(policy.pool)}",
                     hint="lower the fixed upstream share, raise the pool, or use dilute mode",
                 )
-        weights: dict[str, Fraction] = {
-            "0 retained": 1 - policy.pool,
-            "1 pool": policy.pool - policy.upstream_share * len(ancestors),
+        upstream = {ancestor: SplitKey(UPSTREAM_RANK, str(ancestor)) for ancestor in ancestors}
+        weights: dict[SplitKey, Fraction] = {
+            RETAINED: 1 - policy.pool,
+            POOL: policy.pool - policy.upstream_share * len(ancestors),
         }
-        for ancestor in ancestors:
-            weights[f"2 {ancestor}"] = policy.upstream_share
+        for key in upstream.values():
+            weights[key] = policy.upstream_share
         parts = split_exact(amount, weights)
-        self._line(operator, parts["0 retained"], "retained", trace)
+        self._line(operator, parts[RETAINED], "retained", trace)
         hop = Hop("upstream_model", f"fixed {format_fraction(policy.upstream_share)}", None)
-        for ancestor in ancestors:
-            self._send(ancestor, ("model", "0", ""), parts[f"2 {ancestor}"], (*trace, hop))
+        for ancestor, key in upstream.items():
+            self._send(ancestor, ("model", "0", ""), parts[key], (*trace, hop))
         skip_upstream = policy.upstream_mode == "fixed" or not pass_upstream
-        self._share_pool(digest, policy_fact, parts["1 pool"], trace, moment, skip_upstream)
+        self._share_pool(digest, policy_fact, parts[POOL], trace, moment, skip_upstream)
 
     def _ancestor_models(self, digest: Digest) -> list[Digest]:
         """Every model or service upstream of `digest`, through any of its inputs, once each."""
@@ -510,17 +541,17 @@ class _Allocator:
             )
             self._line(policy.operator, amount, "unallocated", role_trace)
             return
-        keyed = {str(c): bounded[c] for c in bounded}
+        keyed = {SplitKey(INPUT_RANK, str(c)): bounded[c] for c in bounded}
         if leftover > 0:
             self.notes.append(
                 f"{digest}: caps leave {format_fraction(leftover)} of {role} to the operator"
             )
-            keyed["~operator"] = leftover
+            keyed[CAPPED_REST] = leftover
         parts = split_exact(amount, keyed)
         if leftover > 0:
-            self._line(policy.operator, parts["~operator"], "unallocated", role_trace)
+            self._line(policy.operator, parts[CAPPED_REST], "unallocated", role_trace)
         for candidate, hop in candidates:
-            part = parts.get(str(candidate), 0)
+            part = parts.get(SplitKey(INPUT_RANK, str(candidate)), 0)
             hops = role_trace if hop is None else (*role_trace, hop)
             if candidate == digest:
                 self._share_contributions(digest, part, hops, moment, policy.operator, role)
@@ -643,7 +674,7 @@ class _Allocator:
             withdrawn = digest in self.consented_assets and self._withdrawn(
                 asset.author, digest, moment
             )
-            weights["~registrant"] = 0 if withdrawn else denominator - claimed
+            weights[REGISTRANT_KEY] = 0 if withdrawn else denominator - claimed
         if not any(weights.values()):
             self.notes.append(
                 f"{digest}: no contributor with consent; its part stays with the operator"
@@ -652,7 +683,7 @@ class _Allocator:
             self._line(receiver, amount, "unallocated", trace)
             return
         parts = split_exact(amount, weights)
-        registrant_part = parts.pop("~registrant", 0)
+        registrant_part = parts.pop(REGISTRANT_KEY, 0)
         self.paid_at_assets.append(_PaidAtAsset(digest, trace, contributions, parts))
         assert self.current is not None
         self.current.kept += amount - registrant_part
