@@ -1,4 +1,4 @@
-"""quotepart.money: the exact split (known answers, properties, bad input) and ISO 4217 amounts."""
+"""quotepart.money: the exact split (known answers, properties, bad input), ISO 4217 amounts, ratios."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quotepart.errors import InputError, MoneyError
+from quotepart.errors import ConservationError, InputError, MoneyError
+from quotepart.log.kinds import format_fraction
 from quotepart.money import (
     Currency,
     Weight,
@@ -19,6 +20,7 @@ from quotepart.money import (
     currency,
     format_amount,
     parse_amount,
+    parse_ratio,
     split_exact,
     split_exact_sequence,
 )
@@ -308,6 +310,12 @@ def test_money_errors_are_input_errors() -> None:
     assert issubclass(MoneyError, InputError)
 
 
+def test_a_conservation_error_is_our_bug_not_bad_input() -> None:
+    """No `except InputError` may swallow it, and the CLI must not say "fix your input"."""
+    assert not issubclass(ConservationError, InputError)
+    assert ConservationError("lost a unit").exit_code == 1
+
+
 # --- currencies and amounts -----------------------------------------------------------------
 
 DECIMALS = {
@@ -450,3 +458,88 @@ def test_format_then_parse_round_trips(code: str, amount: int) -> None:
     text = format_amount(amount, code)
     assert parse_amount(text, code, allow_negative=True) == amount
     assert text.count(".") == (1 if DECIMALS[code] else 0)
+
+
+# --- ratios ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1/3", Fraction(1, 3)),
+        ("2/6", Fraction(1, 3)),
+        (" 1/4 ", Fraction(1, 4)),
+        ("0.25", Fraction(1, 4)),
+        ("1", Fraction(1)),
+        ("0", Fraction(0)),
+        (".5", Fraction(1, 2)),
+        ("5.", Fraction(5)),
+        ("5e-2", Fraction(1, 20)),
+        ("1.5E2", Fraction(150)),
+        (1, Fraction(1)),
+        (0, Fraction(0)),
+        (Fraction(2, 6), Fraction(1, 3)),
+        (0.25, Fraction(1, 4)),
+        (0.1, Fraction(1, 10)),  # the decimal the float prints as, not its binary value
+        (1e-05, Fraction(1, 100_000)),
+        (Decimal("0.3"), Fraction(3, 10)),
+    ],
+)
+def test_parse_ratio(value: Fraction | int | float | Decimal | str, expected: Fraction) -> None:
+    assert parse_ratio(value) == expected
+    assert type(parse_ratio(value)) is Fraction
+
+
+@pytest.mark.parametrize(
+    ("value", "fragments"),
+    [
+        ("half", ["the share of bob is not a number", "'half'"]),
+        ("", ["not a number", "''"]),
+        ("1 / 3", ["not a number"]),
+        ("1/3e2", ["not a number"]),
+        ("0x10", ["not a number"]),
+        ("1_000", ["not a number"]),
+        ("٣", ["not a number"]),  # an Arabic-Indic three: digits are ASCII
+        ("1e1000", ["not a number"]),  # an exponent of at most 3 digits: nothing huge to build
+        ("1/0", ["the share of bob divides by zero", "'1/0'"]),
+        ("-1/4", ["the share of bob is negative", "'-1/4'"]),
+        (-1, ["negative"]),
+        (-0.5, ["negative"]),
+        (Fraction(-1, 3), ["negative"]),
+        (math.nan, ["nan", "not a finite number"]),
+        (math.inf, ["inf", "not a finite number"]),
+        (Decimal("NaN"), ["not a finite number"]),
+        (True, ["the bool True", "not a number"]),
+        (None, ["NoneType", "not a number"]),
+        ([1, 3], ["list", "not a number"]),
+        ("1" * 5000, ["too long"]),
+    ],
+)
+def test_parse_ratio_refuses_with_the_name_and_a_hint(value: object, fragments: list[str]) -> None:
+    with pytest.raises(InputError) as info:
+        parse_ratio(value, what="the share of bob")  # type: ignore[arg-type]
+    for fragment in fragments:
+        assert fragment in info.value.message
+    assert info.value.hint
+
+
+@given(st.fractions(min_value=0, max_denominator=10**12).filter(lambda f: f < 10**15))
+def test_format_fraction_then_parse_ratio_round_trips(ratio: Fraction) -> None:
+    text = format_fraction(ratio)
+    assert parse_ratio(text) == ratio
+    assert parse_ratio(str(ratio)) == ratio
+    assert format_fraction(parse_ratio(text)) == text  # one spelling per ratio
+
+
+@given(st.integers(0, 10**12), st.integers(1, 10**12))
+def test_parse_ratio_reduces_what_it_reads(numerator: int, denominator: int) -> None:
+    assert format_fraction(parse_ratio(f"{numerator}/{denominator}")) == format_fraction(
+        Fraction(numerator, denominator)
+    )
+
+
+@given(st.floats(min_value=0, max_value=1e300, allow_nan=False, allow_infinity=False))
+def test_a_float_ratio_is_the_decimal_it_prints_as(value: float) -> None:
+    ratio = parse_ratio(value)
+    assert float(ratio) == value
+    assert ratio == Fraction(repr(value))

@@ -16,8 +16,13 @@ QuotepartError                      exit 1   HTTP 500
 │   └── SignatureError                                 a signature that does not verify
 ├── NotFoundError                   exit 4   HTTP 404
 │   └── WorkspaceNotFoundError                         no workspace at that place
-└── StorageError                    exit 5   HTTP 503   the database cannot be reached or used
+├── StorageError                    exit 5   HTTP 503   the database cannot be reached or used
+└── ConservationError               exit 1   HTTP 500   money lost or made: a bug in quotepart
 ```
+
+ConservationError is not a MoneyError: it is never the user's input, so it must not
+read as "fix it and retry" (exit 2, HTTP 422), nor be caught by an `except InputError`.
+It is raised, not asserted, so `python -O` cannot switch the check off.
 
 Only the standard library is imported here, so every layer can raise these.
 """
@@ -102,3 +107,11 @@ class StorageError(QuotepartError):
     """The database could not be reached or refused the operation."""
 
     exit_code = 5
+
+
+class ConservationError(QuotepartError):
+    """Parts that do not add up to their whole: minor units lost or made by our own code.
+
+    Raised by the invariant checks of the exact split and of the allocation; a bug to
+    report, never bad input. Nothing is written when it is raised.
+    """

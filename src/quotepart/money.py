@@ -21,6 +21,9 @@ verifier rebuilding the weights from the log in another order gets the same cent
     {'a': 34, 'b': 33, 'c': 33}
     >>> parse_amount("12.34", "EUR"), format_amount(1500, "JPY")
     (1234, '1500')
+
+Shares, pools and weights that people write ('1/3', '0.25', 1) are read with
+`parse_ratio`, exactly, into a `Fraction`.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ import operator
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any, TypeVar, cast
 
-from quotepart.errors import MoneyError
+from quotepart.errors import ConservationError, InputError, MoneyError
 
 __all__ = [
     "Currency",
@@ -43,6 +47,7 @@ __all__ = [
     "currency",
     "format_amount",
     "parse_amount",
+    "parse_ratio",
     "split_exact",
     "split_exact_sequence",
 ]
@@ -78,6 +83,7 @@ def split_exact(total_minor: int, weights: Mapping[K, Weight]) -> dict[K, int]:
         MoneyError: `total_minor` is not an int or is negative; a weight is negative,
             not finite, a bool or not an int, Fraction or float; every weight is zero
             while the total is positive; or tied keys cannot be ordered even by repr.
+        ConservationError: the parts do not add up to the total (a bug; checked always).
     """
     _check_total(total_minor)
     keys = list(weights)
@@ -89,7 +95,7 @@ def split_exact(total_minor: int, weights: Mapping[K, Weight]) -> dict[K, int]:
         tied = [i for i, remainder in enumerate(remainders) if remainder == threshold]
         for i in _first_by_key(tied, total_minor - sum(parts), keys):
             parts[i] += 1
-    assert sum(parts) == total_minor, "split_exact lost or made a minor unit"
+    _check_conserved(parts, total_minor, "split_exact")
     return dict(zip(keys, parts, strict=True))
 
 
@@ -103,7 +109,7 @@ def split_exact_sequence(total_minor: int, weights: Sequence[Weight]) -> list[in
         split_exact_sequence(100, [1, 1, 1])  # [34, 33, 33]
 
     Raises:
-        MoneyError: as `split_exact`.
+        MoneyError, ConservationError: as `split_exact`.
     """
     _check_total(total_minor)
     integer_weights = _integer_weights(list(weights), lambda i: f"the weight at position {i}")
@@ -116,8 +122,19 @@ def split_exact_sequence(total_minor: int, weights: Sequence[Weight]) -> list[in
                 break
             parts[i] += 1
             missing -= 1
-    assert sum(parts) == total_minor, "split_exact_sequence lost or made a minor unit"
+    _check_conserved(parts, total_minor, "split_exact_sequence")
     return parts
+
+
+def _check_conserved(parts: list[int], total_minor: int, where: str) -> None:
+    """Raise ConservationError unless the parts add up to the total (a raise, so -O keeps it)."""
+    parts_sum = sum(parts)
+    if parts_sum != total_minor:
+        raise ConservationError(
+            f"{where} of {total_minor} minor units over {len(parts)} weights gave parts "
+            f"adding up to {parts_sum} ({parts_sum - total_minor:+d})",
+            hint="this is a bug in quotepart, not in your input; please report it with the weights",
+        )
 
 
 def _integer_weights(values: list[Weight], describe: Callable[[int], str]) -> list[int]:
@@ -392,3 +409,75 @@ def format_amount(amount_minor: int, currency_code: str) -> str:
         return f"{sign}{abs(amount_minor)}"
     whole, fraction = divmod(abs(amount_minor), 10**money.minor_units)
     return f"{sign}{whole}.{fraction:0{money.minor_units}d}"
+
+
+# --- ratios -----------------------------------------------------------------------------------
+
+_RATIO_RE = re.compile(
+    r"(?P<fraction>-?[0-9]+/[0-9]+)"  # '1/3'
+    r"|(?P<decimal>-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?)"  # '1', '0.25', '5e-2'
+)
+_RATIO_HINT = "write a ratio as '1/3', '0.25' or 1: digits with one '/' or '.', no spaces inside"
+
+
+def parse_ratio(
+    value: Fraction | int | float | Decimal | str, *, what: str = "the ratio"
+) -> Fraction:
+    """The exact ratio a person wrote: `parse_ratio("2/6") == Fraction(1, 3)`, 0 or more.
+
+    Text is a fraction ('1/3') or a decimal ('0.25', '1', '5e-2'; an exponent has at
+    most three digits, so no text can ask for a number too long to build). A float is
+    read as the decimal it prints as (0.1 is 1/10, not the binary fraction it holds),
+    as that is what its writer meant; ints, Fractions and Decimals are taken as they
+    are. `what` names the value in errors, e.g. "the pool" or "the share of party:01H…".
+
+        parse_ratio("0.25"), parse_ratio(1), parse_ratio(0.1, what="the pool")
+
+    Raises:
+        InputError: the value is not such a number (a bool, NaN, infinity, other text or
+            types), divides by zero, or is negative.
+    """
+    ratio = _exact_ratio(value, what)
+    if ratio < 0:
+        raise InputError(
+            f"{what} is negative ({value!r})",
+            hint="ratios are 0 or more; a share is between 0 and 1",
+        )
+    return ratio
+
+
+def _exact_ratio(value: object, what: str) -> Fraction:
+    if isinstance(value, bool):
+        raise InputError(
+            f"{what} is the bool {value!r}, not a number",
+            hint="write the ratio as a number, e.g. 1 or 0",
+        )
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError(f"{what} is {value!r}, not a finite number", hint=_RATIO_HINT)
+        return Fraction(repr(value))  # the shortest decimal that reads back as this float
+    if isinstance(value, (int, Fraction)):
+        return Fraction(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InputError(f"{what} is {value!r}, not a finite number", hint=_RATIO_HINT)
+        return Fraction(value)
+    if not isinstance(value, str):
+        raise InputError(
+            f"{what} is a {type(value).__name__} ({value!r}), not a number",
+            hint="pass a Fraction, an int, a float or text such as '1/3'",
+        )
+    text = value.strip()
+    match = _RATIO_RE.fullmatch(text)
+    if match is None:
+        raise InputError(f"{what} is not a number: {value!r}", hint=_RATIO_HINT)
+    if match["fraction"] is not None and int(text.partition("/")[2]) == 0:
+        raise InputError(
+            f"{what} divides by zero: {value!r}", hint="a ratio's denominator is 1 or more"
+        )
+    try:
+        return Fraction(text)
+    except ValueError:  # beyond int()'s digit limit
+        raise InputError(
+            f"{what} is too long to be a ratio: {text[:40]!r}...", hint=_RATIO_HINT
+        ) from None

@@ -14,6 +14,8 @@ from quotepart.cli import cli
 from quotepart.ids import Digest, PartyId
 from quotepart.workspace import open_workspace
 
+PARTY = "party:01KDVDNA06E8DP3AR9Z4NPV1PC"
+
 
 def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args))
@@ -149,6 +151,26 @@ def test_a_record_proof_checks_offline_and_fails_when_altered(folder: Path, tmp_
             "cannot read",
         ),
         (("contribute", "x", "--party", "nobody", "--role", "data", "--by", "p"), 2, "PARTY=SHARE"),
+        (
+            ("contribute", "x", "--party", f"{PARTY}=half", "--role", "data", "--by", PARTY),
+            2,
+            f"the share of {PARTY} is not a number: 'half'",
+        ),
+        (
+            (
+                "policy",
+                "set",
+                "sha256:" + "0" * 64,
+                "--pool",
+                "1/0",
+                "--role",
+                "d=1",
+                "--by",
+                PARTY,
+            ),
+            2,
+            "--pool divides by zero",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_error(

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import quotepart
 from quotepart.errors import LineageCycleError, PolicyError
-from quotepart.ids import PartyId
+from quotepart.ids import Digest, PartyId
 from quotepart.sharing import Allocation, allocate
+from quotepart.sharing.allocation import (
+    CAPPED_REST,
+    INPUT_RANK,
+    POOL,
+    REGISTRANT_KEY,
+    RETAINED,
+    UPSTREAM_RANK,
+    SplitKey,
+)
 from tests.sharing.graph import T0, Graph
 
 
@@ -422,3 +436,107 @@ def test_an_input_assembled_from_other_inputs_of_the_run_is_not_counted_twice() 
     g.revenue(model, 4_000)
     allocation = allocate(g.facts())
     assert (allocation.amount_of(a), allocation.amount_of(b)) == (3_000, 1_000)
+
+
+# ------------------------------------------- invariants that `python -O` cannot switch off
+
+_UNDER_O = """
+import sys
+
+try:
+    assert False
+except AssertionError:
+    sys.exit("asserts are on: this must run under python -O")
+
+import quotepart.money as money
+import quotepart.sharing.allocation as allocation
+from quotepart.errors import ConservationError
+from tests.sharing.graph import Graph
+
+g = Graph()
+ann, bob = g.party(), g.party()
+data, model = g.asset("dataset"), g.asset("model")
+g.run([data], [model])
+g.contribute(data, ann, "1/3")
+g.contribute(data, bob, "2/3")
+g.policy(model, pool="1/2", roles={"data": "1"}, weighting={"data": "equal"})
+g.revenue(model, 1001)
+facts = g.facts()
+assert allocation.allocate(facts).total_minor == 1001  # stripped, like every assert here
+print("intact", sum(allocation.allocate(facts).amounts.values()))
+
+honest_split = money.split_exact
+def lossy_split(total, weights):  # an internal function fed parts that do not add up
+    parts = honest_split(total, weights)
+    first = next(key for key, part in parts.items() if part)
+    return {**parts, first: parts[first] - 1}
+
+allocation.split_exact = lossy_split
+try:
+    allocation.allocate(facts)
+except ConservationError as exc:
+    print("allocation:", exc)
+allocation.split_exact = honest_split
+
+real_floors = money._floors_and_threshold
+money._floors_and_threshold = lambda total, weights: ([total + 1, *[0] * (len(weights) - 1)], 0, None)
+for split in (lambda: money.split_exact(10, {"a": 1, "b": 1}),
+              lambda: money.split_exact_sequence(10, [1, 1])):
+    try:
+        split()
+    except ConservationError as exc:
+        print("split:", exc)
+"""
+
+
+def test_a_broken_conservation_raises_under_python_o() -> None:
+    """Money conservation is a raise, not an assert: `python -O` keeps it (TigerBeetle's rule)."""
+    paths = [str(Path(quotepart.__file__).parents[1]), str(Path(__file__).parents[2])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run(
+        [sys.executable, "-O", "-c", _UNDER_O], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "intact 1001"
+    assert lines[1].startswith("allocation: the allocation of ")
+    assert "pays 997 minor units to 3 parties, but the revenue is 1001 (-4)" in lines[1]
+    assert lines[2:] == [
+        "split: split_exact of 10 minor units over 2 weights gave parts adding up to 11 (+1)",
+        "split: split_exact_sequence of 10 minor units over 2 weights gave parts adding up to 11 (+1)",
+    ]
+
+
+# ------------------------------------------------------------------ the tie-break order
+
+
+@given(st.lists(st.binary(min_size=1, max_size=8), min_size=1, max_size=6, unique=True))
+def test_split_keys_keep_the_order_the_old_string_keys_had(contents: list[bytes]) -> None:
+    """'0 retained' < '1 pool' < '2 <digest>' and '<digest>' < '~operator', as before."""
+    digests = [Digest.of_bytes(c) for c in contents]
+    model_keys = [RETAINED, POOL, *(SplitKey(UPSTREAM_RANK, str(d)) for d in digests)]
+    old_model = ["0 retained", "1 pool", *(f"2 {d}" for d in digests)]
+    assert sorted(range(len(model_keys)), key=model_keys.__getitem__) == sorted(
+        range(len(old_model)), key=old_model.__getitem__
+    )
+    role_keys = [*(SplitKey(INPUT_RANK, str(d)) for d in digests), CAPPED_REST]
+    old_role = [*(str(d) for d in digests), "~operator"]
+    assert sorted(range(len(role_keys)), key=role_keys.__getitem__) == sorted(
+        range(len(old_role)), key=old_role.__getitem__
+    )
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_the_registrant_key_sorts_after_every_contribution_entry(leaf: bytes) -> None:
+    assert leaf.hex() < REGISTRANT_KEY
+
+
+def test_a_tied_unit_goes_to_what_the_operator_retains_before_the_pool() -> None:
+    g = Graph()
+    ann = g.party()
+    data, model = g.asset("dataset"), g.asset("model")
+    g.run([data], [model])
+    g.contribute(data, ann, 1)
+    g.policy(model, pool="1/2", roles={"data": "1"}, weighting={"data": "equal"})
+    g.revenue(model, 1001)
+    assert allocate(g.facts()).amounts == {g.operator: 501, ann: 500}

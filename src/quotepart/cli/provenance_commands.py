@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import click
 
 from quotepart.cli._base import emit_json, json_option, load_workspace, workspace_options
-from quotepart.errors import InputError, VerificationError
+from quotepart.errors import InputError
 from quotepart.ids import Digest, PartyId
-from quotepart.log import Checkpoint, NoteVerifier, leaf_hash, parse_entry, verify_inclusion
 from quotepart.log.kinds import AGENT_TYPES, ASSET_KINDS, CONTRIBUTION_ROLES, PARTY_ROLES
-from quotepart.provenance.digest import MemberProof
+from quotepart.money import parse_ratio
+from quotepart.provenance import record_proof, verify_record_proof
 from quotepart.provenance.tables import read_table
 from quotepart.workspace import Workspace
-
-PROOF_FORMAT = "quotepart/record-proof/v1"
 
 
 def _party(text: str) -> PartyId:
@@ -188,27 +187,7 @@ def asset_prove_record(
     with load_workspace(workspace_dir, database_url) as ws:
         digest = Digest.parse(ws.lineage(asset, max_depth=0).root.id)
         member = ws.prove_record(digest, data, row)
-        record = ws.asset(digest)
-        assert record is not None
-        inclusion = ws.store.inclusion_proof(record.leaf_index)
-        note = ws.store.checkpoint_at(inclusion.tree_size)
-        entry = ws.store.entry(record.leaf_index)[1]
-        emit_json(
-            {
-                "format": PROOF_FORMAT,
-                "asset": str(digest),
-                "record": member.member.hex(),
-                "record_index": member.index,
-                "record_count": member.count,
-                "record_path": [node.hex() for node in member.proof],
-                "entry": entry.decode(),
-                "leaf_index": inclusion.leaf_index,
-                "tree_size": inclusion.tree_size,
-                "inclusion_path": [node.hex() for node in inclusion.proof],
-                "checkpoint": note,
-                "verifier_key": str(ws.verifier),
-            }
-        )
+        emit_json(record_proof(ws.store, member, digest, ws.verifier))
 
 
 @asset_group.command("verify-record")
@@ -221,45 +200,22 @@ def asset_prove_record(
 def asset_verify_record(proof_file: Any, verifier_key: str | None) -> None:
     """Check a `prove-record` file offline: record → asset digest → log entry → signed checkpoint."""
     try:
-        proof = json.load(proof_file)
-        if proof.get("format") != PROOF_FORMAT:
-            raise ValueError(f"format is {proof.get('format')!r}")
-        asset = Digest.parse(proof["asset"])
-        MemberProof(
-            bytes.fromhex(proof["record"]),
-            int(proof["record_index"]),
-            int(proof["record_count"]),
-            tuple(bytes.fromhex(h) for h in proof["record_path"]),
-        ).verify(asset)
-        entry_bytes = proof["entry"].encode()
-        entry = parse_entry(entry_bytes)
-        if entry.raw_body.get("asset") != str(asset):
-            raise VerificationError(
-                "the log entry in the proof registers another asset", hint="the file was altered"
-            )
-        verifier = NoteVerifier.parse(verifier_key or proof["verifier_key"])
-        checkpoint = Checkpoint.open(proof["checkpoint"], verifier)
-        if checkpoint.tree_size != int(proof["tree_size"]):
-            raise VerificationError(
-                "the checkpoint is for another tree size than the proof",
-                hint="the file was altered",
-            )
-        verify_inclusion(
-            leaf_hash(entry_bytes),
-            int(proof["leaf_index"]),
-            checkpoint.tree_size,
-            tuple(bytes.fromhex(h) for h in proof["inclusion_path"]),
-            checkpoint.root_hash,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
+        document = json.load(proof_file)
+    except ValueError as exc:
         raise InputError(
             f"the proof file is malformed: {exc}",
             hint="produce it with `quotepart asset prove-record`",
         ) from exc
+    if not isinstance(document, dict):
+        raise InputError(
+            "the proof file is malformed: not a JSON object",
+            hint="produce it with `quotepart asset prove-record`",
+        )
+    verified = verify_record_proof(document, trusted_key=verifier_key)
     click.echo(
-        f"OK: record {proof['record_index']} of {proof['record_count']} is in {asset}, "
-        f"registered at entry {proof['leaf_index']} of the log {checkpoint.origin} "
-        f"(checkpoint of size {checkpoint.tree_size}, signature checked)"
+        f"OK: record {verified.record_index} of {verified.record_count} is in {verified.asset}, "
+        f"registered at entry {verified.leaf_index} of the log {verified.origin} "
+        f"(checkpoint of size {verified.tree_size}, signature checked)"
     )
     if verifier_key is None:
         click.echo(
@@ -291,14 +247,14 @@ def contribute_command(
     normalise: bool,
 ) -> None:
     """Record who contributed ASSET, with declared shares adding up to the whole."""
-    parsed: dict[PartyId, str] = {}
+    parsed: dict[PartyId, Fraction] = {}
     for item in shares:
         party, separator, share = item.partition("=")
         if not separator:
             raise InputError(
                 f"--party {item!r} is not PARTY=SHARE", hint="e.g. --party party:01H…=1/2"
             )
-        parsed[_party(party)] = share
+        parsed[_party(party)] = parse_ratio(share, what=f"the share of {party}")
     with load_workspace(workspace_dir, database_url) as ws:
         digest = Digest.parse(ws.lineage(asset, max_depth=0).root.id)
         indexes = ws.contribute(digest, parsed, role=role, by=_party(by), normalise=normalise)

@@ -28,7 +28,7 @@ from quotepart.log.kinds import (
     WEIGHTINGS,
     RevenueRecorded,
 )
-from quotepart.money import format_amount
+from quotepart.money import format_amount, parse_ratio
 from quotepart.sharing import verify_statement
 
 
@@ -174,21 +174,27 @@ def policy_set(
     by: str,
 ) -> None:
     """Set the sharing policy of ASSET (a model or service); it replaces the previous one."""
-    role_ratios = _pairs(roles, "role")
+    role_ratios = {
+        role: parse_ratio(ratio, what=f"--role {role}")
+        for role, ratio in _pairs(roles, "role").items()
+    }
     weighting = dict.fromkeys(role_ratios, "valuation") | _pairs(weightings, "weighting")
     with load_workspace(workspace_dir, database_url) as ws:
         index = ws.set_policy(
             Digest.parse(asset),
-            pool=pool,
+            pool=parse_ratio(pool, what="--pool"),
             roles=role_ratios,
             weighting=weighting,
             negative_values=negative_values,
             missing_valuation=missing_valuation,
-            declared={Digest.parse(a): w for a, w in _pairs(declared, "declared").items()},
-            floor=floor,
-            cap=cap,
+            declared={
+                Digest.parse(a): parse_ratio(w, what=f"--declared {a}")
+                for a, w in _pairs(declared, "declared").items()
+            },
+            floor=parse_ratio(floor, what="--floor"),
+            cap=parse_ratio(cap, what="--cap"),
             upstream=upstream,
-            upstream_share=upstream_share,
+            upstream_share=parse_ratio(upstream_share, what="--upstream-share"),
             minimum_payout=minimum_payout,
             operator=PartyId.parse(operator) if operator else None,
             by=PartyId.parse(by),

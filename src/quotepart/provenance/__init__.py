@@ -11,11 +11,19 @@ from quotepart.provenance.digest import (
     prove_member,
     prove_record_packed,
 )
+from quotepart.provenance.proofs import (
+    RECORD_PROOF_FORMAT,
+    VerifiedRecord,
+    record_proof,
+    verify_record_proof,
+)
 from quotepart.provenance.tables import encode_table, read_table
 
 __all__ = [
+    "RECORD_PROOF_FORMAT",
     "MemberProof",
     "PackedRecords",
+    "VerifiedRecord",
     "digest_file",
     "digest_folder",
     "digest_records",
@@ -25,4 +33,6 @@ __all__ = [
     "prove_member",
     "prove_record_packed",
     "read_table",
+    "record_proof",
+    "verify_record_proof",
 ]

@@ -25,6 +25,7 @@ from quotepart.log.kinds import (
     RunRecorded,
     format_fraction,
 )
+from quotepart.money import parse_ratio
 from quotepart.provenance import lineage as lineage_queries
 from quotepart.provenance.assets import (
     Described,
@@ -49,21 +50,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _share(value: Fraction | str | int | float, party: PartyId) -> Fraction:
-    try:
-        share = Fraction(str(value)) if isinstance(value, float) else Fraction(value)
-    except (ValueError, ZeroDivisionError, TypeError) as exc:
-        raise InputError(
-            f"the share of {party} is not a number: {value!r}",
-            hint="write shares as '1/3', 0.25 or 1",
-        ) from exc
-    if share < 0:
-        raise InputError(
-            f"the share of {party} is negative ({value})", hint="shares are between 0 and 1"
-        )
-    return share
 
 
 class Provenance:
@@ -395,7 +381,7 @@ class Provenance:
         digest = asset_digest(asset)
         if self.asset_entry(digest) is None:
             raise NotFoundError(f"unknown asset {digest}", hint="register the asset first")
-        parsed = {party: _share(value, party) for party, value in shares.items()}
+        parsed = {p: parse_ratio(v, what=f"the share of {p}") for p, v in shares.items()}
         parsed = {party: share for party, share in parsed.items() if share > 0}
         if not parsed:
             raise InputError(

@@ -34,7 +34,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
-from quotepart.errors import LineageCycleError, PolicyError, VerificationError
+from quotepart.errors import (
+    ConservationError,
+    LineageCycleError,
+    PolicyError,
+    VerificationError,
+)
 from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import (
     AssetRegistered,
@@ -54,6 +59,36 @@ ROLE_OF_KIND = {
     "service": "upstream_model",
 }
 """The role in which an input asset takes part in a model's split."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SplitKey:
+    """One part of a split, in tie-break order: by `rank`, then by `name`.
+
+    `split_exact` gives a leftover minor unit that several parts tie for to the key that
+    sorts first, so the ranks below are the allocation's tie-break order, written out.
+    """
+
+    rank: int
+    name: str
+
+
+RETAINED = SplitKey(0, "retained")
+"""A model's split: what the operator keeps wins a tie first, ..."""
+POOL = SplitKey(1, "pool")
+"""... then the contributors' pool, ..."""
+UPSTREAM_RANK = 2
+"""... then the fixed upstream shares, one per ancestor model, in digest order."""
+
+INPUT_RANK = 0
+"""A role's split: the inputs, in digest order, win ties before ..."""
+CAPPED_REST = SplitKey(1, "operator")
+"""... what caps leave over, which goes to the operator."""
+
+REGISTRANT_KEY = "~registrant"
+"""An asset's split: contributions, keyed by their entry's leaf hash (lowercase hex), win
+ties before the registrant's undeclared rest, as '~' sorts after every hex digit. A plain
+string rather than a SplitKey, so that a million contributors need no key objects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +197,8 @@ def allocate(facts: SharingFacts) -> Allocation:
             input without a size.
         LineageCycleError: an asset that is its own ancestor.
         VerificationError: the facts name an asset they do not hold.
+        ConservationError: the parts do not add up to the revenue, or an asset passed on
+            or paid out other than what reached it (a bug; checked on every allocation).
     """
     return _Allocator(facts).run()
 
@@ -233,7 +270,7 @@ class _Allocator:
                     amounts[ulid] = amounts.get(ulid, 0) + part
                     parties[ulid] = party
         positive = {parties[u]: amounts[u] for u in sorted(amounts) if amounts[u] > 0}
-        assert sum(positive.values()) == body.amount_minor, "an allocation lost money"
+        _check_conserved(str(body.revenue), body.amount_minor, positive, self.flows)
         return Allocation(
             str(body.revenue),
             body.currency,
@@ -400,19 +437,20 @@ class _Allocator:
                     f"{format_fraction(policy.pool)}",
                     hint="lower the fixed upstream share, raise the pool, or use dilute mode",
                 )
-        weights: dict[str, Fraction] = {
-            "0 retained": 1 - policy.pool,
-            "1 pool": policy.pool - policy.upstream_share * len(ancestors),
+        upstream = {ancestor: SplitKey(UPSTREAM_RANK, str(ancestor)) for ancestor in ancestors}
+        weights: dict[SplitKey, Fraction] = {
+            RETAINED: 1 - policy.pool,
+            POOL: policy.pool - policy.upstream_share * len(ancestors),
         }
-        for ancestor in ancestors:
-            weights[f"2 {ancestor}"] = policy.upstream_share
+        for key in upstream.values():
+            weights[key] = policy.upstream_share
         parts = split_exact(amount, weights)
-        self._line(operator, parts["0 retained"], "retained", trace)
+        self._line(operator, parts[RETAINED], "retained", trace)
         hop = Hop("upstream_model", f"fixed {format_fraction(policy.upstream_share)}", None)
-        for ancestor in ancestors:
-            self._send(ancestor, ("model", "0", ""), parts[f"2 {ancestor}"], (*trace, hop))
+        for ancestor, key in upstream.items():
+            self._send(ancestor, ("model", "0", ""), parts[key], (*trace, hop))
         skip_upstream = policy.upstream_mode == "fixed" or not pass_upstream
-        self._share_pool(digest, policy_fact, parts["1 pool"], trace, moment, skip_upstream)
+        self._share_pool(digest, policy_fact, parts[POOL], trace, moment, skip_upstream)
 
     def _ancestor_models(self, digest: Digest) -> list[Digest]:
         """Every model or service upstream of `digest`, through any of its inputs, once each."""
@@ -503,17 +541,17 @@ class _Allocator:
             )
             self._line(policy.operator, amount, "unallocated", role_trace)
             return
-        keyed = {str(c): bounded[c] for c in bounded}
+        keyed = {SplitKey(INPUT_RANK, str(c)): bounded[c] for c in bounded}
         if leftover > 0:
             self.notes.append(
                 f"{digest}: caps leave {format_fraction(leftover)} of {role} to the operator"
             )
-            keyed["~operator"] = leftover
+            keyed[CAPPED_REST] = leftover
         parts = split_exact(amount, keyed)
         if leftover > 0:
-            self._line(policy.operator, parts["~operator"], "unallocated", role_trace)
+            self._line(policy.operator, parts[CAPPED_REST], "unallocated", role_trace)
         for candidate, hop in candidates:
-            part = parts.get(str(candidate), 0)
+            part = parts.get(SplitKey(INPUT_RANK, str(candidate)), 0)
             hops = role_trace if hop is None else (*role_trace, hop)
             if candidate == digest:
                 self._share_contributions(digest, part, hops, moment, policy.operator, role)
@@ -636,7 +674,7 @@ class _Allocator:
             withdrawn = digest in self.consented_assets and self._withdrawn(
                 asset.author, digest, moment
             )
-            weights["~registrant"] = 0 if withdrawn else denominator - claimed
+            weights[REGISTRANT_KEY] = 0 if withdrawn else denominator - claimed
         if not any(weights.values()):
             self.notes.append(
                 f"{digest}: no contributor with consent; its part stays with the operator"
@@ -645,7 +683,7 @@ class _Allocator:
             self._line(receiver, amount, "unallocated", trace)
             return
         parts = split_exact(amount, weights)
-        registrant_part = parts.pop("~registrant", 0)
+        registrant_part = parts.pop(REGISTRANT_KEY, 0)
         self.paid_at_assets.append(_PaidAtAsset(digest, trace, contributions, parts))
         assert self.current is not None
         self.current.kept += amount - registrant_part
@@ -665,6 +703,31 @@ class _Allocator:
             self.lines.append(Line(party, amount, reason, trace, None, self.current_asset))
             assert self.current is not None
             self.current.kept += amount
+
+
+def _check_conserved(
+    revenue: str, total_minor: int, amounts: Mapping[PartyId, int], flows: Mapping[Digest, NodeFlow]
+) -> None:
+    """Raise ConservationError unless the parties' amounts add up to the revenue and every
+    asset passed on or paid out exactly what reached it.
+
+    Raised, not asserted: `python -O` strips asserts, and an allocation that lost or made
+    a minor unit must never be recorded.
+    """
+    paid = sum(amounts.values())
+    if paid != total_minor:
+        raise ConservationError(
+            f"the allocation of {revenue} pays {paid} minor units to {len(amounts)} parties, "
+            f"but the revenue is {total_minor} ({paid - total_minor:+d})",
+            hint="this is a bug in quotepart; nothing was recorded; please report it",
+        )
+    for digest, flow in flows.items():
+        if flow.received != flow.kept + flow.passed:
+            raise ConservationError(
+                f"in the allocation of {revenue}, asset {digest} received {flow.received} "
+                f"minor units but kept {flow.kept} and passed on {flow.passed}",
+                hint="this is a bug in quotepart; nothing was recorded; please report it",
+            )
 
 
 def _bounded(

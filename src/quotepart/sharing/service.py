@@ -32,7 +32,7 @@ from quotepart.log.kinds import (
     ValuationRecorded,
 )
 from quotepart.money import currency as find_currency
-from quotepart.money import format_amount, parse_amount
+from quotepart.money import format_amount, parse_amount, parse_ratio
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.provenance.service import Provenance
 from quotepart.sharing.allocation import Allocation, allocate
@@ -71,14 +71,6 @@ class Shared:
     allocation: Allocation
     leaf_index: int
     new: bool  # False when the revenue had been shared before
-
-
-def _ratio(value: Fraction | str | int | float, what: str) -> Fraction:
-    try:
-        ratio = Fraction(str(value)) if isinstance(value, float) else Fraction(value)
-    except (ValueError, ZeroDivisionError, TypeError) as exc:
-        raise InputError(f"{what} is not a ratio: {value!r}", hint="write '1/5', 0.2 or 1") from exc
-    return ratio
 
 
 class Sharing:
@@ -145,25 +137,26 @@ class Sharing:
         by: PartyId,
     ) -> int:
         """Set how the revenue of `asset` is shared; it replaces any earlier policy."""
-        role_ratios = {role: _ratio(r, f"the {role} ratio") for role, r in roles.items()}
+        role_ratios = {role: parse_ratio(r, what=f"the {role} ratio") for role, r in roles.items()}
         weights = (
             dict.fromkeys(role_ratios, weighting) if isinstance(weighting, str) else dict(weighting)
         )
         body = PolicySet(
             asset=asset_digest(asset),
             operator=operator or by,
-            pool=_ratio(pool, "the pool"),
+            pool=parse_ratio(pool, what="the pool"),
             roles=role_ratios,
             weighting=weights,
             negative_values=negative_values,
             missing_valuation=missing_valuation,
             declared={
-                asset_digest(a): _ratio(w, "a declared weight") for a, w in (declared or {}).items()
+                asset_digest(a): parse_ratio(w, what="a declared weight")
+                for a, w in (declared or {}).items()
             },
-            floor=_ratio(floor, "the floor"),
-            cap=_ratio(cap, "the cap"),
+            floor=parse_ratio(floor, what="the floor"),
+            cap=parse_ratio(cap, what="the cap"),
             upstream_mode=upstream,
-            upstream_share=_ratio(upstream_share, "the upstream share"),
+            upstream_share=parse_ratio(upstream_share, what="the upstream share"),
             minimum_payout=minimum_payout,
         )
         return self.ledger.append(body, author=by)
