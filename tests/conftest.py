@@ -1,4 +1,10 @@
-"""Shared fixtures: real SQLite files and real PostgreSQL schemas, one fresh database per test."""
+"""Shared fixtures: real SQLite files and real PostgreSQL schemas, one fresh database per test.
+
+Hypothesis profiles: "dev" (the default: Hypothesis's own example counts, a short domain
+simulation) and "ci" (more examples and longer simulations, derandomized so a failure on
+CI is the same failure locally, with the blob that reproduces it printed). CI=true selects
+"ci"; HYPOTHESIS_PROFILE=dev|ci chooses either explicitly.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,29 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from hypothesis import HealthCheck, settings
 from sqlalchemy import text
+
+from quotepart.workspace import Workspace, init_workspace
 
 POSTGRES_URL = os.environ.get(
     "QUOTEPART_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# dev keeps Hypothesis's 100 examples for tests that do not choose their own; deadlines
+# are off everywhere (timings belong in bench/, and the machines running tests are shared).
+settings.register_profile("dev", deadline=None)
+settings.register_profile(
+    "ci",
+    max_examples=300,
+    deadline=None,
+    derandomize=True,  # a failure on CI is the same failure on a laptop
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if ON_CI else "dev")
+settings.load_profile(PROFILE)
 
 
 def _postgres_reason() -> str | None:
@@ -80,3 +103,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
         return None
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def ws(tmp_path: Path, database_url: str | None, clock: FakeClock) -> Iterator[Workspace]:
+    """An empty workspace on each backend: the embedded SQLite file, then PostgreSQL."""
+    with init_workspace(tmp_path / "ws", database_url=database_url, clock=clock) as workspace:
+        yield workspace

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,12 +29,11 @@ from tests.helpers import asset_body, populate
 
 
 @pytest.fixture
-def ws(tmp_path: Path, database_url: str | None, clock: FakeClock) -> Iterator[Workspace]:
-    workspace = init_workspace(tmp_path / "ws", database_url=database_url, clock=clock)
-    populate(workspace, assets=6)  # 2 parties + 6 assets + 6 contributions = 14 entries
-    workspace.verify()
-    yield workspace
-    workspace.close()
+def ws(ws: Workspace) -> Workspace:
+    """The shared empty workspace (each backend), with 14 entries that verify."""
+    populate(ws, assets=6)  # 2 parties + 6 assets + 6 contributions = 14 entries
+    ws.verify()
+    return ws
 
 
 def entry_bytes(conn: Connection, index: int) -> bytes:

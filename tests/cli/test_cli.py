@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from quotepart.cli import cli
+from quotepart.cli.demo import PERIOD
 from quotepart.ids import PartyId
 from quotepart.log import (
     Checkpoint,
@@ -23,7 +24,9 @@ from quotepart.log import (
     verify_consistency,
     verify_inclusion,
 )
+from quotepart.sharing import verify_statement
 from quotepart.workspace import open_workspace
+from tests.cli.conftest import DemoRun
 from tests.helpers import asset_body, populate
 
 
@@ -227,11 +230,31 @@ def test_unreachable_database(tmp_path: Path) -> None:
     assert_refused(result, 2, "unsupported database")
 
 
-def test_demo_and_verify_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
-    result = run("demo", "--workspace", str(tmp_path / "demo"), "--database-url", postgres_url)
-    assert result.exit_code == 0, result.stderr
-    assert "quotepart verify:" in result.stdout
-    assert not (tmp_path / "demo" / "quotepart.db").exists()  # the log lives in PostgreSQL
-    assert (
-        as_json(run("verify", "--workspace", str(tmp_path / "demo"), "--json"))["tree_size"] > 1_000
-    )
+def test_the_demo_log_on_postgresql_verifies_shares_and_states_the_same(
+    tmp_path: Path, postgres_url: str, demo: DemoRun
+) -> None:
+    """The session's demo log (every kind it writes, > 1,000 entries), appended into a
+    PostgreSQL workspace: it verifies there, and sharing and statements read back from
+    PostgreSQL give the demo's amounts."""
+    with open_workspace(demo.folder) as source:
+        size = source.store.tree_size()
+        lines = b"".join(data + b"\n" for _, _, data in source.store.leaves(0, size))
+    pg = tmp_path / "pg"
+    assert run("init", str(pg), "--database-url", postgres_url).exit_code == 0
+    (tmp_path / "entries.jsonl").write_bytes(lines)
+    appended = run("log", "append", str(tmp_path / "entries.jsonl"), "--workspace", str(pg))
+    assert appended.exit_code == 0, appended.stderr
+    assert not (pg / "quotepart.db").exists()  # the log lives in PostgreSQL
+    assert as_json(run("verify", "--workspace", str(pg), "--json"))["tree_size"] == size > 1_000
+    with open_workspace(pg) as ws:
+        [(_, revenue)] = ws.revenue_entries()
+        shared = ws.share(revenue.raw_body["revenue"])  # recomputed from PostgreSQL's rows
+        assert not shared.new
+        names = {p.party: p.name for p in ws.parties()}
+        assert {names[p]: a for p, a in shared.allocation.amounts.items()} == demo.result.amounts
+        for party, amount in shared.allocation.amounts.items():
+            proof = ws.statement_proof(party, PERIOD)
+            assert verify_statement(proof).totals == {"EUR": amount}
+    unreachable = run("demo", "--workspace", str(tmp_path / "nowhere" / "demo"),
+                      "--database-url", "postgresql://nobody@127.0.0.1:1/none")  # fmt: skip
+    assert_refused(unreachable, 5, "cannot reach database")  # --database-url reaches init

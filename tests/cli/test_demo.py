@@ -1,27 +1,27 @@
-"""`quotepart demo` end to end in a temporary folder: its outputs agree with the log."""
+"""`quotepart demo` end to end (run once per session, see conftest.py): its outputs agree with the log."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from quotepart.cli import cli
-from quotepart.cli.demo import PERIOD, run_story
+from quotepart.cli.demo import PERIOD
 from quotepart.ids import Digest
 from quotepart.sharing import verify_statement
-from quotepart.workspace import init_workspace, open_workspace
+from quotepart.workspace import open_workspace
+from tests.cli.conftest import DemoRun
 
 
-def test_the_demo_shares_exactly_and_everything_verifies(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    lines: list[str] = []
-    with init_workspace(tmp_path / "ws") as ws:
-        result = run_story(ws, out, lines.append)
+def test_the_demo_shares_exactly_and_everything_verifies(demo: DemoRun) -> None:
+    result = demo.result
+    out = result.out
+    lines = demo.stdout.splitlines()
+    assert "who gets paid what" in demo.stdout
+    with open_workspace(demo.folder) as ws:
         # the statements' sums equal the revenue, and each equals the log's allocation
         assert sum(result.statements.values()) == result.total_minor > 0
         assert result.statements == {n: a for n, a in result.amounts.items()}
@@ -62,16 +62,13 @@ def test_the_demo_shares_exactly_and_everything_verifies(tmp_path: Path) -> None
     assert any(line.startswith("5.") or "verify" in line for line in lines)
 
 
-def test_the_demo_refuses_to_run_twice_in_one_folder(tmp_path: Path) -> None:
+def test_the_demo_refuses_to_run_twice_in_one_folder(demo: DemoRun) -> None:
     runner = CliRunner()
-    first = runner.invoke(cli, ["demo", "--workspace", str(tmp_path / "demo")])
-    assert first.exit_code == 0, first.stderr
-    assert "who gets paid what" in first.stdout
-    with open_workspace(tmp_path / "demo") as ws:
+    with open_workspace(demo.folder) as ws:
         size = ws.store.tree_size()
-    again = runner.invoke(cli, ["demo", "--workspace", str(tmp_path / "demo")])
+    again = runner.invoke(cli, ["demo", "--workspace", str(demo.folder)])
     assert again.exit_code == 2
     assert "already holds a workspace" in again.stderr
-    with open_workspace(tmp_path / "demo") as ws:
+    with open_workspace(demo.folder) as ws:
         assert ws.store.tree_size() == size  # no money recorded twice
-    assert runner.invoke(cli, ["verify", "--workspace", str(tmp_path / "demo")]).exit_code == 0
+    assert runner.invoke(cli, ["verify", "--workspace", str(demo.folder)]).exit_code == 0

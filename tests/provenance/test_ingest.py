@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,13 +47,6 @@ DBT = sample("dbt_failed_model.jsonl")
 
 def run_id(openlineage_uuid: str) -> RunId:
     return RunId(str(ULID.from_uuid(uuid.UUID(openlineage_uuid))))
-
-
-@pytest.fixture
-def ws(tmp_path: Path, database_url: str | None, clock: FakeClock) -> Iterator[Workspace]:
-    workspace = init_workspace(tmp_path / "ws", database_url=database_url, clock=clock)
-    yield workspace
-    workspace.close()
 
 
 @pytest.fixture

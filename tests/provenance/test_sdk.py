@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
@@ -30,12 +29,6 @@ from quotepart.workspace import Workspace, init_workspace, open_workspace
 from tests.conftest import FakeClock
 
 IBAN = "DE89 3704 0044 0532 0130 00"
-
-
-@pytest.fixture
-def ws(tmp_path: Path, clock: FakeClock) -> Iterator[Workspace]:
-    with init_workspace(tmp_path / "ws", clock=clock) as workspace:
-        yield workspace
 
 
 @pytest.fixture

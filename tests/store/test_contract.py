@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,13 +32,6 @@ from quotepart.store.schema import PROJECTION_TABLES, checkpoints, log_entries, 
 from quotepart.workspace import Workspace, init_workspace, open_workspace
 from tests.conftest import FakeClock
 from tests.helpers import asset_body, populate
-
-
-@pytest.fixture
-def ws(tmp_path: Path, database_url: str | None, clock: FakeClock) -> Iterator[Workspace]:
-    workspace = init_workspace(tmp_path / "ws", database_url=database_url, clock=clock)
-    yield workspace
-    workspace.close()
 
 
 def count(ws: Workspace, table: object) -> int:

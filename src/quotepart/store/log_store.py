@@ -3,7 +3,7 @@ proofs read from stored nodes, the auditor's `LogSource`, and rebuild by replay.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -76,6 +76,13 @@ def leaf_indexes_of(conn: Connection, hashes: Sequence[bytes]) -> dict[bytes, in
 
 _NODE_COLUMNS = ("node_id", "hash")
 
+FAULT_POINTS = ("entry", "projections", "leaves", "sealed")
+"""Where `LogStore.faults` is called inside an append's transaction, in order: after each
+new entry is checked and projected in memory, after the projection rows are written,
+after the leaves and tree nodes are written, and after the checkpoint (just before commit)."""
+
+FaultHook = Callable[[str], None]
+
 
 @dataclass(frozen=True, slots=True)
 class InclusionProof:
@@ -98,11 +105,25 @@ class ConsistencyProof:
 class LogStore:
     """One log (one origin) in one database. Every method opens its own transaction."""
 
-    def __init__(self, engine: Engine, *, origin: str, log_key: SigningKey | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        origin: str,
+        log_key: SigningKey | None,
+        faults: FaultHook | None = None,
+    ) -> None:
         self.engine = engine
         self.origin = origin
         self.log_key = log_key  # None: read-only, as for an auditor
+        # Fault injection for simulation tests: called with a name from FAULT_POINTS inside
+        # append's transaction; whatever it raises rolls the whole append back.
+        self.faults = faults
         self._checkpointer = WalCheckpointer(engine)
+
+    def _fault(self, point: str) -> None:
+        if self.faults is not None:
+            self.faults(point)
 
     def close(self) -> None:
         """Stop background work and release the database connections."""
@@ -147,6 +168,7 @@ class LogStore:
                 index = tree.size
                 self._check_author(conn, entry, index, keys)
                 apply_projections(projections, entry, index)
+                self._fault("entry")
                 leaf_rows.append(
                     (
                         index,
@@ -162,9 +184,12 @@ class LogStore:
                 indexes.append(index)
             if leaf_rows:
                 projections.flush()
+                self._fault("projections")
                 bulk_insert(conn, log_entries, _LEAF_COLUMNS, leaf_rows)
                 bulk_insert(conn, tree_nodes, _NODE_COLUMNS, node_rows)
+                self._fault("leaves")
                 self._seal(conn, tree)
+                self._fault("sealed")
         if leaf_rows:  # committed: let the WAL drain beside the caller's next batch
             self._checkpointer.request()
         return indexes
