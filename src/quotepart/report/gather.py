@@ -72,8 +72,7 @@ class _Reader:
             return
         found = describe_nodes(self.conn, wanted)
         for _, entry in self.entries(node.leaf_index for node in found.values()):
-            body = entry.body()
-            assert isinstance(body, AssetRegistered)
+            body = entry.body_as(AssetRegistered)
             self.assets[str(body.asset)] = body
 
 
@@ -170,8 +169,7 @@ def _covered(read: _Reader, earners: list[str], period: Period, name: str) -> li
                 hint=f"share it first with `quotepart share {revenue}`, then publish the report",
             )
         [(_, entry)] = read.entries([index])
-        body = entry.body()
-        assert isinstance(body, AllocationRecorded)
+        body = entry.body_as(AllocationRecorded)
         inputs = entries_by_hash(read.conn, body.inputs)
         read.saw(i for i, _ in inputs)
         allocation = recompute(entry, inputs)  # raises unless it gives the recorded amounts
