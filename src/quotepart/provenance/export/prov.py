@@ -19,7 +19,6 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any, Literal
 
-from prov.model import PROV, PROV_LABEL, PROV_TYPE, ProvDocument
 from sqlalchemy import select
 
 from quotepart.errors import InputError
@@ -261,6 +260,8 @@ def prov_document(ws: ProvenanceRecorder, node: Digest | str | None = None) -> A
 def graph_document(graph: ProvenanceGraph) -> Any:
     """Render a `ProvenanceGraph` as a PROV document; records are added in a fixed order,
     so the same log always serialises to the same bytes."""
+    from prov.model import ProvDocument
+
     doc = ProvDocument()
     qp = doc.add_namespace("quotepart", QUOTEPART_NAMESPACE)
     for prefix, uri in ID_NAMESPACES.items():
@@ -303,6 +304,8 @@ def graph_document(graph: ProvenanceGraph) -> Any:
 
 
 def _agent_attributes(qp: Any, party: RecordedParty) -> list[tuple[Any, Any]]:
+    from prov.model import PROV, PROV_LABEL, PROV_TYPE
+
     body = party.body
     attributes: list[tuple[Any, Any]] = [
         (PROV_TYPE, PROV[AGENT_PROV_TYPES[body.agent_type]]),
@@ -314,6 +317,8 @@ def _agent_attributes(qp: Any, party: RecordedParty) -> list[tuple[Any, Any]]:
 
 
 def _entity_attributes(qp: Any, asset: RecordedAsset) -> list[tuple[Any, Any]]:
+    from prov.model import PROV_LABEL
+
     body = asset.body
     attributes: list[tuple[Any, Any]] = [
         (PROV_LABEL, body.name),
@@ -331,6 +336,8 @@ def _entity_attributes(qp: Any, asset: RecordedAsset) -> list[tuple[Any, Any]]:
 
 
 def _activity_attributes(qp: Any, run: RecordedRun) -> list[tuple[Any, Any]]:
+    from prov.model import PROV_LABEL
+
     body = run.body
     attributes: list[tuple[Any, Any]] = [
         (PROV_LABEL, body.name),
