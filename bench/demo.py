@@ -6,7 +6,7 @@ Measured, `--repeats` times (median):
 
 * the command itself, `quotepart demo --workspace <new folder>`, as a user runs it: a new
   Python process, imports, the whole story, the report, the audit;
-* the same story in-process (`quotepart.cli.demo.run_story`), with the seconds of each step;
+* the same story in-process (`quotepart.demo.run_story`), with the seconds of each step;
 * the ceiling, in the same run: the scikit-learn work alone that the story cannot avoid
   (the two model fits, the 64 cohort-coalition fits of the exact Shapley values, the
   KNN-Shapley of one cohort), with no log, no database, no files. What the command takes
@@ -38,7 +38,8 @@ from _common import (
 from rich.console import Console
 from sklearn.datasets import load_breast_cancer
 
-from quotepart.cli.demo import HOSPITALS, _model, run_story
+from quotepart.demo import HOSPITALS, run_story
+from quotepart.demo.story import _model
 from quotepart.valuation import ModelUtility, knn_shapley, shapley
 from quotepart.workspace import init_workspace
 

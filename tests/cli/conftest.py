@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import quotepart.cli.demo as demo_module
+import quotepart.demo as demo_module
 from quotepart.cli import cli
-from quotepart.cli.demo import DemoResult
+from quotepart.demo import DemoResult
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from quotepart.cli import cli
-from quotepart.cli.demo import PERIOD
+from quotepart.demo import PERIOD
 from quotepart.ids import PartyId
 from quotepart.log import (
     Checkpoint,

@@ -9,7 +9,7 @@ import json
 from click.testing import CliRunner
 
 from quotepart.cli import cli
-from quotepart.cli.demo import PERIOD
+from quotepart.demo import PERIOD
 from quotepart.ids import Digest
 from quotepart.sharing import verify_statement
 from quotepart.workspace import open_workspace

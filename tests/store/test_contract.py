@@ -6,8 +6,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
 
 from quotepart.errors import (
@@ -28,6 +31,7 @@ from quotepart.log import (
     verify_inclusion,
 )
 from quotepart.log.kinds import ContributionRecorded, PartyRegistered
+from quotepart.store.engine import HEAD_REVISION, migrate, schema_revision
 from quotepart.store.schema import PROJECTION_TABLES, checkpoints, log_entries, metadata
 from quotepart.workspace import Workspace, init_workspace, open_workspace
 from tests.conftest import FakeClock
@@ -189,6 +193,31 @@ def test_migrations_create_exactly_the_declared_schema(ws: Workspace) -> None:
     with ws.store.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
     assert differences == []
+
+
+def _alembic(conn: object) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "quotepart.store:migrations")
+    config.attributes["connection"] = conn
+    return config
+
+
+def test_the_head_revision_known_without_alembic_is_alembics_head(ws: Workspace) -> None:
+    with ws.store.engine.connect() as conn:
+        assert ScriptDirectory.from_config(_alembic(conn)).get_current_head() == HEAD_REVISION
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD_REVISION
+    assert schema_revision(ws.store.engine) == HEAD_REVISION
+
+
+def test_an_older_schema_is_migrated_to_the_head(ws: Workspace) -> None:
+    engine = ws.store.engine
+    with engine.connect() as conn, conn.begin():
+        command.downgrade(_alembic(conn), "0003")
+    assert schema_revision(engine) == "0003"
+    migrate(engine)
+    assert schema_revision(engine) == HEAD_REVISION
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
 def test_reopening_keeps_everything(

@@ -1,177 +1,172 @@
-"""The `quotepart` command line: parse, call the workspace, render."""
+"""The `quotepart` command line: parse, call the workspace, render.
+
+Each command's module is imported only when that command runs (click's documented
+LazyGroup pattern), and `quotepart --help` lists the commands from the short help kept
+in `COMMANDS`, so it imports none of them: starting the CLI costs click, not the
+workspace, its database layer or scikit-learn.
+"""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import importlib
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from quotepart import __version__
-from quotepart.cli._base import (
-    QuotepartGroup,
-    emit_json,
-    json_option,
-    load_workspace,
-    stderr_console,
-    workspace_options,
-)
-from quotepart.cli.demo import demo_command
-from quotepart.cli.export_commands import export_group, ingest_group
-from quotepart.cli.log_commands import log_group
-from quotepart.cli.provenance_commands import (
-    asset_group,
-    contribute_command,
-    lineage_command,
-    party_group,
-    run_group,
-)
-from quotepart.cli.report_commands import report_command
-from quotepart.cli.sharing_commands import SHARING_COMMANDS
-from quotepart.errors import QuotepartError
-from quotepart.log import verifier_key
-from quotepart.workspace import init_workspace
+from quotepart.cli._base import QuotepartGroup
 
 
-@click.group(cls=QuotepartGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyCommand(NamedTuple):
+    """Where a command lives ("module:attribute") and the short help `--help` lists for it.
+
+    The short help is the first sentence of the command's docstring, which click would
+    show; a test checks that the two agree.
+    """
+
+    target: str
+    short_help: str
+
+
+_CLI = "quotepart.cli."
+COMMANDS: Mapping[str, LazyCommand] = {
+    "asset": LazyCommand(
+        _CLI + "provenance_commands:asset_group",
+        "Register, list and show assets; prove that a record is in one.",
+    ),
+    "consent": LazyCommand(
+        _CLI + "sharing_commands:consent_group",
+        "Grant or withdraw a contributor's consent to use an asset.",
+    ),
+    "contribute": LazyCommand(
+        _CLI + "provenance_commands:contribute_command",
+        "Record who contributed ASSET, with declared shares adding up to the whole.",
+    ),
+    "demo": LazyCommand(
+        _CLI + "demo:demo_command",
+        "A cooperative's model earns money; value, share, pay, report and verify it, end to end.",
+    ),
+    "export": LazyCommand(
+        _CLI + "export_commands:export_group",
+        "Write the log in the standards other tools read: W3C PROV, OpenLineage, Croissant.",
+    ),
+    "ingest": LazyCommand(
+        _CLI + "export_commands:ingest_group",
+        "Record the runs that other tools reported (OpenLineage events).",
+    ),
+    "init": LazyCommand(
+        _CLI + "workspace_commands:init_command",
+        "Create a workspace in DIRECTORY (default: the current folder).",
+    ),
+    "lineage": LazyCommand(
+        _CLI + "provenance_commands:lineage_command",
+        "Show the lineage of NODE: an asset digest, a run id, or an asset's exact name.",
+    ),
+    "log": LazyCommand(
+        _CLI + "log_commands:log_group",
+        "Read the signed Merkle log: checkpoints, keys, entries and RFC 9162 proofs.",
+    ),
+    "party": LazyCommand(
+        _CLI + "provenance_commands:party_group",
+        "Register and list parties (contributors, operators, consumers, auditors, coops).",
+    ),
+    "payout": LazyCommand(
+        _CLI + "sharing_commands:payout_group",
+        "Export owed balances to a payment rail (SEPA pain.001, mobile-money CSV).",
+    ),
+    "policy": LazyCommand(
+        _CLI + "sharing_commands:policy_group",
+        "Set how a model's or service's revenue is shared.",
+    ),
+    "rebuild": LazyCommand(
+        _CLI + "workspace_commands:rebuild_command",
+        "Drop the projections and replay the log into them.",
+    ),
+    "report": LazyCommand(
+        _CLI + "report_commands:report_command",
+        "Publish the fair value share report of SERVICE_OR_MODEL (digest or name) for a period.",
+    ),
+    "revenue": LazyCommand(
+        _CLI + "sharing_commands:revenue_group",
+        "Record and list revenue earned by models and services.",
+    ),
+    "run": LazyCommand(
+        _CLI + "provenance_commands:run_group",
+        "List and show recorded runs.",
+    ),
+    "share": LazyCommand(
+        _CLI + "sharing_commands:share_command",
+        "Compute and record the exact allocation of REVENUE through the lineage.",
+    ),
+    "statement": LazyCommand(
+        _CLI + "sharing_commands:statement_command",
+        "What PARTY earned in a period, each line traced to the entries behind it.",
+    ),
+    "valuation": LazyCommand(
+        _CLI + "sharing_commands:valuation_group",
+        "Record contribution values of a model's inputs.",
+    ),
+    "verify": LazyCommand(
+        _CLI + "workspace_commands:verify_command",
+        "Check every leaf hash, signature, tree node and checkpoint, and the projections against a replay.",
+    ),
+    "verify-statement": LazyCommand(
+        _CLI + "sharing_commands:verify_statement_command",
+        "Check a statement file offline: proofs, checkpoint, signatures, and the amounts, recomputed.",
+    ),
+}
+
+
+class LazyGroup(QuotepartGroup):
+    """A group whose subcommands are imported on first use; QuotepartGroup's error handling."""
+
+    def __init__(self, *args: Any, lazy_commands: Mapping[str, LazyCommand], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands:
+            return self._load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def _load(self, cmd_name: str) -> click.Command:
+        module_name, _, attribute = self.lazy_commands[cmd_name].target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):  # our bug, not the user's
+            raise TypeError(f"{module_name}:{attribute} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's own listing, but lazy commands show their kept short help, unimported."""
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy_commands:
+                command: click.Command | None = click.Command(
+                    name, help=self.lazy_commands[name].short_help
+                )
+            else:
+                command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="quotepart")
 def cli() -> None:
     """Record, value and share the contributions behind AI models, in a signed Merkle log."""
 
 
-@cli.command("init")
-@click.argument("directory", type=click.Path(path_type=Path), required=False)
-@click.option(
-    "--workspace",
-    "workspace_dir",
-    envvar="QUOTEPART_HOME",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Same as DIRECTORY.",
-)
-@click.option(
-    "--database-url",
-    envvar="QUOTEPART_DATABASE_URL",
-    default=None,
-    help="Keep the log in this PostgreSQL database instead of SQLite.",
-)
-@click.option(
-    "--origin", default=None, help="The log's origin line (default: quotepart.local/<ULID>)."
-)
-@json_option
-def init_command(
-    directory: Path | None,
-    workspace_dir: Path | None,
-    database_url: str | None,
-    origin: str | None,
-    as_json: bool,
-) -> None:
-    """Create a workspace in DIRECTORY (default: the current folder)."""
-    folder = directory or workspace_dir or Path(".")
-    with init_workspace(folder, database_url=database_url, origin=origin) as ws:
-        key = verifier_key(ws.origin, ws.log_key.public)
-        if as_json:
-            emit_json(
-                {
-                    "workspace": str(folder),
-                    "origin": ws.origin,
-                    "verifier_key": key,
-                    "database": ws.database_url,
-                }
-            )
-        else:
-            click.echo(
-                f"workspace  {folder}\norigin     {ws.origin}\nlog key    {key}\ndatabase   {ws.database_url}"
-            )
-
-
-@cli.command("verify")
-@workspace_options
-@json_option
-@click.option(
-    "--workers", type=click.IntRange(min=1), default=None, help="Processes for signature checks."
-)
-def verify_command(
-    workspace_dir: Path, database_url: str | None, as_json: bool, workers: int | None
-) -> None:
-    """Check every leaf hash, signature, tree node and checkpoint, and the projections against a replay."""
-    console = stderr_console()
-    started = time.perf_counter()
-    with (
-        load_workspace(workspace_dir, database_url) as ws,
-        Progress(
-            TextColumn("verifying"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=as_json,
-        ) as progress,
-    ):
-        task = progress.add_task("verify", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        try:
-            report = ws.verify(workers=workers, progress=advance)
-        except QuotepartError as exc:
-            if as_json:
-                emit_json({"ok": False, "error": exc.message})
-            raise
-    elapsed = time.perf_counter() - started
-    document = {
-        "ok": True,
-        "tree_size": report.tree_size,
-        "root_hash": report.root_hash.hex(),
-        "signatures_checked": report.signatures_checked,
-        "interior_nodes_checked": report.interior_nodes_checked,
-        "checkpoints_checked": report.checkpoints_checked,
-        "parties": len(report.parties),
-        "seconds": round(elapsed, 3),
-    }
-    if as_json:
-        emit_json(document)
-    else:
-        click.echo(
-            f"OK: {report.tree_size} entries, {report.signatures_checked} signatures, "
-            f"{report.interior_nodes_checked} tree nodes, {report.checkpoints_checked} checkpoints "
-            f"and the projections check out\nroot {report.root_hash.hex()}"
-        )
-
-
-@cli.command("rebuild")
-@workspace_options
-@json_option
-def rebuild_command(workspace_dir: Path, database_url: str | None, as_json: bool) -> None:
-    """Drop the projections and replay the log into them."""
-    with load_workspace(workspace_dir, database_url) as ws:
-        replayed = ws.rebuild()
-    if as_json:
-        emit_json({"replayed": replayed})
-    else:
-        click.echo(f"rebuilt the projections from {replayed} entries")
-
-
-cli.add_command(log_group)
-cli.add_command(demo_command)
-
-
 def main() -> None:
     cli(prog_name="quotepart")
-
-
-for command in (
-    party_group,
-    asset_group,
-    contribute_command,
-    run_group,
-    lineage_command,
-    export_group,
-    ingest_group,
-    *SHARING_COMMANDS,
-    report_command,
-):
-    cli.add_command(command)

@@ -1,4 +1,8 @@
-"""What every command shares: the error handler, the workspace options, rendering."""
+"""What every command shares: the error handler, the workspace options, rendering.
+
+Kept light (click and the error tree): the root group imports it for `quotepart --help`,
+which must not load the workspace or rich.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,24 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
 from quotepart.errors import QuotepartError
-from quotepart.workspace import Workspace, open_workspace
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from quotepart.workspace import Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def stderr_console() -> Console:
     """Diagnostics and progress go to stderr; stdout carries only data."""
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
@@ -63,6 +72,8 @@ def json_option(func: F) -> F:
 
 
 def load_workspace(workspace_dir: Path, database_url: str | None) -> Workspace:
+    from quotepart.workspace import open_workspace
+
     return open_workspace(workspace_dir, database_url=database_url)
 
 

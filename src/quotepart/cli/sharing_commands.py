@@ -483,15 +483,3 @@ def payout_export(
         f"{len(exported.carried)} balance(s) below the minimum carried over"
     )
     click.echo(str(output or exported.path))
-
-
-SHARING_COMMANDS = (
-    payout_group,
-    revenue_group,
-    policy_group,
-    consent_group,
-    valuation_group,
-    share_command,
-    statement_command,
-    verify_statement_command,
-)

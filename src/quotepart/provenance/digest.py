@@ -27,10 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
+from typing import TYPE_CHECKING
 
 from quotepart.errors import InputError, OutOfRangeError
 from quotepart.ids import Digest
@@ -152,8 +149,14 @@ def prove_member(members: Sequence[bytes], index: int) -> MemberProof:
 
 # --- Packed record sets: the same roots, without a Python object per record ---------------
 
-_Bytes = npt.NDArray[np.uint8]
-_Offsets = npt.NDArray[np.int64]
+# numpy is imported by the functions that pack and hash records: opening a workspace
+# (which imports this module) then costs no numpy.
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    _Bytes = npt.NDArray[np.uint8]
+    _Offsets = npt.NDArray[np.int64]
 
 _SHA256 = hashlib.sha256
 _DIGEST = type(hashlib.sha256()).digest  # unbound, so map() calls it without Python frames
@@ -197,6 +200,8 @@ class PackedRecords:
     offsets: _Offsets
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         if not isinstance(self.buffer, bytes):
             raise InputError(
                 f"packed records need a bytes buffer, not {type(self.buffer).__name__}",
@@ -233,6 +238,8 @@ class PackedRecords:
         Raises:
             InputError: `width` < 1, or the buffer is not a whole number of records.
         """
+        import numpy as np
+
         if width < 1 or len(buffer) % width:
             raise InputError(
                 f"{len(buffer)} bytes are not a whole number of {width}-byte records",
@@ -249,6 +256,8 @@ class PackedRecords:
         Raises:
             InputError: a record that is not bytes.
         """
+        import numpy as np
+
         parts = []
         for position, record in enumerate(records):
             if not isinstance(record, bytes | bytearray | memoryview):
@@ -291,6 +300,8 @@ def _hash_rows(rows: _Bytes) -> bytes:
 
 
 def _prefixed(rows: _Bytes, prefix: int) -> _Bytes:
+    import numpy as np
+
     out = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.uint8)
     out[:, 0] = prefix
     out[:, 1:] = rows
@@ -299,6 +310,8 @@ def _prefixed(rows: _Bytes, prefix: int) -> _Bytes:
 
 def _leaf_hashes(data: _Bytes, offsets: _Offsets, lo: int, hi: int) -> bytes:
     """RFC 9162 leaf hashes of records [lo, hi), concatenated (32 bytes each)."""
+    import numpy as np
+
     bounds = offsets[lo : hi + 1]
     lengths = np.diff(bounds)
     width = int(lengths[0])
@@ -316,6 +329,9 @@ def _leaf_hashes_by_length(
     data: _Bytes, bounds: _Offsets, lengths: _Offsets, groups: list[npt.NDArray[np.intp]]
 ) -> bytes:
     """Leaf hashes of records of a few distinct lengths: each length hashed as one batch."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
     hashes = np.empty((len(lengths), HASH_SIZE), dtype=np.uint8)
     starts = bounds[:-1]
     for group in groups:
@@ -339,6 +355,8 @@ def _leaf_hashes_one_by_one(data: _Bytes, bounds: _Offsets) -> bytes:
 
 def _reduce(hashes: bytes) -> bytes:
     """Root of a perfect subtree from its 2^k node hashes (concatenated), a level at a time."""
+    import numpy as np
+
     while len(hashes) > HASH_SIZE:
         pairs = np.frombuffer(hashes, dtype=np.uint8).reshape(-1, 2 * HASH_SIZE)
         hashes = _hash_rows(_prefixed(pairs, 1))
@@ -363,6 +381,8 @@ def _perfect_root(
 
 
 def _as_array(records: PackedRecords) -> _Bytes:
+    import numpy as np
+
     return np.frombuffer(records.buffer, dtype=np.uint8)
 
 
@@ -383,6 +403,8 @@ def _inherited_root(start: int, size: int) -> bytes:
 
 def _sliced_root(buffer: bytes, offsets: _Offsets) -> bytes:
     """Worker task when not forked: this task's records arrive with the task (rebased)."""
+    import numpy as np
+
     return _perfect_root(np.frombuffer(buffer, dtype=np.uint8), offsets, 0, len(offsets) - 1, None)
 
 

@@ -25,16 +25,17 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from quotepart.errors import InputError
 from quotepart.provenance.digest import PackedRecords
 
+if TYPE_CHECKING:  # numpy is imported by the functions that encode: see digest.py
+    import numpy as np
+
 ENCODING = "quotepart-records/v1"
 _MISSING_TEXT = struct.pack("<I", 0xFFFFFFFF)
-_CANONICAL_NAN = np.array([0x7FF8000000000000], dtype="<u8").view("<f8")[0]
+_CANONICAL_NAN_BITS = 0x7FF8000000000000  # the one NaN every missing float is written as
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ def columns_of(data: Any) -> list[tuple[str, np.ndarray]]:
     Raises:
         InputError: the object is not a table this module knows, or is empty.
     """
+    import numpy as np
+
     module = type(data).__module__.split(".")[0]
     if isinstance(data, tuple) and len(data) == 2:
         features, target = (np.asarray(part) for part in data)
@@ -127,6 +130,8 @@ def _refuse_missing(name: str, missing: bool) -> None:
 
 def _fixed(name: str, values: np.ndarray) -> tuple[np.ndarray, str] | None:
     """The column as little-endian fixed-width values and its type, or None for text."""
+    import numpy as np
+
     kind = values.dtype.kind
     if kind == "b":
         return values.astype("u1"), "sc:Boolean"
@@ -139,7 +144,8 @@ def _fixed(name: str, values: np.ndarray) -> tuple[np.ndarray, str] | None:
         return values.astype("<i8"), "sc:Integer"
     if kind == "f":
         as_float = values.astype("<f8")
-        return np.where(np.isnan(as_float), _CANONICAL_NAN, as_float), "sc:Float"
+        canonical_nan = np.array([_CANONICAL_NAN_BITS], dtype="<u8").view("<f8")[0]
+        return np.where(np.isnan(as_float), canonical_nan, as_float), "sc:Float"
     if kind == "M":
         if np.isnat(values).any():
             raise InputError(
@@ -164,6 +170,7 @@ def _text_cell(value: Any) -> bytes:
 
 def encode_table(data: Any) -> EncodedTable:
     """Encode every record of `data` (see the module docstring) for hashing and proofs."""
+
     columns = columns_of(data)
     rows = len(columns[0][1])
     fixed_parts: list[tuple[str, np.ndarray]] = []
@@ -204,6 +211,8 @@ def _is_missing(value: Any) -> bool:
 
 def _object_column(name: str, values: np.ndarray) -> np.ndarray:
     """Text stays as objects; numbers held as objects (nullable pandas columns) become numbers."""
+    import numpy as np
+
     present = [value for value in values if not _is_missing(value)]
     if all(isinstance(value, str) for value in present):
         return values
@@ -222,6 +231,8 @@ def _object_column(name: str, values: np.ndarray) -> np.ndarray:
 
 
 def _pack_fixed(parts: Sequence[tuple[str, np.ndarray]], rows: int) -> bytes:
+    import numpy as np
+
     if not parts:
         return b""
     layout = np.dtype([(f"c{i}", part.dtype) for i, (_, part) in enumerate(parts)])  # packed
@@ -242,6 +253,8 @@ def read_table(path: str | Path) -> Any:
         InputError: the file is missing or unreadable, its format is unknown, or the
             library that reads it is not installed.
     """
+    import numpy as np
+
     source = Path(path)
     if not source.is_file():
         raise InputError(f"no such file: {source}", hint="check the path of the table")

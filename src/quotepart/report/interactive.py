@@ -15,23 +15,25 @@ import math
 import textwrap
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Any
-
-import plotly.graph_objects as go
-import plotly.offline
-from plotly.subplots import make_subplots
+from typing import TYPE_CHECKING, Any
 
 from quotepart.money import currency as find_currency
 from quotepart.money import format_amount
 from quotepart.report.document import ReportDocument
 from quotepart.report.layout import KIND_COLOURS, KIND_LABELS, Graph, lineage_graph, money_graph
 
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+# Plotly is imported inside the functions that draw: `import quotepart` must not pay for it.
 _CONFIG = {"displaylogo": False, "responsive": True}
 _FONT = {"family": "DejaVu Sans, Arial, sans-serif", "size": 13}
 
 
 def plotly_script() -> str:
     """Plotly's JavaScript, to be inlined once in the page's head."""
+    import plotly.offline
+
     return str(plotly.offline.get_plotlyjs())
 
 
@@ -55,6 +57,8 @@ def _wrap(text: str, width: int = 18) -> str:
 
 def lineage_chart(document: ReportDocument) -> str:
     """The value chain as a layered network: arrows point from an input to what was made of it."""
+    import plotly.graph_objects as go
+
     graph = lineage_graph(document)
     figure = go.Figure()
     _draw_arrows(figure, graph)
@@ -177,6 +181,8 @@ def _sankey_positions(
 
 def money_charts(document: ReportDocument) -> list[str]:
     """One Sankey per currency: revenue -> service -> models -> assets -> parties."""
+    import plotly.graph_objects as go
+
     charts = []
     for number, code in enumerate(sorted(document.money_flow)):
         graph = money_graph(document, code)
@@ -230,6 +236,8 @@ def money_charts(document: ReportDocument) -> list[str]:
 
 def valuation_charts(document: ReportDocument) -> list[str]:
     """Each model's inputs: contribution value with ± one standard error."""
+    import plotly.graph_objects as go
+
     charts = []
     for number, valuation in enumerate(document.valuations):
         players = valuation.players
@@ -267,6 +275,9 @@ def valuation_charts(document: ReportDocument) -> list[str]:
 
 def usage_chart(document: ReportDocument) -> str | None:
     """Units per day (or month) as bars, distinct consumers as a line on a second axis."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     usage = document.usage
     if not usage.total_units:
         return None

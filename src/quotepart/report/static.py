@@ -16,14 +16,15 @@ import io
 import textwrap
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
-
-import matplotlib
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from quotepart.report.document import ReportDocument
 from quotepart.report.layout import KIND_COLOURS, KIND_LABELS, Graph, lineage_graph, money_graph
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+# matplotlib is imported inside the functions that draw: `import quotepart` must not pay for it.
 _RC: dict[Any, Any] = {
     "svg.hashsalt": "quotepart-report",  # fixed element ids: the same report, the same bytes
     "svg.fonttype": "path",  # text as outlines: the PDF needs no matplotlib font
@@ -39,6 +40,8 @@ _WIDTH = 7.4  # inches: an A4 page within its margins, so the PDF shows the font
 
 def _svg(figure: Figure) -> str:
     """An <img> holding the figure as an SVG data URI (WeasyPrint draws SVG natively)."""
+    import matplotlib
+
     buffer = io.BytesIO()
     with matplotlib.rc_context(_RC):
         figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
@@ -47,6 +50,9 @@ def _svg(figure: Figure) -> str:
 
 
 def _figure(width: float, height: float) -> Figure:
+    import matplotlib
+    from matplotlib.figure import Figure
+
     with matplotlib.rc_context(_RC):
         return Figure(figsize=(width, height), layout="constrained")
 
@@ -58,6 +64,8 @@ def _wrap(text: str, width: int = 20) -> str:
 def _draw_graph(
     graph: Graph, title: str, *, label: Callable[[Any], str], widths: Callable[[int], float]
 ) -> str:
+    import matplotlib
+
     tallest = max(sum(1 for m in graph.nodes if m.x == n.x) for n in graph.nodes)
     layers = sorted({n.x for n in graph.nodes})
     step = layers[1] - layers[0] if len(layers) > 1 else 1.0
@@ -150,6 +158,8 @@ def _width(amount: int, *, largest: int) -> float:
 
 
 def valuation_svgs(document: ReportDocument) -> list[str]:
+    import matplotlib
+
     out = []
     for valuation in document.valuations:
         players = valuation.players
@@ -185,6 +195,8 @@ def valuation_svgs(document: ReportDocument) -> list[str]:
 
 
 def usage_svg(document: ReportDocument) -> str | None:
+    import matplotlib
+
     usage = document.usage
     if not usage.total_units:
         return None

@@ -79,20 +79,21 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import io
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from schwifty import BIC, IBAN
-from schwifty import exceptions as schwifty_errors
-from sepaxml import SepaTransfer  # type: ignore[import-untyped]
-from sepaxml.validation import ValidationError as SepaValidationError  # type: ignore[import-untyped]
-from text_unidecode import unidecode  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from quotepart.errors import InputError, PaymentDetailsError, VerificationError
+
+if TYPE_CHECKING:
+    from schwifty import IBAN
+
+# schwifty, sepaxml and text-unidecode are imported by the functions that use them:
+# opening a workspace or starting the CLI does not pay for their registries and schemas.
 
 __all__ = [
     "MOBILE_MONEY_HEADER",
@@ -196,6 +197,9 @@ def check_bic(text: str) -> str:
     Raises:
         PaymentDetailsError: wrong length, bad characters or an unknown country code.
     """
+    from schwifty import BIC
+    from schwifty import exceptions as schwifty_errors
+
     if not isinstance(text, str):
         raise InputError(f"a BIC must be a string, got {type(text).__name__}")
     try:
@@ -292,7 +296,11 @@ def sepa_credit_transfer(
         for payment, row in zip(payments, rows, strict=True)
     )
 
-    transfer = _Transfer(config, message_id=msg_id)
+    from sepaxml.validation import (  # type: ignore[import-untyped]
+        ValidationError as SepaValidationError,
+    )
+
+    transfer = _transfer_class()(config, message_id=msg_id)
     for row in rows:
         transfer.add_payment(dict(row))  # sepaxml rewrites the dict it is given
     try:
@@ -339,25 +347,34 @@ def mobile_money_csv(payments: Sequence[Payment], *, batch_id: str) -> str:
     return buffer.getvalue()
 
 
-class _Transfer(SepaTransfer):  # type: ignore[misc]  # sepaxml has no type hints
+@functools.cache
+def _transfer_class() -> Any:
     """sepaxml's SepaTransfer with the caller's message id: sepaxml 2.7 always draws a random one.
 
     The id is set where sepaxml writes the group header; `_verify_written` checks that it
-    arrived, so a sepaxml that works differently fails loudly rather than silently.
+    arrived, so a sepaxml that works differently fails loudly rather than silently. The
+    class is made on first use, so that sepaxml is imported only when a SEPA file is.
     """
+    from sepaxml import SepaTransfer  # type: ignore[import-untyped]
 
-    def __init__(self, config: dict[str, Any], *, message_id: str) -> None:
-        self._quotepart_message_id = message_id
-        # clean=False: names and references are made SEPA-safe here, so what is checked
-        # for duplicates is exactly what is written.
-        super().__init__(config, schema=SEPA_SCHEMA, clean=False)
+    class _Transfer(SepaTransfer):  # type: ignore[misc]  # sepaxml has no type hints
+        def __init__(self, config: dict[str, Any], *, message_id: str) -> None:
+            self._quotepart_message_id = message_id
+            # clean=False: names and references are made SEPA-safe here, so what is checked
+            # for duplicates is exactly what is written.
+            super().__init__(config, schema=SEPA_SCHEMA, clean=False)
 
-    def _create_header(self) -> None:
-        self.msg_id = self._quotepart_message_id
-        super()._create_header()
+        def _create_header(self) -> None:
+            self.msg_id = self._quotepart_message_id
+            super()._create_header()
+
+    return _Transfer
 
 
 def _parse_iban(text: str) -> IBAN:
+    from schwifty import IBAN
+    from schwifty import exceptions as schwifty_errors
+
     if not isinstance(text, str):
         raise InputError(f"an IBAN must be a string, got {type(text).__name__}")
     compact = "".join(text.split())
@@ -397,6 +414,8 @@ def _iban_length(compact: str) -> int | None:
 
     `IBAN.spec` is a dict before schwifty 2026.10 and an `IBANSpec` from then on.
     """
+    from schwifty import IBAN
+
     spec: object = IBAN(compact, allow_invalid=True).spec
     length = (
         spec.get("iban_length") if isinstance(spec, dict) else getattr(spec, "iban_length", None)
@@ -441,6 +460,8 @@ def _sepa_row(payment: Payment, execution_date: datetime.date) -> dict[str, Any]
 
 def _sepa_name(text: str, *, what: str) -> str:
     """Transliterate to the SEPA Latin set and cut to 70 characters (see the module docstring)."""
+    from text_unidecode import unidecode  # type: ignore[import-untyped]
+
     if not isinstance(text, str):
         raise InputError(f"{what} must be a string, got {type(text).__name__}")
     latin = " ".join(unidecode(text).split()).replace("&", "+")

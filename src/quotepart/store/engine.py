@@ -6,19 +6,25 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy.exc
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
 from quotepart.errors import InputError, StorageError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+HEAD_REVISION = "0004"
+"""The newest migration in `migrations/versions` (a test checks it against Alembic's head).
+
+Known here so that opening a workspace whose schema is current reads one row and never
+imports Alembic, which costs more than the rest of the open.
+"""
 
 
 def normalise_url(url: str) -> str:
@@ -223,14 +229,42 @@ def select_where_in(
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", "quotepart.store:migrations")
     config.attributes["connection"] = connection
     return config
 
 
+def _read_revision(connection: Connection) -> str | None:
+    """The revision stamped in `alembic_version` (None before the first migration).
+
+    The same row Alembic's `MigrationContext.get_current_revision()` reads, read with plain
+    SQLAlchemy so that a current schema costs no Alembic import.
+    """
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    if len(rows) > 1:
+        raise StorageError(
+            f"the database is stamped with {len(rows)} schema revisions",
+            hint="quotepart's migrations form one line; repair the alembic_version table",
+        )
+    return str(rows[0][0]) if rows else None
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (Alembic owns it on every backend)."""
+    """Bring the schema to the newest revision (Alembic owns it on every backend).
+
+    A schema already at HEAD_REVISION is left alone without importing Alembic; any other
+    revision, or none, goes to Alembic's upgrade, which checks again under the write lock.
+    """
+    with engine.connect() as connection:
+        if _read_revision(connection) == HEAD_REVISION:
+            return
+    from alembic import command
+
     with engine.connect() as connection:
         connection = connection.execution_options(quotepart_writer=True)
         with connection.begin():
@@ -238,12 +272,9 @@ def migrate(engine: Engine) -> None:
 
 
 def schema_is_current(engine: Engine) -> bool:
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-        head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
-    return current is not None and current == head
+    return schema_revision(engine) == HEAD_REVISION
 
 
 def schema_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return _read_revision(connection)

@@ -7,9 +7,9 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Self
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
 from quotepart.errors import InputError
+from quotepart.valuation._estimator import Estimator
 from quotepart.valuation.utility import CachedUtility, Utility, check_n_jobs, check_players
 
 MAX_EXACT_PLAYERS = 22
@@ -51,7 +51,7 @@ def _marginals(values: np.ndarray, n: int, player: int) -> tuple[np.ndarray, np.
     return without, values[without | (1 << player)] - values[without]
 
 
-class _Exact(BaseEstimator):  # type: ignore[misc]
+class _Exact(Estimator):
     def __init__(
         self, *, n_jobs: int = 1, progress: Callable[[int, int], None] | None = None
     ) -> None:

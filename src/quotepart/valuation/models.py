@@ -16,10 +16,10 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import clone
-from sklearn.dummy import DummyClassifier
 
 from quotepart.errors import InputError
+
+# scikit-learn is imported where a model is fitted: `import quotepart.valuation` must not pay for it.
 
 
 class ModelUtility:
@@ -55,6 +55,8 @@ class ModelUtility:
                     hint=f"record indices run from 0 to {len(self.y_train) - 1}",
                 )
         if empty_score is None:
+            from sklearn.dummy import DummyClassifier
+
             baseline = DummyClassifier(strategy="most_frequent").fit(self.x_train, self.y_train)
             empty_score = float(baseline.score(self.x_test, self.y_test))
         self.empty_score = empty_score
@@ -64,6 +66,9 @@ class ModelUtility:
         return list(self.groups)
 
     def __call__(self, coalition: frozenset[Any]) -> float:
+        from sklearn.base import clone
+        from sklearn.dummy import DummyClassifier
+
         if not coalition:
             return self.empty_score
         rows = np.concatenate([self.groups[player] for player in sorted(coalition, key=repr)])

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import BaggingClassifier
-from sklearn.tree import DecisionTreeClassifier
 
 from quotepart.errors import InputError
 
@@ -32,6 +30,9 @@ def data_oob(
         InputError: mismatched shapes, too few estimators, or records that no model
             left out of its bootstrap sample (raise `n_estimators`).
     """
+    from sklearn.ensemble import BaggingClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
     features, labels = np.asarray(x), np.asarray(y)
     if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
         raise InputError(

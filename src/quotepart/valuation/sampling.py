@@ -21,9 +21,9 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Self
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
 from quotepart.errors import InputError
+from quotepart.valuation._estimator import Estimator
 from quotepart.valuation.utility import CachedUtility, Utility, check_n_jobs, check_players
 
 Progress = Callable[[int, int], None]
@@ -47,8 +47,15 @@ def _check_budget(max_evaluations: int | None, target_stderr: float | None) -> N
         )
 
 
-class _Sampler(BaseEstimator):  # type: ignore[misc]
+class _Sampler(Estimator):
     """Shared loop: draw a batch, update running sums, check the stopping rule."""
+
+    max_evaluations: int | None
+    target_stderr: float | None
+    n_jobs: int
+    random_state: int | None
+    progress: Progress | None
+    monitor: Monitor | None
 
     def _setup(self, utility: Utility, players: Iterable[Hashable]) -> CachedUtility:
         check_n_jobs(self.n_jobs)

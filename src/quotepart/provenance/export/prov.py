@@ -19,8 +19,6 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any, Literal
 
-from prov.model import PROV, PROV_LABEL, PROV_TYPE, ProvDocument
-
 from quotepart.errors import InputError
 from quotepart.ids import Digest, PartyId, RunId
 from quotepart.log import canonicalize
@@ -212,6 +210,8 @@ def prov_document(ws: Provenance, node: Digest | str | None = None) -> Any:
 def graph_document(graph: ProvenanceGraph) -> Any:
     """Render a `ProvenanceGraph` as a PROV document; records are added in a fixed order,
     so the same log always serialises to the same bytes."""
+    from prov.model import ProvDocument
+
     doc = ProvDocument()
     qp = doc.add_namespace("quotepart", QUOTEPART_NAMESPACE)
     for prefix, uri in ID_NAMESPACES.items():
@@ -254,6 +254,8 @@ def graph_document(graph: ProvenanceGraph) -> Any:
 
 
 def _agent_attributes(qp: Any, party: RecordedParty) -> list[tuple[Any, Any]]:
+    from prov.model import PROV, PROV_LABEL, PROV_TYPE
+
     body = party.body
     attributes: list[tuple[Any, Any]] = [
         (PROV_TYPE, PROV[AGENT_PROV_TYPES[body.agent_type]]),
@@ -265,6 +267,8 @@ def _agent_attributes(qp: Any, party: RecordedParty) -> list[tuple[Any, Any]]:
 
 
 def _entity_attributes(qp: Any, asset: RecordedAsset) -> list[tuple[Any, Any]]:
+    from prov.model import PROV_LABEL
+
     body = asset.body
     attributes: list[tuple[Any, Any]] = [
         (PROV_LABEL, body.name),
@@ -282,6 +286,8 @@ def _entity_attributes(qp: Any, asset: RecordedAsset) -> list[tuple[Any, Any]]:
 
 
 def _activity_attributes(qp: Any, run: RecordedRun) -> list[tuple[Any, Any]]:
+    from prov.model import PROV_LABEL
+
     body = run.body
     attributes: list[tuple[Any, Any]] = [
         (PROV_LABEL, body.name),
