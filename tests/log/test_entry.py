@@ -289,3 +289,20 @@ def test_a_verified_entry_carries_its_signer_and_equals_its_wire_bytes() -> None
     assert parsed.verified(key.public).signer == key.public
     with pytest.raises(SignatureError):
         parsed.verified(other.public)
+
+
+def test_a_nul_character_anywhere_in_a_body_is_refused_at_sign_and_at_parse() -> None:
+    """PostgreSQL's text columns cannot hold U+0000 (found by the domain simulator): no
+    entry may, so a log reads the same on every backend."""
+    key = SigningKey.generate()
+    party = PartyId.new(FakeClock())
+    with pytest.raises(MalformedEntryError, match=r"body\.name holds a NUL"):
+        sign_entry(
+            PartyRegistered(party, "A\x00B", ("contributor",), key.public), author=party, key=key
+        )
+    good = sign_entry(
+        PartyRegistered(party, "AxB", ("contributor",), key.public), author=party, key=key
+    )
+    forged = good.canonical.replace(b'"AxB"', b'"A\\u0000B"')
+    with pytest.raises(MalformedEntryError, match="NUL"):
+        parse_entry(forged)

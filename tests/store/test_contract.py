@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from quotepart.errors import (
     InputError,
+    MalformedEntryError,
     NotFoundError,
     OutOfRangeError,
     SignatureError,
@@ -281,3 +282,11 @@ def test_a_swapped_key_file_is_caught_before_signing(ws: Workspace) -> None:
     with pytest.raises(SignatureError, match="does not hold the key the log registered"):
         ws.append(asset_body(1), author=alice)
     assert ws.store.tree_size() == 2
+
+
+def test_a_nul_in_a_name_is_refused_on_every_backend_and_nothing_is_written(ws: Workspace) -> None:
+    before = ws.store.tree_size()
+    with pytest.raises(MalformedEntryError, match="NUL"):
+        ws.register_party("Ada\x00")
+    assert ws.store.tree_size() == before
+    assert not list((ws.path / "keys").glob("party-*"))

@@ -137,12 +137,34 @@ def signed_message(
     return SIGNING_CONTEXT + canonicalize(unsigned)
 
 
+def refuse_nul(kind: str, value: Any, path: str = "body") -> None:
+    """Raise MalformedEntryError if any string (key or value) in `value` holds U+0000.
+
+    JSON and SQLite carry NUL, PostgreSQL's text columns cannot: a log must read the same
+    on every backend, so no entry may hold one.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise MalformedEntryError(
+                f"{kind}: {path} holds a NUL character (U+0000)",
+                hint="remove it; names and texts in entries cannot contain NUL",
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(kind, key, f"a key of {path}")
+            refuse_nul(kind, item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            refuse_nul(kind, item, f"{path}[{number}]")
+
+
 def sign_entry(
     body: EntryBody, *, author: PartyId, key: SigningKey, clock: Clock = utc_now
 ) -> VerifiedEntry:
     """Sign `body` as `author`; the body is validated by a round trip through its kind."""
     raw_body = body.to_body()
     type(body).from_body(raw_body)
+    refuse_nul(body.KIND, raw_body)
     timestamp = format_timestamp(clock())
     message = signed_message(body.KIND, body.VERSION, timestamp, author, raw_body)
     signature = key.sign(message)
@@ -181,6 +203,7 @@ def parse_entry(data: bytes) -> SignedEntry:
         raise MalformedEntryError(f"entry version must be an integer, got {version!r}")
     if not isinstance(body, dict):
         raise MalformedEntryError(f"entry body must be a JSON object, got {type(body).__name__}")
+    refuse_nul(kind, body)
     decoded = decode_body(kind, version, body)
     author = PartyId.parse(document["author"])
     timestamp = document["ts"]
