@@ -32,7 +32,7 @@ from quotepart.log import (
     verify_inclusion,
 )
 from quotepart.log.kinds import ContributionRecorded, PartyRegistered
-from quotepart.store.engine import HEAD_REVISION, migrate, schema_revision
+from quotepart.store.engine import head_revision, migrate, schema_revision
 from quotepart.store.schema import PROJECTION_TABLES, checkpoints, log_entries, metadata
 from quotepart.workspace import Workspace, init_workspace, open_workspace
 from tests.conftest import FakeClock
@@ -205,9 +205,9 @@ def _alembic(conn: object) -> Config:
 
 def test_the_head_revision_known_without_alembic_is_alembics_head(ws: Workspace) -> None:
     with ws.store.engine.connect() as conn:
-        assert ScriptDirectory.from_config(_alembic(conn)).get_current_head() == HEAD_REVISION
-        assert MigrationContext.configure(conn).get_current_revision() == HEAD_REVISION
-    assert schema_revision(ws.store.engine) == HEAD_REVISION
+        assert ScriptDirectory.from_config(_alembic(conn)).get_current_head() == head_revision()
+        assert MigrationContext.configure(conn).get_current_revision() == head_revision()
+    assert schema_revision(ws.store.engine) == head_revision()
 
 
 def test_an_older_schema_is_migrated_to_the_head(ws: Workspace) -> None:
@@ -216,7 +216,7 @@ def test_an_older_schema_is_migrated_to_the_head(ws: Workspace) -> None:
         command.downgrade(_alembic(conn), "0003")
     assert schema_revision(engine) == "0003"
     migrate(engine)
-    assert schema_revision(engine) == HEAD_REVISION
+    assert schema_revision(engine) == head_revision()
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,12 +21,31 @@ if TYPE_CHECKING:
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-HEAD_REVISION = "0004"
-"""The newest migration in `migrations/versions` (a test checks it against Alembic's head).
+_MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+_REVISION_RE = re.compile(r"^(down_revision|revision) = (None|\"([^\"]+)\")$", re.M)
 
-Known here so that opening a workspace whose schema is current reads one row and never
-imports Alembic, which costs more than the rest of the open.
-"""
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration in `migrations/versions` (a test checks it against Alembic's head).
+
+    Read from the migration files' own `revision` / `down_revision` lines, so that opening
+    a workspace whose schema is current reads one row and never imports Alembic (which
+    costs more than the rest of the open), and adding a migration needs no edit here.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in _MIGRATIONS.glob("*.py"):
+        for field, _, value in _REVISION_RE.findall(path.read_text()):
+            if value:
+                (revisions if field == "revision" else parents).add(value)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise StorageError(
+            f"quotepart's migrations have {len(heads)} heads ({', '.join(sorted(heads))})",
+            hint="this installation is damaged: reinstall quotepart",
+        )
+    return heads.pop()
 
 
 def normalise_url(url: str) -> str:
@@ -257,11 +278,11 @@ def _read_revision(connection: Connection) -> str | None:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (Alembic owns it on every backend).
 
-    A schema already at HEAD_REVISION is left alone without importing Alembic; any other
+    A schema already at `head_revision()` is left alone without importing Alembic; any other
     revision, or none, goes to Alembic's upgrade, which checks again under the write lock.
     """
     with engine.connect() as connection:
-        if _read_revision(connection) == HEAD_REVISION:
+        if _read_revision(connection) == head_revision():
             return
     from alembic import command
 
@@ -272,7 +293,7 @@ def migrate(engine: Engine) -> None:
 
 
 def schema_is_current(engine: Engine) -> bool:
-    return schema_revision(engine) == HEAD_REVISION
+    return schema_revision(engine) == head_revision()
 
 
 def schema_revision(engine: Engine) -> str | None:
