@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar, Literal, Self
 
-from ulid import ULID
-
 from quotepart.errors import InputError
 
 Clock = Callable[[], datetime]
@@ -66,6 +64,8 @@ class _UlidId:
 
     @classmethod
     def new(cls, clock: Clock = utc_now) -> Self:
+        from ulid import ULID  # python-ulid reads its own version at import: ~50 ms
+
         return cls(str(ULID.from_datetime(clock())))
 
     @classmethod

@@ -31,8 +31,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
-from ulid import ULID
-
 from quotepart.errors import InputError, QuotepartError, VerificationError, WorkspaceNotFoundError
 from quotepart.ids import Clock, PartyId, utc_now
 from quotepart.log import (
@@ -328,7 +326,10 @@ def init_workspace(
             f"{folder} holds the remains of an interrupted `quotepart init` (no {SETTINGS_FILE})",
             hint=f"nothing was recorded there yet: delete {folder} and run init again",
         )
-    origin = origin or f"quotepart.local/{str(ULID.from_datetime(clock())).lower()}"
+    if origin is None:
+        from ulid import ULID  # imported here: opening a workspace does not need it
+
+        origin = f"quotepart.local/{str(ULID.from_datetime(clock())).lower()}"
     verifier_key(origin, SigningKey.generate().public)  # checks the origin is a valid key name
     url = database_url or sqlite_url(folder / DATABASE_FILE)
     created = not folder.exists()

@@ -14,18 +14,52 @@ it. Their SHA-256 digests are recorded in the log,
 so a published report is provable: an inclusion proof of that entry plus the file.
 """
 
-from quotepart.report.build import build_report
-from quotepart.report.document import FORMAT, ReportData, ReportDocument
-from quotepart.report.facts import ReportFacts
-from quotepart.report.gather import build_report_data, gather
-from quotepart.report.service import (
-    RenderedReport,
-    ReportFiles,
-    Reports,
-    default_report_dir,
-    render_report,
-)
-from quotepart.report.words import policy_in_words
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quotepart.report.build import build_report
+    from quotepart.report.document import FORMAT, ReportData, ReportDocument
+    from quotepart.report.facts import ReportFacts
+    from quotepart.report.gather import build_report_data, gather
+    from quotepart.report.service import (
+        RenderedReport,
+        ReportFiles,
+        Reports,
+        default_report_dir,
+        render_report,
+    )
+    from quotepart.report.words import policy_in_words
+
+_WHERE = {
+    "build_report": "build",
+    "FORMAT": "document",
+    "ReportData": "document",
+    "ReportDocument": "document",
+    "ReportFacts": "facts",
+    "build_report_data": "gather",
+    "gather": "gather",
+    "RenderedReport": "service",
+    "ReportFiles": "service",
+    "Reports": "service",
+    "default_report_dir": "service",
+    "render_report": "service",
+    "policy_in_words": "words",
+}
+"""Public name -> the module that defines it, imported on first use (PEP 562): the
+workspace imports `report.service` on every open, and must not pay for the rest."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
 
 __all__ = [
     "FORMAT",

@@ -10,19 +10,19 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quotepart.ids import Digest, PartyId, Period
 from quotepart.log.kinds import ReportPublished
 from quotepart.provenance.runs import AssetRef, asset_digest
-from quotepart.report.document import ReportData
-from quotepart.report.gather import build_report_data
-from quotepart.report.interactive import charts as interactive_charts
-from quotepart.report.interactive import plotly_script
-from quotepart.report.page import render_page
-from quotepart.report.static import charts as static_charts
-from quotepart.report.static import pdf_bytes
 from quotepart.store.ledger import Ledger
 from quotepart.store.queries.entries import entries_of_kind
+
+if TYPE_CHECKING:
+    from quotepart.report.document import ReportData
+
+# Gathering, the document and its renderers are imported by the methods that use them:
+# opening a workspace (every CLI command) must not pay for the report's modules.
 
 JSON_FILE, HTML_FILE, PDF_FILE = "report.json", "report.html", "report.pdf"
 
@@ -64,6 +64,12 @@ class RenderedReport:
 def render_report(data: ReportData, *, pdf: bool = True) -> RenderedReport:
     """report.json, report.html (Plotly inlined: it works offline) and, if WeasyPrint
     can load, report.pdf (static charts), all drawn from the one document."""
+    from quotepart.report.interactive import charts as interactive_charts
+    from quotepart.report.interactive import plotly_script
+    from quotepart.report.page import render_page
+    from quotepart.report.static import charts as static_charts
+    from quotepart.report.static import pdf_bytes
+
     document = data.document
     html = render_page(
         document, interactive_charts(document), head=f"<script>{plotly_script()}</script>"
@@ -95,6 +101,8 @@ class Reports:
 
     def report_data(self, asset: AssetRef | str, period: str | Period) -> ReportData:
         """The report document of `asset` (a service or model, by digest or unique name)."""
+        from quotepart.report.gather import build_report_data
+
         reference = asset if isinstance(asset, str) else str(asset_digest(asset))
         with self.ledger.read() as conn:
             return build_report_data(conn, reference, period, verifier=self.ledger.verifier)
