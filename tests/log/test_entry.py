@@ -194,7 +194,10 @@ def test_unknown_kinds_name_the_known_ones() -> None:
 
 
 names = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=50
+    # U+0000 is refused in every entry (see the NUL test below), so it is left out here
+    st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    min_size=1,
+    max_size=50,
 ).filter(lambda s: s.strip() != "")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from quotepart.errors import InputError, NotFoundError, UnknownAuthorError, VerificationError
-from quotepart.ids import Clock, Digest, PartyId
+from quotepart.ids import Digest, PartyId
 from quotepart.log import SignedEntry, SigningKey, sign_entry
 from quotepart.log.kinds import (
     AssetRegistered,
@@ -59,10 +59,6 @@ class Provenance:
         self.ledger = ledger
         self.lineage_index = LineageIndex()  # the lineage graph in memory, caught up per query
 
-    @property
-    def clock(self) -> Clock:
-        return self.ledger.clock
-
     # ------------------------------------------------------------- parties
 
     def register_party(
@@ -80,7 +76,7 @@ class Provenance:
         (IBAN, mobile-money number) stays in this workspace's keys folder; the log holds
         only a salted commitment to it.
         """
-        party = PartyId.new(self.clock)
+        party = PartyId.new(self.ledger.clock)
         key = key or SigningKey.generate()
         payout = PayoutSecret.new(payout_reference) if payout_reference is not None else None
         body = PartyRegistered(
@@ -91,7 +87,7 @@ class Provenance:
             agent_type,
             payout.commitment() if payout else None,
         )
-        entry = sign_entry(body, author=party, key=key, clock=self.clock)
+        entry = sign_entry(body, author=party, key=key, clock=self.ledger.clock)
         folder = self.ledger.keys
         folder.save_party_key(party, key)  # after sign_entry validated the body
         try:
@@ -518,7 +514,7 @@ class Provenance:
             name,
             operator=operator,
             record=self._record_run,
-            clock=self.clock,
+            clock=self.ledger.clock,
             parameters=parameters,
             code_folder=code_folder,
         )

@@ -20,7 +20,7 @@ from quotepart.errors import (
     QuotepartError,
     VerificationError,
 )
-from quotepart.ids import Clock, Digest, PartyId, PayoutId, Period, RevenueId
+from quotepart.ids import Digest, PartyId, PayoutId, Period, RevenueId
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
     PAYMENT_RAILS,
@@ -80,10 +80,6 @@ class Sharing:
         self.ledger = ledger
         self.provenance = provenance
 
-    @property
-    def clock(self) -> Clock:
-        return self.ledger.clock
-
     # -------------------------------------------------------------- facts
 
     def record_revenue(
@@ -111,7 +107,7 @@ class Sharing:
                 f"revenue amount {amount!r} is neither minor units (int) nor a decimal string",
                 hint="pass 123456 (cents) or '1234.56'; floats cannot hold money exactly",
             )
-        revenue = RevenueId.new(self.clock)
+        revenue = RevenueId.new(self.ledger.clock)
         body = RevenueRecorded(
             revenue, asset_digest(asset), Period.parse(period), amount_minor, code, source
         )
@@ -197,14 +193,18 @@ class Sharing:
     def grant_consent(
         self, party: PartyId, asset: AssetRef, *, effective: datetime | None = None
     ) -> int:
-        body = ConsentRecorded(party, asset_digest(asset), "grant", effective or self.clock())
+        body = ConsentRecorded(
+            party, asset_digest(asset), "grant", effective or self.ledger.clock()
+        )
         return self.ledger.append(body, author=party)
 
     def withdraw_consent(
         self, party: PartyId, asset: AssetRef, *, effective: datetime | None = None
     ) -> int:
         """From `effective` on, runs may not count `party`'s contribution to `asset`."""
-        body = ConsentRecorded(party, asset_digest(asset), "withdraw", effective or self.clock())
+        body = ConsentRecorded(
+            party, asset_digest(asset), "withdraw", effective or self.ledger.clock()
+        )
         return self.ledger.append(body, author=party)
 
     # ------------------------------------------------------------- billing
@@ -329,7 +329,7 @@ class Sharing:
             names = provenance_queries.party_names(conn, balances)
         paid = {PartyId.parse(p): b for p, b in sorted(balances.items()) if b >= max(minimum, 1)}
         carried = {PartyId.parse(p): b for p, b in sorted(balances.items()) if 0 < b < minimum}
-        payout = PayoutId.new(self.clock)
+        payout = PayoutId.new(self.ledger.clock)
         payments = [
             Payment(
                 payee=str(party),
@@ -356,7 +356,7 @@ class Sharing:
                     debtor_name=debtor_name,
                     debtor_iban=debtor_iban,
                     debtor_bic=debtor_bic,
-                    execution_date=execution_date or self.clock().date(),
+                    execution_date=execution_date or self.ledger.clock().date(),
                     message_id=payout.ulid,
                 )
                 if payments

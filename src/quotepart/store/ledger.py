@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from sqlalchemy import Connection
@@ -52,32 +53,14 @@ class Ledger(Protocol):
     def body_at(self, leaf_index: int, kind: type[B]) -> B: ...
 
 
+@dataclass(frozen=True, slots=True)
 class KeyedLedger:
     """A `Ledger` over one `LogStore`, signing with the party keys of one `KeyFolder`."""
 
-    def __init__(
-        self, store: LogStore, keys: KeyFolder, clock: Clock, verifier: NoteVerifier
-    ) -> None:
-        self._store = store
-        self._keys = keys
-        self._clock = clock
-        self._verifier = verifier
-
-    @property
-    def store(self) -> LogStore:
-        return self._store
-
-    @property
-    def keys(self) -> KeyFolder:
-        return self._keys
-
-    @property
-    def clock(self) -> Clock:
-        return self._clock
-
-    @property
-    def verifier(self) -> NoteVerifier:
-        return self._verifier
+    store: LogStore
+    keys: KeyFolder
+    clock: Clock
+    verifier: NoteVerifier
 
     def append(self, body: EntryBody, *, author: PartyId) -> int:
         """Sign `body` with the author's key held here and append it; return its leaf index."""
@@ -90,17 +73,17 @@ class KeyedLedger:
         for body, author in items:
             if author not in keys:
                 keys[author] = self._registered_signing_key(author)
-            entries.append(sign_entry(body, author=author, key=keys[author], clock=self._clock))
-        return self._store.append(entries)
+            entries.append(sign_entry(body, author=author, key=keys[author], clock=self.clock))
+        return self.store.append(entries)
 
     def append_signed(self, entries: Sequence[SignedEntry]) -> list[int]:
         """Append entries signed elsewhere; the store checks every signature."""
-        return self._store.append(entries)
+        return self.store.append(entries)
 
     def _registered_signing_key(self, party: PartyId) -> SigningKey:
         """The key held here for `party`, checked against the key the log registered for it."""
-        key = self._keys.party_key(party)
-        registered = self._store.party_key(party)
+        key = self.keys.party_key(party)
+        registered = self.store.party_key(party)
         if registered is None:
             raise UnknownAuthorError(
                 f"{party} is not registered in this log", hint="register the party first"
@@ -108,18 +91,18 @@ class KeyedLedger:
         if registered != key.public:
             raise SignatureError(
                 f"the key file for {party} does not hold the key the log registered for it",
-                hint=f"restore {self._keys.party_key_path(party)} from a backup",
+                hint=f"restore {self.keys.party_key_path(party)} from a backup",
             )
         return key
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for the read side (`quotepart.store.queries`)."""
-        with self._store.engine.connect() as conn:
+        with self.store.engine.connect() as conn:
             yield conn
 
     def entry_at(self, leaf_index: int) -> SignedEntry:
-        return parse_entry(self._store.entry(leaf_index)[1])
+        return parse_entry(self.store.entry(leaf_index)[1])
 
     def body_at(self, leaf_index: int, kind: type[B]) -> B:
         """The typed body at `leaf_index`, which must be of `kind` (KindMismatchError)."""
