@@ -24,7 +24,13 @@ import numpy as np
 
 from quotepart.errors import InputError
 from quotepart.valuation._estimator import Estimator
-from quotepart.valuation.utility import CachedUtility, Utility, check_n_jobs, check_players
+from quotepart.valuation.utility import (
+    CachedUtility,
+    Utility,
+    as_cached,
+    check_n_jobs,
+    check_players,
+)
 
 Progress = Callable[[int, int], None]
 Monitor = Callable[[int, np.ndarray, np.ndarray], None]
@@ -76,8 +82,7 @@ class _Sampler(Estimator):
         _check_budget(self.max_evaluations, self.target_stderr)
         self.players_ = check_players(players)
         self.seed_ = self.random_state if self.random_state is not None else secrets.randbits(63)
-        cached = utility if isinstance(utility, CachedUtility) else CachedUtility(utility)
-        return cached, np.random.default_rng(self.seed_)
+        return as_cached(utility), np.random.default_rng(self.seed_)
 
     def _anchor(self, cached: CachedUtility) -> tuple[float, float, float, int]:
         """v(N) and v(∅), evaluated in that order before any draw, and the stopping rule's
