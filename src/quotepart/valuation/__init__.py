@@ -33,7 +33,7 @@ from quotepart.valuation.utility import (
     CachedUtility,
     Utility,
     UtilityError,
-    check_executor,
+    as_cached,
     check_players,
 )
 
@@ -100,7 +100,7 @@ def _value(
     truncation: float = 0.0,
 ) -> ValuationResult:
     found = check_players(players)
-    cached = _cached(utility, executor)
+    cached = as_cached(utility, executor)
     samplers = {
         "shapley": "stratified",
         "banzhaf": "kernel",
@@ -222,16 +222,6 @@ def banzhaf(
     )
 
 
-def _cached(utility: Utility, executor: str | None) -> CachedUtility:
-    """One cache per valuation (or the caller's, shared across valuations); `executor`
-    None keeps the cache's own, joblib for a new one."""
-    if isinstance(utility, CachedUtility):
-        if executor is not None:
-            utility.executor = check_executor(executor)
-        return utility
-    return CachedUtility(utility, executor or "joblib")
-
-
 def leave_one_out(
     utility: Utility, players: Iterable[Hashable], n_jobs: int = 1, executor: str | None = None
 ) -> ValuationResult:
@@ -240,7 +230,7 @@ def leave_one_out(
     Cheap, but blind to redundancy: two copies of the same data each score about zero.
     """
     found = check_players(players)
-    cached = _cached(utility, executor)
+    cached = as_cached(utility, executor)
     everyone = frozenset(found)
     scores = cached.many([everyone, *(everyone - {player} for player in found)], n_jobs)
     return ValuationResult(

@@ -10,7 +10,13 @@ import numpy as np
 
 from quotepart.errors import InputError
 from quotepart.valuation._estimator import Estimator
-from quotepart.valuation.utility import CachedUtility, Utility, check_n_jobs, check_players
+from quotepart.valuation.utility import (
+    CachedUtility,
+    Utility,
+    as_cached,
+    check_n_jobs,
+    check_players,
+)
 
 MAX_EXACT_PLAYERS = 22
 
@@ -61,7 +67,7 @@ class _Exact(Estimator):
     def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
         check_n_jobs(self.n_jobs)
         self.players_ = check_players(players)
-        cached = utility if isinstance(utility, CachedUtility) else CachedUtility(utility)
+        cached = as_cached(utility)
         values, sizes = enumerate_values(cached, self.players_, self.n_jobs, self.progress)
         n = len(self.players_)
         weights = self._weights(n)

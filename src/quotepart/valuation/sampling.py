@@ -24,7 +24,13 @@ import numpy as np
 
 from quotepart.errors import InputError
 from quotepart.valuation._estimator import Estimator
-from quotepart.valuation.utility import CachedUtility, Utility, check_n_jobs, check_players
+from quotepart.valuation.utility import (
+    CachedUtility,
+    Utility,
+    as_cached,
+    check_n_jobs,
+    check_players,
+)
 
 Progress = Callable[[int, int], None]
 Monitor = Callable[[int, np.ndarray, np.ndarray], None]
@@ -47,6 +53,16 @@ def _check_budget(max_evaluations: int | None, target_stderr: float | None) -> N
         )
 
 
+def _variances(
+    means: np.ndarray, squares: np.ndarray | float, counts: np.ndarray | int
+) -> np.ndarray:
+    """Unbiased (n − 1) variances of samples kept as running sums, from their `means`, the
+    sums of their `squares` and their `counts`. Not clipped: rounding can leave a tiny
+    negative, and a count under two gives nan or inf, which each caller handles its way."""
+    variances: np.ndarray = (squares / counts - means * means) * counts / (counts - 1)
+    return variances
+
+
 class _Sampler(Estimator):
     """Shared loop: draw a batch, update running sums, check the stopping rule."""
 
@@ -57,12 +73,28 @@ class _Sampler(Estimator):
     progress: Progress | None
     monitor: Monitor | None
 
-    def _setup(self, utility: Utility, players: Iterable[Hashable]) -> CachedUtility:
+    def _setup(
+        self, utility: Utility, players: Iterable[Hashable]
+    ) -> tuple[CachedUtility, np.random.Generator]:
+        """Check the parameters, record the players and the seed, and return the cached
+        utility and the generator (built here, in `fit`, so that refitting repeats)."""
         check_n_jobs(self.n_jobs)
         _check_budget(self.max_evaluations, self.target_stderr)
         self.players_ = check_players(players)
         self.seed_ = self.random_state if self.random_state is not None else secrets.randbits(63)
-        return utility if isinstance(utility, CachedUtility) else CachedUtility(utility)
+        return as_cached(utility), np.random.default_rng(self.seed_)
+
+    def _anchor(self, cached: CachedUtility) -> tuple[float, float, float, int]:
+        """v(N) and v(∅), evaluated in that order before any draw, and the stopping rule's
+        standard error target (from their span) and evaluation budget."""
+        full = cached(frozenset(self.players_))
+        empty = cached(frozenset())
+        return full, empty, self._target(full - empty), self._budget(len(self.players_))
+
+    def _coalitions(self, masks: Iterable[np.ndarray]) -> list[frozenset[Hashable]]:
+        """The coalition of each boolean mask over the players (True: member)."""
+        players = self.players_
+        return [frozenset(players[j] for j in np.flatnonzero(mask)) for mask in masks]
 
     def _budget(self, n: int) -> int:
         return self.max_evaluations if self.max_evaluations is not None else 2_000 * n
@@ -135,13 +167,9 @@ class PermutationShapley(_Sampler):
         self.monitor = monitor
 
     def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
-        cached = self._setup(utility, players)
-        players_ = self.players_
-        n = len(players_)
-        rng = np.random.default_rng(self.seed_)
-        full = cached(frozenset(players_))
-        empty = cached(frozenset())
-        target, budget = self._target(full - empty), self._budget(n)
+        cached, rng = self._setup(utility, players)
+        n = len(self.players_)
+        full, _, target, budget = self._anchor(cached)
         total = np.zeros(n)
         squares = np.zeros(n)
         count = 0
@@ -157,8 +185,7 @@ class PermutationShapley(_Sampler):
                 count += 1
             mean = total / count
             if count >= 2:
-                variance = np.maximum(squares / count - mean * mean, 0.0) * count / (count - 1)
-                stderr = np.sqrt(variance / count)
+                stderr = np.sqrt(np.maximum(_variances(mean, squares, count), 0.0) / count)
             self._report(cached, mean, stderr, budget)
             if self._done(cached, stderr, target, budget, draws=count):
                 break
@@ -206,12 +233,9 @@ class MSRBanzhaf(_Sampler):
         self.monitor = monitor
 
     def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
-        cached = self._setup(utility, players)
-        players_ = self.players_
-        n = len(players_)
-        rng = np.random.default_rng(self.seed_)
-        span = cached(frozenset(players_)) - cached(frozenset())
-        target, budget = self._target(span), self._budget(n)
+        cached, rng = self._setup(utility, players)
+        n = len(self.players_)
+        _, _, target, budget = self._anchor(cached)
         sums = np.zeros((2, n))  # [out, in]
         squares = np.zeros((2, n))
         counts = np.zeros((2, n))
@@ -219,8 +243,7 @@ class MSRBanzhaf(_Sampler):
         values = np.zeros(n)
         while True:
             members = rng.random((self.batch_size, n)) < 0.5
-            coalitions = [frozenset(players_[j] for j in np.flatnonzero(row)) for row in members]
-            scores = cached.many(coalitions, self.n_jobs)
+            scores = cached.many(self._coalitions(members), self.n_jobs)
             inside = members.astype(np.float64)
             for side, weight in ((1, inside), (0, 1.0 - inside)):
                 sums[side] += weight.T @ scores
@@ -228,9 +251,7 @@ class MSRBanzhaf(_Sampler):
                 counts[side] += weight.sum(axis=0)
             if np.all(counts >= 2):
                 means = sums / counts
-                variances = (
-                    np.maximum(squares / counts - means * means, 0.0) * counts / (counts - 1)
-                )
+                variances = np.maximum(_variances(means, squares, counts), 0.0)
                 values = means[1] - means[0]
                 stderr = np.sqrt(variances[1] / counts[1] + variances[0] / counts[0])
             self._report(cached, values, stderr, budget)
@@ -285,7 +306,7 @@ class StratifiedShapley(_Sampler):
         self.monitor = monitor
 
     def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
-        cached = self._setup(utility, players)
+        cached, rng = self._setup(utility, players)
         players_ = self.players_
         n = len(players_)
         if n < 4:  # no sampled strata: the exact strata are all there is
@@ -295,10 +316,8 @@ class StratifiedShapley(_Sampler):
             self.values_, self.n_evaluations_ = exact.values_, cached.evaluations
             self.stderr_, self.converged_, self.target_stderr_ = exact.stderr_, True, 0.0
             return self
-        rng = np.random.default_rng(self.seed_)
         everyone = frozenset(players_)
-        full, empty = cached(everyone), cached(frozenset())
-        target, budget = self._target(full - empty), self._budget(n)
+        full, empty, target, budget = self._anchor(cached)
         singles = cached.many([frozenset([p]) for p in players_], self.n_jobs)
         leave_outs = cached.many([everyone - {p} for p in players_], self.n_jobs)
         # sums[side, i, l]: side 1 = "with i, size l+1", side 0 = "without i, size l"
@@ -347,10 +366,7 @@ class StratifiedShapley(_Sampler):
         of the n − s others. Mixed with the fixed prior so no size starves on a variance
         estimate that happens to be low."""
         n = len(self.players_)
-        counts = self._counts
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = self._sums / counts
-            variances = (self._squares / counts - means**2) * counts / (counts - 1)
+        variances = self._strata()[1]
         known = np.isfinite(variances)
         variances = np.where(known, np.maximum(variances, 0.0), np.nan)
         fallback = np.nanmax(variances) if known.any() else 1.0
@@ -363,6 +379,14 @@ class StratifiedShapley(_Sampler):
         mixed: np.ndarray = (1 - self.exploration) * root / root.sum() + self.exploration * prior
         return mixed
 
+    def _strata(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each stratum's mean and unbiased variance: nan or inf where it holds fewer than
+        two samples, left for the caller to mask."""
+        counts = self._counts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = self._sums / counts
+            return means, _variances(means, self._squares, counts)
+
     @staticmethod
     def _mask(n: int, members: np.ndarray) -> np.ndarray:
         mask = np.zeros(n, dtype=bool)
@@ -370,10 +394,8 @@ class StratifiedShapley(_Sampler):
         return mask
 
     def _update(self, cached: CachedUtility, masks: list[np.ndarray]) -> None:
-        players = self.players_
-        coalitions = [frozenset(players[j] for j in np.flatnonzero(mask)) for mask in masks]
-        scores = cached.many(coalitions, self.n_jobs)
-        n = len(players)
+        scores = cached.many(self._coalitions(masks), self.n_jobs)
+        n = len(self.players_)
         for mask, score in zip(masks, scores, strict=True):
             size = int(mask.sum())
             inside = np.flatnonzero(mask)
@@ -390,11 +412,9 @@ class StratifiedShapley(_Sampler):
         self, full: float, empty: float, singles: np.ndarray, leave_outs: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.players_)
-        counts = self._counts
+        means, variances = self._strata()
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = self._sums / counts
-            variances = (self._squares / counts - means**2) * counts / (counts - 1)
-            error = np.maximum(variances, 0.0) / counts
+            error = np.maximum(variances, 0.0) / self._counts
         # Exact strata: with i at sizes 1 and n; without i at sizes 0, 1 and n-1; with i at n-1.
         means[1, :, 0], error[1, :, 0] = singles, 0.0
         means[1, :, n - 1], error[1, :, n - 1] = full, 0.0
@@ -450,13 +470,10 @@ class KernelBanzhaf(_Sampler):
         self.monitor = monitor
 
     def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
-        cached = self._setup(utility, players)
-        players_ = self.players_
-        n = len(players_)
-        rng = np.random.default_rng(self.seed_)
-        everyone = frozenset(players_)
-        span = cached(everyone) - cached(frozenset())
-        target, budget = self._target(span), self._budget(n)
+        cached, rng = self._setup(utility, players)
+        n = len(self.players_)
+        everyone = frozenset(self.players_)
+        _, _, target, budget = self._anchor(cached)
         gram = np.zeros((n, n))  # Σ z zᵀ
         moments = np.zeros(n)  # Σ d z
         squares = 0.0  # Σ d², also Σ (d z_j)² for every j since z_j² = 1
@@ -466,7 +483,7 @@ class KernelBanzhaf(_Sampler):
         batches = 0
         while True:
             signs = np.where(rng.random((self.batch_size, n)) < 0.5, 1.0, -1.0)
-            inside = [frozenset(players_[j] for j in np.flatnonzero(row > 0)) for row in signs]
+            inside = self._coalitions(signs > 0)
             scores = cached.many([*inside, *(everyone - s for s in inside)], self.n_jobs)
             differences = scores[: self.batch_size] - scores[self.batch_size :]
             gram += signs.T @ signs
@@ -478,8 +495,7 @@ class KernelBanzhaf(_Sampler):
                 values, stderr = self._least_squares(gram, moments, squares, pairs)
             elif pairs < 2 * n and pairs >= 2:
                 values = moments / pairs
-                variance = (squares / pairs - values * values) * pairs / (pairs - 1)
-                stderr = np.sqrt(np.maximum(variance, 0.0) / pairs)
+                stderr = np.sqrt(np.maximum(_variances(values, squares, pairs), 0.0) / pairs)
             self._report(cached, values, stderr, budget)
             if self._done(cached, stderr, target, budget, draws=2 * pairs):
                 break

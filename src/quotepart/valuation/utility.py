@@ -51,6 +51,16 @@ def check_executor(executor: str) -> str:
     return executor
 
 
+def as_cached(utility: Utility, executor: str | None = None) -> CachedUtility:
+    """One cache per valuation (or the caller's, shared across valuations); `executor`
+    None keeps the cache's own, joblib for a new one."""
+    if isinstance(utility, CachedUtility):
+        if executor is not None:
+            utility.executor = check_executor(executor)
+        return utility
+    return CachedUtility(utility, executor or "joblib")
+
+
 class CachedUtility:
     """A utility evaluated at most once per coalition (a frozenset of players).
 
