@@ -258,3 +258,24 @@ def test_the_demo_log_on_postgresql_verifies_shares_and_states_the_same(
     unreachable = run("demo", "--workspace", str(tmp_path / "nowhere" / "demo"),
                       "--database-url", "postgresql://nobody@127.0.0.1:1/none")  # fmt: skip
     assert_refused(unreachable, 5, "cannot reach database")  # --database-url reaches init
+
+
+def test_the_collector_paused_for_start_up_is_back_once_the_workspace_is_open(
+    tmp_path: Path,
+) -> None:
+    import gc
+
+    from quotepart.cli._base import load_workspace, pause_collector
+    from quotepart.workspace import init_workspace
+
+    init_workspace(tmp_path / "ws").close()
+    assert gc.isenabled()
+    pause_collector()
+    try:
+        assert not gc.isenabled()
+        with load_workspace(tmp_path / "ws", None) as ws:
+            assert gc.isenabled()
+            assert ws.store.tree_size() == 0
+    finally:
+        gc.enable()
+        gc.unfreeze()

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import click
 
 from quotepart import __version__
-from quotepart.cli._base import QuotepartGroup
+from quotepart.cli._base import QuotepartGroup, pause_collector
 
 
 class LazyCommand(NamedTuple):
@@ -169,4 +169,5 @@ def cli() -> None:
 
 
 def main() -> None:
+    pause_collector()  # until the workspace is open (see cli._base.resume_collector)
     cli(prog_name="quotepart")

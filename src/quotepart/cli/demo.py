@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from quotepart.cli._base import stderr_console
+from quotepart.cli._base import resume_collector, stderr_console
 from quotepart.errors import InputError
 
 
@@ -46,6 +46,7 @@ def demo_command(workspace_dir: Path | None, database_url: str | None) -> None:
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with init_workspace(folder, database_url=database_url) as ws:
+        resume_collector()
         console.print(f"workspace {folder} ({ws.database_url})")
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
