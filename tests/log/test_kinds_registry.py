@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from quotepart.errors import KindMismatchError
 from quotepart.log.canonical import canonicalize
 from quotepart.log.kinds import CURRENT, DECLARED, UPCASTERS, PartyRegistered, decode_body
-from quotepart.log.kinds._base import entry_kind
+from quotepart.log.kinds._base import KindBody, entry_kind
 from quotepart.store.projections import PROJECTIONS
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "entry_kinds.json").read_text())[
@@ -60,10 +60,9 @@ def test_registries_are_built_from_the_declarations() -> None:
 def test_a_kind_without_an_upcaster_for_each_older_version_is_refused() -> None:
     with pytest.raises(TypeError, match="upcaster"):
 
-        @entry_kind()
-        class Skipped:
-            KIND: ClassVar[str] = "test.skipped"
-            VERSION: ClassVar[int] = 2
+        @entry_kind("test.skipped", version=2)
+        class Skipped(KindBody):
+            pass
 
     assert "test.skipped" not in DECLARED
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Any, ClassVar, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar, cast, dataclass_transform
 
 from quotepart.errors import MalformedEntryError, UnknownKindError
 
@@ -29,7 +29,7 @@ class EntryBody(Protocol):
     def from_body(cls, body: RawBody) -> Self: ...
 
 
-B = TypeVar("B", bound=type[EntryBody])
+K = TypeVar("K", bound=type[EntryBody])
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,32 +60,48 @@ DECLARED: Mapping[str, KindDeclaration] = MappingProxyType(_DECLARED)
 """kind -> its declaration, filled as each kind's module is imported."""
 
 
+class KindBody:
+    """The base of every entry body class: `KIND` and `VERSION` are set by `@entry_kind`."""
+
+    __slots__ = ()
+    KIND: ClassVar[str]
+    VERSION: ClassVar[int]
+
+
+@dataclass_transform(frozen_default=True)
 def entry_kind(
-    *, upcasters: Mapping[int, Upcaster] | None = None, log_only: bool = False
-) -> Callable[[B], B]:
-    """Declare an entry body class as a kind of the log (a class decorator).
+    kind: str,
+    *,
+    version: int = 1,
+    upcasters: Mapping[int, Upcaster] | None = None,
+    log_only: bool = False,
+) -> Callable[[K], K]:
+    """Declare a kind of the log: its stable name, its current version, the upcasters from
+    every older version, and whether it is log-only. The class becomes a frozen, slotted
+    dataclass.
 
     ```python
-    @entry_kind(upcasters={1: upcast_asset_v1})
-    @dataclass(frozen=True, slots=True)
-    class AssetRegistered:
-        KIND: ClassVar[str] = "asset.registered"
-        VERSION: ClassVar[int] = 2
+    @entry_kind("asset.registered", version=2, upcasters={1: upcast_asset_v1})
+    class AssetRegistered(KindBody):
+        asset: Digest
+        ...
     ```
     """
 
-    def declare(cls: B) -> B:
+    def declare(cls: K) -> K:
         steps = dict(upcasters or {})
-        if sorted(steps) != list(range(1, cls.VERSION)):
+        if sorted(steps) != list(range(1, version)):
             raise TypeError(
-                f"{cls.KIND} is at version {cls.VERSION}: it needs an upcaster from each "
-                f"earlier version (1 to {cls.VERSION - 1}), got {sorted(steps)}"
+                f"{kind} is at version {version}: it needs an upcaster from each "
+                f"earlier version (1 to {version - 1}), got {sorted(steps)}"
             )
-        known = _DECLARED.get(cls.KIND)
+        known = _DECLARED.get(kind)
         if known is not None and known.body.__qualname__ != cls.__qualname__:
-            raise TypeError(f"entry kind {cls.KIND!r} is declared twice")
-        _DECLARED[cls.KIND] = KindDeclaration(cls, MappingProxyType(steps), log_only)
-        return cls
+            raise TypeError(f"entry kind {kind!r} is declared twice")
+        cls.KIND, cls.VERSION = kind, version
+        body = cast(K, dataclass(frozen=True, slots=True)(cls))
+        _DECLARED[kind] = KindDeclaration(body, MappingProxyType(steps), log_only)
+        return body
 
     return declare
 

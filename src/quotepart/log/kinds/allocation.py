@@ -9,12 +9,12 @@ export to a payment rail paid and what it carried to the next period.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import ClassVar, Self
+from dataclasses import field
+from typing import Self
 
 from quotepart.errors import MalformedEntryError, MoneyError
 from quotepart.ids import Digest, PartyId, PayoutId, Period, RevenueId
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 from quotepart.money import currency
 
 PAYMENT_RAILS = frozenset({"mobile_money", "sepa"})
@@ -39,12 +39,8 @@ def _amount_body(amounts: dict[PartyId, int]) -> RawBody:
     return {str(p): a for p, a in sorted(amounts.items())}
 
 
-@entry_kind()
-@dataclass(frozen=True, slots=True)
-class AllocationRecorded:
-    KIND: ClassVar[str] = "allocation.recorded"
-    VERSION: ClassVar[int] = 1
-
+@entry_kind("allocation.recorded")
+class AllocationRecorded(KindBody):
     revenue: RevenueId
     currency: str
     total_minor: int
@@ -86,12 +82,8 @@ class AllocationRecorded:
         )
 
 
-@entry_kind()
-@dataclass(frozen=True, slots=True)
-class PayoutRecorded:
-    KIND: ClassVar[str] = "payout.recorded"
-    VERSION: ClassVar[int] = 1
-
+@entry_kind("payout.recorded")
+class PayoutRecorded(KindBody):
     payout: PayoutId
     period: Period
     currency: str

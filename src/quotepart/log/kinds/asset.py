@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from dataclasses import field
+from typing import Any, Self
 
 from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 
 ASSET_KINDS = frozenset(
     {"cohort", "compute_grant", "dataset", "labelling_batch", "model", "service"}
@@ -126,12 +126,8 @@ def upcast_asset_v1(body: RawBody) -> RawBody:
     return {**body, "scheme": "sha256", "derived_from": [], "metadata": {}}
 
 
-@entry_kind(upcasters={1: upcast_asset_v1})
-@dataclass(frozen=True, slots=True)
-class AssetRegistered:
-    KIND: ClassVar[str] = "asset.registered"
-    VERSION: ClassVar[int] = 2
-
+@entry_kind("asset.registered", version=2, upcasters={1: upcast_asset_v1})
+class AssetRegistered(KindBody):
     asset: Digest
     asset_kind: str
     name: str

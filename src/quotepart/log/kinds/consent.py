@@ -9,23 +9,18 @@ these entries.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Self
+from typing import Self
 
 from quotepart.ids import Digest, PartyId, format_timestamp, parse_timestamp
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 
 CONSENT_ACTIONS = frozenset({"grant", "withdraw"})
 _PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 
 
-@entry_kind()
-@dataclass(frozen=True, slots=True)
-class ConsentRecorded:
-    KIND: ClassVar[str] = "consent.recorded"
-    VERSION: ClassVar[int] = 1
-
+@entry_kind("consent.recorded")
+class ConsentRecorded(KindBody):
     party: PartyId
     asset: Digest
     action: str

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import ClassVar, Self
+from typing import Self
 
 from quotepart.ids import Digest, PartyId
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind, format_fraction
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind, format_fraction
 
 CONTRIBUTION_ROLES = frozenset({"annotation", "code", "compute", "data", "upstream_model"})
 
 
-@entry_kind()
-@dataclass(frozen=True, slots=True)
-class ContributionRecorded:
-    KIND: ClassVar[str] = "contribution.recorded"
-    VERSION: ClassVar[int] = 1
-
+@entry_kind("contribution.recorded")
+class ContributionRecorded(KindBody):
     party: PartyId
     asset: Digest
     role: str

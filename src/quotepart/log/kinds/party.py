@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Self
 
 from quotepart.ids import Digest, PartyId
 from quotepart.log.keys import PUBLIC_KEY_SIZE, VerifyKey
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 
 PARTY_ROLES = frozenset({"auditor", "consumer", "contributor", "coop", "operator"})
 AGENT_TYPES = frozenset({"community", "organisation", "person", "software"})
@@ -21,18 +20,14 @@ def upcast_party_v1(body: RawBody) -> RawBody:
     return {**body, "agent_type": "organisation"}
 
 
-@entry_kind(upcasters={1: upcast_party_v1})
-@dataclass(frozen=True, slots=True)
-class PartyRegistered:
+@entry_kind("party.registered", version=2, upcasters={1: upcast_party_v1})
+class PartyRegistered(KindBody):
     """Signed by the party's own key, which proves the registrant holds it.
 
     A payout reference (an IBAN, a mobile-money number) never enters the log: only a
     salted SHA-256 commitment to it does, so a statement can later prove which account
     was paid without publishing it (`quotepart.provenance.parties.commit_payout`).
     """
-
-    KIND: ClassVar[str] = "party.registered"
-    VERSION: ClassVar[int] = 2
 
     party: PartyId
     name: str

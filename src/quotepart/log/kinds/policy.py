@@ -26,13 +26,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from quotepart.errors import PolicyError
 from quotepart.ids import Digest, PartyId
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind, format_fraction
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind, format_fraction
 from quotepart.log.kinds.contribution import CONTRIBUTION_ROLES
 
 WEIGHTINGS = frozenset({"declared", "equal", "valuation", "volume"})
@@ -41,12 +41,8 @@ MISSING_VALUATION = frozenset({"declared", "refuse"})
 UPSTREAM_MODES = frozenset({"dilute", "fixed"})
 
 
-@entry_kind()
-@dataclass(frozen=True, slots=True)
-class PolicySet:
-    KIND: ClassVar[str] = "policy.set"
-    VERSION: ClassVar[int] = 1
-
+@entry_kind("policy.set")
+class PolicySet(KindBody):
     asset: Digest
     operator: PartyId
     pool: Fraction

@@ -20,22 +20,17 @@ commitment to them, small whatever the size of the report.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Self
 
 from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest, Period
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-@entry_kind(log_only=True)
-@dataclass(frozen=True, slots=True)
-class ReportPublished:
-    KIND: ClassVar[str] = "report.published"
-    VERSION: ClassVar[int] = 1
-
+@entry_kind("report.published", log_only=True)
+class ReportPublished(KindBody):
     asset: Digest
     period: Period
     json_digest: Digest  # of report.json's bytes

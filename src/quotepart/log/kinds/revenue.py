@@ -7,21 +7,16 @@ period's revenue net of it (see docs/sharing.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Self
 
 from quotepart.errors import MoneyError
 from quotepart.ids import Digest, Period, RevenueId
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 from quotepart.money import currency
 
 
-@entry_kind()
-@dataclass(frozen=True, slots=True)
-class RevenueRecorded:
-    KIND: ClassVar[str] = "revenue.recorded"
-    VERSION: ClassVar[int] = 1
-
+@entry_kind("revenue.recorded")
+class RevenueRecorded(KindBody):
     revenue: RevenueId
     asset: Digest  # the service or model that earned it
     period: Period

@@ -8,13 +8,13 @@ that raised is recorded too, as `failed` with its error, so failures stay in the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest, PartyId, RunId, format_timestamp, parse_timestamp
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 
 RUN_STATUSES = frozenset({"failed", "succeeded"})
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -32,12 +32,8 @@ def _strings(read: BodyReader, field_name: str) -> dict[str, str]:
     return value
 
 
-@entry_kind()
-@dataclass(frozen=True, slots=True)
-class RunRecorded:
-    KIND: ClassVar[str] = "run.recorded"
-    VERSION: ClassVar[int] = 1
-
+@entry_kind("run.recorded")
+class RunRecorded(KindBody):
     run: RunId
     name: str
     operator: PartyId

@@ -8,23 +8,18 @@ without telling anyone who the consumers are.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Self
+from typing import Self
 
 from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest, format_timestamp, parse_timestamp
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 
 _PSEUDONYM_RE = re.compile(r"^hmac-sha256:[0-9a-f]{64}$")
 
 
-@entry_kind()
-@dataclass(frozen=True, slots=True)
-class UsageRecorded:
-    KIND: ClassVar[str] = "usage.recorded"
-    VERSION: ClassVar[int] = 1
-
+@entry_kind("usage.recorded")
+class UsageRecorded(KindBody):
     service: Digest
     consumer: str  # hmac-sha256:<hex>
     units: int

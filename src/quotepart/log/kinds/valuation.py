@@ -8,23 +8,19 @@ rationals. Method, parameters, seed and evaluation count are enough to run
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
-from typing import ClassVar, Self
+from typing import Self
 
 from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest
-from quotepart.log.kinds._base import BodyReader, RawBody, entry_kind
+from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-@entry_kind()
-@dataclass(frozen=True, slots=True)
-class ValuationRecorded:
-    KIND: ClassVar[str] = "valuation.recorded"
-    VERSION: ClassVar[int] = 1
-
+@entry_kind("valuation.recorded")
+class ValuationRecorded(KindBody):
     model: Digest
     values: dict[Digest, str]  # player asset -> decimal string
     method: str
