@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from quotepart.errors import InputError
 
@@ -55,12 +55,22 @@ def parse_timestamp(text: str) -> datetime:
 
 @dataclass(frozen=True, slots=True, order=True)
 class _UlidId:
-    """`<prefix><ULID>`: the shape shared by party and run ids."""
+    """`<prefix><ULID>`: the shape shared by party, run, revenue and payout ids.
+
+    A subclass names only its prefix, `class PartyId(_UlidId, prefix="party:")`, and stays
+    a type of its own: a PartyId never equals, nor sorts with, a RunId of the same ULID.
+    """
 
     ulid: str
 
     PREFIX: ClassVar[str] = ""
     WHAT: ClassVar[str] = ""
+
+    def __init_subclass__(cls, *, prefix: str, **kwargs: Any) -> None:
+        # super() with arguments: slots=True rebuilt this class, so the bare form fails
+        super(_UlidId, cls).__init_subclass__(**kwargs)
+        cls.PREFIX = prefix
+        cls.WHAT = prefix.removesuffix(":")
 
     @classmethod
     def new(cls, clock: Clock = utc_now) -> Self:
@@ -81,36 +91,28 @@ class _UlidId:
         return f"{self.PREFIX}{self.ulid}"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class PartyId(_UlidId):
+class PartyId(_UlidId, prefix="party:"):
     """`party:<ULID>`: a contributor, operator, consumer, auditor or coop."""
 
-    PREFIX: ClassVar[str] = "party:"
-    WHAT: ClassVar[str] = "party"
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class RunId(_UlidId):
+class RunId(_UlidId, prefix="run:"):
     """`run:<ULID>`: one activity (preprocess, train, evaluate, serve) that used and made assets."""
 
-    PREFIX: ClassVar[str] = "run:"
-    WHAT: ClassVar[str] = "run"
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class RevenueId(_UlidId):
+class RevenueId(_UlidId, prefix="revenue:"):
     """`revenue:<ULID>`: money one service or model earned in one period."""
 
-    PREFIX: ClassVar[str] = "revenue:"
-    WHAT: ClassVar[str] = "revenue"
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class PayoutId(_UlidId):
+class PayoutId(_UlidId, prefix="payout:"):
     """`payout:<ULID>`: one export of balances to a payment rail."""
 
-    PREFIX: ClassVar[str] = "payout:"
-    WHAT: ClassVar[str] = "payout"
+    __slots__ = ()
 
 
 _PERIOD_RE = re.compile(r"^(\d{4})(?:-(Q[1-4]|0[1-9]|1[0-2]))?$")

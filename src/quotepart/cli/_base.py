@@ -9,13 +9,13 @@ from __future__ import annotations
 import gc
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from quotepart.errors import QuotepartError
+from quotepart.errors import InputError, QuotepartError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -108,3 +108,35 @@ def load_workspace(workspace_dir: Path, database_url: str | None) -> Workspace:
 def emit_json(document: Any) -> None:
     json.dump(document, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
+
+
+def emit_rows(
+    rows: Sequence[Mapping[str, Any]], line: Callable[[Mapping[str, Any]], str], *, as_json: bool
+) -> None:
+    """A listing: the rows as one JSON array, or one `line(row)` of text per row."""
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(line(row))
+
+
+def read_json(read_text: Callable[[], str], *, unreadable: str, hint: str) -> Any:
+    """The JSON document `read_text()` returns; InputError `<unreadable>: <reason>` if there is none.
+
+    ValueError covers malformed JSON and bytes that are not UTF-8 alike.
+    """
+    try:
+        return json.loads(read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{unreadable}: {exc}", hint=hint) from exc
+
+
+def read_json_object(
+    read_text: Callable[[], str], *, unreadable: str, not_object: str, hint: str
+) -> dict[str, Any]:
+    """`read_json`, and InputError `not_object` unless the document is a JSON object."""
+    document = read_json(read_text, unreadable=unreadable, hint=hint)
+    if not isinstance(document, dict):
+        raise InputError(not_object, hint=hint)
+    return document

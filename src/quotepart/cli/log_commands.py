@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -19,6 +20,9 @@ from quotepart.cli._base import (
 )
 from quotepart.errors import InputError, MalformedEntryError
 from quotepart.log import parse_canonical, parse_entry, verifier_key
+
+if TYPE_CHECKING:
+    from quotepart.store import ConsistencyProof, InclusionProof
 
 
 @click.group("log", cls=QuotepartGroup)
@@ -97,8 +101,19 @@ def entry_command(workspace_dir: Path, database_url: str | None, as_json: bool, 
             click.echo(json.dumps(parse_canonical(data), indent=2, sort_keys=True))
 
 
-def render_proof(document: dict[str, Any], *, as_json: bool) -> None:
-    """JSON, or one `name value` line per field and per proof hash."""
+def render_proof(proof: InclusionProof | ConsistencyProof, *, as_json: bool) -> None:
+    """The proof's fields in order, hashes in hex: JSON, or one `name value` line per field and hash.
+
+    The JSON keys are the field names of the store's proof types.
+    """
+    document: dict[str, Any] = {}
+    for field in dataclasses.fields(proof):
+        value = getattr(proof, field.name)
+        if isinstance(value, bytes):
+            value = value.hex()
+        elif isinstance(value, tuple):
+            value = [node.hex() for node in value]
+        document[field.name] = value
     if as_json:
         emit_json(document)
         return
@@ -121,14 +136,7 @@ def prove_inclusion_command(
     """Print the RFC 9162 inclusion proof of entry INDEX."""
     with load_workspace(workspace_dir, database_url) as ws:
         proof = ws.store.inclusion_proof(index, tree_size)
-    document: dict[str, Any] = {
-        "leaf_index": proof.leaf_index,
-        "tree_size": proof.tree_size,
-        "leaf_hash": proof.leaf_hash.hex(),
-        "root_hash": proof.root_hash.hex(),
-        "proof": [node.hex() for node in proof.proof],
-    }
-    render_proof(document, as_json=as_json)
+    render_proof(proof, as_json=as_json)
 
 
 @log_group.command("prove-consistency")
@@ -146,14 +154,7 @@ def prove_consistency_command(
     """Print the RFC 9162 consistency proof from OLD_SIZE to NEW_SIZE (default: current size)."""
     with load_workspace(workspace_dir, database_url) as ws:
         proof = ws.store.consistency_proof(old_size, new_size)
-    document: dict[str, Any] = {
-        "old_size": proof.old_size,
-        "new_size": proof.new_size,
-        "old_root": proof.old_root.hex(),
-        "new_root": proof.new_root.hex(),
-        "proof": [node.hex() for node in proof.proof],
-    }
-    render_proof(document, as_json=as_json)
+    render_proof(proof, as_json=as_json)
 
 
 @log_group.command("append")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import click
 
-from quotepart.cli._base import emit_json, json_option, load_workspace, workspace_options
+from quotepart.cli._base import (
+    emit_json,
+    emit_rows,
+    json_option,
+    load_workspace,
+    read_json_object,
+    workspace_options,
+)
 from quotepart.errors import InputError
 from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import AGENT_TYPES, ASSET_KINDS, CONTRIBUTION_ROLES, PARTY_ROLES
@@ -73,10 +79,11 @@ def party_list(workspace_dir: Path, database_url: str | None, as_json: bool) -> 
         rows = [
             {"party": str(p.party), "name": p.name, "roles": list(p.roles)} for p in ws.parties()
         ]
-    if as_json:
-        emit_json(rows)
-    for row in [] if as_json else rows:
-        click.echo(f"{row['party']}  {row['name']}  ({', '.join(row['roles'])})")
+    emit_rows(
+        rows,
+        lambda row: f"{row['party']}  {row['name']}  ({', '.join(row['roles'])})",
+        as_json=as_json,
+    )
 
 
 # ------------------------------------------------------------------ assets
@@ -148,10 +155,9 @@ def asset_list(workspace_dir: Path, database_url: str | None, as_json: bool) -> 
         rows = [
             {"asset": str(a.asset), "asset_kind": a.asset_kind, "name": a.name} for a in ws.assets()
         ]
-    if as_json:
-        emit_json(rows)
-    for row in [] if as_json else rows:
-        click.echo(f"{row['asset']}  {row['asset_kind']:<15}  {row['name']}")
+    emit_rows(
+        rows, lambda row: f"{row['asset']}  {row['asset_kind']:<15}  {row['name']}", as_json=as_json
+    )
 
 
 @asset_group.command("show")
@@ -199,18 +205,12 @@ def asset_prove_record(
 )
 def asset_verify_record(proof_file: Any, verifier_key: str | None) -> None:
     """Check a `prove-record` file offline: record → asset digest → log entry → signed checkpoint."""
-    try:
-        document = json.load(proof_file)
-    except ValueError as exc:
-        raise InputError(
-            f"the proof file is malformed: {exc}",
-            hint="produce it with `quotepart asset prove-record`",
-        ) from exc
-    if not isinstance(document, dict):
-        raise InputError(
-            "the proof file is malformed: not a JSON object",
-            hint="produce it with `quotepart asset prove-record`",
-        )
+    document = read_json_object(
+        proof_file.read,
+        unreadable="the proof file is malformed",
+        not_object="the proof file is malformed: not a JSON object",
+        hint="produce it with `quotepart asset prove-record`",
+    )
     verified = verify_record_proof(document, trusted_key=verifier_key)
     click.echo(
         f"OK: record {verified.record_index} of {verified.record_count} is in {verified.asset}, "
@@ -278,10 +278,11 @@ def run_list(workspace_dir: Path, database_url: str | None, as_json: bool) -> No
             {"run": str(r.run), "name": r.name, "status": r.status, "ended": r.ended.isoformat()}
             for r in ws.runs()
         ]
-    if as_json:
-        emit_json(rows)
-    for row in [] if as_json else rows:
-        click.echo(f"{row['run']}  {row['status']:<9}  {row['ended']}  {row['name']}")
+    emit_rows(
+        rows,
+        lambda row: f"{row['run']}  {row['status']:<9}  {row['ended']}  {row['name']}",
+        as_json=as_json,
+    )
 
 
 @run_group.command("show")
@@ -334,11 +335,8 @@ def lineage_command(
             _print_contributions(ws, node, as_json=output == "json")
             return
         if models:
-            found = ws.models_using(node)
-            if output == "json":
-                emit_json([{"asset": m.id, "name": m.name} for m in found])
-            for model in [] if output == "json" else found:
-                click.echo(f"{model.id}  {model.name}")
+            rows = [{"asset": m.id, "name": m.name} for m in ws.models_using(node)]
+            emit_rows(rows, lambda row: f"{row['asset']}  {row['name']}", as_json=output == "json")
             return
         graph = ws.lineage(
             node, "downstream" if direction == "downstream" else "upstream", max_depth=depth
@@ -361,14 +359,14 @@ def lineage_command(
 
 
 def _print_contributions(ws: Workspace, node: str, *, as_json: bool) -> None:
-    found = ws.contributions_feeding(node)
-    if as_json:
-        emit_json([vars_of(c) for c in found])
-        return
-    for c in found:
-        click.echo(
-            f"{c.party_name} ({c.party})  {c.role:<14} {c.share:>7} of {c.asset_name} ({c.asset_kind})"
-        )
+    emit_rows(
+        [vars_of(c) for c in ws.contributions_feeding(node)],
+        lambda c: (
+            f"{c['party_name']} ({c['party']})  {c['role']:<14} {c['share']:>7} "
+            f"of {c['asset_name']} ({c['asset_kind']})"
+        ),
+        as_json=as_json,
+    )
 
 
 def vars_of(contribution: Any) -> dict[str, Any]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
@@ -14,8 +12,11 @@ from rich.table import Table
 
 from quotepart.cli._base import (
     emit_json,
+    emit_rows,
     json_option,
     load_workspace,
+    read_json,
+    read_json_object,
     stderr_console,
     workspace_options,
 )
@@ -40,13 +41,6 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
             raise InputError(f"{what} {value!r} is not NAME=VALUE", hint=f"e.g. --{what} data=4/5")
         pairs[key] = item
     return pairs
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {what} {path}: {exc}", hint="pass a JSON file") from exc
 
 
 # ----------------------------------------------------------------- revenue
@@ -113,13 +107,13 @@ def revenue_list(workspace_dir: Path, database_url: str | None, as_json: bool) -
                     "source": body.source,
                 }
             )
-    if as_json:
-        emit_json(rows)
-        return
-    for row in rows:
-        click.echo(
+    emit_rows(
+        rows,
+        lambda row: (
             f"{row['revenue']}  {row['period']}  {row['amount']} {row['currency']}  {row['asset']}"
-        )
+        ),
+        as_json=as_json,
+    )
 
 
 # ------------------------------------------------------------------ policy
@@ -264,7 +258,11 @@ def valuation_record(
     by: str,
 ) -> None:
     """Record VALUES_FILE ({"sha256:…": "0.12", …}) as MODEL's valuation."""
-    values = _read_json(values_file, "values file")
+    values = read_json(
+        values_file.read_text,
+        unreadable=f"cannot read values file {values_file}",
+        hint="pass a JSON file",
+    )
     if not isinstance(values, dict):
         raise InputError(
             f"{values_file} is not an object of asset -> value", hint='{"sha256:…": "0.12"}'
@@ -385,19 +383,12 @@ def statement_command(
 @json_option
 def verify_statement_command(file: Path, key: str | None, as_json: bool) -> None:
     """Check a statement file offline: proofs, checkpoint, signatures, and the amounts, recomputed."""
-    text = sys.stdin.read() if str(file) == "-" else None
-    try:
-        document = json.loads(text) if text is not None else json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(
-            f"cannot read statement file {file}: {exc}",
-            hint="pass the file `quotepart statement --proof` wrote",
-        ) from exc
-    if not isinstance(document, dict):
-        raise InputError(
-            f"{file} is not a statement file",
-            hint="pass the file `quotepart statement --proof` wrote",
-        )
+    document = read_json_object(
+        sys.stdin.read if str(file) == "-" else file.read_text,
+        unreadable=f"cannot read statement file {file}",
+        not_object=f"{file} is not a statement file",
+        hint="pass the file `quotepart statement --proof` wrote",
+    )
     verified = verify_statement(document, trusted_key=key)
     if as_json:
         emit_json(

@@ -11,7 +11,7 @@ store reads in one query, then `fold` turns into hashes. Appends extend a `Compa
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from quotepart.errors import OutOfRangeError, VerificationError
@@ -148,30 +148,40 @@ def assemble(plan: ProofPlan, nodes: Mapping[NodeId, bytes]) -> list[bytes]:
     return [fold([nodes[node] for node in cover]) for cover in plan]
 
 
+def _path_steps(
+    fn: int, sn: int, proof: Iterable[bytes], what: str
+) -> Iterator[tuple[bytes, bool]]:
+    """Each proof node with whether it is a left sibling, walking node `fn` up to the root.
+
+    The walk shared by RFC 9162 §2.1.3.2 and §2.1.4.2 (`fn` the node's index, `sn` the
+    tree's last index at that level). Raise VerificationError, naming `what`, when the
+    proof has more or fewer nodes than that path.
+    """
+    for node in proof:
+        if sn == 0:
+            raise VerificationError(f"{what} is too long")
+        left = bool(fn & 1) or fn == sn
+        if left and not fn & 1:  # RFC 9162: shift right until LSB(fn) is set or fn is 0
+            while True:
+                fn, sn = fn >> 1, sn >> 1
+                if fn & 1 or fn == 0:
+                    break
+        yield node, left
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise VerificationError(f"{what} is too short")
+
+
 def verify_inclusion(
     leaf: bytes, leaf_index: int, tree_size: int, proof: Sequence[bytes], root: bytes
 ) -> None:
     """Raise VerificationError unless `leaf` (a leaf hash) is at `leaf_index` (RFC 9162 §2.1.3.2)."""
     if not 0 <= leaf_index < tree_size:
         raise VerificationError(f"leaf index {leaf_index} is not in a tree of size {tree_size}")
-    fn, sn, r = leaf_index, tree_size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise VerificationError(
-                f"inclusion proof for leaf {leaf_index}/{tree_size} is too long"
-            )
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while True:
-                    fn, sn = fn >> 1, sn >> 1
-                    if fn & 1 or fn == 0:
-                        break
-        else:
-            r = node_hash(r, p)
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise VerificationError(f"inclusion proof for leaf {leaf_index}/{tree_size} is too short")
+    r = leaf
+    what = f"inclusion proof for leaf {leaf_index}/{tree_size}"
+    for p, left in _path_steps(leaf_index, tree_size - 1, proof, what):
+        r = node_hash(p, r) if left else node_hash(r, p)
     if r != root:
         raise VerificationError(
             f"leaf {leaf_index}/{tree_size}: proof gives root {r.hex()}, expected {root.hex()}"
@@ -205,21 +215,11 @@ def verify_consistency(
     while fn & 1:
         fn, sn = fn >> 1, sn >> 1
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise VerificationError(f"consistency proof {old_size}->{new_size} is too long")
-        if fn & 1 or fn == sn:
+    for c, left in _path_steps(fn, sn, path[1:], f"consistency proof {old_size}->{new_size}"):
+        if left:
             fr, sr = node_hash(c, fr), node_hash(c, sr)
-            if not fn & 1:
-                while True:
-                    fn, sn = fn >> 1, sn >> 1
-                    if fn & 1 or fn == 0:
-                        break
         else:
             sr = node_hash(sr, c)
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise VerificationError(f"consistency proof {old_size}->{new_size} is too short")
     if fr != old_root:
         raise VerificationError(
             f"consistency proof {old_size}->{new_size} gives old root {fr.hex()}, expected {old_root.hex()}"
