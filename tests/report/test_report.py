@@ -325,3 +325,61 @@ def test_the_layout_puts_inputs_left_of_what_they_made() -> None:
     assert positions["data"][0] == positions["grant"][0]
     assert positions["data"][1] != positions["grant"][1]
     assert all(0 <= x <= 1 and 0 <= y <= 1 for x, y in positions.values())
+
+
+def test_the_page_rounds_values_to_their_standard_error(published: Published) -> None:
+    html = published.files.html_path.read_text()
+    # 0.31 ± 0.03: two significant digits of the error, the value to the same place
+    assert "<td>0.310</td><td>0.030</td>" in html.replace('<td class="num">', "<td>")
+    assert "<td>-0.040</td><td>0.020</td>" in html.replace('<td class="num">', "<td>")
+    assert _document(published)["valuations"][0]["players"][0]["value"] == "0.31"  # exact record
+
+
+def test_an_exact_valuation_shows_no_error_bar_and_no_float_noise(tmp_path: Path) -> None:
+    from quotepart.report.page import render_page
+
+    with init_workspace(tmp_path / "ws", clock=FakeClock()) as ws:
+        scene = Scene(ws)
+        ws.record_valuation(
+            scene.model,
+            {scene.data_a: 0.07137254901960785, scene.data_b: 0.1},
+            stderr={scene.data_a: 0.0, scene.data_b: 0.0},
+            method="exact",
+            evaluations=4,
+            by=scene.lab,
+        )
+        ws.share(
+            ws.record_revenue(
+                scene.service, "10.00", "EUR", period="2026-02", source="x", by=scene.lab
+            )
+        )
+        with ws.store.engine.connect() as conn:
+            data = build_report_data(conn, scene.service, "2026-Q1", verifier=ws.verifier)
+    players = {p.name: p for p in data.document.valuations[0].players}
+    assert players["A"].value == "0.07137254901960785"  # report.json keeps the record's value
+    html = render_page(data.document, {}).replace('<td class="num">', "<td>")
+    assert "0.07137254901960785" not in html
+    assert "<td>0.07137</td><td>none (exact)</td>" in html
+    assert "<td>0.1</td><td>none (exact)</td>" in html
+    assert "<td>0.0</td>" not in html
+
+
+@pytest.mark.parametrize(
+    ("value", "stderr", "shown"),
+    [
+        ("0.07137254901960785", "0.0123", "0.071 ± 0.012"),
+        ("0.31", "0.03", "0.310 ± 0.030"),
+        ("1234.5678", "123", "1230 ± 120"),
+        ("-0.0001", "0.02", "0.000 ± 0.020"),
+        ("0.07137254901960785", "0.0", "0.07137"),
+        ("0.07137254901960785", None, "0.07137"),
+        ("12345.6", None, "12346"),
+        ("1e-05", "0", "0.00001"),
+        ("0.3", "0", "0.3"),
+        ("0", None, "0"),
+    ],
+)
+def test_values_read_as_scientists_round_them(value: str, stderr: str | None, shown: str) -> None:
+    from quotepart.report.words import value_in_words
+
+    assert value_in_words(value, stderr) == shown

@@ -132,6 +132,85 @@ def test_statement_traces_each_line_to_entries_and_the_proof_verifies_offline(sc
     assert verified.allocations == 2
 
 
+def test_statements_name_the_party_and_the_assets_beside_their_ids(local: Scene) -> None:
+    scene, ws = local, local.ws
+    ws.share(
+        ws.record_revenue(
+            scene.service, "300.00", "EUR", period="2026-01", source="x", by=scene.lab
+        )
+    )
+    statement = ws.statement(scene.hospital_b, "2026-Q1")
+    assert statement.party_name == "Hospital B"
+    [row] = csv.DictReader(io.StringIO(statement.to_csv()))
+    assert (row["party"], row["party_name"]) == (str(scene.hospital_b), "Hospital B")
+    assert (row["asset"], row["asset_name"]) == (str(scene.data_b), "B")
+    assert f"dataset B ({scene.data_b})" in row["trace"]
+    assert f"model M ({scene.model})" in row["trace"]
+    [line] = statement.to_json()["items"][0]["lines"]
+    assert (line["asset"], line["asset_name"]) == (str(scene.data_b), "B")
+    # the proof file names them too, and verification returns the names its entries prove
+    proof = json.loads(json.dumps(ws.statement_proof(scene.hospital_b, "2026-Q1")))
+    assert proof["names"]["parties"][str(scene.hospital_b)] == "Hospital B"
+    assert proof["names"]["assets"][str(scene.data_b)] == "B"
+    verified = verify_statement(proof)
+    assert verified.party_name == "Hospital B"
+    assert verified.paid_at == {str(scene.data_b): "B"}
+
+
+def test_a_statement_with_nothing_allocated_still_names_its_party(local: Scene) -> None:
+    scene, ws = local, local.ws
+    assert ws.statement(scene.annotator, "2026").party_name == "Annotator"
+    verified = verify_statement(ws.statement_proof(scene.annotator, "2026"))
+    assert (verified.party_name, verified.totals, verified.paid_at) == ("Annotator", {}, {})
+
+
+@pytest.mark.parametrize("part", ["parties", "assets"])
+def test_a_tampered_name_in_a_statement_file_fails(local: Scene, part: str) -> None:
+    scene, ws = local, local.ws
+    ws.share(
+        ws.record_revenue(scene.service, "10.00", "EUR", period="2026-01", source="x", by=scene.lab)
+    )
+    proof = json.loads(json.dumps(ws.statement_proof(scene.hospital_a, "2026")))
+    ref = str(scene.hospital_a) if part == "parties" else str(scene.data_a)
+    proof["names"][part][ref] = "Mallory"
+    with pytest.raises(VerificationError, match="its registration entry says"):
+        verify_statement(proof)
+    del proof["names"][part][ref]  # a name left out is a tampered part too
+    with pytest.raises(VerificationError, match="its registration entry says"):
+        verify_statement(proof)
+    del proof["names"]
+    with pytest.raises(VerificationError, match="lacks a part"):
+        verify_statement(proof)
+
+
+def test_a_name_changed_inside_its_registration_entry_breaks_the_inclusion_proof(
+    local: Scene,
+) -> None:
+    import base64
+
+    scene, ws = local, local.ws
+    proof = ws.statement_proof(scene.hospital_a, "2026")
+    for index, blob in proof["entries"].items():
+        raw = base64.b64decode(blob)
+        if b'"name":"Hospital A"' in raw:
+            forged = raw.replace(b'"name":"Hospital A"', b'"name":"Mallory Ltd"')
+            proof["entries"][index] = base64.b64encode(forged).decode()
+    proof["names"]["parties"][str(scene.hospital_a)] = "Mallory Ltd"
+    with pytest.raises(VerificationError, match="proof gives root"):
+        verify_statement(proof)
+
+
+def test_a_version_1_statement_file_still_verifies_without_a_names_part(local: Scene) -> None:
+    scene, ws = local, local.ws
+    ws.share(
+        ws.record_revenue(scene.service, "10.00", "EUR", period="2026-01", source="x", by=scene.lab)
+    )
+    proof = ws.statement_proof(scene.hospital_a, "2026")
+    del proof["names"]
+    proof["format"] = "quotepart-statement/1"
+    assert verify_statement(proof).totals == ws.statement(scene.hospital_a, "2026").totals
+
+
 def _altered(proof: dict[str, Any], how: str) -> dict[str, Any]:
     doc = copy.deepcopy(proof)
     if how == "claimed":
@@ -214,6 +293,18 @@ def test_the_cli_shares_states_and_verifies_on_a_machine_without_the_workspace(
     checked = offline.invoke(cli, ["verify-statement", str(mine)])
     assert checked.exit_code == 0, checked.output
     assert "112.50 EUR" in checked.stdout
+    assert f"OK: Hospital A ({scene.hospital_a}) earned" in checked.stdout
+    assert f"paid at A ({scene.data_a})" in checked.stdout
+    as_text = runner.invoke(cli, ["statement", str(scene.hospital_a), "--period", "2026-Q1"])
+    assert as_text.exit_code == 0, as_text.output
+    assert f"Hospital A ({scene.hospital_a}), 2026-Q1" in as_text.stdout
+    assert f"contribution at A ({str(scene.data_a)[:24]})" in as_text.stdout
+    forged = json.loads(proof.stdout)
+    forged["names"]["parties"][str(scene.hospital_a)] = "Mallory Ltd"
+    mine.write_text(json.dumps(forged))
+    refused_name = offline.invoke(cli, ["verify-statement", str(mine)])
+    assert refused_name.exit_code == 3
+    assert "Mallory Ltd" not in refused_name.stdout
     mine.write_text(proof.stdout.replace('"EUR": 11250', '"EUR": 11251'))
     refused = offline.invoke(cli, ["verify-statement", str(mine)])
     assert refused.exit_code == 3

@@ -361,15 +361,19 @@ def statement_command(
     elif as_csv:
         sys.stdout.write(statement.to_csv())
     else:
-        click.echo(f"{party_id}, {period}")
+        names = statement.names
+        click.echo(f"{names.label(str(party_id))}, {period}")
         for item in statement.items:
             click.echo(
                 f"  {item.revenue} ({item.period}): {format_amount(item.amount_minor, item.currency)} {item.currency}"
             )
             for line in item.lines:
-                path = " > ".join(f"{hop.what} {hop.ref[:24]}" for hop in line.trace)
+                at = "" if line.at is None else f" at {names.label(str(line.at), width=24)}"
+                path = " > ".join(
+                    f"{hop.what} {names.label(hop.ref, width=24)}" for hop in line.trace
+                )
                 click.echo(
-                    f"    {format_amount(line.amount_minor, item.currency):>12}  {line.reason}: {path}"
+                    f"    {format_amount(line.amount_minor, item.currency):>12}  {line.reason}{at}: {path}"
                 )
         for currency, amount in statement.totals.items():
             click.echo(f"  total: {format_amount(amount, currency)} {currency}")
@@ -394,8 +398,10 @@ def verify_statement_command(file: Path, key: str | None, as_json: bool) -> None
         emit_json(
             {
                 "party": str(verified.party),
+                "party_name": verified.party_name,
                 "period": str(verified.period),
                 "totals": verified.totals,
+                "paid_at": verified.paid_at,
                 "allocations": verified.allocations,
                 "entries": verified.entries,
                 "tree_size": verified.tree_size,
@@ -407,11 +413,16 @@ def verify_statement_command(file: Path, key: str | None, as_json: bool) -> None
     totals = (
         ", ".join(f"{format_amount(a, c)} {c}" for c, a in verified.totals.items()) or "nothing"
     )
+    party = (
+        f"{verified.party_name} ({verified.party})" if verified.party_name else str(verified.party)
+    )
     click.echo(
-        f"OK: {verified.party} earned {totals} in {verified.period}, recomputed from "
+        f"OK: {party} earned {totals} in {verified.period}, recomputed from "
         f"{verified.allocations} allocation(s) and {verified.entries} entries included in "
         f"{verified.origin} at size {verified.tree_size}"
     )
+    for asset, name in verified.paid_at.items():
+        click.echo(f"  paid at {name} ({asset})" if name else f"  paid at {asset}")
     if key is None:
         stderr_console().print(
             f"checked against the key in the file: {verified.verifier_key}\n"

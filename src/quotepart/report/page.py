@@ -8,7 +8,7 @@ from fractions import Fraction
 from html import escape
 
 from quotepart.report.document import ReportDocument
-from quotepart.report.words import named_notes, percent
+from quotepart.report.words import named_notes, percent, rounded_value
 
 _CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; color: #222; line-height: 1.45;
@@ -150,12 +150,20 @@ def _valuations(document: ReportDocument) -> str:
         f"<h3>Inputs of {_e(v.model_name)}</h3>"
         + _table(
             ["input", "value", "± standard error"],
-            [[_e(p.name), _e(p.value), _e(p.stderr or "not recorded")] for p in v.players],
+            [[_e(p.name), *_value_cells(p.value, p.stderr)] for p in v.players],
             numeric={1, 2},
         )
         for v in document.valuations
     )
     return methods + values
+
+
+def _value_cells(value: str, stderr: str | None) -> list[str]:
+    """A value rounded to what its error supports; report.json keeps the exact strings."""
+    shown, error = rounded_value(value, stderr)
+    if error is not None:
+        return [_e(shown), _e(error)]
+    return [_e(shown), "none (exact)" if stderr is not None else "not recorded"]
 
 
 def _policies(document: ReportDocument) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from fractions import Fraction
 
 from quotepart.log.kinds import PolicySet, format_fraction
@@ -39,6 +40,56 @@ def percent(ratio: Fraction) -> str:
     """'20 %' for 1/5; one decimal where it is not whole ('33.3 %')."""
     value = ratio * 100
     return f"{value.numerator} %" if value.denominator == 1 else f"{float(value):.1f} %"
+
+
+EXACT_SIGNIFICANT_DIGITS = 4
+"""Digits shown of a value that has no error bar (an exact method): enough to tell
+contributors apart, no float noise such as 0.07137254901960785."""
+
+
+def _quantize(value: Decimal, exponent: int) -> str:
+    """`value` rounded half-to-even to a multiple of 10**exponent, in plain notation, no '-0'."""
+    rounded = value.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_EVEN)
+    if rounded.is_zero():
+        rounded = rounded.copy_abs()
+    return f"{rounded:f}"
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        number = Decimal(text)
+    except InvalidOperation as exc:  # the entry's reader admits decimal strings only
+        raise ValueError(f"not a decimal: {text!r}") from exc
+    if not number.is_finite():
+        raise ValueError(f"not a finite decimal: {text!r}")
+    return number
+
+
+def rounded_value(value: str, stderr: str | None) -> tuple[str, str | None]:
+    """A value and its standard error as a reader should see them: (value, error or None).
+
+    The usual scientific rounding: the error to two significant digits, the value to the
+    same decimal place ('0.0714', '0.0123' gives ('0.071', '0.012')). With no error bar,
+    or a zero one (an exact method), the value keeps EXACT_SIGNIFICANT_DIGITS significant
+    digits and the error is None, so no one reads '± 0.0'. report.json keeps the exact
+    strings; this is for the human-facing pages only.
+    """
+    number = _decimal(value)
+    error = None if stderr is None else _decimal(stderr)
+    if error is None or error.is_zero():
+        if number.is_zero():
+            return "0", None
+        exponent = number.adjusted() - (EXACT_SIGNIFICANT_DIGITS - 1)
+        text = _quantize(number, min(exponent, 0))
+        return (text.rstrip("0").rstrip(".") if "." in text else text), None
+    exponent = error.adjusted() - 1  # two significant digits of the error
+    return _quantize(number, exponent), _quantize(error.copy_abs(), exponent)
+
+
+def value_in_words(value: str, stderr: str | None) -> str:
+    """'0.310 ± 0.030', or just '0.3' for an exact value (stderr 0 or not recorded)."""
+    shown, error = rounded_value(value, stderr)
+    return shown if error is None else f"{shown} ± {error}"
 
 
 def policy_in_words(
@@ -100,4 +151,6 @@ __all__ = [
     "named_notes",
     "percent",
     "policy_in_words",
+    "rounded_value",
+    "value_in_words",
 ]

@@ -11,6 +11,12 @@ allocation it holds names exactly those inputs; running the allocation on them g
 the recorded amounts, and the party's sum. What it cannot prove alone: that the log
 holds no other allocation paying the party in that period (a full audit of the log,
 `quotepart verify`, shows that).
+
+Names: a statement speaks of parties and assets by name as well as by id. The names
+come from the `party.registered` and `asset.registered` entries the file holds (each
+with its inclusion proof and signature), and the file's `names` part, written for the
+reader, must say exactly what those entries say: a name `verify_statement` returns was
+verified, never taken from the file on trust.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import base64
 import binascii
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,16 +42,58 @@ from quotepart.log import (
     parse_entry,
     verify_inclusion,
 )
-from quotepart.log.kinds import AllocationRecorded, PartyRegistered, RevenueRecorded
+from quotepart.log.kinds import (
+    AllocationRecorded,
+    AssetRegistered,
+    PartyRegistered,
+    RevenueRecorded,
+)
 from quotepart.money import format_amount
 from quotepart.sharing.allocation import Allocation, Line, allocate
 from quotepart.sharing.facts import SharingFacts
 from quotepart.store import LogStore
 from quotepart.store.queries.entries import entries_by_hash, read_entries
-from quotepart.store.queries.provenance import party_leaves
+from quotepart.store.queries.provenance import party_leaf, party_leaves
 from quotepart.store.queries.sharing import party_allocations
 
-FORMAT = "quotepart-statement/1"
+FORMAT = "quotepart-statement/2"
+"""/2 adds the `names` part and the statement party's own registration."""
+FORMAT_V1 = "quotepart-statement/1"
+"""Still verified: a /1 file carries no `names` part, so only the names its entries give."""
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Party id -> name and asset digest -> name, as registration entries say."""
+
+    parties: dict[str, str] = field(default_factory=dict)
+    assets: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entries: Iterable[SignedEntry]) -> Names:
+        """The names the `party.registered` and `asset.registered` entries among `entries` give."""
+        parties: dict[str, str] = {}
+        assets: dict[str, str] = {}
+        for entry in entries:
+            body = entry.body()
+            if isinstance(body, PartyRegistered):
+                parties[str(body.party)] = body.name
+            elif isinstance(body, AssetRegistered):
+                assets[str(body.asset)] = body.name
+        return cls(dict(sorted(parties.items())), dict(sorted(assets.items())))
+
+    def name(self, ref: str) -> str | None:
+        """The name of a party id or asset digest, None for anything else."""
+        return self.parties.get(ref) or self.assets.get(ref)
+
+    def label(self, ref: str, *, width: int | None = None) -> str:
+        """'Hospital A (party:01K…)': the name beside the id, or the id alone if unnamed."""
+        shown = ref if width is None else ref[:width]
+        name = self.name(ref)
+        return shown if name is None else f"{name} ({shown})"
+
+    def to_json(self) -> dict[str, dict[str, str]]:
+        return {"parties": dict(self.parties), "assets": dict(self.assets)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +112,11 @@ class Statement:
     party: PartyId
     period: Period
     items: list[StatementItem] = field(default_factory=list)
+    names: Names = field(default_factory=Names)
+
+    @property
+    def party_name(self) -> str | None:
+        return self.names.parties.get(str(self.party))
 
     @property
     def totals(self) -> dict[str, int]:
@@ -75,6 +128,7 @@ class Statement:
     def to_json(self) -> dict[str, Any]:
         return {
             "party": str(self.party),
+            "party_name": self.party_name,
             "period": str(self.period),
             "totals": {
                 c: {"amount_minor": a, "amount": format_amount(a, c)}
@@ -94,8 +148,17 @@ class Statement:
                         {
                             "amount_minor": line.amount_minor,
                             "reason": line.reason,
+                            "asset": None if line.at is None else str(line.at),
+                            "asset_name": None
+                            if line.at is None
+                            else self.names.assets.get(str(line.at)),
                             "trace": [
-                                {"what": hop.what, "ref": hop.ref, "entry": hop.entry}
+                                {
+                                    "what": hop.what,
+                                    "ref": hop.ref,
+                                    "name": self.names.name(hop.ref),
+                                    "entry": hop.entry,
+                                }
                                 for hop in line.trace
                             ],
                         }
@@ -107,25 +170,32 @@ class Statement:
         }
 
     def to_csv(self) -> str:
-        """One row per line: revenue, currency, amount, reason and the trace as `what:ref@entry` steps."""
+        """One row per line: the party and the asset paying it, each with its name, revenue,
+        currency, amount, reason and the trace as `what ref (name) @entry` steps."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(
-            ["party", "period", "revenue", "currency", "amount_minor", "amount", "reason", "trace"]
-        )
+            ["party", "party_name", "period", "revenue", "currency", "amount_minor", "amount",
+             "reason", "asset", "asset_name", "trace"]
+        )  # fmt: skip
         for item in self.items:
             for line in item.lines:
+                asset = "" if line.at is None else str(line.at)
                 writer.writerow(
                     [
                         str(self.party),
+                        self.party_name or "",
                         item.period,
                         item.revenue,
                         item.currency,
                         line.amount_minor,
                         format_amount(line.amount_minor, item.currency),
                         line.reason,
+                        asset,
+                        self.names.assets.get(asset, ""),
                         " > ".join(
-                            f"{hop.what} {hop.ref}" + (f" @{hop.entry[:16]}" if hop.entry else "")
+                            f"{hop.what} {self.names.label(hop.ref)}"
+                            + (f" @{hop.entry[:16]}" if hop.entry else "")
                             for hop in line.trace
                         ),
                     ]
@@ -175,12 +245,15 @@ def _revenue_of(
 
 
 def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement:
-    """The party's statement, every allocation recomputed from the entries it names."""
+    """The party's statement, every allocation recomputed from the entries it names, and
+    the names of the party and the assets from their registration entries."""
     statement = Statement(party, period)
+    registrations = _own_registration(conn, party)
     for index in party_allocations(conn, party, period.first_month, period.last_month):
         [(_, entry)] = read_entries(conn, [index])
         body = entry.body_as(AllocationRecorded)
         inputs = entries_by_hash(conn, body.inputs)
+        registrations.extend(inputs)
         allocation = recompute(entry, inputs)
         revenue = _revenue_of(entry, inputs)
         statement.items.append(
@@ -194,7 +267,13 @@ def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement
                 allocation.lines_of(party),
             )
         )
+    statement.names = Names.of(entry for _, entry in registrations)
     return statement
+
+
+def _own_registration(conn: Connection, party: PartyId) -> list[tuple[int, SignedEntry]]:
+    index = party_leaf(conn, party)
+    return [] if index is None else read_entries(conn, [index])
 
 
 # ------------------------------------------------------------------ the file
@@ -217,7 +296,7 @@ def statement_proof(
         wanted[index] = entry
         wanted.update(inputs)
         allocations.append({"allocation": index, "inputs": [i for i, _ in inputs]})
-    authors = {entry.author for entry in wanted.values()}
+    authors = {entry.author for entry in wanted.values()} | {statement.party}
     for index, entry in _party_entries(conn, authors):
         wanted[index] = entry
     proofs = {
@@ -229,6 +308,7 @@ def statement_proof(
         "party": str(statement.party),
         "period": str(statement.period),
         "claimed": statement.totals,
+        "names": Names.of(wanted[index] for index in sorted(wanted)).to_json(),
         "log": {"verifier_key": str(verifier), "checkpoint": note},
         "allocations": allocations,
         "entries": {
@@ -253,6 +333,8 @@ class VerifiedStatement:
     tree_size: int
     origin: str
     verifier_key: str
+    party_name: str | None = None  # from the party's registration entry in the file, if there
+    paid_at: dict[str, str | None] = field(default_factory=dict)  # asset digest -> its name
 
 
 def verify_statement(
@@ -266,7 +348,7 @@ def verify_statement(
         InputError: the file is not a statement file.
     """
     try:
-        if document.get("format") != FORMAT:
+        if document.get("format") not in (FORMAT, FORMAT_V1):
             raise InputError(
                 f"not a quotepart statement file (format {document.get('format')!r})",
                 hint="write one with `quotepart statement PARTY --period P --proof`",
@@ -279,6 +361,7 @@ def verify_statement(
         proofs = document["proofs"]
         allocation_refs = document["allocations"]
         claimed = {str(c): int(a) for c, a in document["claimed"].items()}
+        stated_names = document["names"] if document["format"] == FORMAT else None
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise VerificationError(
             f"the statement file lacks a part or has one of the wrong shape: {exc!r}",
@@ -322,7 +405,11 @@ def verify_statement(
                 f"entry {index} is signed by {entry.author}, whose registration is not in the file"
             )
         entry.verify(key)
+    names = Names.of(entries[index] for index in sorted(entries))
+    if stated_names is not None:
+        _check_names(stated_names, names)
     totals: dict[str, int] = {}
+    paid_at: dict[str, str | None] = {}
     for ref in allocation_refs:
         try:
             allocation_entry = entries[int(ref["allocation"])]
@@ -349,6 +436,9 @@ def verify_statement(
         amount = allocation.amount_of(party)
         if amount:
             totals[allocation.currency] = totals.get(allocation.currency, 0) + amount
+        for line in allocation.lines_of(party):
+            if line.at is not None and line.amount_minor:
+                paid_at[str(line.at)] = names.assets.get(str(line.at))
     totals = dict(sorted(totals.items()))
     if totals != claimed:
         raise VerificationError(
@@ -358,5 +448,26 @@ def verify_statement(
         )
     return VerifiedStatement(
         party, period, totals, len(allocation_refs), len(entries), checkpoint.tree_size,
-        checkpoint.origin, key_text,
+        checkpoint.origin, key_text, names.parties.get(str(party)), dict(sorted(paid_at.items())),
     )  # fmt: skip
+
+
+def _check_names(stated: Any, names: Names) -> None:
+    """Raise unless the file's `names` part says exactly what its registration entries say."""
+    expected = names.to_json()
+    if not isinstance(stated, dict) or set(stated) != set(expected):
+        raise VerificationError(
+            "the statement file's names part is not {parties, assets}",
+            hint="the file was altered; ask for a new one",
+        )
+    for part, given in expected.items():
+        said = stated[part]
+        if not isinstance(said, dict):
+            raise VerificationError(f"the statement file's {part} names are not a map")
+        for ref in sorted(set(said) | set(given)):
+            if said.get(ref) != given.get(ref):
+                raise VerificationError(
+                    f"the statement file names {ref} {said.get(ref)!r}, "
+                    f"but its registration entry says {given.get(ref)!r}",
+                    hint="the file was altered; names come from the entries it proves",
+                )
