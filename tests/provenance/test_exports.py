@@ -454,6 +454,7 @@ class QuotepartRunFacet(RunFacet):
     code: dict[str, str]
     leafIndex: int  # noqa: N815
     logOrigin: str  # noqa: N815
+    uses: dict[str, str]
 
     @staticmethod
     def _get_schema() -> str:

@@ -439,8 +439,11 @@ def test_scikit_learn_fits_record_themselves(ws: Workspace, cancer: pd.DataFrame
     assert set(cohorts[:2]) <= set(run.inputs)
     assert run.outputs == (tracked.model,)
     # The held-out rows are exactly the third cohort's content, so the evaluation set *is*
-    # that cohort: all three hospitals feed the model (two by training, one by evaluation).
-    assert str(cohorts[2]) in {str(d) for d in run.inputs}
+    # that cohort: used in the role "evaluation", not learned from. All three hospitals are
+    # upstream of the model in its lineage (two by training, one by evaluation).
+    assert cohorts[2] not in run.inputs
+    assert run.uses == {cohorts[2]: "evaluation"}
+    assert run.used_as("evaluation") == (cohorts[2],)
     feeding = ws.contributions_feeding(tracked.model)
     assert {c.party for c in feeding} == {str(h) for h in hospitals}
     assert all(c.role == "data" and c.share == "1" for c in feeding)

@@ -1,6 +1,8 @@
 """Runs recorded as they happen: `with ws.run("train", operator=lab) as run: ...`.
 
-The run notes what it uses and produces; on leaving the block it records one
+The run notes what it learns from (`run.use(data)`), what else it uses and how
+(`run.use(test_set, role="evaluation")`, or `run.evaluate_with(test_set)`) and what it
+produces; only what it learns from earns a share of what its outputs earn. On leaving the block it records one
 `run.recorded` entry with its parameters, the code version (git commit and whether the
 work tree had uncommitted changes), the environment (Python and the versions of the
 packages that shape a model), its times and its status. A block that raises is
@@ -22,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from quotepart.errors import InputError
 from quotepart.ids import Clock, Digest, PartyId, RunId
-from quotepart.log.kinds import RunRecorded, describe_value
+from quotepart.log.kinds import USE_ROLES, RunRecorded, describe_value
 
 KEY_PACKAGES = (
     "quotepart",
@@ -122,6 +124,7 @@ class Run:
         self.operator = operator
         self.id = RunId.new(clock)
         self.inputs: dict[Digest, None] = {}
+        self.uses: dict[Digest, str] = {}  # used, not learned from: role
         self.outputs: dict[Digest, None] = {}
         self.parameters = {k: describe_value(v) for k, v in (parameters or {}).items()}
         self.status: str | None = None
@@ -131,9 +134,30 @@ class Run:
         self._code_folder = code_folder
         self._started: datetime | None = None
 
-    def use(self, *assets: AssetRef) -> None:
+    def use(self, *assets: AssetRef, role: str | None = None) -> None:
+        """Note assets the run uses: learned from (no `role`), or used in `role` without
+        being learned from ("evaluation", "code", "tokenizer", "reference").
+
+        An asset both learned from and used in a role is recorded as learned from.
+
+        Raises:
+            InputError: an unknown role.
+        """
+        if role is not None and role not in USE_ROLES:
+            raise InputError(
+                f"unknown role {role!r} of an asset a run uses",
+                hint=f"leave role out for what the run learns from; roles of what it only "
+                f"uses: {', '.join(sorted(USE_ROLES))}",
+            )
         for asset in assets:
-            self.inputs[asset_digest(asset)] = None
+            if role is None:
+                self.inputs[asset_digest(asset)] = None
+            else:
+                self.uses.setdefault(asset_digest(asset), role)
+
+    def evaluate_with(self, *assets: AssetRef) -> None:
+        """Note the data the run's outputs are evaluated on: used, not learned from."""
+        self.use(*assets, role="evaluation")
 
     def produce(self, *assets: AssetRef) -> None:
         for asset in assets:
@@ -178,6 +202,11 @@ class Run:
             ended=max(self._clock(), started),
             inputs=tuple(self.inputs),
             outputs=tuple(o for o in self.outputs if o not in self.inputs),
+            uses={
+                d: role
+                for d, role in self.uses.items()
+                if d not in self.inputs and d not in self.outputs
+            },
             parameters=self.parameters,
             code=code_version(self._code_folder),
             environment=environment(),

@@ -3,7 +3,9 @@
 `fit(X, y)` on the wrapper becomes one recorded run: the training data is registered
 as a dataset (derived from the cohorts or datasets named in `uses`, when given), the
 fitted model is registered with model-card fields (estimator, parameters, framework,
-training data, metrics on `evaluate_on`), and the run links them. Any estimator or
+training data, metrics on `evaluate_on`), and the run links them. The evaluation data
+is recorded as used in the role `evaluation`, not as an input the model learned from: it
+earns nothing unless the model's policy gives the `evaluation` role a part. Any estimator or
 Pipeline works; everything else (`predict`, `score`, attributes) passes through.
 """
 
@@ -59,7 +61,7 @@ class TrackedEstimator:
             training = self._training_asset((X, y) if y is not None else X)
             run.use(training, *self._uses)
             if self._evaluate_on is not None:
-                run.use(
+                run.evaluate_with(
                     recorder.register_data(
                         self._evaluate_on, name=f"evaluation data of {self.model_name}", by=operator
                     )

@@ -20,6 +20,12 @@ with many shared ancestors costs time in its number of edges, not of paths. A li
 trace follows the first path (in digest order) that reached its asset and says how
 many paths there were.
 
+Only what a model was made from earns: the inputs of the runs that made it (and what it
+derives from). What a run used without learning from it (its `uses`: evaluation data,
+code, a tokenizer, a reference set) earns nothing, unless the model's policy gives the
+role `evaluation` a part of the pool: then the data the model was evaluated with shares
+that part, as any other role's inputs do.
+
 Where the money of a step has nobody to go to (a role with no inputs, inputs all
 valued at zero, every contributor's consent withdrawn), it stays with the operator of
 the policy that sent it, and the allocation says so in a note.
@@ -228,6 +234,7 @@ class _Allocator:
         self.edges: dict[tuple[Digest | None, Digest], int] = {}
         self.consented_assets = {asset for _, asset in facts.consents}
         self._parents_cache: dict[Digest, list[tuple[Digest, Hop | None]]] = {}
+        self._evaluated: dict[Digest, set[Digest]] = {}  # model -> its paid evaluation data
 
     def run(self) -> Allocation:
         # Millions of small acyclic objects (lines, hops): the cyclic collector would walk
@@ -296,7 +303,8 @@ class _Allocator:
         return fact
 
     def _parents(self, digest: Digest) -> list[tuple[Digest, Hop | None]]:
-        """What `digest` came from: assets it derives from, and the inputs of runs that made it."""
+        """What `digest` came from: assets it derives from, and the inputs of runs that made
+        it; and the data those runs evaluated it with, where its policy pays evaluation."""
         cached = self._parents_cache.get(digest)
         if cached is not None:
             return cached
@@ -306,6 +314,13 @@ class _Allocator:
         for run in self.facts.generated_by.get(digest, []):
             for parent in run.body.inputs:
                 parents.setdefault(parent, Hop("run", str(run.body.run), run.entry))
+        policy = self.facts.policies.get(digest)
+        if policy is not None and policy.body.roles.get("evaluation", 0) > 0:
+            for run in self.facts.generated_by.get(digest, []):
+                for parent in run.body.used_as("evaluation"):
+                    if parent not in parents:  # learned from too: it earns as an input
+                        parents[parent] = Hop("run", str(run.body.run), run.entry)
+                        self._evaluated.setdefault(digest, set()).add(parent)
         result = sorted(parents.items(), key=lambda item: item[0])
         self._parents_cache[digest] = result
         return result
@@ -478,7 +493,11 @@ class _Allocator:
         candidates: dict[str, list[tuple[Digest, Hop | None]]] = {}
         parents = self._parents(digest)
         direct = {parent for parent, _ in parents}
+        evaluated = self._evaluated.get(digest, set())
         for parent, hop in parents:
+            if parent in evaluated:
+                candidates.setdefault("evaluation", []).append((parent, hop))
+                continue
             derived_from = self._asset(parent).body.derived_from
             if (
                 derived_from
@@ -585,13 +604,16 @@ class _Allocator:
                 return self._clip(digest, policy, role, values), Hop(
                     "valuation", valuation.body.method, valuation.entry
                 )
-            missing = [str(c) for c in candidates if values.get(c) is None]
+            missing = [c for c in candidates if values.get(c) is None]
             if policy.missing_valuation != "declared":
+                named = ", ".join(f"{self._asset(c).body.name!r} ({c})" for c in missing)
                 raise PolicyError(
-                    f"model {digest} has no recorded valuation of its {role} input(s) "
-                    f"{', '.join(missing)}",
-                    hint="record one (`quotepart value`), or set missing_valuation: declared "
-                    "in the policy to fall back to declared weights",
+                    f"model {digest} ({self._asset(digest).body.name}) weighs its {role} "
+                    f"inputs by valuation, but has no recorded valuation of {named}",
+                    hint=f"record a valuation of the model that values {named} "
+                    "(`quotepart value`, or Workspace.record_valuation), or set "
+                    'missing_valuation: "declared" in its policy to fall back to declared '
+                    "weights",
                 )
             self.notes.append(f"{digest}: no valuation of {role}; declared weights used")
         return {c: policy.declared.get(c, Fraction(1)) for c in candidates}, None

@@ -45,13 +45,14 @@ from quotepart.log.kinds.party import (
 from quotepart.log.kinds.policy import (
     MISSING_VALUATION,
     NEGATIVE_VALUES,
+    POLICY_ROLES,
     UPSTREAM_MODES,
     WEIGHTINGS,
     PolicySet,
 )
 from quotepart.log.kinds.report import ReportPublished
 from quotepart.log.kinds.revenue import RevenueRecorded
-from quotepart.log.kinds.run import RUN_STATUSES, RunRecorded, describe_value
+from quotepart.log.kinds.run import RUN_STATUSES, USE_ROLES, RunRecorded, describe_value
 from quotepart.log.kinds.usage import UsageRecorded
 from quotepart.log.kinds.valuation import ValuationRecorded
 
@@ -97,9 +98,11 @@ __all__ = [
     "NEGATIVE_VALUES",
     "PARTY_ROLES",
     "PAYMENT_RAILS",
+    "POLICY_ROLES",
     "RUN_STATUSES",
     "UPCASTERS",
     "UPSTREAM_MODES",
+    "USE_ROLES",
     "WEIGHTINGS",
     "AllocationRecorded",
     "AssetRegistered",

@@ -10,7 +10,9 @@
 ```
 
 * `pool`: the contributors' part of what reaches the asset; the rest goes to `operator`.
-* `roles`: how the pool splits between roles; their ratios sum to 1.
+* `roles`: how the pool splits between roles; their ratios sum to 1. The roles are the
+  contribution roles (what the model was made from) and, from version 2, `evaluation`:
+  the data the model was scored on, which earns only when the policy names it.
 * `weighting`, per role, decides each input asset's part of that role's money:
   `valuation` (the model's recorded valuation), `declared` (the weights in `declared`,
   1 where none is given), `equal`, or `volume` (the asset's registered size).
@@ -39,9 +41,24 @@ WEIGHTINGS = frozenset({"declared", "equal", "valuation", "volume"})
 NEGATIVE_VALUES = frozenset({"clip", "shift"})
 MISSING_VALUATION = frozenset({"declared", "refuse"})
 UPSTREAM_MODES = frozenset({"dilute", "fixed"})
+POLICY_ROLES = CONTRIBUTION_ROLES | {"evaluation"}
+"""Roles a policy may split its pool between: the inputs a model was made from, by
+role, and `evaluation`, the data it was evaluated with (a run's `uses`)."""
 
 
-@entry_kind("policy.set")
+def upcast_policy_v1(body: RawBody) -> RawBody:
+    """v1 policies are v2 policies that pay no evaluation data: v1 could not name it, so a
+    v1 body that does is refused, as a v1 reader refused it."""
+    roles = body.get("roles")
+    if isinstance(roles, dict) and "evaluation" in roles:
+        raise PolicyError(
+            "a version 1 policy names role 'evaluation', which only version 2 knows",
+            hint="write the policy with this version of quotepart",
+        )
+    return dict(body)
+
+
+@entry_kind("policy.set", version=2, upcasters={1: upcast_policy_v1})
 class PolicySet(KindBody):
     asset: Digest
     operator: PartyId
@@ -90,11 +107,11 @@ class PolicySet(KindBody):
                 hint="pool is a ratio from 0 to 1, e.g. '1/5' for 20 %",
             )
         roles_raw = read.mapping("roles")
-        unknown = sorted(set(roles_raw) - CONTRIBUTION_ROLES)
+        unknown = sorted(set(roles_raw) - POLICY_ROLES)
         if unknown:
             raise PolicyError(
                 f"the policy names unknown role(s) {', '.join(map(repr, unknown))}",
-                hint=f"roles are {', '.join(sorted(CONTRIBUTION_ROLES))}",
+                hint=f"roles are {', '.join(sorted(POLICY_ROLES))}",
             )
         roles = {role: read.ratio_value(f"roles[{role}]", v) for role, v in roles_raw.items()}
         if sum(roles.values()) != 1:

@@ -146,6 +146,7 @@ def _run_events(graph: ProvenanceGraph, run: RecordedRun, by: str) -> list[dict[
             code=dict(body.code),
             leafIndex=run.leaf_index,
             logOrigin=graph.origin,
+            uses={str(d): role for d, role in sorted(body.uses.items())},
         )
     }
     if body.error is not None:
@@ -161,7 +162,11 @@ def _run_events(graph: ProvenanceGraph, run: RecordedRun, by: str) -> list[dict[
         "schemaURL": RUN_EVENT_SCHEMA_URL,
         "run": {"runId": openlineage_run_id(body.run), "facets": run_facets},
         "job": {"namespace": namespace_of(graph.origin), "name": body.name, "facets": {}},
-        "inputs": [_dataset(graph, graph.assets[d], by) for d in sorted(set(body.inputs))],
+        # every dataset read is an input; the run facet's `uses` names those only used
+        # (evaluation data, …), which the model was not made from
+        "inputs": [
+            _dataset(graph, graph.assets[d], by) for d in sorted({*body.inputs, *body.uses})
+        ],
         "outputs": [_dataset(graph, graph.assets[d], by) for d in sorted(set(body.outputs))],
     }
     return [

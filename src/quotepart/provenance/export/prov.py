@@ -1,7 +1,8 @@
 """W3C PROV export: the log (or one asset's upstream lineage) as PROV-JSON or PROV-JSONLD.
 
 An asset is a `prov:Entity`, a run a `prov:Activity`, a party a `prov:Agent`; runs
-`used` and `wasGeneratedBy`, assets `wasDerivedFrom` their parents and are
+`used` (what they learned from without a role; what they only used, such as
+evaluation data, with its `prov:role`) and `wasGeneratedBy`, assets `wasDerivedFrom` their parents and are
 `wasAttributedTo` their contributors (with role and share), runs are
 `wasAssociatedWith` their operator. Identifiers read exactly as quotepart writes them
 (`sha256:<hex>`, `run:<ULID>`, `party:<ULID>`), each prefix bound to a URN namespace,
@@ -111,7 +112,9 @@ class ProvenanceGraph:
         found_runs = _read_runs(ws, None if whole else {str(r) for r in run_ids or ()})
         wanted_assets = {str(d) for d in asset_ids or ()}
         for run in found_runs.values():
-            wanted_assets.update(str(d) for d in (*run.body.inputs, *run.body.outputs))
+            wanted_assets.update(
+                str(d) for d in (*run.body.inputs, *run.body.outputs, *run.body.uses)
+            )
         found_assets, found_contributions = _read_assets(ws, None if whole else wanted_assets)
         wanted_parties = {str(p) for p in party_ids}
         wanted_parties.update(str(r.body.operator) for r in found_runs.values())
@@ -210,7 +213,7 @@ def prov_document(ws: Provenance, node: Digest | str | None = None) -> Any:
 def graph_document(graph: ProvenanceGraph) -> Any:
     """Render a `ProvenanceGraph` as a PROV document; records are added in a fixed order,
     so the same log always serialises to the same bytes."""
-    from prov.model import ProvDocument
+    from prov.model import PROV_ROLE, ProvDocument
 
     doc = ProvDocument()
     qp = doc.add_namespace("quotepart", QUOTEPART_NAMESPACE)
@@ -230,6 +233,9 @@ def graph_document(graph: ProvenanceGraph) -> Any:
         for used in sorted(set(run.body.inputs)):
             if used in graph.assets:
                 doc.used(activity, str(used))
+        for used, role in sorted(run.body.uses.items()):
+            if used in graph.assets:  # used, not learned from: the role says how
+                doc.used(activity, str(used), other_attributes=[(PROV_ROLE, role)])
         for made in sorted(set(run.body.outputs)):
             if made in graph.assets:
                 doc.wasGeneratedBy(str(made), activity)

@@ -36,6 +36,9 @@ def _run_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
         values = body.get(field)
         if isinstance(values, list):
             keys.extend((assets, str(value)) for value in values)
+    uses = body.get("uses")
+    if isinstance(uses, dict):
+        keys.extend((assets, str(value)) for value in uses)
     return keys
 
 
@@ -155,7 +158,7 @@ def project_run(
             f"{run} names unknown operator {body.operator}", hint="register the party first"
         )
     leaves: dict[Digest, int] = {}
-    for digest in (*body.inputs, *body.outputs):
+    for digest in (*body.inputs, *body.outputs, *body.uses):
         found = writer.leaf_of(assets, str(digest))
         if found is None:
             raise NotFoundError(
@@ -165,9 +168,10 @@ def project_run(
         leaves[digest] = found
     inputs = sorted({leaves[d] for d in body.inputs})
     outputs = sorted({leaves[d] for d in body.outputs})
-    if inputs and outputs:
+    used = sorted({leaves[d]: role for d, role in body.uses.items()}.items())
+    if (inputs or used) and outputs:
         writer.flush()  # the walk below reads this batch's edges too
-        looped = reaches(writer.conn, outputs, inputs)
+        looped = reaches(writer.conn, outputs, [*inputs, *(leaf for leaf, _ in used)])
         if looped is not None:
             name = next(str(d) for d, leaf in leaves.items() if leaf == looped)
             raise InputError(
@@ -190,5 +194,9 @@ def project_run(
     )
     for parent in inputs:
         writer.add(lineage_edges, {"child": leaf_index, "parent": parent, "relation": "used"})
+    for parent, role in used:  # used, not learned from: the role says how (used:evaluation)
+        writer.add(
+            lineage_edges, {"child": leaf_index, "parent": parent, "relation": f"used:{role}"}
+        )
     for child in outputs:
         writer.add(lineage_edges, {"child": child, "parent": leaf_index, "relation": "generated"})

@@ -65,7 +65,8 @@ def fact_leaves(conn: Connection, revenue: RevenueId) -> set[int]:
     """Leaf indexes of every fact the allocation of `revenue` derives from.
 
     A walk upstream from the revenue's asset through the lineage projections: every
-    asset on the way, the succeeded runs that made them, their contributions and
+    asset on the way, the succeeded runs that made them (with what they learned from and
+    what they evaluated with: a policy may pay evaluation data), their contributions and
     consents, and the policy and valuation in force on each. Amounts are never read
     from projections: the caller decodes them from these signed entries.
     """
@@ -109,7 +110,7 @@ def fact_leaves(conn: Connection, revenue: RevenueId) -> set[int]:
             for (parent,) in conn.execute(
                 select(lineage_edges.c.parent).where(
                     lineage_edges.c.child.in_(sorted(succeeded)),
-                    lineage_edges.c.relation == "used",
+                    lineage_edges.c.relation.in_(("used", "used:evaluation")),
                 )
             ):
                 parent_leaves.add(int(parent))
