@@ -145,6 +145,8 @@ class Workspace:
 
     register_party = delegate("provenance", Provenance.register_party)
     payout_reference = delegate("provenance", Provenance.payout_reference)
+    resolve_party = delegate("provenance", Provenance.resolve_party)
+    resolve_asset = delegate("provenance", Provenance.resolve_asset)
     parties = delegate("provenance", Provenance.parties)
     party_entry = delegate("provenance", Provenance.party_entry)
     register_asset = delegate("provenance", Provenance.register_asset)

@@ -133,9 +133,9 @@ def test_a_record_proof_checks_offline_and_fails_when_altered(folder: Path, tmp_
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (("lineage", "sha256:1234"), 2, "not a digest"),
+        (("lineage", "sha256:12"), 2, "not a digest"),
         (("lineage", "sha256:" + "0" * 64), 4, "no asset or run"),
-        (("asset", "show", "nothing-by-that-name"), 4, "no asset or run"),
+        (("asset", "show", "nothing-by-that-name"), 4, "no asset 'nothing-by-that-name'"),
         (("run", "show", "run:nonsense"), 2, "not a run id"),
         (
             (
@@ -180,3 +180,44 @@ def test_bad_input_is_one_clear_error(
     assert result.exit_code == code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_names_and_prefixes_work_wherever_ids_do(folder: Path) -> None:
+    grower = party(folder, "Hillside Growers")
+    party(folder, "Vineyard Lab", "--role", "operator")
+    data = folder / "rows.csv"
+    data.write_text("a,b\n1,2\n")
+    added = run(
+        "asset",
+        "add",
+        str(data),
+        "--name",
+        "cultivar data",
+        "--by",
+        "Vineyard Lab",
+        "--workspace",
+        str(folder),
+    )
+    assert added.exit_code == 0, added.output
+    digest = added.stdout.strip()
+    shown = run("asset", "show", digest[:15], "--workspace", str(folder))
+    assert shown.exit_code == 0, shown.output
+    assert digest in shown.stdout
+    statement = run(
+        "statement", "Hillside Growers", "--period", "2026-Q1", "--workspace", str(folder)
+    )
+    assert statement.exit_code == 0, statement.output
+    assert "no allocation to Hillside Growers in 2026-Q1" in statement.stdout
+    assert grower in statement.stdout
+
+
+def test_unknown_or_ambiguous_party_is_refused(folder: Path) -> None:
+    party(folder, "Twin")
+    party(folder, "Twin")
+    unknown = run("statement", PARTY, "--period", "2026", "--workspace", str(folder))
+    assert unknown.exit_code == 4
+    assert f"unknown party {PARTY}" in unknown.stderr
+    assert "quotepart party list" in unknown.stderr
+    ambiguous = run("statement", "Twin", "--period", "2026", "--workspace", str(folder))
+    assert ambiguous.exit_code == 2
+    assert "names more than one party" in ambiguous.stderr

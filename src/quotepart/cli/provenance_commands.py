@@ -17,17 +17,11 @@ from quotepart.cli._base import (
     workspace_options,
 )
 from quotepart.errors import InputError
-from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import AGENT_TYPES, ASSET_KINDS, CONTRIBUTION_ROLES, PARTY_ROLES
 from quotepart.money import parse_ratio
 from quotepart.provenance import record_proof, verify_record_proof
 from quotepart.provenance.tables import read_table
 from quotepart.workspace import Workspace
-
-
-def _party(text: str) -> PartyId:
-    return PartyId.parse(text)
-
 
 # ----------------------------------------------------------------- parties
 
@@ -127,16 +121,18 @@ def asset_add(
 ) -> None:
     """Register the file, folder or table at PATH (the same content twice is one asset)."""
     data: Any = read_table(path) if table else path
+    if not path.exists():  # reported before the lookup of --by
+        raise InputError(f"cannot read {path}: no such file or folder", hint="check the path")
     with load_workspace(workspace_dir, database_url) as ws:
         digest = ws.register_data(
             data,
             name=name,
-            by=_party(by),
+            by=ws.resolve_party(by),
             asset_kind=asset_kind,
             license=license_id,
             creators=creators,
             description=description,
-            derived_from=[Digest.parse(d) for d in derived_from],
+            derived_from=[ws.resolve_asset(d) for d in derived_from],
         )
         record = ws.asset(digest)
     assert record is not None
@@ -166,10 +162,7 @@ def asset_list(workspace_dir: Path, database_url: str | None, as_json: bool) -> 
 def asset_show(workspace_dir: Path, database_url: str | None, asset: str) -> None:
     """Print the full registration of ASSET (metadata included) as JSON."""
     with load_workspace(workspace_dir, database_url) as ws:
-        node = ws.lineage(asset, max_depth=0).root
-        if node.type != "asset":
-            raise InputError(f"{asset} is a run", hint="use `quotepart run show`")
-        entry = ws.asset_entry(Digest.parse(node.id))
+        entry = ws.asset_entry(ws.resolve_asset(asset))
         assert entry is not None
         emit_json(entry.to_body())
 
@@ -191,7 +184,7 @@ def asset_prove_record(
     """
     data: Any = read_table(source) if table else source
     with load_workspace(workspace_dir, database_url) as ws:
-        digest = Digest.parse(ws.lineage(asset, max_depth=0).root.id)
+        digest = ws.resolve_asset(asset)
         member = ws.prove_record(digest, data, row)
         emit_json(record_proof(ws.store, member, digest, ws.verifier))
 
@@ -247,17 +240,20 @@ def contribute_command(
     normalise: bool,
 ) -> None:
     """Record who contributed ASSET, with declared shares adding up to the whole."""
-    parsed: dict[PartyId, Fraction] = {}
+    parsed: dict[str, Fraction] = {}
     for item in shares:
-        party, separator, share = item.partition("=")
+        party, separator, share = item.rpartition("=")
         if not separator:
             raise InputError(
                 f"--party {item!r} is not PARTY=SHARE", hint="e.g. --party party:01H…=1/2"
             )
-        parsed[_party(party)] = parse_ratio(share, what=f"the share of {party}")
+        parsed[party] = parse_ratio(share, what=f"the share of {party}")
     with load_workspace(workspace_dir, database_url) as ws:
-        digest = Digest.parse(ws.lineage(asset, max_depth=0).root.id)
-        indexes = ws.contribute(digest, parsed, role=role, by=_party(by), normalise=normalise)
+        digest = ws.resolve_asset(asset)
+        shares_of = {ws.resolve_party(party): share for party, share in parsed.items()}
+        indexes = ws.contribute(
+            digest, shares_of, role=role, by=ws.resolve_party(by), normalise=normalise
+        )
     click.echo(f"recorded {len(indexes)} contribution(s) to {digest}")
 
 

@@ -21,7 +21,7 @@ from quotepart.cli._base import (
     workspace_options,
 )
 from quotepart.errors import InputError
-from quotepart.ids import Digest, PartyId, parse_timestamp
+from quotepart.ids import PartyId, parse_timestamp
 from quotepart.log.kinds import (
     MISSING_VALUATION,
     NEGATIVE_VALUES,
@@ -74,12 +74,12 @@ def revenue_record(
     """Record AMOUNT (major units, e.g. 1234.56) of CURRENCY earned by ASSET (model or service)."""
     with load_workspace(workspace_dir, database_url) as ws:
         revenue = ws.record_revenue(
-            Digest.parse(asset),
+            ws.resolve_asset(asset),
             amount,
             currency,
             period=period,
             source=source,
-            by=PartyId.parse(by),
+            by=ws.resolve_party(by),
         )
     if as_json:
         emit_json({"revenue": str(revenue)})
@@ -173,16 +173,17 @@ def policy_set(
         for role, ratio in _pairs(roles, "role").items()
     }
     weighting = dict.fromkeys(role_ratios, "valuation") | _pairs(weightings, "weighting")
+    pool_ratio = parse_ratio(pool, what="--pool")  # bad input is reported before lookups
     with load_workspace(workspace_dir, database_url) as ws:
         index = ws.set_policy(
-            Digest.parse(asset),
-            pool=parse_ratio(pool, what="--pool"),
+            ws.resolve_asset(asset),
+            pool=pool_ratio,
             roles=role_ratios,
             weighting=weighting,
             negative_values=negative_values,
             missing_valuation=missing_valuation,
             declared={
-                Digest.parse(a): parse_ratio(w, what=f"--declared {a}")
+                ws.resolve_asset(a): parse_ratio(w, what=f"--declared {a}")
                 for a, w in _pairs(declared, "declared").items()
             },
             floor=parse_ratio(floor, what="--floor"),
@@ -190,8 +191,8 @@ def policy_set(
             upstream=upstream,
             upstream_share=parse_ratio(upstream_share, what="--upstream-share"),
             minimum_payout=minimum_payout,
-            operator=PartyId.parse(operator) if operator else None,
-            by=PartyId.parse(by),
+            operator=ws.resolve_party(operator) if operator else None,
+            by=ws.resolve_party(by),
         )
     click.echo(f"policy recorded as entry {index}")
 
@@ -218,7 +219,7 @@ def _consent(action: str) -> click.Command:
         moment: datetime | None = parse_timestamp(effective) if effective else None
         with load_workspace(workspace_dir, database_url) as ws:
             method = ws.grant_consent if action == "grant" else ws.withdraw_consent
-            index = method(PartyId.parse(party), Digest.parse(asset), effective=moment)
+            index = method(PartyId.parse(party), ws.resolve_asset(asset), effective=moment)
         click.echo(f"consent {action} recorded as entry {index}")
 
     command.help = (
@@ -269,12 +270,12 @@ def valuation_record(
         )
     with load_workspace(workspace_dir, database_url) as ws:
         index = ws.record_valuation(
-            Digest.parse(model),
-            {Digest.parse(a): str(v) for a, v in values.items()},
+            ws.resolve_asset(model),
+            {ws.resolve_asset(a): str(v) for a, v in values.items()},
             method=method,
             evaluations=evaluations,
             seed=seed,
-            by=PartyId.parse(by),
+            by=ws.resolve_party(by),
         )
     click.echo(f"valuation recorded as entry {index}")
 
@@ -294,7 +295,7 @@ def share_command(
 ) -> None:
     """Compute and record the exact allocation of REVENUE through the lineage."""
     with load_workspace(workspace_dir, database_url) as ws:
-        shared = ws.share(revenue, by=PartyId.parse(by) if by else None)
+        shared = ws.share(revenue, by=ws.resolve_party(by) if by else None)
         names = {str(p.party): p.name for p in ws.parties()}
     allocation = shared.allocation
     if as_json:
@@ -332,7 +333,7 @@ def share_command(
 
 
 @click.command("statement")
-@click.argument("party")
+@click.argument("party", metavar="PARTY")
 @click.option("--period", required=True, help="2026, 2026-Q1 or 2026-03.")
 @click.option("--csv", "as_csv", is_flag=True, help="One CSV row per line.")
 @click.option(
@@ -350,8 +351,8 @@ def statement_command(
     proof: bool,
 ) -> None:
     """What PARTY earned in a period, each line traced to the entries behind it."""
-    party_id = PartyId.parse(party)
     with load_workspace(workspace_dir, database_url) as ws:
+        party_id = ws.resolve_party(party)
         if proof:
             emit_json(ws.statement_proof(party_id, period))
             return
@@ -378,7 +379,7 @@ def statement_command(
         for currency, amount in statement.totals.items():
             click.echo(f"  total: {format_amount(amount, currency)} {currency}")
         if not statement.items:
-            click.echo("  nothing allocated in this period")
+            click.echo(f"  no allocation to {names.name(str(party_id)) or party_id} in {period}")
 
 
 @click.command("verify-statement")
@@ -468,7 +469,7 @@ def payout_export(
             period,
             currency,
             rail,
-            by=PartyId.parse(by),
+            by=ws.resolve_party(by),
             debtor_name=debtor_name,
             debtor_iban=debtor_iban,
             debtor_bic=debtor_bic,

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from quotepart.errors import InputError
 from quotepart.ids import PartyId, Period
 from quotepart.log.kinds import EntryBody, UsageRecorded
+from quotepart.provenance.resolve import AssetOrName, resolve_asset
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.store.ledger import Ledger
 from quotepart.store.queries.usage import units_used
@@ -74,10 +75,15 @@ class Metering:
             bodies.append((body, by))
         return self.ledger.append_many(bodies)
 
-    def usage_units(self, service: AssetRef, period: str | Period) -> int:
-        """Units of `service` used in windows starting within `period`."""
+    def usage_units(self, service: AssetOrName, period: str | Period) -> int:
+        """Units of `service` (a digest, prefix or name) used in windows starting within `period`.
+
+        Raises:
+            NotFoundError: `service` is not registered (rather than 0 units for a typo).
+        """
+        the_period = Period.parse(str(period))
         with self.ledger.read() as conn:
-            return units_used(conn, asset_digest(service), Period.parse(str(period)))
+            return units_used(conn, resolve_asset(conn, service), the_period)
 
 
 __all__ = ["Metering", "UsageEvent", "pseudonymise"]

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from quotepart.errors import NotFoundError
 from quotepart.ids import Digest, RunId
 from quotepart.log.kinds import format_fraction
+from quotepart.provenance.resolve import find_asset
 from quotepart.store.lineage import Direction, LineageIndex, NodeRow, cyclic_gc_paused, walk
 from quotepart.store.queries import provenance as queries
 
@@ -109,25 +110,24 @@ def resolve_node(conn: Connection, reference: str) -> LineageNode:
 
 def locate(conn: Connection, reference: str) -> tuple[LineageNode, int]:
     """A node (and its leaf index) named by its digest, its run id, or (when unique) an
-    asset's exact name.
+    asset's exact name or digest prefix (`sha256:2e0df31b`).
 
     Raises:
-        InputError: a malformed `sha256:` digest or `run:` id.
-        NotFoundError: nothing in the log has that id or name, or the name is ambiguous.
+        InputError: a malformed `sha256:` digest or `run:` id, or a name or prefix that
+            more than one asset has (the candidates listed).
+        NotFoundError: nothing in the log has that id, prefix or name.
     """
-    if reference.startswith("sha256:"):
-        reference = str(Digest.parse(reference))
-    elif reference.startswith("run:"):
+    if reference.startswith("run:"):
         reference = str(RunId.parse(reference))
+    elif reference.startswith("sha256:") and not queries.is_digest_prefix(reference):
+        reference = str(Digest.parse(reference))  # InputError unless a whole digest
     else:
-        matches = queries.asset_digests_named(conn, reference, limit=2)
-        if len(matches) > 1:
-            raise NotFoundError(
-                f"more than one asset is named {reference!r}", hint="name the asset by its digest"
-            )
-        if matches:
-            reference = matches[0]
-    found = queries.lineage_nodes(conn, {reference}).get(reference)
+        reference = str(find_asset(conn, reference) or reference)
+    found = (
+        queries.lineage_nodes(conn, {reference}).get(reference)
+        if not reference.startswith("sha256:") or len(reference) == 71
+        else None
+    )
     if found is None:
         raise NotFoundError(
             f"no asset or run {reference!r} in this log",

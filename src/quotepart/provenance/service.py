@@ -37,6 +37,9 @@ from quotepart.provenance.assets import (
 )
 from quotepart.provenance.digest import MemberProof, prove_record_packed
 from quotepart.provenance.parties import PayoutSecret
+from quotepart.provenance.resolve import AssetOrName, PartyRef
+from quotepart.provenance.resolve import resolve_asset as _resolve_asset
+from quotepart.provenance.resolve import resolve_party as _resolve_party
 from quotepart.provenance.runs import AssetRef, Run, asset_digest, digests
 from quotepart.provenance.tables import columns_of
 from quotepart.store.ledger import Ledger
@@ -126,6 +129,30 @@ class Provenance:
             )
         secret.open(body.payout_commitment)
         return secret.reference
+
+    def resolve_party(self, party: PartyRef) -> PartyId:
+        """The registered party `party` names: its id, a unique id prefix or its unique name.
+
+        `ws.resolve_party("Hillside Growers")`, `ws.resolve_party("party:01J9")`.
+
+        Raises:
+            TypeError: neither a PartyId nor a string.
+            NotFoundError: no such party (a PartyId included).
+            InputError: several parties have that name or prefix; the message lists them.
+        """
+        with self.ledger.read() as conn:
+            return _resolve_party(conn, party)
+
+    def resolve_asset(self, asset: AssetOrName) -> Digest:
+        """The registered asset `asset` names: its digest, a unique digest prefix
+        (`sha256:2e0df31b`) or its unique name.
+
+        Raises:
+            InputError: not an asset reference, or several assets match (listed).
+            NotFoundError: no such asset (a Digest included).
+        """
+        with self.ledger.read() as conn:
+            return _resolve_asset(conn, asset)
 
     def parties(self) -> list[PartyRecord]:
         """Every registered party, oldest first."""
@@ -356,11 +383,12 @@ class Provenance:
 
     def contribute(
         self,
-        asset: AssetRef,
-        shares: Mapping[PartyId, Fraction | str | int | float],
+        asset: AssetOrName,
+        shares: Mapping[PartyId, Fraction | str | int | float]
+        | Mapping[str, Fraction | str | int | float],
         *,
         role: str,
-        by: PartyId,
+        by: PartyRef,
         normalise: bool = False,
         partial: bool = False,
     ) -> list[int]:
@@ -371,13 +399,17 @@ class Provenance:
         fill what remains; with `partial=True` they may leave part of the whole for
         contributors declared later. Zero shares are dropped.
 
+        Parties and the asset may be given by name (see `resolve_party`, `resolve_asset`).
+
         Raises:
             InputError: a negative or non-numeric share, or shares that do not add up.
+            NotFoundError: an unknown asset or party.
         """
-        digest = asset_digest(asset)
-        if self.asset_entry(digest) is None:
-            raise NotFoundError(f"unknown asset {digest}", hint="register the asset first")
-        parsed = {p: parse_ratio(v, what=f"the share of {p}") for p, v in shares.items()}
+        with self.ledger.read() as conn:
+            digest = _resolve_asset(conn, asset)
+            author = _resolve_party(conn, by)
+            named = {_resolve_party(conn, p): v for p, v in shares.items()}
+        parsed = {p: parse_ratio(v, what=f"the share of {p}") for p, v in named.items()}
         parsed = {party: share for party, share in parsed.items() if share > 0}
         if not parsed:
             raise InputError(
@@ -410,15 +442,19 @@ class Provenance:
             )
         return self.ledger.append_many(
             [
-                (ContributionRecorded(party, digest, role, share), by)
+                (ContributionRecorded(party, digest, role, share), author)
                 for party, share in parsed.items()
             ]
         )
 
-    def declared_share_total(self, asset: AssetRef) -> Fraction:
-        """The shares declared so far for `asset` (1 once its contributors are complete)."""
+    def declared_share_total(self, asset: AssetOrName) -> Fraction:
+        """The shares declared so far for `asset` (1 once its contributors are complete).
+
+        Raises:
+            NotFoundError: `asset` is not registered (an unknown asset has no shares to sum).
+        """
         with self.ledger.read() as conn:
-            return queries.declared_share_total(conn, asset_digest(asset))
+            return queries.declared_share_total(conn, _resolve_asset(conn, asset))
 
     def contributions(self) -> list[ContributionRecord]:
         """Every recorded contribution, oldest first."""

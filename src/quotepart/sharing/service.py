@@ -33,6 +33,7 @@ from quotepart.log.kinds import (
 )
 from quotepart.money import currency as find_currency
 from quotepart.money import format_amount, parse_amount, parse_ratio
+from quotepart.provenance.resolve import AssetOrName, PartyRef, resolve_asset, resolve_party
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.provenance.service import Provenance
 from quotepart.sharing.allocation import Allocation, allocate
@@ -84,13 +85,13 @@ class Sharing:
 
     def record_revenue(
         self,
-        asset: AssetRef,
+        asset: AssetOrName,
         amount: int | str,
         currency: str,
         *,
         period: str,
         source: str,
-        by: PartyId,
+        by: PartyRef,
     ) -> RevenueId:
         """Money `asset` (a model or service) earned in `period`.
 
@@ -107,47 +108,53 @@ class Sharing:
                 f"revenue amount {amount!r} is neither minor units (int) nor a decimal string",
                 hint="pass 123456 (cents) or '1234.56'; floats cannot hold money exactly",
             )
+        with self.ledger.read() as conn:
+            digest, author = resolve_asset(conn, asset), resolve_party(conn, by)
         revenue = RevenueId.new(self.ledger.clock)
-        body = RevenueRecorded(
-            revenue, asset_digest(asset), Period.parse(period), amount_minor, code, source
-        )
-        self.ledger.append(body, author=by)
+        body = RevenueRecorded(revenue, digest, Period.parse(period), amount_minor, code, source)
+        self.ledger.append(body, author=author)
         return revenue
 
     def set_policy(
         self,
-        asset: AssetRef,
+        asset: AssetOrName,
         *,
         pool: Fraction | str | float,
         roles: Mapping[str, Fraction | str | float],
         weighting: Mapping[str, str] | str = "valuation",
-        operator: PartyId | None = None,
+        operator: PartyRef | None = None,
         negative_values: str = "clip",
         missing_valuation: str = "refuse",
-        declared: Mapping[AssetRef, Fraction | str | int | float] | None = None,
+        declared: Mapping[AssetRef, Fraction | str | int | float]
+        | Mapping[Digest, Fraction | str | int | float]
+        | Mapping[str, Fraction | str | int | float]
+        | None = None,
         floor: Fraction | str | float = 0,
         cap: Fraction | str | float = 1,
         upstream: str = "dilute",
         upstream_share: Fraction | str | float = 0,
         minimum_payout: int = 0,
-        by: PartyId,
+        by: PartyRef,
     ) -> int:
         """Set how the revenue of `asset` is shared; it replaces any earlier policy."""
+        with self.ledger.read() as conn:
+            digest, author = resolve_asset(conn, asset), resolve_party(conn, by)
+            operator_id = author if operator is None else resolve_party(conn, operator)
+            declared_weights = {resolve_asset(conn, a): w for a, w in (declared or {}).items()}
         role_ratios = {role: parse_ratio(r, what=f"the {role} ratio") for role, r in roles.items()}
         weights = (
             dict.fromkeys(role_ratios, weighting) if isinstance(weighting, str) else dict(weighting)
         )
         body = PolicySet(
-            asset=asset_digest(asset),
-            operator=operator or by,
+            asset=digest,
+            operator=operator_id,
             pool=parse_ratio(pool, what="the pool"),
             roles=role_ratios,
             weighting=weights,
             negative_values=negative_values,
             missing_valuation=missing_valuation,
             declared={
-                asset_digest(a): parse_ratio(w, what="a declared weight")
-                for a, w in (declared or {}).items()
+                a: parse_ratio(w, what="a declared weight") for a, w in declared_weights.items()
             },
             floor=parse_ratio(floor, what="the floor"),
             cap=parse_ratio(cap, what="the cap"),
@@ -155,57 +162,66 @@ class Sharing:
             upstream_share=parse_ratio(upstream_share, what="the upstream share"),
             minimum_payout=minimum_payout,
         )
-        return self.ledger.append(body, author=by)
+        return self.ledger.append(body, author=author)
 
     def record_valuation(
         self,
-        model: AssetRef,
-        values: Mapping[AssetRef, float | str | Fraction],
+        model: AssetOrName,
+        values: Mapping[AssetRef, float | str | Fraction]
+        | Mapping[str, float | str | Fraction]
+        | Mapping[Digest, float | str | Fraction],
         *,
         method: str,
         evaluations: int,
         converged: bool = True,
-        stderr: Mapping[AssetRef, float | str | Fraction] | None = None,
+        stderr: Mapping[AssetRef, float | str | Fraction]
+        | Mapping[Digest, float | str | Fraction]
+        | Mapping[str, float | str | Fraction]
+        | None = None,
         parameters: Mapping[str, Any] | None = None,
         seed: int | None = None,
         utility: str | None = None,
-        by: PartyId,
+        by: PartyRef,
     ) -> int:
         """Record contribution values of a model's inputs (e.g. a `quotepart.valuation` result).
 
         Floats are written with `repr`, which round-trips them exactly, as decimal strings.
         """
+        with self.ledger.read() as conn:
+            digest, author = resolve_asset(conn, model), resolve_party(conn, by)
+            named = {resolve_asset(conn, a): v for a, v in values.items()}
+            errors = {resolve_asset(conn, a): v for a, v in (stderr or {}).items()}
         body = ValuationRecorded(
-            model=asset_digest(model),
-            values={asset_digest(a): _decimal(v) for a, v in values.items()},
+            model=digest,
+            values={a: _decimal(v) for a, v in named.items()},
             method=method,
             evaluations=evaluations,
             converged=converged,
-            stderr={asset_digest(a): _decimal(v) for a, v in (stderr or {}).items()},
+            stderr={a: _decimal(v) for a, v in errors.items()},
             parameters={
                 k: v if isinstance(v, str) else repr(v) for k, v in (parameters or {}).items()
             },
             seed=seed,
             utility=utility,
         )
-        return self.ledger.append(body, author=by)
+        return self.ledger.append(body, author=author)
 
     def grant_consent(
-        self, party: PartyId, asset: AssetRef, *, effective: datetime | None = None
+        self, party: PartyRef, asset: AssetOrName, *, effective: datetime | None = None
     ) -> int:
-        body = ConsentRecorded(
-            party, asset_digest(asset), "grant", effective or self.ledger.clock()
-        )
-        return self.ledger.append(body, author=party)
+        with self.ledger.read() as conn:
+            author, digest = resolve_party(conn, party), resolve_asset(conn, asset)
+        body = ConsentRecorded(author, digest, "grant", effective or self.ledger.clock())
+        return self.ledger.append(body, author=author)
 
     def withdraw_consent(
-        self, party: PartyId, asset: AssetRef, *, effective: datetime | None = None
+        self, party: PartyRef, asset: AssetOrName, *, effective: datetime | None = None
     ) -> int:
         """From `effective` on, runs may not count `party`'s contribution to `asset`."""
-        body = ConsentRecorded(
-            party, asset_digest(asset), "withdraw", effective or self.ledger.clock()
-        )
-        return self.ledger.append(body, author=party)
+        with self.ledger.read() as conn:
+            author, digest = resolve_party(conn, party), resolve_asset(conn, asset)
+        body = ConsentRecorded(author, digest, "withdraw", effective or self.ledger.clock())
+        return self.ledger.append(body, author=author)
 
     # ------------------------------------------------------------- billing
 
@@ -271,15 +287,29 @@ class Sharing:
         index = self.ledger.append(body, author=by or facts.revenue.author)
         return Shared(allocation, index, True)
 
-    def statement(self, party: PartyId, period: str | Period) -> Statement:
-        """What `party` was allocated in `period`, each line traced to the entries behind it."""
-        with self.ledger.read() as conn:
-            return statement_for(conn, party, Period.parse(str(period)))
+    def statement(self, party: PartyRef, period: str | Period) -> Statement:
+        """What `party` was allocated in `period`, each line traced to the entries behind it.
 
-    def statement_proof(self, party: PartyId, period: str | Period) -> dict[str, Any]:
-        """A file `quotepart verify-statement` checks on any machine, with no workspace."""
+        `party` is a PartyId, or its id, a unique id prefix or its unique name. A known
+        party with nothing allocated in the period gets an empty statement.
+
+        Raises:
+            NotFoundError: no such party in this log (never an empty statement for a typo).
+            InputError: a malformed period, or a name or prefix several parties share.
+        """
+        the_period = _period(period)
         with self.ledger.read() as conn:
-            statement = statement_for(conn, party, Period.parse(str(period)))
+            return statement_for(conn, resolve_party(conn, party), the_period)
+
+    def statement_proof(self, party: PartyRef, period: str | Period) -> dict[str, Any]:
+        """A file `quotepart verify-statement` checks on any machine, with no workspace.
+
+        Raises:
+            NotFoundError: no such party in this log.
+        """
+        the_period = _period(period)
+        with self.ledger.read() as conn:
+            statement = statement_for(conn, resolve_party(conn, party), the_period)
             return statement_proof(self.ledger.store, conn, statement, self.ledger.verifier)
 
     # ------------------------------------------------------------- payouts
@@ -389,6 +419,14 @@ class Sharing:
         """Every recorded revenue entry with its leaf index, oldest first."""
         with self.ledger.read() as conn:
             return read_entries(conn, queries.revenue_leaves(conn))
+
+
+def _period(period: str | Period) -> Period:
+    if isinstance(period, Period):
+        return period
+    if not isinstance(period, str):
+        raise TypeError(f"a period is a Period or a string like 2026-Q1, not {period!r}")
+    return Period.parse(period)
 
 
 def _decimal(value: float | str | Fraction | int) -> str:

@@ -69,6 +69,31 @@ def party_leaves(conn: Connection, wanted: Iterable[str] | None = None) -> list[
     return sorted(int(r[0]) for r in rows)
 
 
+def parties_matching(conn: Connection, text: str, *, limit: int = 10) -> list[PartyRecord]:
+    """Parties whose id is `text`, whose id starts with `text`, or whose name is `text`.
+
+    An id prefix (`party:01J9`, case-insensitive like every ULID) is looked up as a range
+    of the primary key, so it stays one index probe however many parties there are. At
+    most `limit` records, oldest first.
+    """
+    found: dict[str, Row[Any]] = {}
+    head = text.strip()
+    if head.lower().startswith(PartyId.PREFIX) and len(head) > len(PartyId.PREFIX):
+        low = PartyId.PREFIX + head[len(PartyId.PREFIX) :].upper()
+        # ULID letters and digits sort alike in every collation; "~" sorts after them all.
+        query = select(parties).where(parties.c.party_id >= low, parties.c.party_id < low + "~")
+        for row in conn.execute(query.limit(limit)):
+            if str(row.party_id).startswith(low):
+                found[row.party_id] = row
+    for row in conn.execute(select(parties).where(parties.c.name == head).limit(limit)):
+        found[row.party_id] = row
+    rows = sorted(found.values(), key=lambda r: int(r.leaf_index))[:limit]
+    return [
+        PartyRecord(PartyId.parse(r.party_id), r.name, tuple(r.roles.split(",")), r.leaf_index)
+        for r in rows
+    ]
+
+
 def party_names(conn: Connection, wanted: Iterable[str]) -> dict[str, str]:
     """party id -> registered name, for the registered ones among `wanted`."""
     rows = select_where_in(conn, parties, ["party_id", "name"], "party_id", sorted(set(wanted)))
@@ -131,6 +156,55 @@ def asset_digests_named(conn: Connection, name: str, *, limit: int = 2) -> list[
     """Digests of assets registered under exactly this name (at most `limit`)."""
     rows = conn.execute(select(assets.c.digest).where(assets.c.name == name).limit(limit))
     return [str(row[0]) for row in rows]
+
+
+def _digest_prefix_range(hexpart: str) -> tuple[int, int]:
+    """The `digest_prefix` keys of every digest whose hex starts with `hexpart` (1+ digits).
+
+    All such digests share their first bit, so the signed keys of the range are in order.
+    """
+    head = hexpart[:16]
+    low = int.from_bytes(bytes.fromhex(head.ljust(16, "0")), "big", signed=True)
+    high = int.from_bytes(bytes.fromhex(head.ljust(16, "f")), "big", signed=True)
+    return low, high
+
+
+MIN_DIGEST_PREFIX_HEX = 4
+"""The shortest digest prefix looked up (`sha256:2e0d`); quotepart prints eight or more."""
+
+
+def is_digest_prefix(text: str) -> bool:
+    """`sha256:` and 4 to 64 hex digits: a digest or the start of one."""
+    algorithm, colon, hexpart = text.strip().partition(":")
+    return (
+        bool(colon)
+        and algorithm.lower() == "sha256"
+        and MIN_DIGEST_PREFIX_HEX <= len(hexpart) <= 64
+        and all(c in "0123456789abcdef" for c in hexpart.lower())
+    )
+
+
+def assets_matching(conn: Connection, text: str, *, limit: int = 10) -> list[AssetRecord]:
+    """Assets whose digest is `text` or starts with it (`sha256:2e0df31b`), or whose name is `text`.
+
+    A digest prefix is a range of the `digest_prefix` index: one probe, whatever the
+    number of assets. At most `limit` records, oldest first.
+    """
+    found: dict[int, Row[Any]] = {}
+    head = text.strip()
+    hexpart = head.partition(":")[2].lower()
+    if is_digest_prefix(head):
+        low, high = _digest_prefix_range(hexpart)
+        query = select(assets).where(assets.c.digest_prefix.between(low, high))
+        if len(hexpart) > 16:
+            query = query.where(assets.c.digest.startswith("sha256:" + hexpart, autoescape=True))
+        for row in conn.execute(query.limit(limit)):
+            if str(row.digest).startswith("sha256:" + hexpart):
+                found[int(row.leaf_index)] = row
+    named = select(assets).where(assets.c.name == head).order_by(assets.c.leaf_index)
+    for row in conn.execute(named.limit(limit)):
+        found[int(row.leaf_index)] = row
+    return [_asset_record(found[leaf]) for leaf in sorted(found)[:limit]]
 
 
 # ------------------------------------------------------------ contributions
@@ -233,9 +307,12 @@ __all__ = [
     "asset_record",
     "asset_records",
     "asset_registrations",
+    "assets_matching",
     "contribution_records",
     "declared_share_total",
+    "is_digest_prefix",
     "lineage_nodes",
+    "parties_matching",
     "party_leaf",
     "party_leaves",
     "party_names",
