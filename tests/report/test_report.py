@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import warnings
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -383,3 +387,61 @@ def test_values_read_as_scientists_round_them(value: str, stderr: str | None, sh
     from quotepart.report.words import value_in_words
 
     assert value_in_words(value, stderr) == shown
+
+
+_HARFBUZZ_SUBSET = (
+    "HarfBuzz-Subset will be required by future versions of WeasyPrint. "
+    "Please install this library with your package manager."
+)
+
+
+def _weasyprint_warning(message: str, module: str) -> Callable[[], Any]:
+    """`_weasyprint` as on a machine that makes it warn: the warning, from `module`, then
+    the real import (so the PDF is real where Pango is, and skipped with its reason where not)."""
+    real = quotepart.report.static._weasyprint
+
+    def warn_then_import() -> Any:
+        warnings.warn_explicit(message, DeprecationWarning, f"{module}.py", 1, module=module)
+        return real()
+
+    return warn_then_import
+
+
+def test_weasyprints_harfbuzz_subset_warning_does_not_stop_the_pdf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What a machine with Pango but without libharfbuzz-subset0 says on the first import.
+    monkeypatch.setattr(
+        quotepart.report.static,
+        "_weasyprint",
+        _weasyprint_warning(_HARFBUZZ_SUBSET, "weasyprint.text.ffi"),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data, skipped = quotepart.report.static.pdf_bytes("<h1>Fair value share report</h1>")
+    if data is None:
+        if ON_CI:
+            pytest.fail(f"CI=true but no PDF: {skipped}")
+        pytest.skip(f"WeasyPrint cannot load here: {skipped}")
+    assert data.startswith(b"%PDF-")
+    assert skipped is None
+
+
+@pytest.mark.parametrize(
+    ("message", "module"),
+    [
+        ("this API is deprecated", "weasyprint.text.ffi"),  # WeasyPrint's other warnings
+        (_HARFBUZZ_SUBSET, "quotepart.report.static"),  # the same words from anyone else
+        (_HARFBUZZ_SUBSET, "weasyprint.text.ffi_extra"),
+    ],
+)
+def test_every_other_deprecation_warning_still_fails(
+    monkeypatch: pytest.MonkeyPatch, message: str, module: str
+) -> None:
+    monkeypatch.setattr(
+        quotepart.report.static, "_weasyprint", _weasyprint_warning(message, module)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DeprecationWarning, match=re.escape(message)):
+            quotepart.report.static.pdf_bytes("<p>x</p>")
