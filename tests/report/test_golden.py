@@ -23,6 +23,7 @@ import pytest
 import ulid
 
 from quotepart.log.keys import SigningKey
+from quotepart.provenance import runs
 from quotepart.report import build_report_data
 from quotepart.workspace import init_workspace
 from tests.conftest import FakeClock
@@ -49,6 +50,10 @@ def seeded_randomness(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     monkeypatch.setattr(ulid, "default_generator", generator)
     monkeypatch.setattr(SigningKey, "generate", classmethod(lambda cls: cls.from_seed(keys(32))))
     monkeypatch.setattr(secrets, "token_bytes", lambda size=32: other(size))
+    # A run records the machine's Python and package versions and the git commit: pinned,
+    # so the golden bytes are the same on every machine (and a fresh one).
+    monkeypatch.setattr(runs, "environment", lambda: {"python": "3.11", "platform": "test"})
+    monkeypatch.setattr(runs, "code_version", lambda folder=None: {})
 
 
 def reports(folder: Path) -> Iterator[tuple[str, bytes]]:
