@@ -145,6 +145,7 @@ class Workspace:
 
     register_party = delegate("provenance", Provenance.register_party)
     payout_reference = delegate("provenance", Provenance.payout_reference)
+    change_payout_reference = delegate("provenance", Provenance.change_payout_reference)
     parties = delegate("provenance", Provenance.parties)
     party_entry = delegate("provenance", Provenance.party_entry)
     register_asset = delegate("provenance", Provenance.register_asset)
