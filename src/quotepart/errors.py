@@ -18,6 +18,9 @@ QuotepartError                      exit 1   HTTP 500
 │   └── WorkspaceNotFoundError                         no workspace at that place
 ├── StorageError                    exit 5   HTTP 503   the database cannot be reached or used
 └── ConservationError               exit 1   HTTP 500   money lost or made: a bug in quotepart
+
+QuotepartWarning (UserWarning)                          worth a look, nothing refused
+└── SharedPayoutReferenceWarning                        two parties give the same payout account
 ```
 
 ConservationError is not a MoneyError: it is never the user's input, so it must not
@@ -114,4 +117,16 @@ class ConservationError(QuotepartError):
 
     Raised by the invariant checks of the exact split and of the allocation; a bug to
     report, never bad input. Nothing is written when it is raised.
+    """
+
+
+class QuotepartWarning(UserWarning):
+    """Base of quotepart's warnings: something worth a look that was not refused."""
+
+
+class SharedPayoutReferenceWarning(QuotepartWarning):
+    """Two parties of one workspace give the same payout reference (IBAN or mobile number).
+
+    Allowed (a household or an organisation may share an account), but often a typo or a
+    copy-paste: whoever holds that account receives both parties' money.
     """

@@ -147,6 +147,7 @@ class Workspace:
     payout_reference = delegate("provenance", Provenance.payout_reference)
     resolve_party = delegate("provenance", Provenance.resolve_party)
     resolve_asset = delegate("provenance", Provenance.resolve_asset)
+    change_payout_reference = delegate("provenance", Provenance.change_payout_reference)
     parties = delegate("provenance", Provenance.parties)
     party_entry = delegate("provenance", Provenance.party_entry)
     register_asset = delegate("provenance", Provenance.register_asset)

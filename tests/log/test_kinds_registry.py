@@ -86,8 +86,9 @@ def test_verify_replays_every_projected_kind(tmp_path: Path) -> None:
             scene.service, "2026-01", unit_price="10.00", currency="EUR", by=scene.lab
         )
         ws.share(revenue)
-        ws.export_payout("2026-01", "EUR", "sepa", by=scene.lab, debtor_name="Lab",
-                         debtor_iban=GOOD_IBANS[2], minimum_minor=10**9)  # fmt: skip
+        ws.change_payout_reference(scene.hospital_b, "+254700000002")
+        ws.export_payout("2026-01", "EUR", by=scene.lab, debtor_name="Lab",
+                         debtor_iban=GOOD_IBANS[2], minimum_minor=1)  # fmt: skip
         kinds = {ws.entry_at(i).kind for i in range(ws.store.tree_size())}
         assert set(PROJECTIONS) <= kinds
         report = ws.verify()

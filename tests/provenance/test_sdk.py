@@ -18,7 +18,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from quotepart.errors import InputError, NotFoundError, VerificationError
+from quotepart.errors import (
+    InputError,
+    NotFoundError,
+    SharedPayoutReferenceWarning,
+    VerificationError,
+)
 from quotepart.ids import Digest, PartyId
 from quotepart.log import SigningKey, parse_entry, sign_entry
 from quotepart.log.kinds import AssetRegistered, PartyRegistered, RunRecorded
@@ -81,7 +86,10 @@ def test_parties_of_every_role_and_type_keep_payout_references_off_the_log(ws: W
 
 def test_commitments_hide_equal_references(ws: Workspace) -> None:
     first = ws.register_party("A", payout_reference=IBAN)
-    second = ws.register_party("B", payout_reference=IBAN)
+    with pytest.warns(
+        SharedPayoutReferenceWarning, match=r"B \(party:.*same payout reference as A"
+    ):
+        second = ws.register_party("B", payout_reference=IBAN)
     assert ws.party_entry(first).payout_commitment != ws.party_entry(second).payout_commitment
 
 

@@ -415,9 +415,7 @@ def test_payouts_carry_small_balances_and_never_pay_twice(scene: Scene) -> None:
     ws.verify()
 
 
-def test_a_payout_to_an_unusable_account_is_refused_before_anything_is_written(
-    scene: Scene,
-) -> None:
+def test_a_bad_paying_account_is_refused_before_anything_is_written(scene: Scene) -> None:
     ws = scene.ws
     ws.share(
         ws.record_revenue(
@@ -425,10 +423,6 @@ def test_a_payout_to_an_unusable_account_is_refused_before_anything_is_written(
         )
     )
     size = ws.store.tree_size()
-    with pytest.raises(PaymentDetailsError, match="IBAN"):  # the annotator holds a phone number
-        ws.export_payout(
-            "2026-Q1", "EUR", "sepa", by=scene.lab, debtor_name="Lab", debtor_iban=GOOD_IBANS[2]
-        )
     with pytest.raises(PaymentDetailsError, match="IBAN"):
         ws.export_payout("2026-Q1", "EUR", "sepa", by=scene.lab, minimum_minor=6_000,
                          debtor_name="Lab", debtor_iban="DE89370400440532013001")  # fmt: skip

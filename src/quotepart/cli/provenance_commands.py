@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,8 @@ from quotepart.cli._base import (
     read_json_object,
     workspace_options,
 )
-from quotepart.errors import InputError
+from quotepart.errors import InputError, QuotepartWarning
+from quotepart.ids import PartyId
 from quotepart.log.kinds import AGENT_TYPES, ASSET_KINDS, CONTRIBUTION_ROLES, PARTY_ROLES
 from quotepart.money import parse_ratio
 from quotepart.provenance import record_proof, verify_record_proof
@@ -56,12 +60,38 @@ def party_add(
     payout: str | None,
 ) -> None:
     """Register a party NAME with a new signing key kept in the workspace."""
-    with load_workspace(workspace_dir, database_url) as ws:
+    with load_workspace(workspace_dir, database_url) as ws, _warnings_to_stderr():
         party = ws.register_party(name, roles=roles, agent_type=agent_type, payout_reference=payout)
     if as_json:
         emit_json({"party": str(party), "name": name, "roles": sorted(set(roles))})
     else:
         click.echo(str(party))
+
+
+@party_group.command("payout")
+@click.argument("party")
+@click.argument("reference")
+@workspace_options
+def party_payout(workspace_dir: Path, database_url: str | None, party: str, reference: str) -> None:
+    """Pay PARTY to REFERENCE (IBAN or E.164 number) from now on, signed by the party's own key."""
+    with load_workspace(workspace_dir, database_url) as ws, _warnings_to_stderr():
+        leaf = ws.change_payout_reference(PartyId.parse(party), reference)
+    click.echo(str(leaf))
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Show quotepart's warnings as one `Warning:` line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QuotepartWarning)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, QuotepartWarning):
+            click.echo(f"Warning: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
 
 
 @party_group.command("list")

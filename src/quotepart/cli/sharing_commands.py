@@ -442,20 +442,30 @@ def payout_group() -> None:
 @payout_group.command("export")
 @click.option("--period", required=True, help="Pay revenue booked up to the end of this period.")
 @click.option("--currency", required=True)
-@click.option("--rail", type=click.Choice(["sepa", "mobile_money"]), required=True)
+@click.option(
+    "--rail",
+    type=click.Choice(["sepa", "mobile_money"]),
+    default=None,
+    help="Only this rail (default: every rail the payees' references ask for).",
+)
 @click.option("--by", "by", required=True, help="The party recording the payout.")
 @click.option("--debtor-name", default=None, help="SEPA: the paying account's holder.")
 @click.option("--debtor-iban", default=None, help="SEPA: the paying account.")
 @click.option("--debtor-bic", default=None)
 @click.option("--minimum", type=int, default=None, help="Minor units (default: the policies').")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Copy the file here; with files of two rails, the rail is added to the name.",
+)
 @workspace_options
 def payout_export(
     workspace_dir: Path,
     database_url: str | None,
     period: str,
     currency: str,
-    rail: str,
+    rail: str | None,
     by: str,
     debtor_name: str | None,
     debtor_iban: str | None,
@@ -463,7 +473,7 @@ def payout_export(
     minimum: int | None,
     output: Path | None,
 ) -> None:
-    """Write the payment file for every balance owed; a second export of a period returns the first file."""
+    """Write a payment file per rail for every balance owed; exporting again pays only what is owed since."""
     with load_workspace(workspace_dir, database_url) as ws:
         exported = ws.export_payout(
             period,
@@ -475,14 +485,31 @@ def payout_export(
             debtor_bic=debtor_bic,
             minimum_minor=minimum,
         )
-    if output is not None:
-        output.write_bytes(exported.content)
     console = stderr_console()
     code = currency.upper()
-    console.print(
-        ("" if exported.new else "exported before; the same file again: ")
-        + f"{exported.payout}: {len(exported.paid)} payment(s), "
-        f"{format_amount(sum(exported.paid.values()), code)} {code}; "
-        f"{len(exported.carried)} balance(s) below the minimum carried over"
-    )
-    click.echo(str(output or exported.path))
+    if not exported.files:
+        console.print(f"nothing to pay for {exported.period} in {code}: no payout recorded")
+    for file in exported.files:
+        console.print(
+            ("" if file.new else "exported before, nothing owed since; the same file again: ")
+            + f"{file.payout} ({file.rail}): {len(file.paid)} payment(s), "
+            f"{format_amount(sum(file.paid.values()), code)} {code}"
+        )
+    if exported.carried:
+        console.print(f"{len(exported.carried)} balance(s) below the minimum carried over")
+    for held in exported.held:
+        click.echo(  # one unwrapped line per payee, for people and for grep
+            f"carried: {held.name} ({held.reference or 'no reference'}), "
+            f"{format_amount(held.amount_minor, code)} {code}: {held.reason}",
+            err=True,
+        )
+    for file in exported.files:
+        target = file.path
+        if output is not None:
+            target = (
+                output
+                if len(exported.files) == 1
+                else output.with_name(f"{output.stem}-{file.rail}{file.path.suffix}")
+            )
+            target.write_bytes(file.content)
+        click.echo(str(target))

@@ -10,17 +10,25 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from quotepart.errors import InputError, NotFoundError, UnknownAuthorError, VerificationError
+from quotepart.errors import (
+    InputError,
+    NotFoundError,
+    QuotepartError,
+    SharedPayoutReferenceWarning,
+    UnknownAuthorError,
+)
 from quotepart.ids import Digest, PartyId
 from quotepart.log import SignedEntry, SigningKey, sign_entry
 from quotepart.log.kinds import (
     AssetRegistered,
     ContributionRecorded,
+    PartyPayoutChanged,
     PartyRegistered,
     RunRecorded,
     format_fraction,
@@ -36,7 +44,7 @@ from quotepart.provenance.assets import (
     describe_service,
 )
 from quotepart.provenance.digest import MemberProof, prove_record_packed
-from quotepart.provenance.parties import PayoutSecret
+from quotepart.provenance.parties import PayoutSecret, check_payout_reference
 from quotepart.provenance.resolve import AssetOrName, PartyRef
 from quotepart.provenance.resolve import resolve_asset as _resolve_asset
 from quotepart.provenance.resolve import resolve_party as _resolve_party
@@ -76,12 +84,17 @@ class Provenance:
         """Create a party with its own key (kept in this workspace) and register it in the log.
 
         `agent_type` is person, organisation, community or software. A payout reference
-        (IBAN, mobile-money number) stays in this workspace's keys folder; the log holds
-        only a salted commitment to it.
+        (an IBAN, paid by SEPA credit transfer, or a mobile-money number in E.164 form)
+        is checked, then kept in this workspace's keys folder; the log holds only a
+        salted commitment to it. A reference another party here already gives is
+        accepted with a `SharedPayoutReferenceWarning` naming both.
+
+        Raises:
+            PaymentDetailsError: an invalid IBAN, or a number that is not E.164.
         """
         party = PartyId.new(self.ledger.clock)
         key = key or SigningKey.generate()
-        payout = PayoutSecret.new(payout_reference) if payout_reference is not None else None
+        payout = _payout_secret(payout_reference) if payout_reference is not None else None
         body = PartyRegistered(
             party,
             name,
@@ -100,34 +113,77 @@ class Provenance:
         except BaseException:
             folder.forget_party(party)
             raise
+        if payout is not None:
+            self._warn_if_shared(party, name, payout.reference)
         return party
 
+    def change_payout_reference(self, party: PartyId, payout_reference: str) -> int:
+        """Pay `party` to `payout_reference` from now on, signed by the party's own key.
+
+        Records a `party.payout_changed` entry with a new salted commitment; payouts
+        recorded before it keep the reference they paid. Returns its leaf index.
+
+        Raises:
+            PaymentDetailsError: an invalid IBAN, or a number that is not E.164.
+            NotFoundError: this workspace does not hold the party's key (it signs elsewhere).
+        """
+        payout = _payout_secret(payout_reference)
+        folder = self.ledger.keys
+        key = folder.party_key(party)
+        commitment = payout.commitment()
+        entry = sign_entry(
+            PartyPayoutChanged(party, commitment), author=party, key=key, clock=self.ledger.clock
+        )
+        path = folder.payout_change_path(party, commitment.hex)
+        payout.save(path)
+        try:
+            [leaf] = self.ledger.append_signed([entry])
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        self._warn_if_shared(party, self.party_entry(party).name, payout.reference)
+        return leaf
+
     def payout_reference(self, party: PartyId) -> str:
-        """The clear payout reference of `party`, checked against its commitment in the log.
+        """The clear payout reference of `party` in force now, checked against its commitment.
+
+        That is the reference of the party's latest `party.payout_changed`, or the one it
+        registered with.
 
         Raises:
             NotFoundError: no reference is held here for that party.
             VerificationError: the file does not open the commitment the party signed.
         """
-        path = self.ledger.keys.payout_secret_path(party)
-        if not path.exists():
-            raise NotFoundError(
-                f"this workspace holds no payout reference for {party}",
-                hint="the party registered without one, or elsewhere",
-            )
-        secret = PayoutSecret.load(path)
+        folder = self.ledger.keys
         with self.ledger.read() as conn:
             leaf = queries.party_leaf(conn, party)
             if leaf is None:
                 raise UnknownAuthorError(
                     f"{party} is not registered in this log", hint="register it first"
                 )
-            body = entry_queries.read_body(conn, leaf, PartyRegistered)
-        if body.payout_commitment is None:
-            raise VerificationError(
-                f"{party} registered without a payout commitment", hint="nothing to open"
+            changed = queries.payout_change(conn, party)
+            commitment = (
+                entry_queries.read_body(conn, leaf, PartyRegistered).payout_commitment
+                if changed is None
+                else changed[1]
             )
-        secret.open(body.payout_commitment)
+        if commitment is None:
+            raise NotFoundError(
+                f"{party} registered without a payout reference",
+                hint="the party can give one with `change_payout_reference`",
+            )
+        path = (
+            folder.payout_secret_path(party)
+            if changed is None
+            else folder.payout_change_path(party, commitment.hex)
+        )
+        if not path.exists():
+            raise NotFoundError(
+                f"this workspace holds no payout reference for {party}",
+                hint="the party gave it in another workspace",
+            )
+        secret = PayoutSecret.load(path)
+        secret.open(commitment)
         return secret.reference
 
     def resolve_party(self, party: PartyRef) -> PartyId:
@@ -153,6 +209,23 @@ class Provenance:
         """
         with self.ledger.read() as conn:
             return _resolve_asset(conn, asset)
+
+    def _warn_if_shared(self, party: PartyId, name: str, reference: str) -> None:
+        """Warn when another party of this workspace is paid to the same account."""
+        for other in self.parties():
+            if other.party == party:
+                continue
+            try:
+                theirs = self.payout_reference(other.party)
+            except QuotepartError:
+                continue  # none here, or unreadable: nothing to compare
+            if theirs == reference:
+                warnings.warn(
+                    f"{name} ({party}) gives the same payout reference as "
+                    f"{other.name} ({other.party}): both are paid to that account",
+                    SharedPayoutReferenceWarning,
+                    stacklevel=3,
+                )
 
     def parties(self) -> list[PartyRecord]:
         """Every registered party, oldest first."""
@@ -636,6 +709,14 @@ class Provenance:
             f"{name} is a {type(value).__name__}, which quotepart cannot register as an asset",
             hint="return a digest, a table, a Path, or a fitted estimator",
         )
+
+
+def _payout_secret(reference: str) -> PayoutSecret:
+    """A new secret for a checked reference, kept in its canonical form (IBAN or E.164)."""
+    if not isinstance(reference, str):
+        raise InputError(f"a payout reference must be a string, got {type(reference).__name__}")
+    _, account = check_payout_reference(reference)
+    return PayoutSecret.new(account)
 
 
 def _is_table(value: Any) -> bool:

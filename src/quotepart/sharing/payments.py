@@ -85,12 +85,10 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from quotepart.errors import InputError, PaymentDetailsError, VerificationError
-
-if TYPE_CHECKING:
-    from schwifty import IBAN
+from quotepart.provenance.parties import check_iban, check_msisdn, parse_iban
 
 # schwifty, sepaxml and text-unidecode are imported by the functions that use them:
 # opening a workspace or starting the CLI does not pay for their registries and schemas.
@@ -114,10 +112,7 @@ REFERENCE_LENGTH_MAX = 35  # Max35Text: EndToEndId, MsgId
 MOBILE_MONEY_HEADER = ("msisdn", "amount_minor", "currency", "reference", "batch_id")
 
 _NOT_SEPA_CHAR = re.compile(r"[^A-Za-z0-9/\-?:().,'+ ]")
-_IBAN_CHARS = re.compile(r"[A-Za-z0-9]+")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_MSISDN_DIGITS = re.compile(r"[0-9]{8,15}")
-_MSISDN_SEPARATORS = re.compile(r"(?<=[0-9])[ \-](?=[0-9])")
 _T = TypeVar("_T")
 _PAIN = f"{{urn:iso:std:iso:20022:tech:xsd:{SEPA_SCHEMA}}}"
 
@@ -177,20 +172,6 @@ class Payment:
         _check_reference(self.reference, what=f"payment to {self.payee}: reference")
 
 
-def check_iban(text: str) -> str:
-    """Return the IBAN in electronic format (no spaces, upper case) if it is valid.
-
-    Checks the country, the length for that country, the BBAN format and the ISO 13616
-    mod-97 check digits (with `schwifty`).
-
-        check_iban("de89 3704 0044 0532 0130 00")  # 'DE89370400440532013000'
-
-    Raises:
-        PaymentDetailsError: unknown country, wrong length, bad characters or check digits.
-    """
-    return str(_parse_iban(text))
-
-
 def check_bic(text: str) -> str:
     """Return the BIC (ISO 9362, 8 or 11 characters) upper-cased and without spaces.
 
@@ -209,33 +190,6 @@ def check_bic(text: str) -> str:
             f"BIC {text!r} is invalid: {exc}",
             hint="a BIC has 8 or 11 letters and digits, e.g. COBADEFFXXX; or leave it out, SEPA does not need it",
         ) from exc
-
-
-def check_msisdn(text: str) -> str:
-    """Return an E.164 mobile number as `+` and digits, e.g. '+254712345678'.
-
-    Accepts an optional `+`, then 8 to 15 digits that do not start with 0. Spaces or hyphens
-    between digits are dropped. A number in national form or with an `00` prefix is refused,
-    because guessing its country could pay the wrong person.
-
-    Raises:
-        PaymentDetailsError: anything else.
-    """
-    if not isinstance(text, str):
-        raise InputError(f"an MSISDN must be a string, got {type(text).__name__}")
-    compact = _MSISDN_SEPARATORS.sub("", text.strip())
-    digits = compact.removeprefix("+")
-    if not _MSISDN_DIGITS.fullmatch(digits):
-        raise PaymentDetailsError(
-            f"MSISDN {text!r} is not an E.164 number: expected an optional '+' and 8 to 15 digits",
-            hint="write the number in international form with its country code, e.g. +254712345678",
-        )
-    if digits.startswith("0"):
-        raise PaymentDetailsError(
-            f"MSISDN {text!r} starts with 0: that is a national number or an international prefix",
-            hint="replace the leading 0 or 00 by '+' and the country code, e.g. 0712345678 in Kenya is +254712345678",
-        )
-    return "+" + digits
 
 
 def sepa_credit_transfer(
@@ -371,60 +325,8 @@ def _transfer_class() -> Any:
     return _Transfer
 
 
-def _parse_iban(text: str) -> IBAN:
-    from schwifty import IBAN
-    from schwifty import exceptions as schwifty_errors
-
-    if not isinstance(text, str):
-        raise InputError(f"an IBAN must be a string, got {type(text).__name__}")
-    compact = "".join(text.split())
-    if not _IBAN_CHARS.fullmatch(compact):  # checked here so every schwifty version says the same
-        raise PaymentDetailsError(
-            f"IBAN {text!r} is empty or holds characters other than letters, digits and spaces",
-            hint="copy the IBAN again from the account holder, e.g. DE89 3704 0044 0532 0130 00",
-        )
-    try:
-        return IBAN(compact)
-    except schwifty_errors.InvalidChecksumDigits as exc:
-        raise PaymentDetailsError(
-            f"IBAN {text!r} has wrong check digits",
-            hint="a character is mistyped or two are swapped: copy the IBAN again from the account holder",
-        ) from exc
-    except schwifty_errors.InvalidLength as exc:
-        expected = _iban_length(compact)
-        raise PaymentDetailsError(
-            f"IBAN {text!r} has {len(compact)} characters; IBANs of {compact[:2].upper()} have "
-            + ("another length" if expected is None else str(expected)),
-            hint="a character is missing or extra: copy the IBAN again from the account holder",
-        ) from exc
-    except schwifty_errors.InvalidCountryCode as exc:
-        raise PaymentDetailsError(
-            f"IBAN {text!r} starts with {compact[:2]!r}, which is no IBAN country",
-            hint="an IBAN starts with its two-letter country code, e.g. DE89 3704 0044 0532 0130 00",
-        ) from exc
-    except schwifty_errors.SchwiftyException as exc:
-        raise PaymentDetailsError(
-            f"IBAN {text!r} is invalid: {exc}",
-            hint="an IBAN is a country code, two check digits and the national account number",
-        ) from exc
-
-
-def _iban_length(compact: str) -> int | None:
-    """The IBAN length of the country `compact` starts with, from schwifty's registry.
-
-    `IBAN.spec` is a dict before schwifty 2026.10 and an `IBANSpec` from then on.
-    """
-    from schwifty import IBAN
-
-    spec: object = IBAN(compact, allow_invalid=True).spec
-    length = (
-        spec.get("iban_length") if isinstance(spec, dict) else getattr(spec, "iban_length", None)
-    )
-    return length if isinstance(length, int) else None
-
-
 def _sepa_iban(text: str, *, who: str) -> str:
-    iban = _with_context(_parse_iban, text, who=who)
+    iban = _with_context(parse_iban, text, who=who)
     if not iban.in_sepa_zone:
         raise PaymentDetailsError(
             f"{who}: IBAN {iban.formatted} is in {iban.country_code}, outside the SEPA zone",

@@ -6,6 +6,7 @@ references it pays; `quotepart.Workspace` composes it with the other services.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,6 +17,7 @@ from typing import Any
 from quotepart.errors import (
     InputError,
     MoneyError,
+    NotFoundError,
     PaymentDetailsError,
     QuotepartError,
     VerificationError,
@@ -26,6 +28,7 @@ from quotepart.log.kinds import (
     PAYMENT_RAILS,
     AllocationRecorded,
     ConsentRecorded,
+    Held,
     PayoutRecorded,
     PolicySet,
     RevenueRecorded,
@@ -33,6 +36,12 @@ from quotepart.log.kinds import (
 )
 from quotepart.money import currency as find_currency
 from quotepart.money import format_amount, parse_amount, parse_ratio
+from quotepart.provenance.parties import (
+    RAIL_NAMES,
+    check_payout_reference,
+    mask_reference,
+    rail_of,
+)
 from quotepart.provenance.resolve import AssetOrName, PartyRef, resolve_asset, resolve_party
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.provenance.service import Provenance
@@ -55,14 +64,75 @@ from quotepart.store.queries.usage import units_used
 _SUFFIX = {"sepa": ".xml", "mobile_money": ".csv"}
 
 
+_ACCOUNT = {"sepa": "IBAN", "mobile_money": "mobile number in E.164 form"}
+
+
 @dataclass(frozen=True, slots=True)
 class PayoutFile:
+    """One payment file of one rail, and the `payout.recorded` entry that made it."""
+
     payout: PayoutId
+    rail: str
     path: Path
     content: bytes
     paid: dict[PartyId, int]
     carried: dict[PartyId, int]
-    new: bool  # False when this period had been exported before
+    new: bool  # False when it had been exported before and nothing more was owed
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPayee:
+    """A payee owed at least the minimum whom this export could not pay, and why."""
+
+    party: PartyId
+    name: str
+    amount_minor: int
+    rail: str | None  # the rail its reference asks for; None without a usable reference
+    reference: str | None  # masked, e.g. 'DE89…3000'; the clear one never leaves the keys folder
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    """What one export did: a file per rail that paid someone, and who was carried or held.
+
+    With a single file (one rail, or one rail in use), `payout`, `path` and `content`
+    are that file's.
+    """
+
+    period: Period
+    currency: str
+    files: tuple[PayoutFile, ...]
+    held: tuple[HeldPayee, ...]
+    carried: dict[PartyId, int]  # balances below the minimum, carried to the next period
+
+    @property
+    def new(self) -> bool:
+        return any(f.new for f in self.files)
+
+    @property
+    def paid(self) -> dict[PartyId, int]:
+        return {party: a for f in self.files for party, a in f.paid.items()}
+
+    def _only(self) -> PayoutFile:
+        if len(self.files) != 1:
+            raise InputError(
+                f"this export made {len(self.files)} payment files, not one",
+                hint="read them from `files`, one per rail",
+            )
+        return self.files[0]
+
+    @property
+    def payout(self) -> PayoutId:
+        return self._only().payout
+
+    @property
+    def path(self) -> Path:
+        return self._only().path
+
+    @property
+    def content(self) -> bytes:
+        return self._only().content
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +388,7 @@ class Sharing:
         self,
         period: str | Period,
         currency: str,
-        rail: str,
+        rail: str | None = None,
         *,
         by: PartyId,
         debtor_name: str | None = None,
@@ -326,94 +396,151 @@ class Sharing:
         debtor_bic: str | None = None,
         execution_date: date | None = None,
         minimum_minor: int | None = None,
-    ) -> PayoutFile:
+    ) -> Payout:
         """Pay every balance owed in `currency` for revenue up to the end of `period`.
 
+        Each payee is paid on the rail its payout reference says (an IBAN by SEPA credit
+        transfer, an E.164 number by mobile money): one file and one `payout.recorded`
+        per rail that pays someone, kept in the workspace's `payouts/` folder. `rail`
+        limits the export to one rail; None exports every rail in use.
+
         Balances below the minimum payout (by default the largest `minimum_payout` of
-        the policies in force) are carried to the next period. The payment file is
-        built, and every IBAN or number checked, before anything is recorded; the
-        file is kept in the workspace's `payouts/` folder. Exporting the same period,
-        currency and rail again returns the file already made: nobody is paid twice.
+        the policies in force) are carried to the next period. A payee who cannot be
+        paid (no reference here, an invalid one, a rail not in this export) is held,
+        with the reason, in the payout entry; everyone else is paid. An export that
+        would pay nobody records nothing. Exporting again pays only what is owed since:
+        with nothing new, it returns the files already made; nobody is paid twice.
+
+        Raises:
+            InputError: revenue up to `period` is not shared yet, or a SEPA export has
+                no paying account.
         """
         the_period = Period.parse(str(period))
         code = find_currency(currency).code
-        if rail not in PAYMENT_RAILS:
+        if rail is not None and rail not in PAYMENT_RAILS:
             raise InputError(
                 f"unknown payment rail {rail!r}", hint=f"rails: {', '.join(sorted(PAYMENT_RAILS))}"
             )
-        keys = self.ledger.keys
+        rails = sorted(PAYMENT_RAILS) if rail is None else [rail]
         with self.ledger.read() as conn:
-            previous = queries.payout_leaf(conn, the_period, code, rail)
-            if previous is not None:
-                body = read_body(conn, previous, PayoutRecorded)
-                path = keys.payment_file(f"{body.payout.ulid}{_SUFFIX[rail]}")
-                content = path.read_bytes() if path.exists() else b""
-                if body.file is not None and Digest.of_bytes(content) != body.file:
-                    raise VerificationError(
-                        f"{body.payout} was exported before, but its file {path} is missing or changed",
-                        hint="restore the file from a backup; the payout is recorded and will not be paid again",
-                    )
-                return PayoutFile(body.payout, path, content, body.paid, body.carried, False)
+            unshared = queries.unshared_revenues(conn, code, the_period.last_month)
+            if unshared:
+                raise InputError(
+                    f"revenue {unshared[0]} up to {the_period} is not shared yet"
+                    + (f" (and {len(unshared) - 1} more)" if len(unshared) > 1 else ""),
+                    hint=f"run `quotepart share {unshared[0]}` first, then export the payout",
+                )
             balances = owed_balances(conn, code, the_period.last_month)
             minimum = minimum_minor if minimum_minor is not None else largest_minimum(conn)
             names = provenance_queries.party_names(conn, balances)
-        paid = {PartyId.parse(p): b for p, b in sorted(balances.items()) if b >= max(minimum, 1)}
+            previous = {r: queries.payout_leaf(conn, the_period, code, r) for r in rails}
+        due = {PartyId.parse(p): b for p, b in sorted(balances.items()) if b >= max(minimum, 1)}
         carried = {PartyId.parse(p): b for p, b in sorted(balances.items()) if 0 < b < minimum}
-        payout = PayoutId.new(self.ledger.clock)
-        payments = [
-            Payment(
-                payee=str(party),
-                name=names[str(party)],
-                amount_minor=amount,
-                currency=code,
-                reference=f"{payout.ulid}-{number}",
-                account=self._payout_account(party),
-            )
-            for number, (party, amount) in enumerate(paid.items(), 1)
-        ]
-        if rail == "sepa":
-            if not debtor_name or not debtor_iban:
-                raise InputError(
-                    "a SEPA credit transfer needs the paying account",
-                    hint="pass debtor_name and debtor_iban (--debtor-name, --debtor-iban)",
+        own = check_iban(debtor_iban) if debtor_iban and debtor_name else None
+        by_rail: dict[str, list[Payment]] = {r: [] for r in rails}
+        kept: dict[PartyId, int] = {}  # the debtor's own balance, settled by keeping it
+        held: list[HeldPayee] = []
+        for party, amount in due.items():
+            name = names[str(party)]
+            try:
+                reference = self.provenance.payout_reference(party)
+            except QuotepartError as exc:
+                held.append(HeldPayee(party, name, amount, None, None, _why(exc)))
+                continue
+            payee_rail = rail_of(reference)
+            masked = mask_reference(reference)
+            reason: str | None = None
+            try:
+                _, account = check_payout_reference(reference)
+            except PaymentDetailsError:
+                reason = f"its payout reference is not a valid {_ACCOUNT[payee_rail]}"
+            else:
+                if payee_rail not in by_rail:
+                    reason = f"paid by {RAIL_NAMES[payee_rail]}, which this export leaves out"
+                elif payee_rail == "sepa" and code != "EUR":
+                    reason = f"SEPA credit transfers pay EUR only, not {code}"
+                elif payee_rail == "sepa" and own is None:
+                    if rail == "sepa":
+                        raise InputError(
+                            "a SEPA credit transfer needs the paying account",
+                            hint="pass debtor_name and debtor_iban (--debtor-name, --debtor-iban)",
+                        )
+                    reason = "no paying account was given for SEPA (--debtor-name, --debtor-iban)"
+            if reason is not None:
+                held.append(HeldPayee(party, name, amount, payee_rail, masked, reason))
+            elif payee_rail == "sepa" and account == own:
+                kept[party] = amount  # paid, with no transfer to itself
+            else:
+                by_rail[payee_rail].append(
+                    Payment(str(party), name, amount, code, "pending", account)
                 )
-            # The debtor's own balance is settled by keeping it: no transfer to itself.
-            own = check_iban(debtor_iban)
-            payments = [p for p in payments if check_iban(p.account) != own]
-            content = (
-                sepa_credit_transfer(
+        paying = [r for r in rails if by_rail[r] or (r == "sepa" and kept)]
+        if not paying:
+            files = [self._exported(leaf, r) for r, leaf in previous.items() if leaf is not None]
+            return Payout(the_period, code, tuple(files), tuple(held), carried)
+        held_body = {h.party: Held(h.amount_minor, h.reason) for h in held}
+        made: list[tuple[PayoutFile, PayoutRecorded]] = []
+        for number, payee_rail in enumerate(paying):
+            payout = PayoutId.new(self.ledger.clock)
+            payments = [
+                dataclasses.replace(p, reference=f"{payout.ulid}-{n}")
+                for n, p in enumerate(by_rail[payee_rail], 1)
+            ]
+            if payee_rail == "sepa" and not payments:
+                content = b""  # only the debtor itself was owed
+            elif payee_rail == "sepa":
+                content = sepa_credit_transfer(
                     payments,
-                    debtor_name=debtor_name,
-                    debtor_iban=debtor_iban,
+                    debtor_name=debtor_name or "",
+                    debtor_iban=debtor_iban or "",
                     debtor_bic=debtor_bic,
                     execution_date=execution_date or self.ledger.clock().date(),
                     message_id=payout.ulid,
                 )
-                if payments
-                else b""
+            else:
+                content = mobile_money_csv(payments, batch_id=payout.ulid).encode()
+            paid = {PartyId.parse(p.payee): p.amount_minor for p in payments}
+            if payee_rail == "sepa":
+                paid = dict(sorted({**paid, **kept}.items()))
+            # the first file of an export also names the small balances and the held payees
+            body = PayoutRecorded(
+                payout,
+                the_period,
+                code,
+                payee_rail,
+                paid,
+                carried if number == 0 else {},
+                minimum,
+                Digest.of_bytes(content),
+                held_body if number == 0 else {},
             )
-        else:
-            content = mobile_money_csv(payments, batch_id=payout.ulid).encode()
-        path = keys.write_payment_file(f"{payout.ulid}{_SUFFIX[rail]}", content)
-        body = PayoutRecorded(
-            payout, the_period, code, rail, paid, carried, minimum, Digest.of_bytes(content)
-        )
+            path = self.ledger.keys.payment_file(f"{payout.ulid}{_SUFFIX[payee_rail]}")
+            made.append(
+                (PayoutFile(payout, payee_rail, path, content, paid, body.carried, True), body)
+            )
+        written: list[Path] = []
         try:
-            self.ledger.append(body, author=by)
+            for file, _ in made:
+                written.append(self.ledger.keys.write_payment_file(file.path.name, file.content))
+            self.ledger.append_many([(body, by) for _, body in made])
         except BaseException:
-            path.unlink(missing_ok=True)
+            for path in written:
+                path.unlink(missing_ok=True)
             raise
-        return PayoutFile(payout, path, content, paid, carried, True)
+        return Payout(the_period, code, tuple(f for f, _ in made), tuple(held), carried)
 
-    def _payout_account(self, party: PartyId) -> str:
-        try:
-            return self.provenance.payout_reference(party)
-        except QuotepartError as exc:
-            raise PaymentDetailsError(
-                f"{party} is owed money but {exc.message}",
-                hint="register the party with its payout reference (IBAN or mobile number), "
-                "or pay it another way",
-            ) from exc
+    def _exported(self, leaf: int, rail: str) -> PayoutFile:
+        """The payout recorded at `leaf`, with its file, checked against the log."""
+        with self.ledger.read() as conn:
+            body = read_body(conn, leaf, PayoutRecorded)
+        path = self.ledger.keys.payment_file(f"{body.payout.ulid}{_SUFFIX[rail]}")
+        content = path.read_bytes() if path.exists() else b""
+        if body.file is not None and Digest.of_bytes(content) != body.file:
+            raise VerificationError(
+                f"{body.payout} was exported before, but its file {path} is missing or changed",
+                hint="restore the file from a backup; the payout is recorded and will not be paid again",
+            )
+        return PayoutFile(body.payout, rail, path, content, body.paid, body.carried, False)
 
     def revenue_entries(self) -> list[tuple[int, SignedEntry]]:
         """Every recorded revenue entry with its leaf index, oldest first."""
@@ -429,6 +556,13 @@ def _period(period: str | Period) -> Period:
     return Period.parse(period)
 
 
+def _why(exc: QuotepartError) -> str:
+    """Why a payee has no usable reference, in words fit for the log (no account in it)."""
+    if isinstance(exc, NotFoundError):
+        return "no payout reference in this workspace: give one with `quotepart party payout`"
+    return "its payout reference does not open the commitment it signed: restore its keys file"
+
+
 def _decimal(value: float | str | Fraction | int) -> str:
     if isinstance(value, Fraction):
         raise InputError(
@@ -441,4 +575,4 @@ def _decimal(value: float | str | Fraction | int) -> str:
     return str(value)
 
 
-__all__ = ["PayoutFile", "Shared", "Sharing"]
+__all__ = ["HeldPayee", "Payout", "PayoutFile", "Shared", "Sharing"]

@@ -5,6 +5,7 @@ Layout (every secret file is created exclusively with mode 0600 and never overwr
     keys/log.key                      the log's checkpoint signing key
     keys/party-<ULID>.key             keys of the parties this workspace signs for
     keys/party-<ULID>.payout.json     payout references, kept off the log
+    keys/party-<ULID>.payout-<hex>.json  a reference the party changed to (one per change)
     keys/usage.key                    the keyed-hash secret that pseudonymises consumers
     payouts/<payout ULID>.xml|.csv    payment files, kept so an export is never paid twice
 
@@ -79,6 +80,10 @@ class KeyFolder:
 
     def payout_secret_path(self, party: PartyId) -> Path:
         return self.keys_dir / f"party-{party.ulid}.payout.json"
+
+    def payout_change_path(self, party: PartyId, commitment_hex: str) -> Path:
+        """The secret behind one `party.payout_changed` (the registration's stays as it was)."""
+        return self.keys_dir / f"party-{party.ulid}.payout-{commitment_hex[:16]}.json"
 
     def forget_party(self, party: PartyId) -> None:
         """Remove a party's files again (its registration did not reach the log)."""

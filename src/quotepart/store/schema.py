@@ -231,6 +231,17 @@ usage = Table(
     Index("ix_usage_service_month", "service", "month"),
 )
 
+payout_changes = Table(
+    "payout_changes",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("party_id", String(40), nullable=False),
+    Column("commitment", String(71), nullable=False),  # the new salted commitment
+    Index("ix_payout_changes_party", "party_id", "leaf_index"),
+)
+"""Every `party.payout_changed`: the party's payout commitment in force is its latest row,
+or the one it registered with when it has none."""
+
 LOG_TABLES = (log_head, log_meta, log_entries, tree_nodes, checkpoints)
 PROJECTION_TABLES = (
     parties,
@@ -247,4 +258,5 @@ PROJECTION_TABLES = (
     payouts,
     payout_amounts,
     usage,
+    payout_changes,
 )

@@ -26,6 +26,7 @@ from quotepart.log.kinds._base import (
 from quotepart.log.kinds.allocation import (
     PAYMENT_RAILS,
     AllocationRecorded,
+    Held,
     PayoutRecorded,
 )
 from quotepart.log.kinds.asset import (
@@ -42,6 +43,7 @@ from quotepart.log.kinds.party import (
     PARTY_ROLES,
     PartyRegistered,
 )
+from quotepart.log.kinds.party_payout import PartyPayoutChanged
 from quotepart.log.kinds.policy import (
     MISSING_VALUATION,
     NEGATIVE_VALUES,
@@ -109,7 +111,9 @@ __all__ = [
     "ConsentRecorded",
     "ContributionRecorded",
     "EntryBody",
+    "Held",
     "KindDeclaration",
+    "PartyPayoutChanged",
     "PartyRegistered",
     "PayoutRecorded",
     "PolicySet",

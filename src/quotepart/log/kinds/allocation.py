@@ -3,13 +3,14 @@
 An allocation names every entry it was derived from (revenue, policies, valuations,
 lineage, contributions, consents) by leaf hash, so anyone holding those entries can
 run the allocation again and must get the same amounts. A payout records what one
-export to a payment rail paid and what it carried to the next period.
+export to a payment rail paid, what it carried to the next period because it was below
+the minimum, and (from v2) what it held back with the reason: a payee it could not pay.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Self
 
 from quotepart.errors import MalformedEntryError, MoneyError
@@ -82,7 +83,20 @@ class AllocationRecorded(KindBody):
         )
 
 
-@entry_kind("payout.recorded")
+def upcast_payout_v1(body: RawBody) -> RawBody:
+    """v1 held nobody back: a payee who could not be paid stopped the whole export."""
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A balance a payout could not pay, and why (never the account itself: it is off the log)."""
+
+    amount_minor: int
+    reason: str
+
+
+@entry_kind("payout.recorded", version=2, upcasters={1: upcast_payout_v1})
 class PayoutRecorded(KindBody):
     payout: PayoutId
     period: Period
@@ -92,6 +106,7 @@ class PayoutRecorded(KindBody):
     carried: dict[PartyId, int] = field(default_factory=dict)
     minimum_minor: int = 0
     file: Digest | None = None  # digest of the exported payment file
+    held: dict[PartyId, Held] = field(default_factory=dict)  # owed, not payable: carried
 
     def to_body(self) -> RawBody:
         body: RawBody = {
@@ -105,14 +120,20 @@ class PayoutRecorded(KindBody):
         }
         if self.file is not None:
             body["file"] = str(self.file)
+        if self.held:
+            body["held"] = {
+                str(p): {"amount_minor": h.amount_minor, "reason": h.reason}
+                for p, h in sorted(self.held.items())
+            }
         return body
 
     @classmethod
     def from_body(cls, body: RawBody) -> Self:
         read = BodyReader(cls.KIND, body)
         read.only(
-            "payout", "period", "currency", "rail", "paid", "carried", "minimum_minor", "file"
-        )
+            "payout", "period", "currency", "rail", "paid", "carried", "minimum_minor", "file",
+            "held",
+        )  # fmt: skip
         paid = _amounts(read, "paid")
         carried = _amounts(read, "carried", optional=True)
         minimum = read.integer("minimum_minor")
@@ -123,6 +144,9 @@ class PayoutRecorded(KindBody):
                 f"{cls.KIND}: paid amounts must reach the minimum {minimum} and carried ones fall below it",
                 hint="balances below the minimum payout are carried to the next period",
             )
+        held = _held(read)
+        if set(held) & (set(paid) | set(carried)):
+            raise MalformedEntryError(f"{cls.KIND}: a party both held and paid or carried")
         file = read.text("file", optional=True)
         return cls(
             payout=PayoutId.parse(read.text("payout")),
@@ -133,4 +157,26 @@ class PayoutRecorded(KindBody):
             carried=carried,
             minimum_minor=minimum,
             file=None if file is None else Digest.parse(file),
+            held=held,
         )
+
+
+def _held(read: BodyReader) -> dict[PartyId, Held]:
+    out: dict[PartyId, Held] = {}
+    for party, raw in read.mapping("held", optional=True).items():
+        if not isinstance(raw, dict) or set(raw) != {"amount_minor", "reason"}:
+            raise MalformedEntryError(
+                f"{read.kind}: held[{party}] must be {{amount_minor, reason}}"
+            )
+        amount, reason = raw["amount_minor"], raw["reason"]
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise MoneyError(
+                f"{read.kind}: held[{party}] must hold a positive integer of minor units, "
+                f"got {amount!r}"
+            )
+        if not isinstance(reason, str) or not reason or len(reason) > 300:
+            raise MalformedEntryError(
+                f"{read.kind}: held[{party}].reason must be 1 to 300 characters"
+            )
+        out[PartyId.parse(party)] = Held(amount, reason)
+    return out

@@ -17,13 +17,21 @@ from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
     AssetRegistered,
     ContributionRecorded,
+    PartyPayoutChanged,
     PartyRegistered,
     RunRecorded,
     format_fraction,
 )
 from quotepart.store.lineage import reaches
 from quotepart.store.projections._writer import ProjectionWriter, digest_prefix, projects
-from quotepart.store.schema import assets, contributions, lineage_edges, parties, runs
+from quotepart.store.schema import (
+    assets,
+    contributions,
+    lineage_edges,
+    parties,
+    payout_changes,
+    runs,
+)
 
 
 def _run_keys(entry: SignedEntry) -> list[tuple[Table, str]]:
@@ -76,6 +84,35 @@ def project_party(
             "leaf_index": leaf_index,
         },
         key=str(body.party),
+    )
+
+
+def _signed_by_the_party(
+    writer: ProjectionWriter, body: PartyPayoutChanged, entry: SignedEntry
+) -> None:
+    """Only the party itself may change where its money goes."""
+    if entry.author != body.party:
+        raise InputError(
+            f"the payout reference of {body.party} was changed by {entry.author}",
+            hint="a party changes its own payout reference, signing with its own key",
+        )
+
+
+@projects(PartyPayoutChanged, keys=_party_keys, admit=_signed_by_the_party)
+def project_payout_change(
+    writer: ProjectionWriter, body: PartyPayoutChanged, entry: SignedEntry, leaf_index: int
+) -> None:
+    if not writer.exists(parties, str(body.party)):
+        raise NotFoundError(
+            f"a payout change names unknown party {body.party}", hint="register the party first"
+        )
+    writer.add(
+        payout_changes,
+        {
+            "leaf_index": leaf_index,
+            "party_id": str(body.party),
+            "commitment": str(body.payout_commitment),
+        },
     )
 
 

@@ -223,8 +223,10 @@ def project_payout(
         select(payouts.c.leaf_index).where(payouts.c.payout_id == str(body.payout))
     ).first():
         raise InputError(f"{body.payout} is already recorded", hint="a payout is recorded once")
-    owed = unpaid_balances(writer, [str(p) for p in (*body.paid, *body.carried)], body.currency)
-    for party, amount in (*body.paid.items(), *body.carried.items()):
+    # a held balance (a payee the export could not pay) is carried too, with its reason
+    carried = {**body.carried, **{p: h.amount_minor for p, h in body.held.items()}}
+    owed = unpaid_balances(writer, [str(p) for p in (*body.paid, *carried)], body.currency)
+    for party, amount in (*body.paid.items(), *carried.items()):
         if amount > owed.get(str(party), 0):
             raise MoneyError(
                 f"{body.payout} pays or carries {amount} {body.currency} for {party}, "
@@ -247,7 +249,7 @@ def project_payout(
             {"payout": leaf_index, "party_id": str(party), "currency": body.currency,
              "paid_minor": amount, "carried_minor": 0},
         )  # fmt: skip
-    for party, amount in body.carried.items():
+    for party, amount in carried.items():
         writer.add(
             payout_amounts,
             {"payout": leaf_index, "party_id": str(party), "currency": body.currency,

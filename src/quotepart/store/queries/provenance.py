@@ -14,7 +14,7 @@ from quotepart.ids import Digest, PartyId
 from quotepart.store.engine import select_where_in
 from quotepart.store.lineage import NodeRow
 from quotepart.store.projections import digest_prefix
-from quotepart.store.schema import assets, contributions, parties, runs
+from quotepart.store.schema import assets, contributions, parties, payout_changes, runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,17 @@ def party_leaf(conn: Connection, party: PartyId | str) -> int | None:
     """The leaf index of the party's registration, or None."""
     row = conn.execute(select(parties.c.leaf_index).where(parties.c.party_id == str(party))).first()
     return None if row is None else int(row[0])
+
+
+def payout_change(conn: Connection, party: PartyId | str) -> tuple[int, Digest] | None:
+    """The leaf index and commitment of the party's latest payout change, or None."""
+    row = conn.execute(
+        select(payout_changes.c.leaf_index, payout_changes.c.commitment)
+        .where(payout_changes.c.party_id == str(party))
+        .order_by(payout_changes.c.leaf_index.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (int(row[0]), Digest.parse(row[1]))
 
 
 def party_leaves(conn: Connection, wanted: Iterable[str] | None = None) -> list[int]:
@@ -317,6 +328,7 @@ __all__ = [
     "party_leaves",
     "party_names",
     "party_records",
+    "payout_change",
     "run_ids",
     "run_leaf",
     "run_leaves",

@@ -39,15 +39,32 @@ def revenue_leaves(conn: Connection) -> list[int]:
 
 
 def payout_leaf(conn: Connection, period: Period, currency: str, rail: str) -> int | None:
-    """The leaf index of the payout already exported for (period, currency, rail), or None."""
+    """The leaf index of the latest payout exported for (period, currency, rail), or None."""
     row = conn.execute(
-        select(payouts.c.leaf_index).where(
+        select(payouts.c.leaf_index)
+        .where(
             payouts.c.period == str(period),
             payouts.c.currency == currency,
             payouts.c.rail == rail,
         )
+        .order_by(payouts.c.leaf_index.desc())
+        .limit(1)
     ).first()
     return None if row is None else int(row[0])
+
+
+def unshared_revenues(conn: Connection, currency: str, up_to_month: int) -> list[str]:
+    """Ids of revenues in `currency` booked up to `up_to_month` that have no allocation yet."""
+    rows = conn.execute(
+        select(revenues.c.revenue_id)
+        .where(
+            revenues.c.currency == currency,
+            revenues.c.last_month <= up_to_month,
+            revenues.c.revenue_id.not_in(select(allocations.c.revenue_id)),
+        )
+        .order_by(revenues.c.leaf_index)
+    )
+    return [str(revenue) for (revenue,) in rows]
 
 
 def revenue_leaf(conn: Connection, revenue: RevenueId) -> tuple[int, Digest]:
@@ -192,4 +209,5 @@ __all__ = [
     "revenue_billed",
     "revenue_leaf",
     "revenue_leaves",
+    "unshared_revenues",
 ]
