@@ -66,7 +66,7 @@ def _html(figure: go.Figure, div_id: str, height: int, *, min_width: int = _NARR
     return f'<div class="chart-frame" style="min-width: {min_width}px">{chart}</div>'
 
 
-def _title(text: str, width: int = 44) -> tuple[dict[str, Any], int]:
+def _title(text: str, width: int = 40) -> tuple[dict[str, Any], int]:
     """A title wrapped at `width` characters, so that it fits a phone's screen (Plotly does
     not wrap titles: a long one is cut at the chart's edge), and the top margin it needs."""
     lines = textwrap.wrap(text, width) or [text]
