@@ -194,6 +194,8 @@ def _sankey_svg(document: ReportDocument, code: str) -> str:
         shrink = max(5.5 / _FONT, min(1.0, (_TALLEST - 100) / max(fullest, 1)))
         if fullest * shrink <= _TALLEST - 100:
             break
+    # smaller type holds more characters in the same width
+    names = {n.id: clipped(n.name, int(chars / shrink), most) for n in graph.nodes}
     font, line = _FONT * shrink, _LINE * shrink
     layout = sankey(
         graph,
