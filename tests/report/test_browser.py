@@ -27,7 +27,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-# What each chart drew, read from Plotly's own SVG.
+# What each chart drew, read from Plotly's own SVG (a title wrapped on lines: its lines
+# joined by spaces).
 _DRAWN = """
 () => {
   const count = (root, selector) => root ? root.querySelectorAll(selector).length : 0;
@@ -35,7 +36,9 @@ _DRAWN = """
   const byId = (id) => document.getElementById(id);
   return {
     plots: plots.map((p) => ({id: p.id, svg: count(p, '.main-svg'),
-                              title: (p.querySelector('.gtitle') || {}).textContent || ''})),
+                              title: [...p.querySelectorAll('.gtitle .line')]
+                                .map((line) => line.textContent).join(' ')
+                                || (p.querySelector('.gtitle') || {}).textContent || ''})),
     lineageNodes: count(byId('chart-lineage'), '.scatterlayer .trace .point'),
     lineageArrows: count(byId('chart-lineage'), '.annotation-arrow-g'),
     sankeyNodes: count(byId('chart-money-0'), '.sankey-node'),

@@ -202,12 +202,184 @@ def money_graph(document: ReportDocument, code: str) -> Graph:
     return _placed(raw, edges, "sources")
 
 
+# ------------------------------------------------------------------ stacking the columns
+
+
+def columns_of(graph: Graph) -> dict[str, int]:
+    """Each node's column, 0 on the left (the layers of `layered`)."""
+    xs = sorted({n.x for n in graph.nodes})
+    return {n.id: xs.index(n.x) for n in graph.nodes}
+
+
+def stack_columns(graph: Graph, extent: Mapping[str, float], *, gap: float) -> Stacked:
+    """Each column's nodes one under the other, in `layered`'s order, each given its
+    `extent` (the height its label and marker need, in the caller's unit) and `gap`
+    between two: no two labels overlap, however many nodes a column holds. Each column
+    is centred on the tallest."""
+    column = columns_of(graph)
+    count = max(column.values(), default=-1) + 1
+    stacks: list[list[Node]] = [[] for _ in range(count)]
+    for node in sorted(graph.nodes, key=lambda n: -n.y):
+        stacks[column[node.id]].append(node)
+    needs = [sum(extent[n.id] for n in nodes) + gap * (len(nodes) - 1) for nodes in stacks]
+    height = max(needs, default=0.0)
+    top: dict[str, float] = {}
+    for nodes, need in zip(stacks, needs, strict=True):
+        at = (height - need) / 2
+        for node in nodes:
+            top[node.id] = at
+            at += extent[node.id] + gap
+    return Stacked(column, top, {n.id: extent[n.id] for n in graph.nodes}, height, count)
+
+
+@dataclass(frozen=True, slots=True)
+class Stacked:
+    """Where each node's slot starts (`top`, from the top) and how tall it is (`size`)."""
+
+    column: dict[str, int]
+    top: dict[str, float]
+    size: dict[str, float]
+    height: float
+    columns: int
+
+    def centre(self, node_id: str) -> float:
+        return self.top[node_id] + self.size[node_id] / 2
+
+
+@dataclass(frozen=True, slots=True)
+class Sankey:
+    """A Sankey's geometry in the caller's unit: node `size` is `scale` × its amount,
+    its centre at `centre`; `gaps` are the widths of the gaps between columns (the last,
+    where two columns of labels face each other, twice the others)."""
+
+    column: dict[str, int]
+    centre: dict[str, float]
+    size: dict[str, float]
+    scale: float
+    height: float
+    gaps: list[float]
+
+    pad: float  # the node padding that makes Plotly draw its nodes at `scale`
+
+
+def node_values(graph: Graph) -> dict[str, int]:
+    inflow: dict[str, int] = {}
+    outflow: dict[str, int] = {}
+    for a, b, amount in graph.edges:
+        outflow[a] = outflow.get(a, 0) + amount
+        inflow[b] = inflow.get(b, 0) + amount
+    return {n.id: max(inflow.get(n.id, 0), outflow.get(n.id, 0)) for n in graph.nodes}
+
+
+def sankey(
+    graph: Graph,
+    label: Mapping[str, float],
+    *,
+    gap: float,
+    room: float,
+    least: float,
+    plotly: bool = True,
+) -> Sankey:
+    """The money flow's Sankey, spread over the whole height.
+
+    Every party takes the last column, ordered like the nodes that pay them (so bands do
+    not cross). Each node's slot is as tall as its band or its label (`label`, in the
+    caller's unit), whichever is taller, so no two labels overlap; the height is what
+    the fullest column's labels need plus `room` for the bands (at least `least`), and
+    the scale the largest at which every column fits. Each column's slack is shared
+    out between its nodes, so every column spans the whole height rather than the
+    fullest one alone. For Plotly (`plotly=True`), the height also grows until Plotly
+    can be made to draw at that scale (see `pad`).
+    """
+    parties = [n for n in graph.nodes if n.kind == "party"]
+    layer = columns_of(graph)
+    others = sorted({layer[n.id] for n in graph.nodes if n.kind != "party"})
+    column = {n.id: others.index(layer[n.id]) for n in graph.nodes if n.kind != "party"}
+    last = len(others)
+    column.update({n.id: last for n in parties})
+    value = node_values(graph)
+    stacks: list[list[Node]] = [[] for _ in range(last + 1)]
+    for node in sorted(graph.nodes, key=lambda n: -n.y):
+        stacks[column[node.id]].append(node)
+    stacks = [nodes for nodes in stacks if nodes]
+
+    def need(nodes: list[Node], scale: float) -> float:
+        return sum(max(value[n.id] * scale, label[n.id]) for n in nodes) + gap * (len(nodes) - 1)
+
+    height = max(max((need(nodes, 0.0) for nodes in stacks), default=0.0) + room, least)
+    fullest = max((len(nodes) for nodes in stacks), default=1)
+    totals = [(len(nodes), sum(value[n.id] for n in nodes) or 1) for nodes in stacks]
+
+    def plotly_scale(pad: float) -> float:  # how Plotly (d3-sankey) sizes nodes for a pad
+        return min((height - (count - 1) * pad) / total for count, total in totals)
+
+    for _ in range(60):
+        low, high = 0.0, height / max(max(value.values(), default=1), 1)
+        for _ in range(40):  # the largest scale at which every column fits
+            middle = (low + high) / 2
+            fits = all(need(nodes, middle) <= height for nodes in stacks)
+            low, high = (middle, high) if fits else (low, middle)
+        scale = low
+        # d3-sankey caps the pad at 2/3 of the height over the fullest column's gaps; the
+        # scale must be one it can reach with a pad below that cap, or the height grows.
+        cap = 2 * height / (3 * (fullest - 1)) if fullest > 1 else 0.0
+        if not plotly or plotly_scale(cap) <= scale * 1.000001:
+            break
+        height *= 1.05
+    low, high = 0.0, cap
+    for _ in range(60):  # the pad at which Plotly's scale is ours
+        middle = (low + high) / 2
+        low, high = (middle, high) if plotly_scale(middle) > scale else (low, middle)
+    pad = low
+    centre: dict[str, float] = {}
+
+    def fed_from(node: Node) -> float:
+        sources = [(amount, centre.get(a, 0.0)) for a, b, amount in graph.edges if b == node.id]
+        total = sum(amount for amount, _ in sources) or 1
+        return sum(amount * y for amount, y in sources) / total
+
+    for index, nodes in enumerate(stacks):
+        if index == len(stacks) - 1 and parties:
+            nodes = sorted(nodes, key=fed_from)
+        slots = [max(value[n.id] * scale, label[n.id]) for n in nodes]
+        spare = height - sum(slots)
+        spacing = spare / (len(nodes) - 1) if len(nodes) > 1 else 0.0
+        at = 0.0 if len(nodes) > 1 else spare / 2
+        for node, slot in zip(nodes, slots, strict=True):
+            centre[node.id] = at + slot / 2
+            at += slot + spacing
+    gaps = [1.0] * (len(stacks) - 1)
+    if gaps:
+        gaps[-1] = 2.0
+    size = {n.id: value[n.id] * scale for n in graph.nodes}
+    return Sankey(column, centre, size, scale, height, gaps, pad)
+
+
+def clipped(text: str, width: int, lines: int = 3) -> list[str]:
+    """`text` wrapped at `width` characters, at most `lines` lines, the last cut with "…"
+    where the text is longer (the full text is in the hover text)."""
+    import textwrap
+
+    wrapped = textwrap.wrap(text, width) or [text]
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] = wrapped[-1][: max(width - 1, 1)].rstrip() + "…"
+    return wrapped
+
+
 __all__ = [
     "KIND_COLOURS",
     "KIND_LABELS",
     "Graph",
     "Node",
+    "Sankey",
+    "Stacked",
+    "clipped",
+    "columns_of",
     "layered",
     "lineage_graph",
     "money_graph",
+    "node_values",
+    "sankey",
+    "stack_columns",
 ]

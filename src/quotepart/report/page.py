@@ -26,15 +26,19 @@ tr.total td { font-weight: bold; border-top: 2px solid #999; }
 code, pre { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; }
 code { word-break: break-all; }
 pre { background: #f6f6f6; padding: 8px; white-space: pre-wrap; word-break: break-all; }
-.figure { margin: 12px 0 18px; page-break-inside: avoid; }
-img.chart { width: 100%; }
+.figure { margin: 12px 0 18px; page-break-inside: avoid; break-inside: avoid; }
+img.chart { display: block; max-width: 100%; max-height: 250mm; margin: 0 auto; }
+.keep { break-inside: avoid; page-break-inside: avoid; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 14px; }
 dt { font-weight: bold; }
 dd { margin: 0; word-break: break-all; }
 @page { size: A4; margin: 14mm 12mm; }
+@media screen {
+  .figure { overflow-x: auto; }  /* a chart wider than a phone scrolls, its labels intact */
+}
 @media print {
   body { max-width: none; padding: 0; font-size: 10px; }
-  h2 { page-break-after: avoid; }
+  h2, h3 { break-after: avoid; page-break-after: avoid; }
   td, th { overflow-wrap: anywhere; padding: 3px 5px; }
 }
 """
@@ -61,8 +65,13 @@ def _table(headers: Iterable[str], rows: Iterable[Iterable[str]], *, numeric: se
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _figures(fragments: list[str]) -> str:
-    return "".join(f'<div class="figure">{fragment}</div>' for fragment in fragments)
+def _figures(fragments: list[str], *, lead: str = "") -> str:
+    """The charts of a section; `lead` (its heading and opening words) is kept on one page
+    with the first, so that a heading never ends a page with its chart on the next."""
+    figures = [f'<div class="figure">{fragment}</div>' for fragment in fragments]
+    if not figures:
+        return lead
+    return f'<div class="keep">{lead}{figures[0]}</div>' + "".join(figures[1:])
 
 
 def _names(document: ReportDocument) -> dict[str, str]:
@@ -250,25 +259,29 @@ def render_page(
         f'<p class="meta">{_e(asset.kind)} <code>{_e(asset.digest)}</code>; '
         f"revenue booked on {_e(earned_by)}</p>"
         f'<p class="lead">{_summary(document)}</p>'
-        "<h2>1. The value chain</h2>"
-        "<p>The datasets, labelling work, compute and models this "
-        f"{_e(asset.kind)} was built from, as recorded in the log.</p>"
-        + _figures(charts.get("lineage", []))
-        + "<h2>2. Where the money went</h2>"
-        "<p>From the revenue, through the service and the models, to each input and to the "
-        "people and organisations who contributed it.</p>"
-        + _figures(charts.get("money", []))
+        + _figures(
+            charts.get("lineage", []),
+            lead="<h2>1. The value chain</h2>"
+            "<p>The datasets, labelling work, compute and models this "
+            f"{_e(asset.kind)} was built from, as recorded in the log.</p>",
+        )
+        + _figures(
+            charts.get("money", []),
+            lead="<h2>2. Where the money went</h2>"
+            "<p>From the revenue, through the service and the models, to each input and to "
+            "the people and organisations who contributed it.</p>",
+        )
         + "<h2>3. Who received what</h2>"
         + _parties(document)
-        + "<h2>4. What each input was worth</h2>"
-        "<p>Where a policy weighs inputs by their value, the value is the input's measured "
-        "contribution to the model's score; the error bars show the estimate's standard "
-        "error. Negative values mean the input made the model worse.</p>"
-        + _figures(charts.get("valuations", []))
+        + _figures(
+            charts.get("valuations", []),
+            lead="<h2>4. What each input was worth</h2>"
+            "<p>Where a policy weighs inputs by their value, the value is the input's measured "
+            "contribution to the model's score; the error bars show the estimate's standard "
+            "error. Negative values mean the input made the model worse.</p>",
+        )
         + _valuations(document)
-        + "<h2>5. Usage</h2>"
-        + usage_text
-        + _figures(charts.get("usage", []))
+        + _figures(charts.get("usage", []), lead="<h2>5. Usage</h2>" + usage_text)
         + "<h2>6. The sharing rules</h2>"
         "<p>Within each input, its contributors share its part by their declared shares.</p>"
         + _policies(document)

@@ -11,17 +11,23 @@ shows the same pictures as the page, without the interactivity.
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import re
 import textwrap
 import warnings
-from collections.abc import Callable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from quotepart.report.document import ReportDocument
-from quotepart.report.layout import KIND_COLOURS, KIND_LABELS, Graph, lineage_graph, money_graph
+from quotepart.report.layout import (
+    KIND_COLOURS,
+    KIND_LABELS,
+    clipped,
+    lineage_graph,
+    money_graph,
+    sankey,
+    stack_columns,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -29,7 +35,7 @@ if TYPE_CHECKING:
 # matplotlib is imported inside the functions that draw: `import quotepart` must not pay for it.
 _RC: dict[Any, Any] = {
     "svg.hashsalt": "quotepart-report",  # fixed element ids: the same report, the same bytes
-    "svg.fonttype": "path",  # text as outlines: the PDF needs no matplotlib font
+    "svg.fonttype": "none",  # text as text: the PDF draws it in DejaVu Sans, as the page
     "font.family": "DejaVu Sans",
     "font.size": 8,
     "axes.spines.top": False,
@@ -63,100 +69,199 @@ def _wrap(text: str, width: int = 20) -> str:
     return "\n".join(textwrap.wrap(text, width) or [text])
 
 
-def _draw_graph(
-    graph: Graph, title: str, *, label: Callable[[Any], str], widths: Callable[[int], float]
-) -> str:
-    import matplotlib
+# Charts are drawn in points (1/72 inch) on a page-wide canvas, so that labels can be given
+# the room their text takes: at 6.5 pt, DejaVu Sans averages under 3.9 pt a character.
+_POINTS = _WIDTH * 72
+_FONT = 6.5
+_CHAR = 3.9
+_LINE = 8.0
+_TITLE = 9
+_TALLEST = 560  # points of chart that fit on an A4 page below a section's heading
 
-    tallest = max(sum(1 for m in graph.nodes if m.x == n.x) for n in graph.nodes)
-    layers = sorted({n.x for n in graph.nodes})
-    step = layers[1] - layers[0] if len(layers) > 1 else 1.0
-    with matplotlib.rc_context(_RC):
-        figure = _figure(_WIDTH, 1.3 + 0.8 * tallest)
-        axes = figure.add_subplot()
-        axes.set_axis_off()
-        axes.set_xlim(-0.13, 1.13)
-        axes.set_ylim(-0.08, 1.08)
-        axes.set_title(title, loc="left", fontsize=9, fontweight="bold")
-        for source, target, amount in graph.edges:
-            a, b = graph.node(source), graph.node(target)
-            # An edge that skips layers bends, so that it does not run through the nodes
-            # drawn between its ends.
-            bend = 0.0 if b.x - a.x <= step * 1.01 else (0.25 if b.y >= a.y else -0.25)
-            axes.annotate(
-                "",
-                xy=(b.x, b.y),
-                xytext=(a.x, a.y),
-                arrowprops={
-                    "arrowstyle": "-|>",
-                    "color": KIND_COLOURS.get(a.kind, "#8a8a8a"),
-                    "alpha": 0.45,
-                    "lw": widths(amount),
-                    "shrinkA": 8,
-                    "shrinkB": 8,
-                    "connectionstyle": f"arc3,rad={bend}",
-                },
-            )
-        for kind in KIND_LABELS:
-            nodes = [n for n in graph.nodes if n.kind == kind]
-            if nodes:
-                axes.scatter(
-                    [n.x for n in nodes],
-                    [n.y for n in nodes],
-                    s=110,
-                    marker="s" if kind == "run" else "o",
-                    color=KIND_COLOURS[kind],
-                    label=KIND_LABELS[kind],
-                    zorder=3,
-                )
-        for n in graph.nodes:
-            axes.annotate(
-                label(n),
-                (n.x, n.y),
-                xytext=(0, 10),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=7,
-                zorder=4,
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
-            )
-        kinds = len({n.kind for n in graph.nodes})
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=kinds, frameon=False)
-        return _svg(figure)
+
+def _canvas(height: float, title: str) -> tuple[Figure, Any, float]:
+    """A figure `height` points tall below its title, and axes in points, y downwards."""
+    from matplotlib.figure import Figure
+
+    lines = textwrap.wrap(title, 90) or [title]
+    head = 6 + 12 * len(lines)
+    figure = Figure(figsize=(_WIDTH, (height + head) / 72))
+    axes = figure.add_axes((0, 0, 1, 1))
+    axes.set_axis_off()
+    axes.set_xlim(0, _POINTS)
+    axes.set_ylim(height, -head)
+    axes.text(
+        0, -head + 2, "\n".join(lines), ha="left", va="top", fontsize=_TITLE, fontweight="bold"
+    )
+    return figure, axes, head
+
+
+def _curve(x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float]]:
+    """The control points of a curve leaving (x0, y0) and reaching (x1, y1) level."""
+    middle = (x0 + x1) / 2
+    return [(x0, y0), (middle, y0), (middle, y1), (x1, y1)]
 
 
 def lineage_svg(document: ReportDocument) -> str:
-    return _draw_graph(
-        lineage_graph(document),
-        f"The value chain of {document.asset.name}: what it was made from "
-        "(arrows: from an input to what was made of it)",
-        label=lambda n: _wrap(n.name),
-        widths=lambda _: 1.2,
+    """The value chain from left to right, as on the page: a column per depth, each label
+    above its node in a slot of its own (so no two overlap), edges curving from an input
+    to what was made of it, reaching it level, under the labels."""
+    import matplotlib
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyArrowPatch, PathPatch
+    from matplotlib.path import Path
+
+    graph = lineage_graph(document)
+    count = len({n.x for n in graph.nodes})
+    chars = 22 if count < 2 else max(12, min(26, int((_POINTS - 90) / (count - 1) / _CHAR) - 2))
+    side = chars * _CHAR / 2 + 4
+    pitch = (_POINTS - 2 * side) / (count - 1) if count > 1 else 0.0
+    labels = {n.id: clipped(n.name, chars) for n in graph.nodes}
+    marker = 9.0
+    stacked = stack_columns(
+        graph, {i: _LINE * len(lines) + 3 + marker for i, lines in labels.items()}, gap=6
     )
+    x = {n.id: side + pitch * stacked.column[n.id] for n in graph.nodes}
+    y = {n.id: stacked.top[n.id] + stacked.size[n.id] - marker / 2 for n in graph.nodes}
+    with matplotlib.rc_context(_RC):
+        figure, axes, _ = _canvas(
+            stacked.height + 24,
+            f"The value chain of {document.asset.name}: what it was made from "
+            "(arrows: from an input to what was made of it)",
+        )
+        reach = marker / 2 + 1.5
+        for source, target, _ in graph.edges:
+            points = _curve(x[source] + reach, y[source], x[target] - reach - 4, y[target])
+            codes = [Path.MOVETO, Path.CURVE4, Path.CURVE4, Path.CURVE4]
+            axes.add_patch(
+                PathPatch(Path(points, codes), fc="none", ec="#9a9a9a", lw=0.9, zorder=1)
+            )
+            axes.add_patch(
+                FancyArrowPatch(
+                    (x[target] - reach - 5, y[target]), (x[target] - reach + 0.5, y[target]),
+                    arrowstyle="-|>", mutation_scale=6, color="#9a9a9a", lw=0.9, zorder=1,
+                )
+            )  # fmt: skip
+        handles = []
+        for kind in KIND_LABELS:
+            nodes = [n for n in graph.nodes if n.kind == kind]
+            if nodes:
+                shape = "s" if kind == "run" else "o"
+                axes.scatter(
+                    [x[n.id] for n in nodes], [y[n.id] for n in nodes], s=marker**2,
+                    marker=shape, color=KIND_COLOURS[kind], zorder=3, linewidths=0,
+                )  # fmt: skip
+                handles.append(
+                    Line2D([], [], marker=shape, ls="none", color=KIND_COLOURS[kind],
+                           label=KIND_LABELS[kind])
+                )  # fmt: skip
+        for n in graph.nodes:
+            axes.text(
+                x[n.id], y[n.id] - marker / 2 - 2, "\n".join(labels[n.id]), ha="center",
+                va="bottom", fontsize=_FONT, linespacing=1.25, zorder=4,
+            )  # fmt: skip
+        axes.legend(
+            handles=handles, loc="lower left", bbox_to_anchor=(0, 0), ncols=len(handles),
+            frameon=False, fontsize=_FONT + 0.5, handletextpad=0.2, columnspacing=1.2,
+        )  # fmt: skip
+        return _svg(figure)
 
 
 def money_svgs(document: ReportDocument) -> list[str]:
-    out = []
-    for code in sorted(document.money_flow):
-        graph = money_graph(document, code)
-        largest = max((amount for _, _, amount in graph.edges), default=1) or 1
-        earned = document.totals[code].earned.amount
-        out.append(
-            _draw_graph(
-                graph,
-                f"Where the money went: {earned} {code} earned by {document.asset.name} "
-                f"in {document.period} (line width: amount in {code})",
-                label=lambda n: f"{_wrap(n.name)}\n{n.detail}",
-                widths=functools.partial(_width, largest=largest),
-            )
+    """One Sankey per currency, as on the page: bands as wide as the amounts they carry,
+    from the revenue through the service, models and inputs to the parties."""
+    return [_sankey_svg(document, code) for code in sorted(document.money_flow)]
+
+
+def _sankey_svg(document: ReportDocument, code: str) -> str:
+    import matplotlib
+    from matplotlib.patches import PathPatch, Rectangle
+    from matplotlib.path import Path
+
+    graph = money_graph(document, code)
+    node_width = 6.0
+    units = len({n.x for n in graph.nodes if n.kind != "party"}) + 1  # the last gap is double
+    chars = max(12, min(26, int((_POINTS - node_width) / max(units, 1) / _CHAR) - 3))
+    # A page holds about `_TALLEST` points of chart below a section's heading. Where the
+    # labels of the fullest column need more, their type shrinks (to 5.5 pt at least),
+    # then names take one line rather than two (the table below the chart names everyone
+    # in full).
+    columns = sankey(graph, {n.id: 0.0 for n in graph.nodes}, gap=0, room=1, least=1).column
+    for most in (2, 1):
+        names = {n.id: clipped(n.name, chars, most) for n in graph.nodes}
+        fullest = max(
+            sum(_LINE * (len(names[n.id]) + 1) + 6 for n in graph.nodes if columns[n.id] == c)
+            for c in set(columns.values())
         )
-    return out
-
-
-def _width(amount: int, *, largest: int) -> float:
-    """Line width in points, in proportion to the amount."""
-    return 0.8 + 11 * amount / largest
+        shrink = max(5.5 / _FONT, min(1.0, (_TALLEST - 100) / max(fullest, 1)))
+        if fullest * shrink <= _TALLEST - 100:
+            break
+    # smaller type holds more characters in the same width
+    names = {n.id: clipped(n.name, int(chars / shrink), most) for n in graph.nodes}
+    font, line = _FONT * shrink, _LINE * shrink
+    layout = sankey(
+        graph,
+        {i: line * (len(lines) + 1) + 3 for i, lines in names.items()},
+        gap=3,
+        room=min(280.0, max(100.0, _TALLEST - fullest * shrink)),
+        least=220,
+        plotly=False,
+    )
+    at = [0.0]
+    for gap in layout.gaps:
+        at.append(at[-1] + gap)
+    span = at[-1] or 1.0
+    x = {n.id: (_POINTS - node_width) * at[layout.column[n.id]] / span for n in graph.nodes}
+    top = {n.id: layout.centre[n.id] - layout.size[n.id] / 2 for n in graph.nodes}
+    last = len(layout.gaps)
+    earned = document.totals[code].earned.amount
+    with matplotlib.rc_context(_RC):
+        figure, axes, _ = _canvas(
+            layout.height,
+            f"Where the money went: {earned} {code} earned by {document.asset.name} "
+            f"in {document.period} (band width: amount in {code})",
+        )
+        leaving = dict(top)  # where each node's next band leaves, and arrives
+        arriving = dict(top)
+        out_at: dict[tuple[str, str], float] = {}  # bands leave in their targets' order
+        for source, target, amount in sorted(
+            graph.edges, key=lambda e: (e[0], layout.centre[e[1]])
+        ):
+            out_at[(source, target)] = leaving[source]
+            leaving[source] += amount * layout.scale
+        # ... and arrive in their sources' order, so that no two bands cross at a node
+        for source, target, amount in sorted(
+            graph.edges, key=lambda e: (e[1], layout.centre[e[0]])
+        ):
+            width = amount * layout.scale
+            x0, x1 = x[source] + node_width, x[target]
+            y0, y1 = out_at[(source, target)], arriving[target]
+            arriving[target] += width
+            upper = _curve(x0, y0, x1, y1)
+            lower = _curve(x1, y1 + width, x0, y0 + width)
+            codes = [Path.MOVETO, *[Path.CURVE4] * 3, Path.LINETO, *[Path.CURVE4] * 3,
+                     Path.CLOSEPOLY]  # fmt: skip
+            axes.add_patch(
+                PathPatch(
+                    Path([*upper, *lower, upper[0]], codes), lw=0,
+                    fc=KIND_COLOURS.get(graph.node(source).kind, "#999999"), alpha=0.3,
+                )
+            )  # fmt: skip
+        for n in graph.nodes:
+            axes.add_patch(
+                Rectangle(
+                    (x[n.id], top[n.id]), node_width, max(layout.size[n.id], 0.6),
+                    color=KIND_COLOURS.get(n.kind, "#999999"), lw=0, zorder=2,
+                )
+            )  # fmt: skip
+            right = layout.column[n.id] < last
+            axes.text(
+                x[n.id] + node_width + 2 if right else x[n.id] - 2, layout.centre[n.id],
+                "\n".join([*names[n.id], n.detail]), ha="left" if right else "right",
+                va="center", fontsize=font, linespacing=1.25, zorder=3,
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6},
+            )  # fmt: skip
+        return _svg(figure)
 
 
 def valuation_svgs(document: ReportDocument) -> list[str]:
@@ -212,8 +317,8 @@ def usage_svg(document: ReportDocument) -> str | None:
         axes.bar(positions, [s.units for s in series], color=KIND_COLOURS["service"])
         axes.set_ylabel(f"{unit}s per {per}")
         axes.set_xlabel(per)
-        step = max(1, len(labels) // 12)
-        axes.set_xticks(positions[::step], labels[::step], rotation=30, ha="right")
+        step = max(1, -(-len(labels) // 8))  # at most 8 labels, level: none overprints another
+        axes.set_xticks(positions[::step], labels[::step])
         twin = axes.twinx()
         twin.plot(positions, [s.consumers for s in series], color=KIND_COLOURS["model"], marker=".")
         twin.set_ylabel("distinct consumers (pseudonymous)", color=KIND_COLOURS["model"])
