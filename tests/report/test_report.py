@@ -450,3 +450,27 @@ def test_every_other_deprecation_warning_still_fails(
         warnings.simplefilter("error")
         with pytest.raises(DeprecationWarning, match=re.escape(message)):
             quotepart.report.static.pdf_bytes("<p>x</p>")
+
+
+def test_without_harfbuzz_subset_the_same_page_makes_the_same_pdf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fontTools, WeasyPrint's fallback subsetter, stamps fonts with the time of writing
+    (seen on a fresh machine: publishing the same report again appended a new entry)."""
+    if quotepart.report.static.pdf_bytes("<p>probe</p>")[0] is None:
+        if ON_CI:
+            pytest.fail("CI=true but WeasyPrint cannot load")
+        pytest.skip("WeasyPrint cannot load here")
+    from fontTools.ttLib.tables import _h_e_a_d
+    from weasyprint.pdf import fonts
+    from weasyprint.text import ffi
+
+    ticks = iter(range(10**9, 10**9 + 100))
+    monkeypatch.setattr(_h_e_a_d, "timestampNow", lambda: next(ticks))
+    monkeypatch.setattr(ffi, "harfbuzz_subset", None)  # as on a machine without the library
+    monkeypatch.setattr(fonts, "harfbuzz_subset", None)
+    page = "<h1>Report</h1><p>Hillside Growers earned 75.00 EUR.</p>"
+    first, _ = quotepart.report.static.pdf_bytes(page)
+    second, _ = quotepart.report.static.pdf_bytes(page)
+    assert first is not None
+    assert first == second

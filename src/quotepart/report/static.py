@@ -381,8 +381,14 @@ def pdf_bytes(page: str) -> tuple[bytes | None, str | None]:
             f"WeasyPrint cannot load its system libraries ({reason}); "
             "install Pango (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0) for a PDF"
         )
+    # Without HarfBuzz's subset library, WeasyPrint subsets fonts with fontTools, which
+    # stamps each subset with the time of writing: the same report would give another PDF,
+    # and so another report.published entry. Embedding the fonts whole keeps the PDF a
+    # function of the page (larger, and only on such machines).
+    from weasyprint.text import ffi as weasyprint_ffi
+
     document = weasyprint.HTML(string=page, base_url=None)
-    data = document.write_pdf()
+    data = document.write_pdf(full_fonts=weasyprint_ffi.harfbuzz_subset is None)
     assert isinstance(data, bytes)
     return data, None
 
