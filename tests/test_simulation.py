@@ -52,11 +52,12 @@ from quotepart.errors import (
     PolicyError,
     SignatureError,
 )
-from quotepart.ids import Digest, PartyId, RevenueId
+from quotepart.ids import Digest, PartyId, Period, RevenueId
 from quotepart.log import SigningKey, parse_entry, sign_entry
-from quotepart.log.kinds import AssetRegistered, PartyRegistered
+from quotepart.log.kinds import AssetRegistered, PartyRegistered, RevenueRecorded
 from quotepart.sharing import verify_statement
 from quotepart.store.log_store import FAULT_POINTS
+from quotepart.store.queries.sharing import owed_balances
 from quotepart.store.schema import PROJECTION_TABLES, metadata
 from quotepart.workspace import Workspace, init_workspace
 from tests.conftest import POSTGRES_URL, PROFILE, FakeClock
@@ -504,18 +505,37 @@ class DomainSimulation(RuleBasedStateMachine):
                 minimum_minor=minimum,
             )
 
-        if period in self.exported:
-            size = self.ws.store.tree_size()
-            again = export()
-            assert not again.new
-            assert again.content == self.exported[period]
+        the_period = Period.parse(period)
+        size = self.ws.store.tree_size()
+        pending = [
+            body.revenue
+            for _, entry in self.ws.revenue_entries()
+            if (body := entry.body_as(RevenueRecorded)).revenue not in self.shared
+            and body.currency == "EUR"
+            and body.period.last_month <= the_period.last_month
+        ]
+        if pending:  # money not yet shared is never paid around: the export refuses
+            with pytest.raises(InputError, match="not shared"):
+                export()
             assert self.ws.store.tree_size() == size
+            event("payout refused: revenue not shared")
+            return
+        with self.ws.ledger.read() as conn:
+            owed = owed_balances(conn, "EUR", the_period.last_month)
+        if not any(amount >= max(minimum, 1) for amount in owed.values()):
+            made = export()  # nothing to pay: nothing recorded, nothing blocked
+            assert not made.new
+            assert self.ws.store.tree_size() == size
+            event("payout with nothing owed")
             return
         with self.appending(crash, 1):
             made = export()
             assert made.new
             assert all(amount >= max(minimum, 1) for amount in made.paid.values())
             assert all(0 < amount < minimum for amount in made.carried.values())
+            assert {str(p): a for p, a in made.paid.items()} == {
+                p: a for p, a in owed.items() if a >= max(minimum, 1)
+            }
             self.exported[period] = made.content
             event(f"payout paid {len(made.paid)}, carried {len(made.carried)}")
 
