@@ -18,7 +18,7 @@ import pytest
 
 from quotepart.report import ReportFiles
 from quotepart.workspace import init_workspace
-from tests.conftest import FakeClock
+from tests.conftest import ON_CI, FakeClock
 from tests.report.conftest import Published
 from tests.report.test_browser import CHROMIUM, CHROMIUM_ARGS, _browser_or_skip
 from tests.report.wide_scene import WideScene
@@ -130,7 +130,10 @@ def test_no_two_words_overlap_and_no_page_ends_with_a_heading_in_the_pdf(
     drawn: Drawn,
 ) -> None:
     pdfplumber = pytest.importorskip("pdfplumber")
-    assert drawn.files.pdf_path is not None
+    if drawn.files.pdf_path is None:
+        if ON_CI:
+            pytest.fail(f"CI=true but no PDF: {drawn.files.pdf_skipped}")
+        pytest.skip(f"WeasyPrint cannot load here: {drawn.files.pdf_skipped}")
     problems = []
     with pdfplumber.open(drawn.files.pdf_path) as pdf:
         assert len(pdf.pages) >= 3

@@ -474,3 +474,21 @@ def test_without_harfbuzz_subset_the_same_page_makes_the_same_pdf(
     second, _ = quotepart.report.static.pdf_bytes(page)
     assert first is not None
     assert first == second
+
+
+def test_a_weasyprint_that_cannot_load_prints_nothing_on_stdout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stdout is for data: WeasyPrint prints installation advice there when Pango is
+    missing (seen on a fresh machine, in `quotepart report`'s list of paths)."""
+
+    def fails_to_load() -> Any:
+        print("-----\nWeasyPrint could not import some external libraries.\n-----")
+        raise OSError("cannot load library 'libgobject-2.0-0'")
+
+    monkeypatch.setattr(quotepart.report.static, "_weasyprint", fails_to_load)
+    data, reason = quotepart.report.static.pdf_bytes("<p>x</p>")
+    assert data is None
+    assert reason is not None
+    assert "libgobject" in reason
+    assert capsys.readouterr().out == ""

@@ -11,6 +11,7 @@ shows the same pictures as the page, without the interactivity.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import re
 import textwrap
@@ -374,7 +375,11 @@ def pdf_bytes(page: str) -> tuple[bytes | None, str | None]:
                 category=DeprecationWarning,
                 module=_HARFBUZZ_SUBSET_MODULE,
             )
-            weasyprint = _weasyprint()
+            # A WeasyPrint that cannot load Pango prints its installation advice to stdout
+            # before raising: stdout is for data (`quotepart report --json`), so it is
+            # kept here, and the reason below says what to install.
+            with contextlib.redirect_stdout(io.StringIO()):
+                weasyprint = _weasyprint()
     except (OSError, ImportError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, (
