@@ -278,7 +278,8 @@ def test_the_cli_prints_the_paths_and_a_summary(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     document = json.loads(again.stdout)
     assert document["pdf"] is None
-    assert document["new"] is True  # without the PDF it is another report
+    # without the PDF it is another report, unless there was no PDF to begin with
+    assert document["new"] is pdf_made
     bad = runner.invoke(cli, ["report", "triage", "--period", "Q1", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2
     assert "Error: not a period" in bad.stderr
