@@ -585,3 +585,29 @@ def test_usage_is_billed_once_per_period_from_pseudonymised_consumers(local: Sce
     with pytest.raises(InputError, match="already has revenue"):
         ws.bill_usage(local.service, "2026-Q1", unit_price="0.50", currency="EUR", by=local.lab)
     assert ws.store.tree_size() == size
+
+
+def test_a_consent_signed_by_another_party_is_refused_at_append_and_named_by_verify(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Consent decides money (a withdrawn one pays nothing): only its contributor signs it.
+    The rule is the projection's admission hook, so a replay applies it as append does."""
+    import dataclasses
+
+    from quotepart.log.kinds import ConsentRecorded
+    from quotepart.store.projections import _writer, admit_any_registered_author
+
+    ws = scene.ws
+    forged = ConsentRecorded(scene.hospital_a, scene.data_a, "withdraw", ws.clock())
+    size = ws.store.tree_size()
+    with pytest.raises(InputError, match=r"a consent of .* was signed by"):
+        ws.append(forged, author=scene.hospital_b)
+    assert ws.store.tree_size() == size
+    # As if an older quotepart, without the rule, had appended it:
+    real = _writer._DECLARED_PROJECTIONS["consent.recorded"]
+    lax = dataclasses.replace(real, admit=admit_any_registered_author)
+    monkeypatch.setitem(_writer._DECLARED_PROJECTIONS, "consent.recorded", lax)
+    ws.append(forged, author=scene.hospital_b)
+    monkeypatch.setitem(_writer._DECLARED_PROJECTIONS, "consent.recorded", real)
+    with pytest.raises(QuotepartError, match=r"a consent of .* was signed by"):
+        ws.verify()

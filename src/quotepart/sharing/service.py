@@ -279,18 +279,22 @@ class Sharing:
     def grant_consent(
         self, party: PartyRef, asset: AssetOrName, *, effective: datetime | None = None
     ) -> int:
-        with self.ledger.read() as conn:
-            author, digest = resolve_party(conn, party), resolve_asset(conn, asset)
-        body = ConsentRecorded(author, digest, "grant", effective or self.ledger.clock())
-        return self.ledger.append(body, author=author)
+        """From `effective` on, runs may count `party`'s contribution to `asset` again."""
+        return self._consent("grant", party, asset, effective)
 
     def withdraw_consent(
         self, party: PartyRef, asset: AssetOrName, *, effective: datetime | None = None
     ) -> int:
         """From `effective` on, runs may not count `party`'s contribution to `asset`."""
+        return self._consent("withdraw", party, asset, effective)
+
+    def _consent(
+        self, action: str, party: PartyRef, asset: AssetOrName, effective: datetime | None
+    ) -> int:
+        """A consent entry signed by the contributor it speaks for (the only one who may)."""
         with self.ledger.read() as conn:
             author, digest = resolve_party(conn, party), resolve_asset(conn, asset)
-        body = ConsentRecorded(author, digest, "withdraw", effective or self.ledger.clock())
+        body = ConsentRecorded(author, digest, action, effective or self.ledger.clock())
         return self.ledger.append(body, author=author)
 
     # ------------------------------------------------------------- billing

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Table
 
+from quotepart.errors import InputError
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import DECLARED, EntryBody
 from quotepart.store.engine import bulk_insert, select_where_in
@@ -135,6 +136,18 @@ Admission = Callable[["ProjectionWriter", B, SignedEntry], None]
 def admit_any_registered_author(writer: ProjectionWriter, body: Any, entry: SignedEntry) -> None:
     """The default rule: the store has already checked that the author is a registered
     party and that the signature is theirs; nothing more is asked of this kind yet."""
+
+
+def only_the_party_itself(fact: str, *, hint: str) -> Admission[Any]:
+    """The rule of a fact a party states about itself (its consent, where its money goes):
+    only that party, `body.party`, may sign it. `fact` names it in the error, e.g. "a
+    consent of", followed by the party."""
+
+    def admit(writer: ProjectionWriter, body: Any, entry: SignedEntry) -> None:
+        if entry.author != body.party:
+            raise InputError(f"{fact} {body.party} was signed by {entry.author}", hint=hint)
+
+    return admit
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,12 @@ from quotepart.log.kinds import (
     format_fraction,
 )
 from quotepart.store.lineage import reaches
-from quotepart.store.projections._writer import ProjectionWriter, digest_prefix, projects
+from quotepart.store.projections._writer import (
+    ProjectionWriter,
+    digest_prefix,
+    only_the_party_itself,
+    projects,
+)
 from quotepart.store.schema import (
     assets,
     contributions,
@@ -87,18 +92,14 @@ def project_party(
     )
 
 
-def _signed_by_the_party(
-    writer: ProjectionWriter, body: PartyPayoutChanged, entry: SignedEntry
-) -> None:
-    """Only the party itself may change where its money goes."""
-    if entry.author != body.party:
-        raise InputError(
-            f"the payout reference of {body.party} was changed by {entry.author}",
-            hint="a party changes its own payout reference, signing with its own key",
-        )
-
-
-@projects(PartyPayoutChanged, keys=_party_keys, admit=_signed_by_the_party)
+@projects(
+    PartyPayoutChanged,
+    keys=_party_keys,
+    admit=only_the_party_itself(
+        "the change of the payout reference of",
+        hint="a party changes its own payout reference, signing with its own key",
+    ),
+)
 def project_payout_change(
     writer: ProjectionWriter, body: PartyPayoutChanged, entry: SignedEntry, leaf_index: int
 ) -> None:

@@ -23,7 +23,11 @@ from quotepart.log.kinds import (
     UsageRecorded,
     ValuationRecorded,
 )
-from quotepart.store.projections._writer import ProjectionWriter, projects
+from quotepart.store.projections._writer import (
+    ProjectionWriter,
+    only_the_party_itself,
+    projects,
+)
 from quotepart.store.schema import (
     allocation_amounts,
     allocations,
@@ -132,18 +136,12 @@ def project_valuation(
     )
 
 
-def _signed_by_the_contributor(
-    writer: ProjectionWriter, body: ConsentRecorded, entry: SignedEntry
-) -> None:
-    """Only the contributor it speaks for may grant or withdraw a consent."""
-    if entry.author != body.party:
-        raise InputError(
-            f"a consent of {body.party} was signed by {entry.author}",
-            hint="a contributor grants or withdraws consent with their own key",
-        )
-
-
-@projects(ConsentRecorded, admit=_signed_by_the_contributor)
+@projects(
+    ConsentRecorded,
+    admit=only_the_party_itself(
+        "a consent of", hint="a contributor grants or withdraws consent with their own key"
+    ),
+)
 def project_consent(
     writer: ProjectionWriter, body: ConsentRecorded, entry: SignedEntry, leaf_index: int
 ) -> None:
