@@ -218,8 +218,9 @@ def test_ingest_refuses_a_bad_or_unknown_operator(folder: Path) -> None:
     init_workspace(folder).close()
     sample = str(SAMPLES / "dbt_failed_model.jsonl")
     bad = run("ingest", "openlineage", sample, "--operator", "Platform", "--workspace", str(folder))
-    assert bad.exit_code == 2
-    assert "Error: not a party id: 'Platform'" in bad.stderr
+    assert bad.exit_code == 4  # a name is looked up like an id (issue 13): no such party
+    assert "Error: no party 'Platform' in this log" in bad.stderr
+    assert "quotepart party list" in bad.stderr
     stranger = PartyId.new()
     unknown = run(
         "ingest", "openlineage", sample, "--operator", str(stranger), "--workspace", str(folder)

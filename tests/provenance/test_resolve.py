@@ -68,3 +68,20 @@ def test_a_known_party_with_nothing_gets_an_empty_statement(ws: Workspace) -> No
     statement = ws.statement("Hillside Growers", "2026-Q1")
     assert statement.party == grower
     assert statement.items == []
+
+
+def test_every_sdk_by_takes_a_name_and_a_wrong_type_is_told_what_is_expected(
+    ws: Workspace,
+) -> None:
+    """`by=` of any fact (here register_data, register_asset, record_usage) signs for the
+    party named, through the ledger: not `AttributeError: 'str' object has no attribute 'ulid'`."""
+    lab = ws.register_party("Vineyard Lab", roles=("operator",))
+    data = ws.register_data(b"rows", name="cultivar rows", by="Vineyard Lab")
+    assert ws.asset(data) is not None
+    assert ws.asset(data).registered_by == lab  # type: ignore[union-attr]
+    size = ws.store.tree_size()
+    with pytest.raises(NotFoundError, match="no party 'Nobody'"):
+        ws.register_asset(b"other", asset_kind="dataset", name="o", by="Nobody")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a party is a PartyId or a name"):
+        ws.register_asset(b"other", asset_kind="dataset", name="o", by=42)  # type: ignore[arg-type]
+    assert ws.store.tree_size() == size

@@ -18,7 +18,6 @@ from quotepart.cli._base import (
     workspace_options,
 )
 from quotepart.errors import InputError
-from quotepart.ids import PartyId
 from quotepart.provenance.export import (
     PROV_FORMATS,
     export_croissant,
@@ -173,14 +172,13 @@ def ingest_openlineage_command(
     Runs already in the log are left as they are, so ingesting a file again is harmless.
     Events that cannot become a run are listed on stderr with the reason.
     """
-    party = PartyId.parse(operator)
     events, line_numbers = _read_events(source)
     if not events:
         raise InputError(
             "FILE holds no events", hint="give one OpenLineage event per line, or a JSON array"
         )
     with load_workspace(workspace_dir, database_url) as ws:
-        report = ingest_openlineage(ws.provenance, events, operator=party)
+        report = ingest_openlineage(ws.provenance, events, operator=ws.resolve_party(operator))
 
     def place(position: int | None) -> str:
         if position is None:

@@ -20,7 +20,6 @@ from quotepart.cli._base import (
     workspace_options,
 )
 from quotepart.errors import InputError, QuotepartWarning
-from quotepart.ids import PartyId
 from quotepart.log.kinds import AGENT_TYPES, ASSET_KINDS, CONTRIBUTION_ROLES, PARTY_ROLES
 from quotepart.money import parse_ratio
 from quotepart.provenance import record_proof, verify_record_proof
@@ -75,7 +74,7 @@ def party_add(
 def party_payout(workspace_dir: Path, database_url: str | None, party: str, reference: str) -> None:
     """Pay PARTY to REFERENCE (IBAN or E.164 number) from now on, signed by the party's own key."""
     with load_workspace(workspace_dir, database_url) as ws, _warnings_to_stderr():
-        leaf = ws.change_payout_reference(PartyId.parse(party), reference)
+        leaf = ws.change_payout_reference(ws.resolve_party(party), reference)
     click.echo(str(leaf))
 
 

@@ -13,7 +13,7 @@ from quotepart.cli._base import (
     stderr_console,
     workspace_options,
 )
-from quotepart.ids import PartyId, Period
+from quotepart.ids import Period
 
 
 @click.command("report")
@@ -51,8 +51,8 @@ def report_command(
     digests in the log, so the published report is provable. Prints the paths written.
     """
     the_period = Period.parse(period)  # refused before the workspace is opened
-    signer = PartyId.parse(by) if by else None
     with load_workspace(workspace_dir, database_url) as ws:
+        signer = ws.resolve_party(by) if by else None
         files = ws.publish_report(asset, the_period, out_dir, by=signer, pdf=not no_pdf)
     paths = [files.json_path, files.html_path, *([files.pdf_path] if files.pdf_path else [])]
     if as_json:

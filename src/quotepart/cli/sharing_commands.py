@@ -21,7 +21,7 @@ from quotepart.cli._base import (
     workspace_options,
 )
 from quotepart.errors import InputError
-from quotepart.ids import PartyId, parse_timestamp
+from quotepart.ids import parse_timestamp
 from quotepart.log.kinds import (
     MISSING_VALUATION,
     NEGATIVE_VALUES,
@@ -219,7 +219,7 @@ def _consent(action: str) -> click.Command:
         moment: datetime | None = parse_timestamp(effective) if effective else None
         with load_workspace(workspace_dir, database_url) as ws:
             method = ws.grant_consent if action == "grant" else ws.withdraw_consent
-            index = method(PartyId.parse(party), ws.resolve_asset(asset), effective=moment)
+            index = method(ws.resolve_party(party), ws.resolve_asset(asset), effective=moment)
         click.echo(f"consent {action} recorded as entry {index}")
 
     command.help = (

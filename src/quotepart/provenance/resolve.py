@@ -7,52 +7,18 @@ mean the same everywhere, and an unknown or ambiguous one is refused in the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TypeVar
-
 from sqlalchemy import Connection
 
-from quotepart.errors import InputError, NotFoundError
-from quotepart.ids import Digest, PartyId
+from quotepart.errors import NotFoundError
+from quotepart.ids import Digest
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.store.queries import provenance as queries
-
-PartyRef = PartyId | str
-"""A party as callers may name it: its id, or a string (its id, an id prefix, its name)."""
+from quotepart.store.queries.names import SHOWN, PartyRef, one_match, resolve_party
 
 AssetOrName = AssetRef | str
 """An asset as callers may name it: a digest (or record), or its digest, a prefix or its name."""
 
-_PARTY_HINT = "list parties with `quotepart party list`"
 _ASSET_HINT = "list assets with `quotepart asset list`"
-T = TypeVar("T")
-_SHOWN = 10  # candidates listed when a name or prefix is ambiguous
-
-
-def resolve_party(conn: Connection, party: PartyRef) -> PartyId:
-    """The registered party `party` names.
-
-    Raises:
-        TypeError: `party` is neither a PartyId nor a string.
-        NotFoundError: no registered party has that id, id prefix or name.
-        InputError: more than one party has that name or id prefix (the candidates listed).
-    """
-    if isinstance(party, str) and len(party) == len(PartyId.PREFIX) + 26:
-        party = PartyId.parse(party) if party.startswith(PartyId.PREFIX) else party
-    if isinstance(party, PartyId):
-        if queries.party_leaf(conn, party) is None:
-            raise NotFoundError(f"unknown party {party}", hint=_PARTY_HINT)
-        return party
-    if not isinstance(party, str):
-        raise TypeError(
-            f"a party is a PartyId or a name string, not {type(party).__name__}: {party!r}"
-        )
-    matches = queries.parties_matching(conn, party, limit=_SHOWN + 1)
-    named = [m for m in matches if m.name == party.strip()]
-    chosen = _one(named or matches, party, "party", [f"{m.party}  {m.name}" for m in matches])
-    if chosen is None:
-        raise NotFoundError(f"no party {party!r} in this log", hint=_PARTY_HINT)
-    return chosen.party
 
 
 def resolve_asset(conn: Connection, asset: AssetOrName) -> Digest:
@@ -93,22 +59,11 @@ def find_asset(conn: Connection, text: str) -> Digest | None:
     Raises:
         InputError: more than one asset has that name or prefix (the candidates listed).
     """
-    matches = queries.assets_matching(conn, text, limit=_SHOWN + 1)
+    matches = queries.assets_matching(conn, text, limit=SHOWN + 1)
     named = [m for m in matches if m.name == text.strip()]
     listed = [f"{m.asset}  {m.name} ({m.asset_kind})" for m in matches]
-    chosen = _one(named or matches, text, "asset", listed)
+    chosen = one_match(named or matches, text, "asset", listed)
     return None if chosen is None else chosen.asset
-
-
-def _one(matches: Sequence[T], text: str, what: str, listed: Sequence[str]) -> T | None:
-    """The single match, None for none; InputError listing the candidates for several."""
-    if len(matches) <= 1:
-        return matches[0] if matches else None
-    more = " and more" if len(listed) > _SHOWN else ""
-    raise InputError(
-        f"{text!r} names more than one {what}: " + "; ".join(listed[:_SHOWN]) + more,
-        hint=f"give the full id, or a longer prefix, of the {what} you mean",
-    )
 
 
 __all__ = ["AssetOrName", "PartyRef", "find_asset", "resolve_asset", "resolve_party"]

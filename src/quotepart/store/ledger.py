@@ -21,6 +21,7 @@ from quotepart.log import NoteVerifier, SignedEntry, SigningKey, parse_entry, si
 from quotepart.log.kinds import EntryBody
 from quotepart.store.keyfolder import KeyFolder
 from quotepart.store.log_store import LogStore
+from quotepart.store.queries.names import PartyRef, resolve_party
 
 B = TypeVar("B", bound=EntryBody)
 
@@ -40,9 +41,9 @@ class Ledger(Protocol):
     @property
     def verifier(self) -> NoteVerifier: ...
 
-    def append(self, body: EntryBody, *, author: PartyId) -> int: ...
+    def append(self, body: EntryBody, *, author: PartyRef) -> int: ...
 
-    def append_many(self, items: Sequence[tuple[EntryBody, PartyId]]) -> list[int]: ...
+    def append_many(self, items: Sequence[tuple[EntryBody, PartyRef]]) -> list[int]: ...
 
     def append_signed(self, entries: Sequence[SignedEntry]) -> list[int]: ...
 
@@ -62,15 +63,23 @@ class KeyedLedger:
     clock: Clock
     verifier: NoteVerifier
 
-    def append(self, body: EntryBody, *, author: PartyId) -> int:
-        """Sign `body` with the author's key held here and append it; return its leaf index."""
+    def append(self, body: EntryBody, *, author: PartyRef) -> int:
+        """Sign `body` with the author's key held here and append it; return its leaf index.
+
+        `author` is a PartyId, or its id, unique id prefix or unique name.
+        """
         return self.append_many([(body, author)])[0]
 
-    def append_many(self, items: Sequence[tuple[EntryBody, PartyId]]) -> list[int]:
+    def append_many(self, items: Sequence[tuple[EntryBody, PartyRef]]) -> list[int]:
         """Sign and append many entries in one transaction with one checkpoint."""
         keys: dict[PartyId, SigningKey] = {}
         entries: list[SignedEntry] = []
-        for body, author in items:
+        named = {a for _, a in items if not isinstance(a, PartyId)}
+        if named:
+            with self.read() as conn:
+                resolved = {a: resolve_party(conn, a) for a in named}
+        for body, ref in items:
+            author = ref if isinstance(ref, PartyId) else resolved[ref]
             if author not in keys:
                 keys[author] = self._registered_signing_key(author)
             entries.append(sign_entry(body, author=author, key=keys[author], clock=self.clock))
