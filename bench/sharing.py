@@ -80,6 +80,8 @@ from _common import (
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import quotepart
+from quotepart.allocation.engine import Allocation, allocate
+from quotepart.allocation.facts import Fact, SharingFacts
 from quotepart.ids import Digest, PartyId, Period, RevenueId, RunId
 from quotepart.log import (
     Checkpoint,
@@ -102,8 +104,6 @@ from quotepart.log.kinds import (
     ValuationRecorded,
 )
 from quotepart.sharing import verify_statement
-from quotepart.sharing.allocation import Allocation, allocate
-from quotepart.sharing.facts import Fact, SharingFacts
 from quotepart.workspace import Workspace
 
 TARGET_ALLOCATE_S = 2.0

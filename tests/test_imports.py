@@ -41,6 +41,7 @@ def loaded_after(code: str) -> tuple[set[str], str]:
         ("quotepart", HEAVY + DATABASE),
         ("quotepart.cli", HEAVY + DATABASE),
         ("quotepart.log", HEAVY + DATABASE),
+        ("quotepart.allocation", HEAVY + DATABASE),
         ("quotepart.valuation", HEAVY + DATABASE),
     ],
 )

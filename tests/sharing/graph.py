@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+from quotepart.allocation.facts import Fact, SharingFacts
 from quotepart.ids import Digest, PartyId, Period, RevenueId, RunId
 from quotepart.log.kinds import (
     AssetRegistered,
@@ -18,7 +19,6 @@ from quotepart.log.kinds import (
     RunRecorded,
     ValuationRecorded,
 )
-from quotepart.sharing.facts import Fact, SharingFacts
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,10 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import quotepart
-from quotepart.errors import LineageCycleError, PolicyError
-from quotepart.ids import Digest, PartyId
-from quotepart.sharing import Allocation, allocate
-from quotepart.sharing.allocation import (
+from quotepart.allocation.engine import (
     CAPPED_REST,
     INPUT_RANK,
     POOL,
@@ -26,6 +23,9 @@ from quotepart.sharing.allocation import (
     UPSTREAM_RANK,
     SplitKey,
 )
+from quotepart.errors import LineageCycleError, PolicyError
+from quotepart.ids import Digest, PartyId
+from quotepart.sharing import Allocation, allocate
 from tests.sharing.graph import T0, Graph
 
 
@@ -449,7 +449,7 @@ except AssertionError:
     sys.exit("asserts are on: this must run under python -O")
 
 import quotepart.money as money
-import quotepart.sharing.allocation as allocation
+import quotepart.allocation.engine as allocation
 from quotepart.errors import ConservationError
 from tests.sharing.graph import Graph
 

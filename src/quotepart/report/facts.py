@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from quotepart.allocation.engine import Allocation
+from quotepart.allocation.facts import Fact, SharingFacts
 from quotepart.ids import Period
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import AssetRegistered, PolicySet, RevenueRecorded, ValuationRecorded
 from quotepart.provenance.lineage import Lineage, LineageNode
-from quotepart.sharing.allocation import Allocation
-from quotepart.sharing.facts import Fact, SharingFacts
 from quotepart.store.queries.report import CheckpointRow, UsageCounts
 
 T = TypeVar("T")

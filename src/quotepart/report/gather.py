@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
+from quotepart.allocation.facts import Fact, SharingFacts
+from quotepart.allocation.recompute import recompute
 from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest, Period, RevenueId
 from quotepart.log import NoteVerifier, SignedEntry
@@ -26,8 +28,6 @@ from quotepart.provenance.lineage import describe_nodes, lineage, locate
 from quotepart.report.build import build_report, usage_per
 from quotepart.report.document import ReportData
 from quotepart.report.facts import Covered, InForce, ReportFacts
-from quotepart.sharing.facts import Fact, SharingFacts
-from quotepart.sharing.statements import recompute
 from quotepart.store.queries.entries import entries_by_hash, read_entries
 from quotepart.store.queries.in_force import latest_policy_leaves, latest_valuation_leaves
 from quotepart.store.queries.report import (

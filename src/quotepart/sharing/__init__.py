@@ -9,8 +9,7 @@ proof = ws.statement_proof(hospital, "2026-Q1")  # verify_statement(proof) anywh
 ```
 """
 
-from quotepart.sharing.allocation import Allocation, Hop, Line, allocate
-from quotepart.sharing.facts import SharingFacts
+from quotepart.allocation import Allocation, Hop, Line, SharingFacts, allocate
 from quotepart.sharing.statements import Statement, VerifiedStatement, verify_statement
 
 __all__ = [

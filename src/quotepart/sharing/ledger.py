@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from quotepart.allocation.facts import SharingFacts
 from quotepart.ids import RevenueId
 from quotepart.log.kinds import PolicySet
-from quotepart.sharing.facts import SharingFacts
 from quotepart.store.queries.entries import read_bodies, read_entries
 from quotepart.store.queries.in_force import latest_policy_leaves
 from quotepart.store.queries.sharing import fact_leaves

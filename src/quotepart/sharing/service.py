@@ -14,6 +14,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from quotepart.allocation.engine import Allocation, allocate
+from quotepart.allocation.recompute import recompute
 from quotepart.errors import (
     InputError,
     MoneyError,
@@ -45,7 +47,6 @@ from quotepart.provenance.parties import (
 from quotepart.provenance.resolve import AssetOrName, PartyRef, resolve_asset, resolve_party
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.provenance.service import Provenance
-from quotepart.sharing.allocation import Allocation, allocate
 from quotepart.sharing.ledger import facts_of, largest_minimum
 from quotepart.sharing.payments import (
     Payment,
@@ -53,7 +54,7 @@ from quotepart.sharing.payments import (
     mobile_money_csv,
     sepa_credit_transfer,
 )
-from quotepart.sharing.statements import Statement, recompute, statement_for, statement_proof
+from quotepart.sharing.statements import Statement, statement_for, statement_proof
 from quotepart.store.ledger import Ledger
 from quotepart.store.queries import provenance as provenance_queries
 from quotepart.store.queries import sharing as queries

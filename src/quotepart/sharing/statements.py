@@ -31,6 +31,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from quotepart.allocation.engine import Line
+from quotepart.allocation.recompute import recompute
 from quotepart.errors import InputError, MalformedEntryError, VerificationError
 from quotepart.ids import PartyId, Period
 from quotepart.log import (
@@ -49,8 +51,6 @@ from quotepart.log.kinds import (
     RevenueRecorded,
 )
 from quotepart.money import format_amount
-from quotepart.sharing.allocation import Allocation, Line, allocate
-from quotepart.sharing.facts import SharingFacts
 from quotepart.store import LogStore
 from quotepart.store.queries.entries import entries_by_hash, read_entries
 from quotepart.store.queries.provenance import party_leaf, party_leaves
@@ -201,36 +201,6 @@ class Statement:
                     ]
                 )
         return out.getvalue()
-
-
-def recompute(allocation_entry: SignedEntry, inputs: list[tuple[int, SignedEntry]]) -> Allocation:
-    """Run an allocation again on the entries it names; raise unless it gives the recorded amounts."""
-    body = allocation_entry.body()
-    if not isinstance(body, AllocationRecorded):
-        raise VerificationError(f"entry of kind {allocation_entry.kind} is not an allocation")
-    held = {entry.leaf_hash.hex() for _, entry in inputs}
-    named = set(body.inputs)
-    if held != named:
-        missing, extra = sorted(named - held), sorted(held - named)
-        raise VerificationError(
-            f"the allocation of {body.revenue} names {len(named)} inputs; "
-            f"{len(missing)} are missing and {len(extra)} are not named"
-            + (f" (first missing: {missing[0]})" if missing else ""),
-            hint="the statement file is incomplete or was altered",
-        )
-    allocation = allocate(SharingFacts.from_entries(inputs, body.revenue))
-    if allocation.amounts != body.amounts or allocation.currency != body.currency:
-        differing = sorted(
-            str(p)
-            for p in set(allocation.amounts) | set(body.amounts)
-            if allocation.amounts.get(p) != body.amounts.get(p)
-        )
-        raise VerificationError(
-            f"recomputing the allocation of {body.revenue} gives different amounts "
-            f"(first differing party: {differing[0] if differing else 'currency'})",
-            hint="the recorded allocation does not follow from its inputs",
-        )
-    return allocation
 
 
 def _revenue_of(

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
+from quotepart.allocation.facts import Fact, SharingFacts
 from quotepart.errors import (
     ConservationError,
     LineageCycleError,
@@ -54,7 +55,6 @@ from quotepart.log.kinds import (
     format_fraction,
 )
 from quotepart.money import split_exact
-from quotepart.sharing.facts import Fact, SharingFacts
 
 ROLE_OF_KIND = {
     "dataset": "data",
