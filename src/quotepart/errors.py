@@ -86,6 +86,42 @@ class PaymentDetailsError(InputError):
     """Payment details (IBAN, BIC, MSISDN) that a payment rail would reject."""
 
 
+class RightsError(InputError):
+    """An entry signed by a party that holds no right to sign it (see docs/rights.md).
+
+    `rule` names the rule broken (`policy`, `valuation`, `contribution`, ...), so a
+    refusal at append and a finding of `verify` read the same.
+    """
+
+    def __init__(self, message: str, *, rule: str, hint: str | None = None) -> None:
+        super().__init__(f"{message} (rule: {rule})", hint=hint)
+        self.rule = rule
+
+
+class AlreadyRegisteredError(InputError):
+    """Content another party registered first: nothing was recorded in the caller's name.
+
+    `asset` is its digest; `registrant`, `registered_at` and `leaf_index` say who
+    registered it and when; the caller may dispute it with a claim (`Workspace.file_claim`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asset: str,
+        registrant: str,
+        registered_at: str,
+        leaf_index: int,
+        hint: str,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.asset = asset
+        self.registrant = registrant
+        self.registered_at = registered_at
+        self.leaf_index = leaf_index
+
+
 class VerificationError(QuotepartError):
     """A check failed: the data does not match what was signed or committed to."""
 

@@ -73,7 +73,8 @@ class Graph:
     def contribute(
         self, asset: Digest, party: PartyId, share: Fraction | str | int, role: str = "data"
     ) -> None:
-        self._fact(ContributionRecorded(party, asset, role, Fraction(share)), author=party)
+        # recorded by the asset's registrant (the operator here), as the rules ask
+        self._fact(ContributionRecorded(party, asset, role, Fraction(share)))
 
     def policy(self, asset: Digest, *, pool: str = "1/5", roles: dict[str, str] | None = None,
                weighting: dict[str, str] | None = None, **options: Any) -> None:  # fmt: skip

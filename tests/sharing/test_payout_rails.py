@@ -175,7 +175,7 @@ def test_only_the_party_itself_may_change_its_reference(scene: Scene) -> None:
         clock=FakeClock(),
     )
     size = ws.store.tree_size()
-    with pytest.raises(InputError, match=r"payout reference of .* was signed by"):
+    with pytest.raises(InputError, match=r"payout reference of .* signed by"):
         ws.store.append([forged])
     assert ws.store.tree_size() == size
     with pytest.raises(PaymentDetailsError):

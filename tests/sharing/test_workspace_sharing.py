@@ -23,6 +23,7 @@ from quotepart.errors import (
     PaymentDetailsError,
     PolicyError,
     QuotepartError,
+    RightsError,
     VerificationError,
 )
 from quotepart.sharing import verify_statement
@@ -404,7 +405,7 @@ def test_payouts_carry_small_balances_and_never_pay_twice(scene: Scene) -> None:
     from quotepart.ids import PayoutId, Period
     from quotepart.log.kinds import PayoutRecorded
 
-    with pytest.raises(MoneyError, match="who is owed 0"):
+    with pytest.raises(RightsError, match="who is owed 0 by its payer"):
         ws.append(
             PayoutRecorded(
                 PayoutId.new(), Period.parse("2026-Q2"), "EUR", "sepa", {scene.lab: 80_000}
@@ -595,19 +596,21 @@ def test_a_consent_signed_by_another_party_is_refused_at_append_and_named_by_ver
     import dataclasses
 
     from quotepart.log.kinds import ConsentRecorded
-    from quotepart.store.projections import _writer, admit_any_registered_author
+    from quotepart.store import rights
 
     ws = scene.ws
     forged = ConsentRecorded(scene.hospital_a, scene.data_a, "withdraw", ws.clock())
     size = ws.store.tree_size()
-    with pytest.raises(InputError, match=r"a consent of .* was signed by"):
+    with pytest.raises(RightsError, match=r"a consent of .* signed by .*rule: self"):
         ws.append(forged, author=scene.hospital_b)
     assert ws.store.tree_size() == size
     # As if an older quotepart, without the rule, had appended it:
-    real = _writer._DECLARED_PROJECTIONS["consent.recorded"]
-    lax = dataclasses.replace(real, admit=admit_any_registered_author)
-    monkeypatch.setitem(_writer._DECLARED_PROJECTIONS, "consent.recorded", lax)
+    real = rights.RULES["consent.recorded"]
+    lax = dataclasses.replace(real, check=lambda writer, body, entry: None)
+    monkeypatch.setitem(rights.RULES, "consent.recorded", lax)
     ws.append(forged, author=scene.hospital_b)
-    monkeypatch.setitem(_writer._DECLARED_PROJECTIONS, "consent.recorded", real)
-    with pytest.raises(QuotepartError, match=r"a consent of .* was signed by"):
+    monkeypatch.setitem(rights.RULES, "consent.recorded", real)
+    with pytest.raises(
+        QuotepartError, match=r"entry \d+: `consent.recorded`: a consent of .* signed by"
+    ):
         ws.verify()

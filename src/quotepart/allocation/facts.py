@@ -19,6 +19,7 @@ from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
     AssetRegistered,
     ConsentRecorded,
+    ContributionAccepted,
     ContributionRecorded,
     PolicySet,
     RevenueRecorded,
@@ -34,6 +35,7 @@ INPUT_KINDS = frozenset(
         AssetRegistered.KIND,
         RunRecorded.KIND,
         ContributionRecorded.KIND,
+        ContributionAccepted.KIND,
         PolicySet.KIND,
         ValuationRecorded.KIND,
         ConsentRecorded.KIND,
@@ -100,6 +102,7 @@ class SharingFacts:
         out.assets, out.generated_by, out.contributions = {}, {}, {}
         out.policies, out.valuations, out.consents = {}, {}, {}
         names: list[str] = []
+        accepted: dict[str, PartyId] = {}  # proposal leaf hash -> who accepted it
         for fact in facts:
             body = fact.body
             names.append(fact.entry)
@@ -116,6 +119,8 @@ class SharingFacts:
                         out.generated_by.setdefault(output, []).append(fact)
             elif isinstance(body, ContributionRecorded):
                 out.contributions.setdefault(body.asset, []).append(fact)
+            elif isinstance(body, ContributionAccepted):
+                accepted[body.contribution] = fact.author
             elif isinstance(body, PolicySet):
                 _keep_latest(out.policies, body.asset, fact)
             elif isinstance(body, ValuationRecorded):
@@ -131,11 +136,31 @@ class SharingFacts:
             raise VerificationError(
                 f"the facts do not hold {revenue}", hint="include the revenue.recorded entry"
             )
+        _check_accepted(out, accepted)
         for actions in out.consents.values():
             actions.sort(key=lambda f: f.leaf_index)  # consent is read in the log's order
         out.revenue = revenue_fact
         out.entries = sorted(set(names))
         return out
+
+
+def _check_accepted(facts: SharingFacts, accepted: dict[str, PartyId]) -> None:
+    """A share counts when the asset's registrant recorded it, or accepted it after its
+    contributor proposed it (docs/rights.md, rule `contribution`); anything else in the
+    facts means they were not read from an honest log."""
+    for digest, found in facts.contributions.items():
+        asset = facts.assets.get(digest)
+        if asset is None:
+            continue  # the allocation walk says an asset is missing
+        for fact in found:
+            if fact.author != asset.author and accepted.get(fact.entry) != asset.author:
+                raise VerificationError(
+                    f"the contribution {fact.entry[:16]}… to {digest} was signed by "
+                    f"{fact.author}, not its registrant {asset.author}, and the facts hold "
+                    "no acceptance of it by the registrant",
+                    hint="a share proposed by its contributor counts only once the "
+                    "registrant accepts it",
+                )
 
 
 def _keep_latest(found: dict[Digest, Fact[Any]], key: Digest, fact: Fact[Any]) -> None:

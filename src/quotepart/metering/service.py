@@ -18,7 +18,22 @@ from quotepart.log.kinds import EntryBody, UsageRecorded
 from quotepart.provenance.resolve import AssetOrName, resolve_asset
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.store.ledger import Ledger
+from quotepart.store.queries.rights import billed_months
 from quotepart.store.queries.usage import units_used
+
+
+def _open_month(at: datetime, billed: set[int]) -> tuple[Period | None, str | None]:
+    """Where usage starting `at` counts: its own month, or the first open one after it."""
+    month = at.year * 12 + at.month - 1
+    if month not in billed:
+        return None, None
+    opened = month
+    while opened in billed:
+        opened += 1
+    name = f"{opened // 12:04d}-{opened % 12 + 1:02d}"
+    return Period.parse(name), (
+        f"late: {at:%Y-%m} was already billed, so this usage counts in {name}"
+    )
 
 
 def pseudonymise(key: bytes, consumer: str) -> str:
@@ -57,20 +72,28 @@ class Metering:
     def record_usage_many(
         self, service: AssetRef, events: Sequence[UsageEvent], *, by: PartyId
     ) -> list[int]:
+        """Usage of `service`, one entry per event. An event in a month already billed (a
+        revenue of the service covers it) counts in the next open month instead, and its
+        entry's note says so: a billed month is closed (docs/rights.md)."""
         digest = asset_digest(service)
         key = self._usage_key()
+        with self.ledger.read() as conn:
+            billed = billed_months(conn, digest)
         bodies: list[tuple[EntryBody, PartyId]] = []
         for event in events:
             if not isinstance(event.units, int) or isinstance(event.units, bool) or event.units < 1:
                 raise InputError(
                     f"usage of {event.units!r} units", hint="units are a positive whole number"
                 )
+            counted_in, note = _open_month(event.at, billed)
             body = UsageRecorded(
                 digest,
                 pseudonymise(key, event.consumer),
                 event.units,
                 event.at,
                 event.at + event.duration,
+                counted_in,
+                note,
             )
             bodies.append((body, by))
         return self.ledger.append_many(bodies)

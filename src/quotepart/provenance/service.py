@@ -12,24 +12,32 @@ import inspect
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from quotepart.errors import (
+    AlreadyRegisteredError,
     InputError,
     NotFoundError,
     QuotepartError,
+    RightsError,
     SharedPayoutReferenceWarning,
     UnknownAuthorError,
 )
 from quotepart.ids import Digest, PartyId
 from quotepart.log import SignedEntry, SigningKey, sign_entry
 from quotepart.log.kinds import (
+    RIGHTS,
     AssetRegistered,
+    ClaimFiled,
+    ContributionAccepted,
     ContributionRecorded,
     PartyPayoutChanged,
     PartyRegistered,
+    RightGranted,
+    RightRevoked,
     RunRecorded,
     format_fraction,
 )
@@ -54,6 +62,7 @@ from quotepart.store.ledger import Ledger
 from quotepart.store.lineage import Direction, LineageIndex
 from quotepart.store.queries import entries as entry_queries
 from quotepart.store.queries import provenance as queries
+from quotepart.store.queries import rights as rights_queries
 from quotepart.store.queries.provenance import AssetRecord, ContributionRecord, PartyRecord
 
 if TYPE_CHECKING:
@@ -248,10 +257,51 @@ class Provenance:
         """Register content (bytes, or a digest computed elsewhere); the same content twice
         returns the same asset without a new entry."""
         digest = content if isinstance(content, Digest) else Digest.of_bytes(content)
-        if self.asset(digest) is None:
-            size = None if isinstance(content, Digest) else len(content)
-            self.ledger.append(AssetRegistered(digest, asset_kind, name, size=size), author=by)
+        if self._registered_by_caller(digest, by):
+            return digest
+        size = None if isinstance(content, Digest) else len(content)
+        self.ledger.append(AssetRegistered(digest, asset_kind, name, size=size), author=by)
         return digest
+
+    def _registered_by_caller(self, digest: Digest, by: PartyRef) -> bool:
+        """True when `by` registered `digest` already; False when nobody did.
+
+        Raises:
+            AlreadyRegisteredError: another party registered it first (who, and when).
+        """
+        found = self.asset(digest)
+        if found is None:
+            return False
+        caller = self.resolve_party(by)
+        if found.registered_by == caller:
+            return True
+        at = self.entry_at(found.leaf_index).time
+        raise AlreadyRegisteredError(
+            f"{found.name!r} ({digest}) was registered first by {found.registered_by} at "
+            f"{at:%Y-%m-%d %H:%M} UTC (entry {found.leaf_index}); nothing was recorded in the "
+            f"name of {caller}",
+            asset=str(digest),
+            registrant=str(found.registered_by),
+            registered_at=at.isoformat(),
+            leaf_index=found.leaf_index,
+            hint="use the asset by its digest; to dispute the registration, file a claim "
+            "(Workspace.file_claim, `quotepart asset claim`)",
+        )
+
+    def file_claim(self, asset: AssetOrName, reason: str, *, by: PartyRef) -> int:
+        """Dispute who registered `asset`: a `claim.filed` in the log, shown wherever the
+        registrant is (statements, the report, `asset show`). It decides no money."""
+        with self.ledger.read() as conn:
+            digest = _resolve_asset(conn, asset)
+        if not isinstance(reason, str) or not reason.strip():
+            raise InputError("a claim needs a reason", hint="say why the registration is wrong")
+        return self.ledger.append(ClaimFiled(digest, reason), author=by)
+
+    def claims(self, asset: AssetOrName | None = None) -> list[rights_queries.Claim]:
+        """Every claim filed (on `asset`, when given), oldest first."""
+        with self.ledger.read() as conn:
+            wanted = None if asset is None else [_resolve_asset(conn, asset)]
+            return rights_queries.claims_on(conn, wanted)
 
     def asset(self, digest: Digest) -> AssetRecord | None:
         """The registration row of an asset, or None."""
@@ -271,7 +321,7 @@ class Provenance:
         """Register several assets in one transaction (skipping those already known)."""
         fresh: dict[Digest, AssetRegistered] = {}
         for item in items:
-            if item.digest not in fresh and self.asset_entry(item.digest) is None:
+            if item.digest not in fresh and not self._registered_by_caller(item.digest, by):
                 fresh[item.digest] = item.body
         if fresh:
             self.ledger.append_many([(body, by) for body in fresh.values()])
@@ -282,7 +332,7 @@ class Provenance:
     ) -> Digest:
         """An asset and who contributed it, in one transaction; nothing when already known."""
         digest = described.digest
-        if self.asset_entry(digest) is None:
+        if not self._registered_by_caller(digest, by):
             self.ledger.append_many(
                 [(described.body, by)]
                 + [
@@ -482,12 +532,24 @@ class Provenance:
             digest = _resolve_asset(conn, asset)
             author = _resolve_party(conn, by)
             named = {_resolve_party(conn, p): v for p, v in shares.items()}
+            record = queries.asset_record(conn, digest)
         parsed = {p: parse_ratio(v, what=f"the share of {p}") for p, v in named.items()}
         parsed = {party: share for party, share in parsed.items() if share > 0}
         if not parsed:
             raise InputError(
                 f"no positive share for asset {digest}", hint="give at least one share above 0"
             )
+        if record is not None and record.registered_by != author:
+            # not the registrant: a contributor may only propose its own share
+            if set(parsed) != {author}:
+                raise RightsError(
+                    f"{author} did not register {digest} (its registrant is "
+                    f"{record.registered_by}), so it may only propose its own share, not name "
+                    f"{', '.join(sorted(str(p) for p in set(parsed) - {author}))}",
+                    rule="contribution",
+                    hint="the registrant records the contributions to its asset",
+                )
+            partial = True
         remaining = 1 - self.declared_share_total(digest)
         total = sum(parsed.values(), Fraction(0))
         if normalise:
@@ -519,6 +581,81 @@ class Provenance:
                 for party, share in parsed.items()
             ]
         )
+
+    def accept_contribution(self, proposal: int | str, *, by: PartyRef) -> int:
+        """Accept a contribution its contributor proposed (by its leaf index or leaf hash):
+        from then on its share counts. Only the asset's registrant may accept."""
+        with self.ledger.read() as conn:
+            found = rights_queries.proposals(conn)
+        wanted = [
+            p for p in found if proposal in (p.leaf_index, p.leaf_hash) and p.accepted_by is None
+        ]
+        if not wanted:
+            raise NotFoundError(
+                f"no contribution waiting for acceptance is {proposal!r}",
+                hint="list them with Workspace.proposed_contributions() "
+                "(`quotepart contribution proposals`)",
+            )
+        chosen = wanted[0]
+        return self.ledger.append(
+            ContributionAccepted(chosen.leaf_hash, chosen.party, chosen.asset), author=by
+        )
+
+    def proposed_contributions(
+        self, asset: AssetOrName | None = None, *, waiting: bool = True
+    ) -> list[rights_queries.Proposal]:
+        """Contributions their contributors proposed (only those not yet accepted, unless
+        `waiting=False`), oldest first."""
+        with self.ledger.read() as conn:
+            digest = None if asset is None else _resolve_asset(conn, asset)
+            found = rights_queries.proposals(conn, digest)
+        return [p for p in found if not waiting or p.accepted_by is None]
+
+    # ------------------------------------------------------------- rights
+
+    def grant_right(
+        self,
+        grantee: PartyRef,
+        right: str,
+        asset: AssetOrName,
+        *,
+        by: PartyRef,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Delegate `right` over `asset` (see `quotepart.log.kinds.RIGHTS`) to `grantee`,
+        from `since` (now) until `until` (no end). `by` must hold the right."""
+        if right not in RIGHTS:
+            raise InputError(
+                f"unknown right {right!r}", hint=f"rights: {', '.join(sorted(RIGHTS))}"
+            )
+        with self.ledger.read() as conn:
+            digest = _resolve_asset(conn, asset)
+            party = _resolve_party(conn, grantee)
+        start = since if since is not None else self.ledger.clock()
+        return self.ledger.append(RightGranted(party, right, digest, start, until), author=by)
+
+    def revoke_right(
+        self, grantee: PartyRef, right: str, asset: AssetOrName, *, by: PartyRef
+    ) -> int:
+        """End `grantee`'s delegated `right` over `asset`; what it signed before stays valid."""
+        if right not in RIGHTS:
+            raise InputError(
+                f"unknown right {right!r}", hint=f"rights: {', '.join(sorted(RIGHTS))}"
+            )
+        with self.ledger.read() as conn:
+            digest = _resolve_asset(conn, asset)
+            party = _resolve_party(conn, grantee)
+        return self.ledger.append(RightRevoked(party, right, digest), author=by)
+
+    def delegations(
+        self, asset: AssetOrName | None = None, *, active: bool = False
+    ) -> list[rights_queries.Delegation]:
+        """Every delegation (of `asset`, when given; only unrevoked ones if `active`)."""
+        with self.ledger.read() as conn:
+            digest = None if asset is None else _resolve_asset(conn, asset)
+            found = rights_queries.delegations(conn, digest)
+        return [d for d in found if d.active or not active]
 
     def declared_share_total(self, asset: AssetOrName) -> Fraction:
         """The shares declared so far for `asset` (1 once its contributors are complete).
@@ -695,7 +832,10 @@ class Provenance:
         if isinstance(value, Digest):
             return value
         if _is_table(value):
-            return self.register_data(value, name=name, by=operator)
+            try:
+                return self.register_data(value, name=name, by=operator)
+            except AlreadyRegisteredError as taken:  # another party's data: used, as it may be
+                return Digest.parse(taken.asset)
         return None
 
     def _as_output(self, value: Any, name: str, operator: PartyId) -> Digest:

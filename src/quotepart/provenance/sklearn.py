@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from quotepart.errors import AlreadyRegisteredError
 from quotepart.ids import Digest, PartyId
-from quotepart.provenance.assets import describe_data, estimator_parameters
+from quotepart.provenance.assets import Described, describe_data, estimator_parameters
 from quotepart.provenance.runs import AssetRef, Run, digests
 
 if TYPE_CHECKING:
@@ -61,11 +62,10 @@ class TrackedEstimator:
             training = self._training_asset((X, y) if y is not None else X)
             run.use(training, *self._uses)
             if self._evaluate_on is not None:
-                run.evaluate_with(
-                    recorder.register_data(
-                        self._evaluate_on, name=f"evaluation data of {self.model_name}", by=operator
-                    )
+                described = describe_data(
+                    self._evaluate_on, name=f"evaluation data of {self.model_name}"
                 )
+                run.evaluate_with(self._used(described))
             self.estimator.fit(X, y, **fit_params)
             metrics = {}
             if self._evaluate_on is not None:
@@ -90,7 +90,15 @@ class TrackedEstimator:
         described = describe_data(data, name=name, derived_from=self._uses)
         if described.digest in self._uses:
             return described.digest
-        return self._recorder.register_described(described, by=self._operator)
+        return self._used(described)
+
+    def _used(self, described: Described) -> Digest:
+        """Data the run uses: registered in the operator's name, unless another party
+        registered that content first (then it is theirs, and used as it may be)."""
+        try:
+            return self._recorder.register_described(described, by=self._operator)
+        except AlreadyRegisteredError:
+            return described.digest
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self.estimator, attribute)

@@ -402,7 +402,10 @@ class Sharing:
         execution_date: date | None = None,
         minimum_minor: int | None = None,
     ) -> Payout:
-        """Pay every balance owed in `currency` for revenue up to the end of `period`.
+        """Pay every balance `by` owes in `currency` for revenue up to the end of `period`.
+
+        `by` is the payer: it pays what the allocations it signed give (the revenue of
+        the models and services it operates), never another payer's debts.
 
         Each payee is paid on the rail its payout reference says (an IBAN by SEPA credit
         transfer, an E.164 number by mobile money): one file and one `payout.recorded`
@@ -427,15 +430,16 @@ class Sharing:
                 f"unknown payment rail {rail!r}", hint=f"rails: {', '.join(sorted(PAYMENT_RAILS))}"
             )
         rails = sorted(PAYMENT_RAILS) if rail is None else [rail]
+        payer = self.provenance.resolve_party(by)
         with self.ledger.read() as conn:
-            unshared = queries.unshared_revenues(conn, code, the_period.last_month)
+            unshared = queries.unshared_revenues(conn, code, the_period.last_month, payer=payer)
             if unshared:
                 raise InputError(
                     f"revenue {unshared[0]} up to {the_period} is not shared yet"
                     + (f" (and {len(unshared) - 1} more)" if len(unshared) > 1 else ""),
                     hint=f"run `quotepart share {unshared[0]}` first, then export the payout",
                 )
-            balances = owed_balances(conn, code, the_period.last_month)
+            balances = owed_balances(conn, code, the_period.last_month, payer=payer)
             minimum = minimum_minor if minimum_minor is not None else largest_minimum(conn)
             names = provenance_queries.party_names(conn, balances)
             previous = {r: queries.payout_leaf(conn, the_period, code, r) for r in rails}

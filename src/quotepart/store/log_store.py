@@ -22,6 +22,7 @@ from quotepart.errors import (
     InputError,
     OutOfRangeError,
     QuotepartError,
+    RightsError,
     SignatureError,
     UnknownAuthorError,
     VerificationError,
@@ -474,13 +475,22 @@ class ProjectionReplay:
         metadata.create_all(self._scratch, tables=list(PROJECTION_TABLES))
         self._conn = self._scratch.connect()
         self._transaction = self._conn.begin()
+        # the scratch database holds no entries: those an allocation is recomputed from
+        # stay in memory (a few per revenue, not the usage that makes up most logs)
+        self._kept: dict[int, SignedEntry] = {}
 
     def feed(self, start: int, entries: Sequence[SignedEntry]) -> None:
-        writer = ProjectionWriter(self._conn)
+        writer = ProjectionWriter(self._conn, kept=self._kept, logged=False)
         prefetch(writer, entries)
         for index, entry in enumerate(entries, start):
             try:
                 apply_projections(writer, entry, index)
+            except RightsError as exc:
+                raise VerificationError(
+                    f"entry {index}: {exc.message}",
+                    hint="the log holds an entry its rules forbid (docs/rights.md): it was "
+                    "written behind quotepart's back, or by a version that did not check rights",
+                ) from exc
             except QuotepartError as exc:
                 raise VerificationError(
                     f"entry {index}: a replay of the log refuses it: {exc.message}",

@@ -103,6 +103,47 @@ contributions = Table(
     Column("asset", String(71), nullable=False, index=True),
     Column("role", String(32), nullable=False),
     Column("share", String(64), nullable=False),
+    # Leaf index of the registrant's contribution.accepted, for a share its contributor
+    # proposed; NULL where the registrant recorded it (the entry is its own acceptance).
+    Column("accepted_by", BigInteger, nullable=True),
+)
+
+contribution_proposals = Table(
+    "contribution_proposals",
+    metadata,
+    # A contribution.recorded signed by the contributor it names, not by the registrant:
+    # it counts (a row in `contributions`) only once the registrant accepts it.
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("leaf_hash", String(64), nullable=False, unique=True),
+    Column("party_id", String(40), nullable=False),
+    Column("asset", String(71), nullable=False, index=True),
+    Column("role", String(32), nullable=False),
+    Column("share", String(64), nullable=False),
+    Column("accepted_by", BigInteger, nullable=True),
+)
+
+rights = Table(
+    "rights",
+    metadata,
+    # Every right.granted; `revoked_by` is the leaf index of the right.revoked that ended it.
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("grantor", String(40), nullable=False),
+    Column("grantee", String(40), nullable=False),
+    Column("right_name", String(16), nullable=False),
+    Column("asset", String(71), nullable=False),
+    Column("since", String(32), nullable=False),
+    Column("until", String(32), nullable=True),
+    Column("revoked_by", BigInteger, nullable=True),
+    Index("ix_rights_grantee", "grantee", "asset", "right_name"),
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("asset", String(71), nullable=False, index=True),
+    Column("claimant", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
 )
 
 runs = Table(
@@ -188,6 +229,7 @@ allocation_amounts = Table(
     metadata,
     Column("allocation", BigInteger, primary_key=True, autoincrement=False),  # its leaf index
     Column("party_id", String(40), primary_key=True),
+    Column("payer", String(40), nullable=False),  # who signed the allocation: who owes it
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("first_month", Integer, nullable=False),  # the revenue's period, for statements
@@ -212,6 +254,7 @@ payout_amounts = Table(
     metadata,
     Column("payout", BigInteger, primary_key=True, autoincrement=False),  # its leaf index
     Column("party_id", String(40), primary_key=True),
+    Column("payer", String(40), nullable=False),  # who signed the payout
     Column("currency", String(3), nullable=False),
     Column("paid_minor", BigInteger, nullable=False),
     Column("carried_minor", BigInteger, nullable=False),
@@ -259,4 +302,7 @@ PROJECTION_TABLES = (
     payout_amounts,
     usage,
     payout_changes,
+    contribution_proposals,
+    rights,
+    claims,
 )

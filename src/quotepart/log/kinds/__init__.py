@@ -36,8 +36,13 @@ from quotepart.log.kinds.asset import (
     METADATA_FIELDS,
     AssetRegistered,
 )
+from quotepart.log.kinds.claim import ClaimFiled
 from quotepart.log.kinds.consent import CONSENT_ACTIONS, ConsentRecorded
-from quotepart.log.kinds.contribution import CONTRIBUTION_ROLES, ContributionRecorded
+from quotepart.log.kinds.contribution import (
+    CONTRIBUTION_ROLES,
+    ContributionAccepted,
+    ContributionRecorded,
+)
 from quotepart.log.kinds.party import (
     AGENT_TYPES,
     PARTY_ROLES,
@@ -54,6 +59,7 @@ from quotepart.log.kinds.policy import (
 )
 from quotepart.log.kinds.report import ReportPublished
 from quotepart.log.kinds.revenue import RevenueRecorded
+from quotepart.log.kinds.rights import RIGHTS, RightGranted, RightRevoked
 from quotepart.log.kinds.run import RUN_STATUSES, USE_ROLES, RunRecorded, describe_value
 from quotepart.log.kinds.usage import UsageRecorded
 from quotepart.log.kinds.valuation import ValuationRecorded
@@ -101,6 +107,7 @@ __all__ = [
     "PARTY_ROLES",
     "PAYMENT_RAILS",
     "POLICY_ROLES",
+    "RIGHTS",
     "RUN_STATUSES",
     "UPCASTERS",
     "UPSTREAM_MODES",
@@ -108,7 +115,9 @@ __all__ = [
     "WEIGHTINGS",
     "AllocationRecorded",
     "AssetRegistered",
+    "ClaimFiled",
     "ConsentRecorded",
+    "ContributionAccepted",
     "ContributionRecorded",
     "EntryBody",
     "Held",
@@ -120,6 +129,8 @@ __all__ = [
     "RawBody",
     "ReportPublished",
     "RevenueRecorded",
+    "RightGranted",
+    "RightRevoked",
     "RunRecorded",
     "UsageRecorded",
     "ValuationRecorded",

@@ -10,10 +10,8 @@ them is exactly `rebuild`, and what `verify` compares against the live tables.
 from quotepart.store.projections import provenance, sharing
 from quotepart.store.projections._writer import (
     PROJECTIONS,
-    Admission,
     ProjectionDeclaration,
     ProjectionWriter,
-    admit_any_registered_author,
     apply_projections,
     digest_prefix,
     prefetch,
@@ -22,10 +20,8 @@ from quotepart.store.projections._writer import (
 
 __all__ = [
     "PROJECTIONS",
-    "Admission",
     "ProjectionDeclaration",
     "ProjectionWriter",
-    "admit_any_registered_author",
     "apply_projections",
     "digest_prefix",
     "prefetch",

@@ -1,10 +1,11 @@
 """The projection writer and the registry of projections, one per entry kind.
 
-A projection is declared beside its code with `@projects(Kind, keys=..., admit=...)`:
+A projection is declared beside its code with `@projects(Kind, keys=..., prepare=...)`:
 the body class it reads (decoded and type-checked before it is called), the keys it will
-look up (so a batch fetches them in bulk first), and its admission rule (who may author
-such an entry, given the log so far). Append and verify's replay both go through
-`apply_projections`, so a rule here holds for live appends and for every replay alike.
+look up (so a batch fetches them in bulk first). Before any projection runs, the entry's
+rule (`quotepart.store.rights`: who may author it, given the log so far) admits it.
+Append and verify's replay both go through `apply_projections`, so a rule holds for
+live appends and for every replay alike.
 
 Rows go through a `ProjectionWriter`, which answers "is this key known?" from the
 rows buffered in the same batch and from the database (looked up in bulk beforehand),
@@ -23,10 +24,11 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Table
 
-from quotepart.errors import InputError
+from quotepart.allocation.facts import INPUT_KINDS
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import DECLARED, EntryBody
 from quotepart.store.engine import bulk_insert, select_where_in
+from quotepart.store.rights import admit
 from quotepart.store.schema import contributions
 
 
@@ -46,12 +48,32 @@ _LOOKUPS: dict[str, tuple[str, str | None]] = {
 class ProjectionWriter:
     """One batch of projection rows, checked against the buffer and the database, then flushed."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        kept: dict[int, SignedEntry] | None = None,
+        logged: bool = True,
+    ) -> None:
+        """`kept` holds the entries an allocation may read that were admitted but are not
+        in `log_entries` (this batch's; in verify's replay, every one so far), and `logged`
+        says whether `conn` holds the log's own entries to read the rest from."""
         self.conn = conn
+        self.cache: dict[str, dict[Any, Any]] = {}  # rights lookups, for this batch
+        self.kept: dict[int, SignedEntry] = {} if kept is None else kept
+        self._logged = logged
         self._rows: dict[Table, list[dict[str, Any]]] = {}
         self._known: dict[tuple[str, str], int | None] = {}  # key -> its leaf index, if known
         self._shares: dict[str, Fraction] = {}
         self.asset_kinds: dict[str, str] = {}  # kinds never change: remembered per batch
+
+    def entries_at(self, leaf_indexes: Iterable[int]) -> list[tuple[int, SignedEntry]]:
+        """The signed entries at these leaf indexes, this batch's included, in log order."""
+        wanted = set(leaf_indexes)
+        here = {i: self.kept[i] for i in wanted if i in self.kept}
+        rest = sorted(wanted - set(here))
+        logged = _read_logged_entries(self.conn, rest) if rest and self._logged else []
+        return sorted([*here.items(), *logged], key=lambda pair: pair[0])
 
     def share_total(self, asset: str) -> Fraction:
         """The declared shares of `asset` so far, from the database and this batch."""
@@ -124,30 +146,23 @@ class ProjectionWriter:
         self._rows.clear()
 
 
+ALLOCATION_READS = INPUT_KINDS
+"""The kinds an allocation is recomputed from: kept in memory until they are logged."""
+
+
+def _read_logged_entries(
+    conn: Connection, leaf_indexes: Iterable[int]
+) -> list[tuple[int, SignedEntry]]:
+    from quotepart.store.queries.entries import read_entries
+
+    return read_entries(conn, leaf_indexes)
+
+
 B = TypeVar("B", bound=EntryBody)
 KeysNeeded = Callable[[SignedEntry], list[tuple[Table, str]]]
 """The (table, key) pairs an entry's projection will look up, read from its raw body."""
 Prepare = Callable[["ProjectionWriter", Sequence[SignedEntry]], None]
 """Bulk work before a batch is projected, given the batch's entries of that kind."""
-Admission = Callable[["ProjectionWriter", B, SignedEntry], None]
-"""Who may author an entry, given the log so far: returns, or raises (InputError)."""
-
-
-def admit_any_registered_author(writer: ProjectionWriter, body: Any, entry: SignedEntry) -> None:
-    """The default rule: the store has already checked that the author is a registered
-    party and that the signature is theirs; nothing more is asked of this kind yet."""
-
-
-def only_the_party_itself(fact: str, *, hint: str) -> Admission[Any]:
-    """The rule of a fact a party states about itself (its consent, where its money goes):
-    only that party, `body.party`, may sign it. `fact` names it in the error, e.g. "a
-    consent of", followed by the party."""
-
-    def admit(writer: ProjectionWriter, body: Any, entry: SignedEntry) -> None:
-        if entry.author != body.party:
-            raise InputError(f"{fact} {body.party} was signed by {entry.author}", hint=hint)
-
-    return admit
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +173,10 @@ class ProjectionDeclaration(Generic[B]):
     apply: Callable[[ProjectionWriter, B, SignedEntry, int], None]
     keys: KeysNeeded | None
     prepare: Prepare | None
-    admit: Admission[B]
 
     def project(self, writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
         body = entry.body_as(self.body)
-        self.admit(writer, body, entry)
+        admit(writer, body, entry)
         self.apply(writer, body, entry, leaf_index)
 
 
@@ -176,7 +190,6 @@ def projects(
     *,
     keys: KeysNeeded | None = None,
     prepare: Prepare | None = None,
-    admit: Admission[B] = admit_any_registered_author,
 ) -> Callable[
     [Callable[[ProjectionWriter, B, SignedEntry, int], None]],
     Callable[[ProjectionWriter, B, SignedEntry, int], None],
@@ -193,7 +206,7 @@ def projects(
             raise TypeError(f"{body.KIND} is declared log-only: it has no projection")
         if body.KIND in _DECLARED_PROJECTIONS:
             raise TypeError(f"{body.KIND} has two projections")
-        _DECLARED_PROJECTIONS[body.KIND] = ProjectionDeclaration(body, apply, keys, prepare, admit)
+        _DECLARED_PROJECTIONS[body.KIND] = ProjectionDeclaration(body, apply, keys, prepare)
         return apply
 
     return declare
@@ -218,7 +231,12 @@ def prefetch(writer: ProjectionWriter, entries: Sequence[SignedEntry]) -> None:
 
 
 def apply_projections(writer: ProjectionWriter, entry: SignedEntry, leaf_index: int) -> None:
-    """Admit and project one entry (log-only kinds change no table)."""
+    """Admit one entry under its rule (`quotepart.store.rights`), then project it
+    (log-only kinds change no table)."""
     declaration = _DECLARED_PROJECTIONS.get(entry.kind)
     if declaration is not None:
         declaration.project(writer, entry, leaf_index)
+    else:
+        admit(writer, entry.body(), entry)
+    if entry.kind in ALLOCATION_READS:
+        writer.kept[leaf_index] = entry

@@ -8,14 +8,17 @@ than the whole, and a run names known assets and closes no lineage cycle.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select, update
 
 from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
     AssetRegistered,
+    ClaimFiled,
+    ContributionAccepted,
     ContributionRecorded,
     PartyPayoutChanged,
     PartyRegistered,
@@ -26,11 +29,13 @@ from quotepart.store.lineage import reaches
 from quotepart.store.projections._writer import (
     ProjectionWriter,
     digest_prefix,
-    only_the_party_itself,
     projects,
 )
+from quotepart.store.rights import registrant
 from quotepart.store.schema import (
     assets,
+    claims,
+    contribution_proposals,
     contributions,
     lineage_edges,
     parties,
@@ -92,14 +97,7 @@ def project_party(
     )
 
 
-@projects(
-    PartyPayoutChanged,
-    keys=_party_keys,
-    admit=only_the_party_itself(
-        "the change of the payout reference of",
-        hint="a party changes its own payout reference, signing with its own key",
-    ),
-)
+@projects(PartyPayoutChanged, keys=_party_keys)
 def project_payout_change(
     writer: ProjectionWriter, body: PartyPayoutChanged, entry: SignedEntry, leaf_index: int
 ) -> None:
@@ -121,12 +119,7 @@ def project_payout_change(
 def project_asset(
     writer: ProjectionWriter, body: AssetRegistered, entry: SignedEntry, leaf_index: int
 ) -> None:
-    if writer.exists(assets, str(body.asset)):
-        raise InputError(
-            f"asset {body.asset} is already registered",
-            hint="registering the same content again returns the existing asset; look it up instead",
-        )
-    digest = str(body.asset)
+    digest = str(body.asset)  # registered once: the rule (`registration`) refused a repeat
     for parent in body.derived_from:
         parent_leaf = writer.leaf_of(assets, str(parent))
         if parent_leaf is None:
@@ -163,15 +156,21 @@ def project_contribution(
         raise NotFoundError(
             f"contribution names unknown asset {body.asset}", hint="register the asset first"
         )
-    total = writer.share_total(str(body.asset)) + body.share
-    if total > 1:
-        raise InputError(
-            f"the declared shares of asset {body.asset} would add up to {format_fraction(total)}, "
-            "more than the whole",
-            hint="shares of one asset sum to at most 1; record them together with "
-            "Workspace.contribute(..., normalise=True) to scale them",
+    if entry.author != registrant(writer, body.asset):  # proposed by its contributor
+        writer.add(
+            contribution_proposals,
+            {
+                "leaf_index": leaf_index,
+                "leaf_hash": entry.leaf_hash.hex(),
+                "party_id": str(body.party),
+                "asset": str(body.asset),
+                "role": body.role,
+                "share": format_fraction(body.share),
+                "accepted_by": None,
+            },
         )
-    writer.add_share(str(body.asset), body.share)
+        return
+    _count_share(writer, body.asset, body.share)
     writer.add(
         contributions,
         {
@@ -180,6 +179,63 @@ def project_contribution(
             "asset": str(body.asset),
             "role": body.role,
             "share": format_fraction(body.share),
+            "accepted_by": None,
+        },
+    )
+
+
+def _count_share(writer: ProjectionWriter, asset: Digest, share: Fraction) -> None:
+    total = writer.share_total(str(asset)) + share
+    if total > 1:
+        raise InputError(
+            f"the declared shares of asset {asset} would add up to {format_fraction(total)}, "
+            "more than the whole",
+            hint="shares of one asset sum to at most 1; record them together with "
+            "Workspace.contribute(..., normalise=True) to scale them",
+        )
+    writer.add_share(str(asset), share)
+
+
+@projects(ContributionAccepted)
+def project_acceptance(
+    writer: ProjectionWriter, body: ContributionAccepted, entry: SignedEntry, leaf_index: int
+) -> None:
+    writer.flush()  # the rule found the proposal, unaccepted
+    proposal = writer.conn.execute(
+        select(contribution_proposals).where(
+            contribution_proposals.c.leaf_hash == body.contribution
+        )
+    ).one()
+    _count_share(writer, body.asset, Fraction(proposal.share))
+    writer.conn.execute(
+        update(contribution_proposals)
+        .where(contribution_proposals.c.leaf_index == proposal.leaf_index)
+        .values(accepted_by=leaf_index)
+    )
+    writer.add(
+        contributions,
+        {
+            "leaf_index": int(proposal.leaf_index),
+            "party_id": proposal.party_id,
+            "asset": proposal.asset,
+            "role": proposal.role,
+            "share": proposal.share,
+            "accepted_by": leaf_index,
+        },
+    )
+
+
+@projects(ClaimFiled)
+def project_claim(
+    writer: ProjectionWriter, body: ClaimFiled, entry: SignedEntry, leaf_index: int
+) -> None:
+    writer.add(
+        claims,
+        {
+            "leaf_index": leaf_index,
+            "asset": str(body.asset),
+            "claimant": str(entry.author),
+            "reason": body.reason,
         },
     )
 

@@ -10,9 +10,9 @@ cannot pay anyone twice).
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from quotepart.errors import InputError, MoneyError, NotFoundError
+from quotepart.errors import InputError, MoneyError, NotFoundError, RightsError
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
     AllocationRecorded,
@@ -20,14 +20,13 @@ from quotepart.log.kinds import (
     PayoutRecorded,
     PolicySet,
     RevenueRecorded,
+    RightGranted,
+    RightRevoked,
     UsageRecorded,
     ValuationRecorded,
 )
-from quotepart.store.projections._writer import (
-    ProjectionWriter,
-    only_the_party_itself,
-    projects,
-)
+from quotepart.store.projections._writer import ProjectionWriter, projects
+from quotepart.store.rights import forget_grants
 from quotepart.store.schema import (
     allocation_amounts,
     allocations,
@@ -38,6 +37,7 @@ from quotepart.store.schema import (
     payouts,
     policies,
     revenues,
+    rights,
     usage,
     valuations,
 )
@@ -136,12 +136,7 @@ def project_valuation(
     )
 
 
-@projects(
-    ConsentRecorded,
-    admit=only_the_party_itself(
-        "a consent of", hint="a contributor grants or withdraws consent with their own key"
-    ),
-)
+@projects(ConsentRecorded)
 def project_consent(
     writer: ProjectionWriter, body: ConsentRecorded, entry: SignedEntry, leaf_index: int
 ) -> None:
@@ -204,6 +199,7 @@ def project_allocation(
             {
                 "allocation": leaf_index,
                 "party_id": str(party),
+                "payer": str(entry.author),
                 "amount_minor": amount,
                 "currency": body.currency,
                 "first_month": revenue.first_month,
@@ -223,13 +219,18 @@ def project_payout(
         raise InputError(f"{body.payout} is already recorded", hint="a payout is recorded once")
     # a held balance (a payee the export could not pay) is carried too, with its reason
     carried = {**body.carried, **{p: h.amount_minor for p, h in body.held.items()}}
-    owed = unpaid_balances(writer, [str(p) for p in (*body.paid, *carried)], body.currency)
+    payer = str(entry.author)
+    owed = unpaid_balances(
+        writer, [str(p) for p in (*body.paid, *carried)], body.currency, payer=payer
+    )
     for party, amount in (*body.paid.items(), *carried.items()):
         if amount > owed.get(str(party), 0):
-            raise MoneyError(
-                f"{body.payout} pays or carries {amount} {body.currency} for {party}, "
-                f"who is owed {owed.get(str(party), 0)}",
-                hint="a payout pays only what was allocated and not yet paid: nobody is paid twice",
+            raise RightsError(
+                f"`payout.recorded` {body.payout} pays or carries {amount} {body.currency} "
+                f"for {party}, who is owed {owed.get(str(party), 0)} by its payer {payer}",
+                rule="payout",
+                hint="a payout pays only what its payer allocated and has not yet paid: "
+                "nobody pays another's debts, and nobody is paid twice",
             )
     writer.add(
         payouts,
@@ -244,21 +245,22 @@ def project_payout(
     for party, amount in body.paid.items():
         writer.add(
             payout_amounts,
-            {"payout": leaf_index, "party_id": str(party), "currency": body.currency,
-             "paid_minor": amount, "carried_minor": 0},
+            {"payout": leaf_index, "party_id": str(party), "payer": payer,
+             "currency": body.currency, "paid_minor": amount, "carried_minor": 0},
         )  # fmt: skip
     for party, amount in carried.items():
         writer.add(
             payout_amounts,
-            {"payout": leaf_index, "party_id": str(party), "currency": body.currency,
-             "paid_minor": 0, "carried_minor": amount},
+            {"payout": leaf_index, "party_id": str(party), "payer": payer,
+             "currency": body.currency, "paid_minor": 0, "carried_minor": amount},
         )  # fmt: skip
 
 
 def unpaid_balances(
-    writer: ProjectionWriter, party_ids: list[str], currency: str
+    writer: ProjectionWriter, party_ids: list[str], currency: str, *, payer: str
 ) -> dict[str, int]:
-    """Allocated minus paid, per party, in one currency (rows of this batch flushed first)."""
+    """Allocated by `payer` minus paid by `payer`, per party, in one currency (rows of
+    this batch flushed first)."""
     writer.flush()
     owed: dict[str, int] = {}
     for start in range(0, len(party_ids), 500):
@@ -268,13 +270,18 @@ def unpaid_balances(
             .where(
                 allocation_amounts.c.party_id.in_(chunk),
                 allocation_amounts.c.currency == currency,
+                allocation_amounts.c.payer == payer,
             )
             .group_by(allocation_amounts.c.party_id)
         ):
             owed[party] = int(total)
         for party, paid in writer.conn.execute(
             select(payout_amounts.c.party_id, func.sum(payout_amounts.c.paid_minor))
-            .where(payout_amounts.c.party_id.in_(chunk), payout_amounts.c.currency == currency)
+            .where(
+                payout_amounts.c.party_id.in_(chunk),
+                payout_amounts.c.currency == currency,
+                payout_amounts.c.payer == payer,
+            )
             .group_by(payout_amounts.c.party_id)
         ):
             owed[party] = owed.get(party, 0) - int(paid)
@@ -299,6 +306,44 @@ def project_usage(
             "consumer": body.consumer,
             "units": body.units,
             "start": entry.raw_body["start"],
-            "month": body.start.year * 12 + body.start.month - 1,
+            "month": body.month,
         },
     )
+
+
+@projects(RightGranted)
+def project_grant(
+    writer: ProjectionWriter, body: RightGranted, entry: SignedEntry, leaf_index: int
+) -> None:
+    writer.add(
+        rights,
+        {
+            "leaf_index": leaf_index,
+            "grantor": str(entry.author),
+            "grantee": str(body.grantee),
+            "right_name": body.right,
+            "asset": str(body.asset),
+            "since": entry.raw_body["since"],
+            "until": entry.raw_body.get("until"),
+            "revoked_by": None,
+        },
+    )
+    forget_grants(writer)
+
+
+@projects(RightRevoked)
+def project_revocation(
+    writer: ProjectionWriter, body: RightRevoked, entry: SignedEntry, leaf_index: int
+) -> None:
+    writer.flush()
+    writer.conn.execute(
+        update(rights)
+        .where(
+            rights.c.grantee == str(body.grantee),
+            rights.c.asset == str(body.asset),
+            rights.c.right_name == body.right,
+            rights.c.revoked_by.is_(None),
+        )
+        .values(revoked_by=leaf_index)
+    )
+    forget_grants(writer)

@@ -53,16 +53,22 @@ def payout_leaf(conn: Connection, period: Period, currency: str, rail: str) -> i
     return None if row is None else int(row[0])
 
 
-def unshared_revenues(conn: Connection, currency: str, up_to_month: int) -> list[str]:
-    """Ids of revenues in `currency` booked up to `up_to_month` that have no allocation yet."""
+def unshared_revenues(
+    conn: Connection, currency: str, up_to_month: int, *, payer: PartyId | None = None
+) -> list[str]:
+    """Ids of revenues in `currency` booked up to `up_to_month` that have no allocation
+    yet (of assets `payer` registered, when given: the revenue it shares and pays)."""
+    query = select(revenues.c.revenue_id)
+    if payer is not None:
+        query = query.join(assets, assets.c.digest == revenues.c.asset).where(
+            assets.c.registered_by == str(payer)
+        )
     rows = conn.execute(
-        select(revenues.c.revenue_id)
-        .where(
+        query.where(
             revenues.c.currency == currency,
             revenues.c.last_month <= up_to_month,
             revenues.c.revenue_id.not_in(select(allocations.c.revenue_id)),
-        )
-        .order_by(revenues.c.leaf_index)
+        ).order_by(revenues.c.leaf_index)
     )
     return [str(revenue) for (revenue,) in rows]
 
@@ -138,12 +144,14 @@ def fact_leaves(conn: Connection, revenue: RevenueId) -> set[int]:
                     select(assets.c.digest).where(assets.c.leaf_index.in_(sorted(parent_leaves)))
                 )
             )
-        leaves.update(
-            int(i)
-            for (i,) in conn.execute(
-                select(contributions.c.leaf_index).where(contributions.c.asset.in_(batch))
+        for contribution, accepted_by in conn.execute(
+            select(contributions.c.leaf_index, contributions.c.accepted_by).where(
+                contributions.c.asset.in_(batch)
             )
-        )
+        ):  # a proposed share comes with the registrant's acceptance that made it count
+            leaves.add(int(contribution))
+            if accepted_by is not None:
+                leaves.add(int(accepted_by))
         leaves.update(
             int(i)
             for (i,) in conn.execute(
@@ -179,21 +187,25 @@ def party_allocations(
     ]
 
 
-def owed_balances(conn: Connection, currency: str, up_to_month: int) -> dict[str, int]:
-    """Per party: allocated for revenue booked up to `up_to_month`, less everything paid."""
+def owed_balances(
+    conn: Connection, currency: str, up_to_month: int, *, payer: PartyId
+) -> dict[str, int]:
+    """Per party: what `payer` allocated for revenue booked up to `up_to_month`, less
+    everything `payer` paid it."""
     owed: dict[str, int] = {}
     for party, total in conn.execute(
         select(allocation_amounts.c.party_id, func.sum(allocation_amounts.c.amount_minor))
         .where(
             allocation_amounts.c.currency == currency,
             allocation_amounts.c.last_month <= up_to_month,
+            allocation_amounts.c.payer == str(payer),
         )
         .group_by(allocation_amounts.c.party_id)
     ):
         owed[str(party)] = int(total)
     for party, paid in conn.execute(
         select(payout_amounts.c.party_id, func.sum(payout_amounts.c.paid_minor))
-        .where(payout_amounts.c.currency == currency)
+        .where(payout_amounts.c.currency == currency, payout_amounts.c.payer == str(payer))
         .group_by(payout_amounts.c.party_id)
     ):
         owed[str(party)] = owed.get(str(party), 0) - int(paid)
