@@ -79,6 +79,12 @@ def test_verify_replays_every_projected_kind(tmp_path: Path) -> None:
     with init_workspace(tmp_path / "ws", clock=FakeClock()) as ws:
         scene = Scene(ws)
         ws.grant_consent(scene.hospital_a, scene.data_a)
+        ws.grant_right(scene.hospital_b, "valuation", scene.model, by=scene.lab)
+        ws.revoke_right(scene.hospital_b, "valuation", scene.model, by=scene.lab)
+        ws.file_claim(scene.data_a, "our records, copied", by=scene.hospital_b)
+        notes = ws.register_asset(b"notes", asset_kind="dataset", name="N", by=scene.lab)
+        [proposed] = ws.contribute(notes, {scene.annotator: "1/2"}, role="data", by=scene.annotator)
+        ws.accept_contribution(proposed, by=scene.lab)
         ws.record_usage(
             scene.service, "consumer-1", 3, datetime(2026, 1, 5, tzinfo=UTC), by=scene.lab
         )
