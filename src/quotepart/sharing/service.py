@@ -22,6 +22,7 @@ from quotepart.errors import (
     NotFoundError,
     PaymentDetailsError,
     QuotepartError,
+    RightsError,
     VerificationError,
 )
 from quotepart.ids import Digest, PartyId, PayoutId, Period, RevenueId
@@ -337,30 +338,41 @@ class Sharing:
 
     # ------------------------------------------------------------- sharing
 
-    def share(self, revenue: RevenueId | str, *, by: PartyId | None = None) -> Shared:
+    def share(self, revenue: RevenueId | str, *, by: PartyRef | None = None) -> Shared:
         """Compute and record the allocation of `revenue`; a second call returns the first.
 
-        The allocation is signed by `by`, or by whoever recorded the revenue.
+        The allocation is signed by `by`, or by the operator (registrant) of the model or
+        service that earned the revenue: the party that owes the money (docs/rights.md,
+        rule `sharing`). The log recomputes it on append; should a fact change between
+        this computation and the append (another writer), it is computed once more.
         """
         revenue_id = RevenueId.parse(str(revenue))
-        with self.ledger.read() as conn:
-            done = allocation_leaf(conn, revenue_id)
-            if done is not None:
-                [(_, entry)] = read_entries(conn, [done])
-                body = entry.body_as(AllocationRecorded)
-                return Shared(recompute(entry, entries_by_hash(conn, body.inputs)), done, False)
-            facts = facts_of(conn, revenue_id)
-        allocation = allocate(facts)
-        body = AllocationRecorded(
-            revenue_id,
-            allocation.currency,
-            allocation.total_minor,
-            allocation.amounts,
-            tuple(allocation.inputs),
-            tuple(allocation.notes),
-        )
-        index = self.ledger.append(body, author=by or facts.revenue.author)
-        return Shared(allocation, index, True)
+        for attempt in (1, 2):
+            with self.ledger.read() as conn:
+                done = allocation_leaf(conn, revenue_id)
+                if done is not None:
+                    [(_, entry)] = read_entries(conn, [done])
+                    body = entry.body_as(AllocationRecorded)
+                    return Shared(recompute(entry, entries_by_hash(conn, body.inputs)), done, False)
+                facts = facts_of(conn, revenue_id)
+            allocation = allocate(facts)
+            body = AllocationRecorded(
+                revenue_id,
+                allocation.currency,
+                allocation.total_minor,
+                allocation.amounts,
+                tuple(allocation.inputs),
+                tuple(allocation.notes),
+            )
+            operator = facts.assets[facts.revenue.body.asset].author
+            try:
+                index = self.ledger.append(body, author=by or operator)
+            except RightsError as exc:
+                if exc.rule != "recompute" or attempt == 2:
+                    raise
+                continue  # the log moved on between reading and appending: again
+            return Shared(allocation, index, True)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def statement(self, party: PartyRef, period: str | Period) -> Statement:
         """What `party` was allocated in `period`, each line traced to the entries behind it.
