@@ -170,6 +170,14 @@ def forget_grants(writer: ProjectionWriter) -> None:
     writer.cache.pop("grants", None)
 
 
+def who(writer: ProjectionWriter, party: PartyId | str) -> str:
+    """A party as a refusal names it: `Name (party:…)`, or the bare id if unknown."""
+    name = writer.conn.execute(
+        select(parties.c.name).where(parties.c.party_id == str(party))
+    ).scalar()
+    return str(party) if name is None else f"{name} ({party})"
+
+
 def _require(
     writer: ProjectionWriter,
     entry: SignedEntry,
