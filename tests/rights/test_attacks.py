@@ -342,9 +342,11 @@ def test_an_entry_written_behind_the_stores_back_is_named_by_verify(
     assert f"(rule: {rule})" in message
     # rebuild refuses to replay it, and its transaction leaves the projections as they were
     parties = ws.parties()
-    with pytest.raises(RightsError) as refusal:
+    with pytest.raises(VerificationError) as refusal:
         ws.store.rebuild()
-    assert refusal.value.rule == rule
+    assert refusal.value.message == message  # named as verify names it
+    assert isinstance(refusal.value.__cause__, RightsError)
+    assert refusal.value.__cause__.rule == rule
     assert ws.parties() == parties
     with pytest.raises(VerificationError, match=re.escape(message)):
         ws.verify()

@@ -435,7 +435,11 @@ class LogStore:
     # ------------------------------------------------------------ projections
 
     def rebuild(self) -> int:
-        """Drop every projection row and replay the log; return the number of entries replayed."""
+        """Drop every projection row and replay the log; return the number of entries replayed.
+
+        Raises:
+            VerificationError: an entry the rules refuse at its position (nothing changes).
+        """
         with writer(self.engine) as conn:
             size = self._lock_head(conn)
             for table in reversed(PROJECTION_TABLES):
@@ -444,7 +448,7 @@ class LogStore:
             for start, entries in self._chunks(conn, size):
                 prefetch(projections, entries)
                 for index, entry in enumerate(entries, start):
-                    apply_projections(projections, entry, index)
+                    replay_entry(projections, entry, index)
                 projections.flush()
             return size
 
@@ -460,6 +464,27 @@ class LogStore:
 
     def projection_checker(self) -> ProjectionReplay:
         return ProjectionReplay(self.engine)
+
+
+def replay_entry(writer: ProjectionWriter, entry: SignedEntry, index: int) -> None:
+    """Project one logged entry again (verify's replay, rebuild); a refusal names the entry.
+
+    Raises:
+        VerificationError: the log holds an entry its rules refuse at its position.
+    """
+    try:
+        apply_projections(writer, entry, index)
+    except RightsError as exc:
+        raise VerificationError(
+            f"entry {index}: {exc.message}",
+            hint="the log holds an entry its rules forbid (docs/rights.md): it was written "
+            "behind quotepart's back, or by a version that did not check rights",
+        ) from exc
+    except QuotepartError as exc:
+        raise VerificationError(
+            f"entry {index}: a replay of the log refuses it: {exc.message}",
+            hint="the log holds an entry its rules forbid; it was written behind quotepart's back",
+        ) from exc
 
 
 class ProjectionReplay:
@@ -483,19 +508,7 @@ class ProjectionReplay:
         writer = ProjectionWriter(self._conn, kept=self._kept, logged=False)
         prefetch(writer, entries)
         for index, entry in enumerate(entries, start):
-            try:
-                apply_projections(writer, entry, index)
-            except RightsError as exc:
-                raise VerificationError(
-                    f"entry {index}: {exc.message}",
-                    hint="the log holds an entry its rules forbid (docs/rights.md): it was "
-                    "written behind quotepart's back, or by a version that did not check rights",
-                ) from exc
-            except QuotepartError as exc:
-                raise VerificationError(
-                    f"entry {index}: a replay of the log refuses it: {exc.message}",
-                    hint="the log holds an entry its rules forbid; it was written behind quotepart's back",
-                ) from exc
+            replay_entry(writer, entry, index)
         writer.flush()
 
     def compare(self) -> None:
