@@ -33,7 +33,7 @@ _CLI = "quotepart.cli."
 COMMANDS: Mapping[str, LazyCommand] = {
     "asset": LazyCommand(
         _CLI + "provenance_commands:asset_group",
-        "Register, list and show assets; prove that a record is in one.",
+        "Register, list, show and claim assets; prove that a record is in one.",
     ),
     "consent": LazyCommand(
         _CLI + "sharing_commands:consent_group",
@@ -42,6 +42,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
     "contribute": LazyCommand(
         _CLI + "provenance_commands:contribute_command",
         "Record who contributed ASSET, with declared shares adding up to the whole.",
+    ),
+    "contribution": LazyCommand(
+        _CLI + "rights_commands:contribution_group",
+        "List the contributions their contributors proposed, and accept them as registrant.",
     ),
     "demo": LazyCommand(
         _CLI + "demo:demo_command",
@@ -90,6 +94,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
     "revenue": LazyCommand(
         _CLI + "sharing_commands:revenue_group",
         "Record and list revenue earned by models and services.",
+    ),
+    "right": LazyCommand(
+        _CLI + "rights_commands:right_group",
+        "Delegate a right over an asset to another party, revoke it, list the delegations.",
     ),
     "run": LazyCommand(
         _CLI + "provenance_commands:run_group",

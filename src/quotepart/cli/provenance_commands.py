@@ -19,7 +19,9 @@ from quotepart.cli._base import (
     read_json_object,
     workspace_options,
 )
-from quotepart.errors import InputError, QuotepartWarning
+from quotepart.cli.rights_commands import delegation_row, names_of
+from quotepart.errors import AlreadyRegisteredError, InputError, QuotepartWarning
+from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import AGENT_TYPES, ASSET_KINDS, CONTRIBUTION_ROLES, PARTY_ROLES
 from quotepart.money import parse_ratio
 from quotepart.provenance import record_proof, verify_record_proof
@@ -114,7 +116,7 @@ def party_list(workspace_dir: Path, database_url: str | None, as_json: bool) -> 
 
 @click.group("asset")
 def asset_group() -> None:
-    """Register, list and show assets; prove that a record is in one."""
+    """Register, list, show and claim assets; prove that a record is in one."""
 
 
 @asset_group.command("add")
@@ -153,22 +155,61 @@ def asset_add(
     if not path.exists():  # reported before the lookup of --by
         raise InputError(f"cannot read {path}: no such file or folder", hint="check the path")
     with load_workspace(workspace_dir, database_url) as ws:
-        digest = ws.register_data(
-            data,
-            name=name,
-            by=ws.resolve_party(by),
-            asset_kind=asset_kind,
-            license=license_id,
-            creators=creators,
-            description=description,
-            derived_from=[ws.resolve_asset(d) for d in derived_from],
-        )
+        caller = ws.resolve_party(by)
+        try:
+            digest = ws.register_data(
+                data,
+                name=name,
+                by=caller,
+                asset_kind=asset_kind,
+                license=license_id,
+                creators=creators,
+                description=description,
+                derived_from=[ws.resolve_asset(d) for d in derived_from],
+            )
+        except AlreadyRegisteredError as exc:
+            raise _registered_first(ws, exc, caller) from exc
         record = ws.asset(digest)
     assert record is not None
     if as_json:
         emit_json({"asset": str(digest), "name": record.name, "asset_kind": record.asset_kind})
     else:
         click.echo(str(digest))
+
+
+def _registered_first(
+    ws: Workspace, exc: AlreadyRegisteredError, caller: PartyId
+) -> AlreadyRegisteredError:
+    """The error again, in the shell's words: names, not ids, and the command that disputes it."""
+    names = {str(p.party): p.name for p in ws.parties()}
+    record = ws.asset(Digest.parse(exc.asset))
+    what = exc.asset if record is None else f"{record.name!r} ({exc.asset})"
+    registrant = names.get(exc.registrant, exc.registrant)
+    return AlreadyRegisteredError(
+        f"{what} was registered first by {registrant} ({exc.registrant}) at "
+        f"{exc.registered_at} (entry {exc.leaf_index}); nothing was recorded in the name of "
+        f"{names.get(str(caller), str(caller))}",
+        asset=exc.asset,
+        registrant=exc.registrant,
+        registered_at=exc.registered_at,
+        leaf_index=exc.leaf_index,
+        hint=f"use the asset by its digest; to dispute the registration, file a claim: "
+        f"quotepart asset claim {exc.asset} --reason TEXT --by {caller}",
+    )
+
+
+@asset_group.command("claim")
+@click.argument("asset")
+@click.option("--reason", required=True, help="Why the registration is wrong.")
+@click.option("--by", required=True, help="The party filing the claim (its key is held here).")
+@workspace_options
+def asset_claim(
+    workspace_dir: Path, database_url: str | None, asset: str, reason: str, by: str
+) -> None:
+    """Dispute who registered ASSET: a signed claim, shown wherever its registrant is."""
+    with load_workspace(workspace_dir, database_url) as ws:
+        leaf = ws.file_claim(ws.resolve_asset(asset), reason, by=ws.resolve_party(by))
+    click.echo(str(leaf))
 
 
 @asset_group.command("list")
@@ -189,11 +230,37 @@ def asset_list(workspace_dir: Path, database_url: str | None, as_json: bool) -> 
 @click.argument("asset")
 @workspace_options
 def asset_show(workspace_dir: Path, database_url: str | None, asset: str) -> None:
-    """Print the full registration of ASSET (metadata included) as JSON."""
+    """Print the full registration of ASSET (metadata included) as JSON.
+
+    Beside the registration's fields: `registered_by` (who signed it), `claims` (the
+    claims filed on it) and `delegations` (the rights over it delegated and not revoked).
+    """
     with load_workspace(workspace_dir, database_url) as ws:
-        entry = ws.asset_entry(ws.resolve_asset(asset))
+        digest = ws.resolve_asset(asset)
+        entry = ws.asset_entry(digest)
+        record = ws.asset(digest)
         assert entry is not None
-        emit_json(entry.to_body())
+        assert record is not None
+        parties, assets = names_of(ws)
+        shown = entry.to_body()
+        shown["registered_by"] = {
+            "party": str(record.registered_by),
+            "name": parties.get(str(record.registered_by)),
+            "leaf_index": record.leaf_index,
+        }
+        shown["claims"] = [
+            {
+                "claimant": str(c.claimant),
+                "claimant_name": parties.get(str(c.claimant)),
+                "reason": c.reason,
+                "leaf_index": c.leaf_index,
+            }
+            for c in ws.claims(digest)
+        ]
+        shown["delegations"] = [
+            delegation_row(d, parties, assets) for d in ws.delegations(digest, active=True)
+        ]
+        emit_json(shown)
 
 
 @asset_group.command("prove-record")

@@ -376,10 +376,19 @@ def statement_command(
                 click.echo(
                     f"    {format_amount(line.amount_minor, item.currency):>12}  {line.reason}{at}: {path}"
                 )
+                for signed in item.signed_for(line):
+                    click.echo(f"{'':>18}{signed.describe(names)}")
         for currency, amount in statement.totals.items():
             click.echo(f"  total: {format_amount(amount, currency)} {currency}")
         if not statement.items:
             click.echo(f"  no allocation to {names.name(str(party_id)) or party_id} in {period}")
+        if statement.claims:
+            click.echo("  claims against your registrations:")
+            for claim in statement.claims:
+                click.echo(
+                    f"    {names.label(claim.asset, width=24)}: claimed by "
+                    f"{names.label(claim.claimant)} (entry {claim.leaf_index}): {claim.reason}"
+                )
 
 
 @click.command("verify-statement")

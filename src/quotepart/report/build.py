@@ -19,7 +19,9 @@ from quotepart.report.document import (
     FORMAT,
     AllocationRef,
     AssetFlow,
+    Delegate,
     Earner,
+    FiledClaim,
     LineageEdge,
     LineageGraph,
     LineageNode,
@@ -35,6 +37,7 @@ from quotepart.report.document import (
     ReportDocument,
     ReportedAsset,
     RevenueLine,
+    Rights,
     Totals,
     Usage,
     UsagePoint,
@@ -92,6 +95,7 @@ def build_report(facts: ReportFacts, *, verifier_key: str) -> ReportData:
             _policy(names, shown, currencies[0] if len(currencies) == 1 else None)
             for shown in facts.policies
         ),
+        rights=_rights(facts, names),
         verification=_verification(facts, verifier_key, allocations),
     )
     return ReportData(
@@ -300,6 +304,42 @@ def _policy(names: _Names, shown: InForce[PolicySet], currency: str | None) -> P
         ),
         rules=body.to_body(),
         used_by_allocations=shown.used_by_allocations,
+    )
+
+
+def _rights(facts: ReportFacts, names: _Names) -> Rights:
+    return Rights(
+        operator=facts.operator,
+        operator_name=names.party(facts.operator),
+        delegates=tuple(
+            Delegate(
+                party=str(d.grantee),
+                name=names.party(d.grantee),
+                right=d.right,
+                asset=str(d.asset),
+                asset_name=names.asset(d.asset),
+                granted_by=str(d.grantor),
+                granted_by_name=names.party(d.grantor),
+                since=d.since.isoformat(),
+                until=None if d.until is None else d.until.isoformat(),
+                entry=d.leaf_index,
+                revoked_at=d.revoked_by,
+            )
+            for d in facts.delegations
+        ),
+        claims=tuple(
+            FiledClaim(
+                asset=str(claim.asset),
+                asset_name=names.asset(claim.asset),
+                registrant=registrant,
+                registrant_name=names.party(registrant),
+                claimant=str(claim.claimant),
+                claimant_name=names.party(claim.claimant),
+                reason=claim.reason,
+                entry=claim.leaf_index,
+            )
+            for claim, registrant in facts.claims
+        ),
     )
 
 

@@ -194,6 +194,48 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class Delegate:
+    """A party that holds (or held) one right over an asset by delegation."""
+
+    party: str
+    name: str
+    right: str  # valuation, metering, billing, sharing, policy, run, contribution
+    asset: str
+    asset_name: str
+    granted_by: str
+    granted_by_name: str
+    since: str
+    until: str | None
+    entry: int  # leaf index of the right.granted entry
+    revoked_at: int | None  # leaf index of the right.revoked entry, if revoked
+
+
+@dataclass(frozen=True, slots=True)
+class FiledClaim:
+    """A claim.filed on an asset of the report's lineage: someone disputes its registrant."""
+
+    asset: str
+    asset_name: str
+    registrant: str
+    registrant_name: str
+    claimant: str
+    claimant_name: str
+    reason: str
+    entry: int  # leaf index
+
+
+@dataclass(frozen=True, slots=True)
+class Rights:
+    """Who holds the rights over what the report shows: the operator (the registrant of
+    the service or model), the parties it delegated rights to, and the claims filed."""
+
+    operator: str
+    operator_name: str
+    delegates: tuple[Delegate, ...]
+    claims: tuple[FiledClaim, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PinnedCheckpoint:
     tree_size: int
     root_hash: str  # hex
@@ -224,6 +266,7 @@ class ReportDocument:
     money_flow: Mapping[str, MoneyFlow]  # by currency
     usage: Usage
     policies: tuple[Policy, ...]
+    rights: Rights
     verification: Verification
 
     def to_json(self) -> dict[str, Any]:
@@ -269,7 +312,9 @@ __all__ = [
     "FORMAT",
     "AllocationRef",
     "AssetFlow",
+    "Delegate",
     "Earner",
+    "FiledClaim",
     "LineageEdge",
     "LineageGraph",
     "LineageNode",
@@ -285,6 +330,7 @@ __all__ = [
     "ReportDocument",
     "ReportedAsset",
     "RevenueLine",
+    "Rights",
     "Totals",
     "Usage",
     "UsagePoint",

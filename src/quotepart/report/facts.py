@@ -17,6 +17,7 @@ from quotepart.log import SignedEntry
 from quotepart.log.kinds import AssetRegistered, PolicySet, RevenueRecorded, ValuationRecorded
 from quotepart.provenance.lineage import Lineage, LineageNode
 from quotepart.store.queries.report import CheckpointRow, UsageCounts
+from quotepart.store.queries.rights import Claim, Delegation
 
 T = TypeVar("T")
 
@@ -56,6 +57,9 @@ class ReportFacts:
     policies: tuple[InForce[PolicySet], ...]  # in the lineage's order
     usage: UsageCounts
     checkpoint: CheckpointRow  # the first signed after every entry read
+    operator: str  # party id of the root's registrant, who holds every right over it
+    delegations: tuple[Delegation, ...]  # of rights over the reported assets, in log order
+    claims: tuple[tuple[Claim, str], ...]  # on the lineage's assets, with their registrants
 
 
 __all__ = ["Covered", "InForce", "ReportFacts"]

@@ -30,6 +30,7 @@ from quotepart.report.document import ReportData
 from quotepart.report.facts import Covered, InForce, ReportFacts
 from quotepart.store.queries.entries import entries_by_hash, read_entries
 from quotepart.store.queries.in_force import latest_policy_leaves, latest_valuation_leaves
+from quotepart.store.queries.provenance import asset_record
 from quotepart.store.queries.report import (
     first_checkpoint_after,
     party_names,
@@ -37,6 +38,7 @@ from quotepart.store.queries.report import (
     services_derived_from,
     usage_counts,
 )
+from quotepart.store.queries.rights import Claim, Delegation, claims_on, delegations
 from quotepart.store.queries.sharing import allocation_leaf
 
 T = TypeVar("T")
@@ -124,8 +126,14 @@ def gather(conn: Connection, asset: Digest | str, period: Period | str) -> Repor
         latest_policy_leaves,
         [node.id for node in graph.nodes if node.type == "asset"],
     )
+    [(_, root_entry)] = read.entries([root_leaf])
+    involved = sorted({*earners, *(node.id for node in graph.nodes if node.type == "asset")})
+    delegated, claimed = _rights(read, involved)
     party_ids = {str(line.party) for c in covered for line in c.allocation.lines}
     party_ids |= {str(shown.fact.body.operator) for shown in ruled}
+    party_ids |= {str(root_entry.author)}
+    party_ids |= {str(p) for d in delegated for p in (d.grantor, d.grantee)}
+    party_ids |= {p for claim, registrant in claimed for p in (str(claim.claimant), registrant)}
     read.names_of(party_ids)
     per = usage_per(the_period)
     usage = usage_counts(conn, earners, the_period.first_month, the_period.last_month, per=per)
@@ -137,6 +145,7 @@ def gather(conn: Connection, asset: Digest | str, period: Period | str) -> Repor
     return ReportFacts(
         root, the_period, tuple(earners), tuple(covered), graph, dict(read.assets),
         dict(read.party_names), tuple(valued), tuple(ruled), usage, checkpoint,
+        str(root_entry.author), tuple(delegated), tuple(claimed),
     )  # fmt: skip
 
 
@@ -176,6 +185,26 @@ def _covered(read: _Reader, earners: list[str], period: Period, name: str) -> li
         facts = SharingFacts.from_entries(inputs, revenue)
         covered.append(Covered(index, entry, allocation, facts, facts.revenue.body))
     return covered
+
+
+def _rights(read: _Reader, assets: list[str]) -> tuple[list[Delegation], list[tuple[Claim, str]]]:
+    """The delegations of rights over `assets` (revoked ones included: what a delegate
+    signed before stays valid) and the claims filed on them, each with its registrant."""
+    digests = [Digest.parse(a) for a in assets]
+    delegated = sorted(
+        (d for digest in digests for d in delegations(read.conn, digest)),
+        key=lambda d: d.leaf_index,
+    )
+    read.saw(d.leaf_index for d in delegated)
+    read.saw(d.revoked_by for d in delegated if d.revoked_by is not None)
+    claimed: list[tuple[Claim, str]] = []
+    for claim in claims_on(read.conn, digests):
+        record = asset_record(read.conn, claim.asset)
+        registrant = "" if record is None else str(record.registered_by)
+        claimed.append((claim, registrant))
+        read.saw([claim.leaf_index])
+    read.asset_bodies(str(claim.asset) for claim, _ in claimed)
+    return delegated, claimed
 
 
 def _in_force(

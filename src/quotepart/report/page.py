@@ -186,6 +186,64 @@ def _policies(document: ReportDocument) -> str:
     )
 
 
+_RIGHT_WORDS = {
+    "valuation": "records valuations of",
+    "metering": "meters the usage of",
+    "billing": "records the revenue of",
+    "sharing": "records the allocations of",
+    "policy": "sets the sharing policy of",
+    "run": "records the runs producing",
+    "contribution": "records the contributions to",
+}
+
+
+def _rights(document: ReportDocument) -> str:
+    rights = document.rights
+    out = [
+        f"<p>{_e(rights.operator_name)} operates {_e(document.asset.name)}: it registered it "
+        "and holds every right over it (setting its policy, metering, billing, valuing and "
+        "sharing it), except those it delegated below.</p>"
+    ]
+    if rights.delegates:
+        rows = [
+            [
+                _e(d.name),
+                f"{_e(_RIGHT_WORDS.get(d.right, d.right))} {_e(d.asset_name)}",
+                _e(d.granted_by_name),
+                _e(d.since[:10]) + (f" to {_e(d.until[:10])}" if d.until else ""),
+                f"#{_e(d.entry)}"
+                + ("" if d.revoked_at is None else f", revoked at #{_e(d.revoked_at)}"),
+            ]
+            for d in rights.delegates
+        ]
+        out.append(
+            _table(["delegate", "right", "delegated by", "from", "entry"], rows, numeric=set())
+        )
+    else:
+        out.append("<p>No right over these assets was delegated.</p>")
+    if rights.claims:
+        rows = [
+            [
+                _e(c.asset_name),
+                _e(c.registrant_name),
+                _e(c.claimant_name),
+                _e(c.reason),
+                f"#{_e(c.entry)}",
+            ]
+            for c in rights.claims
+        ]
+        out.append(
+            "<h3>Claims filed</h3><p>Parties disputing who registered an asset of this value "
+            "chain. A claim is recorded and shown; it changes no amount.</p>"
+            + _table(
+                ["asset", "registered by", "claimed by", "reason", "entry"], rows, numeric=set()
+            )
+        )
+    else:
+        out.append("<p>No claim was filed against the registration of any asset shown.</p>")
+    return "".join(out)
+
+
 def _revenues(document: ReportDocument) -> str:
     names = _names(document)
     rows = [
@@ -285,9 +343,11 @@ def render_page(
         + "<h2>6. The sharing rules</h2>"
         "<p>Within each input, its contributors share its part by their declared shares.</p>"
         + _policies(document)
-        + "<h2>7. Revenues covered</h2>"
+        + "<h2>7. Rights</h2>"
+        + _rights(document)
+        + "<h2>8. Revenues covered</h2>"
         + _revenues(document)
-        + "<h2>8. How to verify</h2>"
+        + "<h2>9. How to verify</h2>"
         + _verification(document)
         + "</body></html>\n"
     )

@@ -17,6 +17,12 @@ come from the `party.registered` and `asset.registered` entries the file holds (
 with its inclusion proof and signature), and the file's `names` part, written for the
 reader, must say exactly what those entries say: a name `verify_statement` returns was
 verified, never taken from the file on trust.
+
+Rights: each line says who signed the policy and the valuation its amount follows from
+(the authors of those input entries), and "delegated by" whom when the signer is not the
+asset's registrant (the delegation is read from the log: `right.granted`). A statement of
+a party that registered assets also lists the claims filed against those registrations.
+Neither changes an amount, and the statement file proves the signers' entries as inputs.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from sqlalchemy import Connection
 from quotepart.allocation.engine import Line
 from quotepart.allocation.recompute import recompute
 from quotepart.errors import InputError, MalformedEntryError, VerificationError
-from quotepart.ids import PartyId, Period
+from quotepart.ids import Digest, PartyId, Period
 from quotepart.log import (
     Checkpoint,
     NoteVerifier,
@@ -48,12 +54,15 @@ from quotepart.log.kinds import (
     AllocationRecorded,
     AssetRegistered,
     PartyRegistered,
+    PolicySet,
     RevenueRecorded,
+    ValuationRecorded,
 )
 from quotepart.money import format_amount
 from quotepart.store import LogStore
 from quotepart.store.queries.entries import entries_by_hash, read_entries
-from quotepart.store.queries.provenance import party_leaf, party_leaves
+from quotepart.store.queries.provenance import asset_record, party_leaf, party_leaves
+from quotepart.store.queries.rights import claims_on, delegations
 from quotepart.store.queries.sharing import party_allocations
 
 FORMAT = "quotepart-statement/2"
@@ -96,6 +105,63 @@ class Names:
         return {"parties": dict(self.parties), "assets": dict(self.assets)}
 
 
+SIGNED_STEPS = ("policy", "valuation")
+"""The steps of a line whose signer a statement names: each is also the right to sign it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """Who signed the policy or valuation a line follows from, and under whose right."""
+
+    what: str  # "policy" or "valuation"
+    asset: str  # the asset it is about (a policy's asset, a valuation's model)
+    entry: str  # its leaf hash
+    signer: str  # party id of its author
+    registrant: str | None  # party id of the asset's registrant, if among the inputs
+    delegated_by: str | None = None  # the grantor, when the signer is not the registrant
+
+    def to_json(self, names: Names) -> dict[str, Any]:
+        return {
+            "what": self.what,
+            "asset": self.asset,
+            "asset_name": names.assets.get(self.asset),
+            "entry": self.entry,
+            "signer": self.signer,
+            "signer_name": names.parties.get(self.signer),
+            "delegated_by": self.delegated_by,
+            "delegated_by_name": None
+            if self.delegated_by is None
+            else names.parties.get(self.delegated_by),
+        }
+
+    def describe(self, names: Names) -> str:
+        """'valuation signed by Valuer Co (delegated by Lab)'."""
+        said = f"{self.what} signed by {names.parties.get(self.signer) or self.signer}"
+        if self.delegated_by is not None:
+            said += f" (delegated by {names.parties.get(self.delegated_by) or self.delegated_by})"
+        return said
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAgainst:
+    """A claim filed against one of the statement party's registrations."""
+
+    asset: str
+    claimant: str
+    reason: str
+    leaf_index: int
+
+    def to_json(self, names: Names) -> dict[str, Any]:
+        return {
+            "asset": self.asset,
+            "asset_name": names.assets.get(self.asset),
+            "claimant": self.claimant,
+            "claimant_name": names.parties.get(self.claimant),
+            "reason": self.reason,
+            "leaf_index": self.leaf_index,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class StatementItem:
     revenue: str
@@ -105,6 +171,15 @@ class StatementItem:
     allocation_entry: str  # leaf hash of the allocation.recorded entry
     allocation_index: int
     lines: list[Line]
+    signed: dict[str, Signed] = field(default_factory=dict)  # entry leaf hash -> its signer
+
+    def signed_for(self, line: Line) -> list[Signed]:
+        """The policies and valuations `line` follows from, with who signed each."""
+        return [
+            self.signed[hop.entry]
+            for hop in line.trace
+            if hop.what in SIGNED_STEPS and hop.entry is not None and hop.entry in self.signed
+        ]
 
 
 @dataclass(slots=True)
@@ -113,6 +188,7 @@ class Statement:
     period: Period
     items: list[StatementItem] = field(default_factory=list)
     names: Names = field(default_factory=Names)
+    claims: list[ClaimAgainst] = field(default_factory=list)  # against its registrations
 
     @property
     def party_name(self) -> str | None:
@@ -161,22 +237,25 @@ class Statement:
                                 }
                                 for hop in line.trace
                             ],
+                            "signed": [s.to_json(self.names) for s in item.signed_for(line)],
                         }
                         for line in item.lines
                     ],
                 }
                 for item in self.items
             ],
+            "claims_against_registrations": [c.to_json(self.names) for c in self.claims],
         }
 
     def to_csv(self) -> str:
         """One row per line: the party and the asset paying it, each with its name, revenue,
-        currency, amount, reason and the trace as `what ref (name) @entry` steps."""
+        currency, amount, reason, the trace as `what ref (name) @entry` steps, and who
+        signed its policy and valuation (`; `-separated)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(
             ["party", "party_name", "period", "revenue", "currency", "amount_minor", "amount",
-             "reason", "asset", "asset_name", "trace"]
+             "reason", "asset", "asset_name", "trace", "signed"]
         )  # fmt: skip
         for item in self.items:
             for line in item.lines:
@@ -198,6 +277,7 @@ class Statement:
                             + (f" @{hop.entry[:16]}" if hop.entry else "")
                             for hop in line.trace
                         ),
+                        "; ".join(s.describe(self.names) for s in item.signed_for(line)),
                     ]
                 )
         return out.getvalue()
@@ -219,6 +299,7 @@ def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement
     the names of the party and the assets from their registration entries."""
     statement = Statement(party, period)
     registrations = _own_registration(conn, party)
+    named: set[str] = set()
     for index in party_allocations(conn, party, period.first_month, period.last_month):
         [(_, entry)] = read_entries(conn, [index])
         body = entry.body_as(AllocationRecorded)
@@ -226,6 +307,8 @@ def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement
         registrations.extend(inputs)
         allocation = recompute(entry, inputs)
         revenue = _revenue_of(entry, inputs)
+        lines = allocation.lines_of(party)
+        signed = _signers(conn, lines, inputs)
         statement.items.append(
             StatementItem(
                 str(body.revenue),
@@ -234,11 +317,93 @@ def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement
                 allocation.amount_of(party),
                 entry.leaf_hash.hex(),
                 index,
-                allocation.lines_of(party),
+                lines,
+                signed,
             )
         )
+        named.update(s.signer for s in signed.values())
+        named.update(s.delegated_by for s in signed.values() if s.delegated_by is not None)
+    statement.claims = _claims_against(conn, party)
+    named.update(c.claimant for c in statement.claims)
+    assets_named = {c.asset for c in statement.claims}
+    leaves = set(party_leaves(conn, named))
+    leaves.update(
+        record.leaf_index
+        for record in (asset_record(conn, Digest.parse(a)) for a in sorted(assets_named))
+        if record is not None
+    )
+    leaves.difference_update(i for i, _ in registrations)
+    registrations.extend(read_entries(conn, sorted(leaves)))
     statement.names = Names.of(entry for _, entry in registrations)
     return statement
+
+
+def _signers(
+    conn: Connection, lines: list[Line], inputs: list[tuple[int, SignedEntry]]
+) -> dict[str, Signed]:
+    """Who signed each policy and valuation `lines` follow from (by entry leaf hash), and,
+    for a signer other than the asset's registrant, who delegated the right to it."""
+    by_hash = {entry.leaf_hash.hex(): (index, entry) for index, entry in inputs}
+    registrants: dict[str, str] = {}
+    for _, entry in inputs:
+        body = entry.body()
+        if isinstance(body, AssetRegistered):
+            registrants[str(body.asset)] = str(entry.author)
+    signed: dict[str, Signed] = {}
+    for line in lines:
+        for hop in line.trace:
+            if hop.what not in SIGNED_STEPS or hop.entry is None or hop.entry in signed:
+                continue
+            if hop.entry not in by_hash:
+                continue
+            index, entry = by_hash[hop.entry]
+            body = entry.body()
+            if isinstance(body, PolicySet):
+                asset = body.asset
+            elif isinstance(body, ValuationRecorded):
+                asset = body.model
+            else:
+                continue
+            registrant = registrants.get(str(asset))
+            delegated_by = None
+            if registrant is not None and str(entry.author) != registrant:
+                delegated_by = _grantor(conn, entry, index, hop.what, asset) or registrant
+            signed[hop.entry] = Signed(
+                hop.what, str(asset), hop.entry, str(entry.author), registrant, delegated_by
+            )
+    return signed
+
+
+def _grantor(
+    conn: Connection, entry: SignedEntry, index: int, right: str, asset: Digest
+) -> str | None:
+    """Who granted `entry`'s author the `right` over `asset` it signed `entry` under: the
+    latest grant before the entry, unrevoked then, whose window covers its timestamp."""
+    found = [
+        d
+        for d in delegations(conn, asset, grantee=entry.author)
+        if d.right == right
+        and d.leaf_index < index
+        and (d.revoked_by is None or d.revoked_by > index)
+        and d.since <= entry.time
+        and (d.until is None or entry.time < d.until)
+    ]
+    return str(found[-1].grantor) if found else None
+
+
+def _claims_against(conn: Connection, party: PartyId) -> list[ClaimAgainst]:
+    """The claims filed against assets `party` registered, oldest first."""
+    found: list[ClaimAgainst] = []
+    owners: dict[Digest, PartyId | None] = {}
+    for claim in claims_on(conn):
+        if claim.asset not in owners:
+            record = asset_record(conn, claim.asset)
+            owners[claim.asset] = None if record is None else record.registered_by
+        if owners[claim.asset] == party:
+            found.append(
+                ClaimAgainst(str(claim.asset), str(claim.claimant), claim.reason, claim.leaf_index)
+            )
+    return found
 
 
 def _own_registration(conn: Connection, party: PartyId) -> list[tuple[int, SignedEntry]]:
