@@ -18,7 +18,7 @@ from quotepart.errors import MalformedEntryError
 from quotepart.ids import Digest, PartyId, format_timestamp, parse_timestamp
 from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 
-RIGHTS = frozenset({"policy", "valuation", "metering", "billing", "sharing", "run", "contribution"})
+RIGHTS = frozenset({"policy", "valuation", "metering", "billing", "sharing", "run"})
 """The rights over an asset that can be delegated:
 
 * `policy`: set its sharing policy (`policy.set`);
@@ -26,9 +26,10 @@ RIGHTS = frozenset({"policy", "valuation", "metering", "billing", "sharing", "ru
 * `metering`: record its usage (`usage.recorded`);
 * `billing`: record its revenue (`revenue.recorded`);
 * `sharing`: record the allocations of its revenue (`allocation.recorded`);
-* `run`: name it as the output of a run (`run.recorded`);
-* `contribution`: record or accept contributions to it (`contribution.recorded`,
-  `contribution.accepted`).
+* `run`: name it as the output of a run (`run.recorded`).
+
+Recording and accepting contributions stays with the registrant: who shares in an asset
+is the registrant's word, and is not delegated.
 """
 
 
