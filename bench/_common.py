@@ -7,6 +7,7 @@ because the machines are shared and noisy: ratios travel between machines, secon
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -133,6 +134,30 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip()
+
+
+def _no_check(writer: object, body: object, entry: object) -> None:
+    return None
+
+
+@contextmanager
+def rules_off(active: bool = True) -> Iterator[None]:
+    """Within the block, every rule of `quotepart.store.rights.RULES` has a no-op check
+    (`dataclasses.replace(rule, check=...)`), in this process only; restored on exit.
+
+    A benchmark device to measure what the rights layer costs: quotepart has no such
+    switch, and entries appended this way were never judged."""
+    from quotepart.store import rights
+
+    saved = dict(rights.RULES)
+    if active:
+        for kind, found in saved.items():
+            rights.RULES[kind] = dataclasses.replace(found, check=_no_check)
+    try:
+        yield
+    finally:
+        rights.RULES.clear()
+        rights.RULES.update(saved)
 
 
 @contextmanager

@@ -9,7 +9,10 @@ on the same machine in the same run:
 * `quotepart.log.audit(ws.store, ws.verifier, workers=...)`: every entry parsed and
   re-canonicalised, every leaf hash, signature, interior node and checkpoint checked;
   with 1 worker and with the default worker count (what `quotepart verify` uses);
-* `Workspace.verify()`: the audit plus the projection replay and comparison;
+* `Workspace.verify()`: the audit plus the projection replay and comparison, with the
+  rights rules on (as shipped: every entry judged again in the replay) and off (every
+  rule's check a no-op, inside this script only: `_common.rules_off`), back to back,
+  their order alternating, `--verify-repeats` times each;
 * the crypto-only ceiling: Ed25519 verification of the same signatures over the same
   messages plus SHA-256 leaf hashing of the same bytes, with no database and no parsing,
   in one process and in as many worker processes as the audit uses;
@@ -17,6 +20,7 @@ on the same machine in the same run:
 
     python bench/verify.py            # 1,000,000 entries (the build takes several minutes)
     python bench/verify.py --quick    # 20,000 entries: a smoke test
+    python bench/verify.py --entries 200000   # a smaller full run
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from _common import (
     new_table,
     rate,
     results_path,
+    rules_off,
     stdout,
     stopwatch,
     write_results,
@@ -209,9 +214,9 @@ def time_audit(ws: Workspace, workers: int | None, label: str) -> float:
     return elapsed[0]
 
 
-def time_full_verify(ws: Workspace) -> float:
-    progress = _progress("verify")
-    with stopwatch() as elapsed:
+def time_full_verify(ws: Workspace, *, rules: bool = True) -> float:
+    progress = _progress("verify" if rules else "verify, rules off")
+    with rules_off(not rules), stopwatch() as elapsed:
         ws.verify(progress=progress)
     return elapsed[0]
 
@@ -238,12 +243,20 @@ STEPS: dict[str, tuple[str, str]] = {
     "crypto_w": ("crypto ceiling: Ed25519 verify + SHA-256, no DB", "W"),
     "audit_1": ("quotepart.log.audit", "1"),
     "audit_w": ("quotepart.log.audit (default workers)", "W"),
-    "verify_w": ("Workspace.verify = audit + projection replay", "W"),
+    "verify_w": ("Workspace.verify = audit + replay, rules on", "W"),
+    "verify_w_rules_off": ("Workspace.verify, rules off (bench only)", "W"),
 }
-VERSUS = {"audit_1": "crypto_1", "audit_w": "crypto_w", "verify_w": "crypto_w"}
+VERSUS = {
+    "audit_1": "crypto_1",
+    "audit_w": "crypto_w",
+    "verify_w": "crypto_w",
+    "verify_w_rules_off": "crypto_w",
+}
 
 
-def run(entries: int, batch: int, repeats: int, workdir: Path | None) -> dict[str, Any]:
+def run(
+    entries: int, batch: int, repeats: int, verify_repeats: int, workdir: Path | None
+) -> dict[str, Any]:
     workers = default_workers()
     seconds: dict[str, list[float]] = {name: [] for name in STEPS}
     with tempfile.TemporaryDirectory(prefix="quotepart-bench-verify-", dir=workdir) as tmp:
@@ -275,10 +288,23 @@ def run(entries: int, batch: int, repeats: int, workdir: Path | None) -> dict[st
                 log(f"  {'audit_1':<15} {rate(size, seconds['audit_1'][-1]):>10,.0f} entries/s")
                 seconds["audit_w"].append(time_audit(ws, None, f"audit, {workers} workers"))
                 log(f"  {'audit_w':<15} {rate(size, seconds['audit_w'][-1]):>10,.0f} entries/s")
-                seconds["verify_w"].append(time_full_verify(ws))
-                log(f"  {'verify_w':<15} {rate(size, seconds['verify_w'][-1]):>10,.0f} entries/s")
+            for repeat in range(verify_repeats):
+                order = (True, False) if repeat % 2 == 0 else (False, True)
+                log(f"verify, rules on and off, {repeat + 1}/{verify_repeats}")
+                for rules in order:
+                    name = "verify_w" if rules else "verify_w_rules_off"
+                    seconds[name].append(time_full_verify(ws, rules=rules))
+                    log(f"  {name:<18} {rate(size, seconds[name][-1]):>10,.0f} entries/s")
     medians = {name: median(values) for name, values in seconds.items()}
     rates = {name: rate(size, value) for name, value in medians.items()}
+    verify_rates = {
+        name: [rate(size, value) for value in seconds[name]]
+        for name in ("verify_w", "verify_w_rules_off")
+    }
+    on_over_off = [  # paired: the two runs of one repeat, back to back
+        off_s / on_s
+        for on_s, off_s in zip(seconds["verify_w"], seconds["verify_w_rules_off"], strict=True)
+    ]
     # Where the audit's time goes if nothing overlaps: the main process reads and parses,
     # then waits for the workers' signature checks (crypto ceiling over W processes).
     model_w = medians["database_reads"] + medians["parsing"] + medians["crypto_1"] / workers
@@ -297,9 +323,22 @@ def run(entries: int, batch: int, repeats: int, workdir: Path | None) -> dict[st
         "entries_per_s": rates,
         "ratio_to_ceiling": {name: rates[name] / rates[base] for name, base in VERSUS.items()},
         "projection_replay_seconds": medians["verify_w"] - medians["audit_w"],
+        "projection_replay_rules_off_seconds": medians["verify_w_rules_off"] - medians["audit_w"],
+        "verify_entries_per_s_each": verify_rates,
+        "verify_rules_on_over_off_per_repeat": on_over_off,
+        "verify_rules_on_over_off_median": median(on_over_off),
         "serial_model_audit_w_seconds": model_w,
         "audit_1_breakdown": breakdown,
     }
+
+
+def _each(values: Sequence[float], spec: str = ",.0f") -> str:
+    """Median and the spread of repeated figures: `m (min–max)`, or the one figure."""
+    if len(values) == 1:
+        return format(values[0], spec)
+    return (
+        f"{format(median(values), spec)} ({format(min(values), spec)}–{format(max(values), spec)})"
+    )
 
 
 def render(result: dict[str, Any]) -> None:
@@ -324,7 +363,11 @@ def render(result: dict[str, Any]) -> None:
             "(tree recompute, node comparison, signature batches, interpreter overhead; derived).\n"
             f"Projection replay (verify − audit W) takes {result['projection_replay_seconds']:.1f} s "
             f"({rate(size, result['projection_replay_seconds']):,.0f} entries/s). "
-            f"Build rate (append_many): {result['build_entries_per_s']:,.0f} entries/s."
+            f"Build rate (append_many): {result['build_entries_per_s']:,.0f} entries/s.\n"
+            f"verify, rules on: {_each(result['verify_entries_per_s_each']['verify_w'])}; "
+            f"rules off: {_each(result['verify_entries_per_s_each']['verify_w_rules_off'])} "
+            "entries/s; verify rate rules on / rules off, paired: "
+            f"{_each(result['verify_rules_on_over_off_per_repeat'], '.2f')}."
         ),
     )
     for name, (label, processes) in STEPS.items():
@@ -343,12 +386,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--entries", type=int, help="entries in the log (default 1,000,000)")
     parser.add_argument("--batch", type=int, default=1000, help="entries per append_many call")
     parser.add_argument("--repeats", type=int, default=1, help="repeats of each timed step")
+    parser.add_argument(
+        "--verify-repeats",
+        type=int,
+        default=3,
+        help="Workspace.verify runs with rules on, and as many with rules off (interleaved)",
+    )
     parser.add_argument("--workdir", type=Path, help="where the temporary workspace goes")
     args = parser.parse_args(argv)
     exit_cleanly_on_sigterm()
     entries = args.entries or (20_000 if args.quick else 1_000_000)
 
-    result = run(entries, args.batch, args.repeats, args.workdir)
+    result = run(entries, args.batch, args.repeats, args.verify_repeats, args.workdir)
     render(result)
     write_results(
         results_path("verify", quick=args.quick, override=args.output),
@@ -361,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "parties": PARTIES,
                 "batch_size": args.batch,
                 "repeats": args.repeats,
+                "verify_repeats": args.verify_repeats,
                 "quick": args.quick,
                 "entry_mix": "8 party.registered, then asset.registered / contribution.recorded alternating",
                 "database": "SQLite (WAL), temporary workspace",
@@ -373,6 +423,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "+ hashlib SHA-256 of 0x00 || entry, over messages prepared beforehand",
                 "the multi-process ceiling ships its work to a warm pool in chunks (pickled)",
                 "audit (W) uses audit's own default worker count: min(os.cpu_count(), 8)",
+                "verify_w_rules_off: every quotepart.store.rights.RULES[kind] replaced by "
+                "dataclasses.replace(rule, check=no-op) during that verify, in this process "
+                "only (the replay runs in the main process); on and off back to back, order "
+                "alternating per repeat; seconds_median is over verify_repeats runs",
             ],
         },
     )

@@ -127,6 +127,11 @@ def registrant(writer: ProjectionWriter, asset: Digest | str) -> PartyId | None:
     return found
 
 
+def registered(writer: ProjectionWriter, asset: str, party: PartyId) -> None:
+    """`party` registers `asset` in this batch: later lookups need no flush nor query."""
+    _cache(writer, "registrant")[asset] = party
+
+
 def holds(
     writer: ProjectionWriter, party: PartyId, right: str, asset: Digest | str, at: datetime
 ) -> bool:
@@ -137,8 +142,9 @@ def holds(
         return False
     if owner == party:
         return True
+    when = format_timestamp(at)
     return any(
-        since <= format_timestamp(at) and (until is None or format_timestamp(at) < until)
+        since <= when and (until is None or when < until)
         for since, until in _grants(writer, party, right, str(asset))
     )
 

@@ -31,7 +31,7 @@ from quotepart.store.projections._writer import (
     digest_prefix,
     projects,
 )
-from quotepart.store.rights import registrant
+from quotepart.store.rights import registered, registrant
 from quotepart.store.schema import (
     assets,
     claims,
@@ -142,6 +142,7 @@ def project_asset(
         },
         key=digest,
     )
+    registered(writer, digest, entry.author)
 
 
 @projects(ContributionRecorded, keys=_contribution_keys, prepare=_prefetch_shares)
