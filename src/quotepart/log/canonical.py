@@ -22,16 +22,40 @@ def canonicalize(document: Any) -> bytes:
         ) from exc
 
 
-def parse_canonical(data: bytes) -> dict[str, Any]:
+MAX_ENTRY_BYTES = 1 << 20
+"""The largest entry read or written (1 MiB): an entry states a fact, not its data;
+content is registered by its digest. Checked before any parsing."""
+MAX_DEPTH = 16
+"""The deepest nesting of objects and lists in an entry."""
+MAX_STRING = 65_536
+"""The longest string in an entry, in characters (each kind bounds its fields further)."""
+MAX_LIST = 100_000
+"""The most items in one list or object of an entry."""
+
+
+def parse_canonical(data: bytes, *, max_bytes: int = MAX_ENTRY_BYTES) -> dict[str, Any]:
     """Parse a JSON object and insist that `data` is already in canonical form.
 
     Accepting non-canonical bytes would let two byte strings stand for one entry, and
-    so two leaf hashes for one fact.
+    so two leaf hashes for one fact. The limits above are checked first: the size before
+    any parsing, integers while parsing (never more than 16 digits), nesting, strings and
+    lists right after.
     """
+    if len(data) > max_bytes:
+        raise MalformedEntryError(
+            f"the entry is {len(data):,} bytes, more than the limit of {max_bytes:,}",
+            hint="an entry states a fact, not data: register content by its digest "
+            "(register_asset), and keep names and notes short",
+        )
     try:
         document = json.loads(
             data, parse_float=_refuse_float, parse_constant=_refuse_float, parse_int=_safe_integer
         )
+    except RecursionError as exc:
+        raise MalformedEntryError(
+            f"the entry nests deeper than {MAX_DEPTH} levels",
+            hint="entries are flat records of facts",
+        ) from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedEntryError(
             f"not JSON: {exc}", hint="an entry is one RFC 8785 canonical JSON object"
@@ -41,6 +65,10 @@ def parse_canonical(data: bytes) -> dict[str, Any]:
             f"an entry must be a JSON object, got {type(document).__name__}",
             hint="an entry is one RFC 8785 canonical JSON object",
         )
+    # Only a document with more brackets than the depth limit can nest too deep, and only
+    # a long one can hold a long string or list: most entries skip the walk.
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH or len(data) > MAX_STRING:
+        _check_shape(document, 1)
     if not _is_canonical_parsed(document, data):
         raise MalformedEntryError(
             "entry is not in RFC 8785 canonical form",
@@ -53,7 +81,37 @@ _SAFE_INTEGER = 2**53 - 1  # RFC 8785 numbers are IEEE doubles (§3.2.2.3)
 _BELOW_U_D000 = bytes(range(0xED))  # deleting these leaves the UTF-8 bytes of U+D000 and above
 
 
+def _check_shape(value: Any, depth: int) -> None:
+    if isinstance(value, dict | list):
+        if depth > MAX_DEPTH:
+            raise MalformedEntryError(
+                f"the entry nests deeper than {MAX_DEPTH} levels",
+                hint="entries are flat records of facts",
+            )
+        if len(value) > MAX_LIST:
+            raise MalformedEntryError(
+                f"a list or object of the entry has {len(value):,} items, more than {MAX_LIST:,}",
+                hint="record such facts in several entries",
+            )
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and len(key) > MAX_STRING:
+                raise MalformedEntryError(f"a key of the entry is longer than {MAX_STRING:,}")
+            _check_shape(item, depth + 1)
+    elif isinstance(value, str) and len(value) > MAX_STRING:
+        raise MalformedEntryError(
+            f"a string of the entry has {len(value):,} characters, more than {MAX_STRING:,}",
+            hint="names and notes are short; content is registered by its digest",
+        )
+
+
 def _safe_integer(text: str) -> int:
+    if len(text) > 17:  # beyond ±2^53 whatever the digits, and never a huge int() to build
+        raise MalformedEntryError(
+            f"integer of {len(text)} digits is beyond ±2^53, which RFC 8785 JSON cannot "
+            "carry exactly",
+            hint="write such numbers as strings",
+        )
     value = int(text)
     if not -_SAFE_INTEGER <= value <= _SAFE_INTEGER:
         raise MalformedEntryError(

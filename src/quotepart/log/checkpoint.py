@@ -25,7 +25,7 @@ from quotepart.log.merkle import HASH_SIZE
 
 ALGORITHM_ED25519 = 0x01
 SIGNATURE_PREFIX = "— "
-_DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]*)$")
+_DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]{0,18})$")  # a tree size fits 63 bits
 
 
 def key_hash(name: str, public: VerifyKey) -> bytes:

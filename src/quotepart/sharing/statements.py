@@ -482,6 +482,11 @@ def verify_statement(
             or a part is missing; the message names which.
         InputError: the file is not a statement file.
     """
+    if not isinstance(document, Mapping):
+        raise InputError(
+            f"not a quotepart statement file (a JSON {type(document).__name__}, not an object)",
+            hint="write one with `quotepart statement PARTY --period P --proof`",
+        )
     try:
         if document.get("format") not in (FORMAT, FORMAT_V1):
             raise InputError(
@@ -502,6 +507,24 @@ def verify_statement(
             f"the statement file lacks a part or has one of the wrong shape: {exc!r}",
             hint="the file is incomplete or was altered; ask for a new one",
         ) from exc
+    for part, value, shape in (
+        ("log.verifier_key", key_text, str),
+        ("log.checkpoint", note, str),
+        ("entries", raw_entries, dict),
+        ("proofs", proofs, dict),
+        ("allocations", allocation_refs, list),
+    ):
+        if not isinstance(value, shape):
+            raise VerificationError(
+                f"the statement file's {part} is a {type(value).__name__}, not a "
+                f"{'JSON object' if shape is dict else shape.__name__}",
+                hint="the file is incomplete or was altered; ask for a new one",
+            )
+    if not all(isinstance(i, str) and i.isdigit() and len(i) <= 19 for i in raw_entries):
+        raise VerificationError(
+            "the statement file's entries are not keyed by leaf index",
+            hint="the file is incomplete or was altered; ask for a new one",
+        )
     if trusted_key is not None and trusted_key.strip() != key_text.strip():
         raise VerificationError(
             "the statement is signed for another log key than the one you trust",

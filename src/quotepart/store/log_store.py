@@ -39,6 +39,7 @@ from quotepart.log import (
     merkle,
     parse_entry,
 )
+from quotepart.log.canonical import MAX_ENTRY_BYTES
 from quotepart.log.kinds import PartyRegistered
 from quotepart.store.engine import WalCheckpointer, bulk_insert, select_where_in, writer
 from quotepart.store.projections import ProjectionWriter, apply_projections, prefetch
@@ -167,6 +168,12 @@ class LogStore:
                     indexes.append(existing)
                     continue
                 index = tree.size
+                if len(entry.canonical) > MAX_ENTRY_BYTES:
+                    raise InputError(
+                        f"entry {entry.leaf_hash.hex()[:16]}… is {len(entry.canonical):,} bytes, "
+                        f"more than the limit of {MAX_ENTRY_BYTES:,}",
+                        hint="an entry states a fact, not data: register content by its digest",
+                    )
                 self._check_author(conn, entry, index, keys)
                 apply_projections(projections, entry, index)
                 self._fault("entry")

@@ -268,8 +268,10 @@ class BodyReader:
         return value
 
 
-DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
-_FRACTION_RE = re.compile(r"^(0|[1-9][0-9]*)(/[1-9][0-9]*)?$")
+# Numbers in entries are strings read exactly; their digits are bounded (documented in
+# docs/architecture.md, "Limits") so that no entry can ask for a number too long to build.
+DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]{0,39})(\.[0-9]{1,40})?([eE][-+]?[0-9]{1,3})?$")
+_FRACTION_RE = re.compile(r"^(0|[1-9][0-9]{0,39})(/[1-9][0-9]{0,39})?$")
 
 
 def format_fraction(value: Fraction) -> str:

@@ -31,7 +31,7 @@ FIELD_TYPES = frozenset(
 """Croissant's record-field data types (schema.org), which the Croissant export writes."""
 
 _SPDX_RE = re.compile(r"^(LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9][A-Za-z0-9.+-]{0,63})$")
-_DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
+_DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]{0,39})(\.[0-9]{1,40})?([eE][-+]?[0-9]{1,3})?$")
 _URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PARTY_RE = re.compile(r"^party:[0-9A-HJKMNP-TV-Z]{26}$")
