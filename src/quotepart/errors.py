@@ -122,6 +122,10 @@ class AlreadyRegisteredError(InputError):
         self.leaf_index = leaf_index
 
 
+class ReadOnlyWorkspaceError(InputError):
+    """A command that writes, on a workspace opened read-only (read-only media, or asked)."""
+
+
 class VerificationError(QuotepartError):
     """A check failed: the data does not match what was signed or committed to."""
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
@@ -275,9 +276,17 @@ def _database_url(path: Path, settings: dict[str, Any], override: str | None) ->
 
 
 def open_workspace(
-    path: str | os.PathLike[str], *, database_url: str | None = None, clock: Clock = utc_now
+    path: str | os.PathLike[str],
+    *,
+    database_url: str | None = None,
+    clock: Clock = utc_now,
+    read_only: bool | None = None,
 ) -> Workspace:
     """Open an existing workspace folder (and its database).
+
+    A workspace on read-only media (or opened with `read_only=True`) can be read (verify,
+    the log, statements, lineage, exports) and creates no file; any command that would
+    write refuses with `ReadOnlyWorkspaceError`. `read_only=None` finds out by trying.
 
     Raises:
         WorkspaceNotFoundError: the folder does not exist or is not a workspace.
@@ -291,11 +300,15 @@ def open_workspace(
             f"the workspace database {url.removeprefix('sqlite:///')} is missing",
             hint="restore it from a backup, or create a new workspace with `quotepart init`",
         )
+    on_read_only_media = not _writable(folder)
+    read_only = on_read_only_media if read_only is None else read_only or on_read_only_media
     log_key = KeyFolder(folder).log_key()
-    engine = open_engine(url)
+    engine = open_engine(url, read_only=read_only, immutable=on_read_only_media)
     try:
-        migrate(engine)
-        store = LogStore(engine, origin=str(settings["origin"]), log_key=log_key)
+        migrate(engine, read_only=read_only)
+        store = LogStore(
+            engine, origin=str(settings["origin"]), log_key=None if read_only else log_key
+        )
         identity = store.log_identity()
         if identity is not None and identity != (store.origin, log_key.public):
             raise InputError(
@@ -307,6 +320,15 @@ def open_workspace(
     except BaseException:
         engine.dispose()
         raise
+
+
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (a read-only mount says no, even to root)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".quotepart-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def init_workspace(

@@ -6,6 +6,7 @@ which must not load the workspace or rich.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import sys
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from quotepart.errors import InputError, QuotepartError
+from quotepart.errors import InputError, QuotepartError, ReadOnlyWorkspaceError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -43,6 +44,16 @@ class QuotepartGroup(click.Group):
             if exc.hint:
                 click.echo(f"Hint: {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            click.echo(f"Error: cannot write {exc.filename or 'a file'}: {exc.strerror}", err=True)
+            click.echo(
+                "Hint: the workspace (or the output folder) is read-only; reading commands "
+                "work as they are, writing ones need writable storage",
+                err=True,
+            )
+            ctx.exit(ReadOnlyWorkspaceError.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing half-written was kept.", err=True)
             ctx.exit(130)

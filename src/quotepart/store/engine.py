@@ -14,7 +14,7 @@ import sqlalchemy.exc
 from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
-from quotepart.errors import InputError, StorageError
+from quotepart.errors import InputError, ReadOnlyWorkspaceError, StorageError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -60,8 +60,15 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for `url`; raises StorageError with a hint when it cannot be reached."""
+def open_engine(url: str, *, read_only: bool = False, immutable: bool = False) -> Engine:
+    """An engine for `url`; raises StorageError with a hint when it cannot be reached.
+
+    `read_only` opens SQLite with `mode=ro` and sets no pragma that writes; `immutable`
+    (for a database on read-only media, which no one can be writing) also tells SQLite
+    that nothing changes the file, so it needs no `-shm` or lock files beside it.
+    PostgreSQL connections are made read-only by the server's own rules: appends are
+    refused by the store, which has no log key then.
+    """
     try:
         parsed = make_url(normalise_url(url))
     except sqlalchemy.exc.ArgumentError as exc:
@@ -69,7 +76,9 @@ def open_engine(url: str) -> Engine:
             f"not a database URL: {url!r}",
             hint="use postgresql://user@host:5432/dbname, or leave it out for the embedded SQLite",
         ) from exc
-    if parsed.get_backend_name() == "sqlite":
+    if parsed.get_backend_name() == "sqlite" and read_only:
+        engine = _read_only_sqlite(parsed.database or "", immutable=immutable)
+    elif parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
     elif parsed.get_backend_name() == "postgresql":
@@ -159,6 +168,31 @@ def _translate_errors(engine: Engine) -> None:
                 f"database error: {detail[0] if detail else type(context.original_exception).__name__}",
                 hint="check that the database is reachable and not locked by another program, then retry",
             ) from error
+
+
+def _read_only_sqlite(database: str, *, immutable: bool) -> Engine:
+    import sqlite3
+    from urllib.parse import quote
+
+    flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+    uri = f"file:{quote(str(Path(database).resolve()))}?{flags}"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(
+            uri, uri=True, check_same_thread=False, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
+        )
+
+    engine = create_engine("sqlite://", creator=connect)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # explicit BEGIN, as for the writable engine
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -275,15 +309,26 @@ def _read_revision(connection: Connection) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, *, read_only: bool = False) -> None:
     """Bring the schema to the newest revision (Alembic owns it on every backend).
 
     A schema already at `head_revision()` is left alone without importing Alembic; any other
     revision, or none, goes to Alembic's upgrade, which checks again under the write lock.
+
+    Raises:
+        ReadOnlyWorkspaceError: `read_only`, and the schema is behind (it cannot be migrated).
     """
     with engine.connect() as connection:
-        if _read_revision(connection) == head_revision():
-            return
+        revision = _read_revision(connection)
+    if revision == head_revision():
+        return
+    if read_only:
+        raise ReadOnlyWorkspaceError(
+            f"the workspace is read-only and its database is at schema {revision}, older than "
+            f"this quotepart's {head_revision()}",
+            hint="open it once where it can be written (a copy will do) to migrate it, or "
+            "read it with the quotepart version that wrote it",
+        )
     from alembic import command
 
     with engine.connect() as connection:

@@ -22,6 +22,7 @@ from quotepart.errors import (
     InputError,
     OutOfRangeError,
     QuotepartError,
+    ReadOnlyWorkspaceError,
     RightsError,
     SignatureError,
     UnknownAuthorError,
@@ -149,8 +150,11 @@ class LogStore:
         if not entries:
             return []
         if self.log_key is None:
-            raise InputError(
-                "this log was opened read-only", hint="open the workspace with its log key"
+            raise ReadOnlyWorkspaceError(
+                "this workspace is open read-only (read-only media, or opened so): "
+                "nothing can be appended",
+                hint="copy the workspace to writable storage to record anything; reading "
+                "commands (verify, log, statement, lineage, export) work as they are",
             )
         with writer(self.engine) as conn:
             size = self._lock_head(conn)
