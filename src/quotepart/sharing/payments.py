@@ -200,6 +200,7 @@ def sepa_credit_transfer(
     debtor_bic: str | None,
     execution_date: datetime.date,
     message_id: str,
+    created: datetime.datetime | None = None,
     batch: bool = True,
     validate: bool = True,
 ) -> bytes:
@@ -208,6 +209,10 @@ def sepa_credit_transfer(
     `message_id` is the file's MsgId: banks refuse a second file with the same one, so it
     is the payout's idempotency key. `batch=True` asks the bank for one booking on the
     debtor's statement (BtchBookg); `False` writes one payment-information block per payment.
+
+    The file is a pure function of its arguments: the same payments, ids and dates give the
+    same bytes. `created` is the CreDtTm (midnight of `execution_date` if None); each
+    payment-information block is numbered `<message_id>-P<n>`.
 
         xml = sepa_credit_transfer(payments, debtor_name="Data Coop eG", debtor_iban=iban,
                                    debtor_bic=None, execution_date=date(2026, 2, 2),
@@ -254,7 +259,8 @@ def sepa_credit_transfer(
         ValidationError as SepaValidationError,
     )
 
-    transfer = _transfer_class()(config, message_id=msg_id)
+    moment = created or datetime.datetime.combine(execution_date, datetime.time())
+    transfer = _transfer_class()(config, message_id=msg_id, created=moment)
     for row in rows:
         transfer.add_payment(dict(row))  # sepaxml rewrites the dict it is given
     try:
@@ -303,17 +309,24 @@ def mobile_money_csv(payments: Sequence[Payment], *, batch_id: str) -> str:
 
 @functools.cache
 def _transfer_class() -> Any:
-    """sepaxml's SepaTransfer with the caller's message id: sepaxml 2.7 always draws a random one.
+    """sepaxml's SepaTransfer with the caller's ids and time: sepaxml 2.7 draws random ones.
 
-    The id is set where sepaxml writes the group header; `_verify_written` checks that it
-    arrived, so a sepaxml that works differently fails loudly rather than silently. The
-    class is made on first use, so that sepaxml is imported only when a SEPA file is.
+    The message id is set where sepaxml writes the group header, with the creation time
+    in place of sepaxml's clock, and the payment-information ids are renumbered from the
+    message id once the blocks are made: the same payments give the same bytes, so a
+    payout re-rendered from its log entry matches the digest recorded there.
+    `_verify_written` checks that the id arrived, so a sepaxml that works differently
+    fails loudly rather than silently. The class is made on first use, so that sepaxml
+    is imported only when a SEPA file is.
     """
     from sepaxml import SepaTransfer  # type: ignore[import-untyped]
 
     class _Transfer(SepaTransfer):  # type: ignore[misc]  # sepaxml has no type hints
-        def __init__(self, config: dict[str, Any], *, message_id: str) -> None:
+        def __init__(
+            self, config: dict[str, Any], *, message_id: str, created: datetime.datetime
+        ) -> None:
             self._quotepart_message_id = message_id
+            self._quotepart_created = created.strftime("%Y-%m-%dT%H:%M:%S")
             # clean=False: names and references are made SEPA-safe here, so what is checked
             # for duplicates is exactly what is written.
             super().__init__(config, schema=SEPA_SCHEMA, clean=False)
@@ -321,6 +334,13 @@ def _transfer_class() -> Any:
         def _create_header(self) -> None:
             self.msg_id = self._quotepart_message_id
             super()._create_header()
+            for node in self._xml.iter("CreDtTm"):
+                node.text = self._quotepart_created
+
+        def _finalize_batch(self) -> None:
+            super()._finalize_batch()
+            for n, node in enumerate(self._xml.iter("PmtInfId"), 1):
+                node.text = f"{self._quotepart_message_id}-P{n}"
 
     return _Transfer
 

@@ -7,12 +7,14 @@ references it pays; `quotepart.Workspace` composes it with the other services.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Connection
 
 from quotepart.allocation.engine import Allocation, allocate
 from quotepart.allocation.recompute import recompute
@@ -64,6 +66,11 @@ from quotepart.store.queries.sharing import allocation_leaf, owed_balances
 from quotepart.store.queries.usage import units_used
 
 _SUFFIX = {"sepa": ".xml", "mobile_money": ".csv"}
+
+EXPORT_FAULT_POINTS = ("rendered", "recorded", "partial", "published")
+"""Where `Sharing.faults` is called in `export_payout`, in order: after the files are
+rendered in memory (nothing recorded), after the payout entries commit, after the files
+are written under their temporary names, and after they are renamed (published)."""
 
 
 _ACCOUNT = {"sepa": "IBAN", "mobile_money": "mobile number in E.164 form"}
@@ -152,6 +159,9 @@ class Sharing:
     def __init__(self, ledger: Ledger, provenance: Provenance) -> None:
         self.ledger = ledger
         self.provenance = provenance
+        # Fault injection for crash tests: called with a name from EXPORT_FAULT_POINTS as
+        # `export_payout` goes; a test makes it end the process there.
+        self.faults: Callable[[str], None] | None = None
 
     # -------------------------------------------------------------- facts
 
@@ -351,9 +361,7 @@ class Sharing:
             with self.ledger.read() as conn:
                 done = allocation_leaf(conn, revenue_id)
                 if done is not None:
-                    [(_, entry)] = read_entries(conn, [done])
-                    body = entry.body_as(AllocationRecorded)
-                    return Shared(recompute(entry, entries_by_hash(conn, body.inputs)), done, False)
+                    return self._shared(conn, done)
                 facts = facts_of(conn, revenue_id)
             allocation = allocate(facts)
             body = AllocationRecorded(
@@ -371,8 +379,21 @@ class Sharing:
                 if exc.rule != "recompute" or attempt == 2:
                     raise
                 continue  # the log moved on between reading and appending: again
+            except InputError:
+                # another writer shared it between reading and appending: its result
+                with self.ledger.read() as conn:
+                    done = allocation_leaf(conn, revenue_id)
+                    if done is None:
+                        raise
+                    return self._shared(conn, done)
             return Shared(allocation, index, True)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _shared(conn: Connection, leaf: int) -> Shared:
+        [(_, entry)] = read_entries(conn, [leaf])
+        body = entry.body_as(AllocationRecorded)
+        return Shared(recompute(entry, entries_by_hash(conn, body.inputs)), leaf, False)
 
     def statement(self, party: PartyRef, period: str | Period) -> Statement:
         """What `party` was allocated in `period`, each line traced to the entries behind it.
@@ -413,6 +434,7 @@ class Sharing:
         debtor_bic: str | None = None,
         execution_date: date | None = None,
         minimum_minor: int | None = None,
+        _retried: bool = False,
     ) -> Payout:
         """Pay every balance `by` owes in `currency` for revenue up to the end of `period`.
 
@@ -431,10 +453,19 @@ class Sharing:
         would pay nobody records nothing. Exporting again pays only what is owed since:
         with nothing new, it returns the files already made; nobody is paid twice.
 
+        The payout entry is recorded before its file is published (written under a
+        temporary name, then renamed): the file is a pure function of the entry (message
+        id, payment ids and execution date all come from it), so an export interrupted by
+        a crash is finished by the next one with the same bytes, never a second file. Of
+        two simultaneous exports, the one that loses the race returns the winner's files.
+
         Raises:
             InputError: revenue up to `period` is not shared yet, or a SEPA export has
                 no paying account.
+            VerificationError: an earlier payout's file is missing or changed and cannot
+                be rendered again from the log.
         """
+        retried = _retried
         the_period = Period.parse(str(period))
         code = find_currency(currency).code
         if rail is not None and rail not in PAYMENT_RAILS:
@@ -496,31 +527,22 @@ class Sharing:
                     Payment(str(party), name, amount, code, "pending", account)
                 )
         paying = [r for r in rails if by_rail[r] or (r == "sepa" and kept)]
+        debtor = _Debtor(debtor_name or "", debtor_iban or "", debtor_bic, own)
+        # an interrupted export is finished before anything else is paid
+        files = [
+            self._exported(leaf, r, debtor) for r, leaf in previous.items() if leaf is not None
+        ]
         if not paying:
-            files = [self._exported(leaf, r) for r, leaf in previous.items() if leaf is not None]
             return Payout(the_period, code, tuple(files), tuple(held), carried)
         held_body = {h.party: Held(h.amount_minor, h.reason) for h in held}
         made: list[tuple[PayoutFile, PayoutRecorded]] = []
         for number, payee_rail in enumerate(paying):
             payout = PayoutId.new(self.ledger.clock)
-            payments = [
-                dataclasses.replace(p, reference=f"{payout.ulid}-{n}")
-                for n, p in enumerate(by_rail[payee_rail], 1)
-            ]
-            if payee_rail == "sepa" and not payments:
-                content = b""  # only the debtor itself was owed
-            elif payee_rail == "sepa":
-                content = sepa_credit_transfer(
-                    payments,
-                    debtor_name=debtor_name or "",
-                    debtor_iban=debtor_iban or "",
-                    debtor_bic=debtor_bic,
-                    execution_date=execution_date or self.ledger.clock().date(),
-                    message_id=payout.ulid,
-                )
-            else:
-                content = mobile_money_csv(payments, batch_id=payout.ulid).encode()
-            paid = {PartyId.parse(p.payee): p.amount_minor for p in payments}
+            executed = (
+                (execution_date or self.ledger.clock().date()) if payee_rail == "sepa" else None
+            )
+            content = _render(payout, payee_rail, by_rail[payee_rail], executed, debtor)
+            paid = {PartyId.parse(p.payee): p.amount_minor for p in by_rail[payee_rail]}
             if payee_rail == "sepa":
                 paid = dict(sorted({**paid, **kept}.items()))
             # the first file of an export also names the small balances and the held payees
@@ -534,39 +556,153 @@ class Sharing:
                 minimum,
                 Digest.of_bytes(content),
                 held_body if number == 0 else {},
+                executed,
             )
-            path = self.ledger.keys.payment_file(f"{payout.ulid}{_SUFFIX[payee_rail]}")
+            path = self.ledger.keys.payment_file(_file_name(payout, payee_rail))
             made.append(
                 (PayoutFile(payout, payee_rail, path, content, paid, body.carried, True), body)
             )
-        written: list[Path] = []
+        # the entry first, then the file: a crash leaves a recorded payout whose file the
+        # next export renders again from the entry, byte for byte, never a file nothing records
+        self._fault("rendered")
         try:
-            for file, _ in made:
-                written.append(self.ledger.keys.write_payment_file(file.path.name, file.content))
             self.ledger.append_many([(body, by) for _, body in made])
-        except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
+        except RightsError as exc:
+            if exc.rule != "payout" or retried:
+                raise
+            # another export recorded these balances between reading and appending: its result
+            return self.export_payout(
+                the_period, code, rail, by=by, debtor_name=debtor_name, debtor_iban=debtor_iban,
+                debtor_bic=debtor_bic, execution_date=execution_date, minimum_minor=minimum_minor,
+                _retried=True,
+            )  # fmt: skip
+        self._fault("recorded")
+        for file, _ in made:
+            self.ledger.keys.write_partial_payment_file(file.path.name, file.content)
+        self._fault("partial")
+        for file, _ in made:
+            self._publish(file.path.name, Digest.of_bytes(file.content))
+        self._fault("published")
         return Payout(the_period, code, tuple(f for f, _ in made), tuple(held), carried)
 
-    def _exported(self, leaf: int, rail: str) -> PayoutFile:
-        """The payout recorded at `leaf`, with its file, checked against the log."""
+    def _fault(self, point: str) -> None:
+        if self.faults is not None:
+            self.faults(point)
+
+    def _publish(self, name: str, digest: Digest) -> None:
+        """Rename the temporary file to `name`; another process may have done it first."""
+        try:
+            self.ledger.keys.publish_payment_file(name)
+        except FileNotFoundError:
+            path = self.ledger.keys.payment_file(name)
+            if not path.exists() or Digest.of_bytes(path.read_bytes()) != digest:
+                raise
+
+    def _exported(self, leaf: int, rail: str, debtor: _Debtor) -> PayoutFile:
+        """The payout recorded at `leaf`, with its file, checked against the log.
+
+        An export interrupted after its entry was recorded is finished here: its file is
+        published from the temporary one or rendered again from the entry (the payees'
+        references and `debtor` as they were), and must have the recorded digest.
+        """
         with self.ledger.read() as conn:
             body = read_body(conn, leaf, PayoutRecorded)
-        path = self.ledger.keys.payment_file(f"{body.payout.ulid}{_SUFFIX[rail]}")
-        content = path.read_bytes() if path.exists() else b""
-        if body.file is not None and Digest.of_bytes(content) != body.file:
+            names = provenance_queries.party_names(conn, {str(p): 0 for p in body.paid})
+        keys = self.ledger.keys
+        name = _file_name(body.payout, rail)
+        path = keys.payment_file(name)
+        content = path.read_bytes() if path.exists() else None
+        if content is None and body.file is not None:
+            partial = keys.partial_payment_file(name)
+            if partial.exists() and Digest.of_bytes(partial.read_bytes()) == body.file:
+                self._publish(name, body.file)
+            else:
+                rendered = self._render_again(body, names, debtor)
+                if rendered is not None and Digest.of_bytes(rendered) == body.file:
+                    keys.write_partial_payment_file(name, rendered)
+                    self._publish(name, body.file)
+            content = path.read_bytes() if path.exists() else None
+        if body.file is not None and (content is None or Digest.of_bytes(content) != body.file):
             raise VerificationError(
                 f"{body.payout} was exported before, but its file {path} is missing or changed",
-                hint="restore the file from a backup; the payout is recorded and will not be paid again",
+                hint="export again with the same paying account (--debtor-name, --debtor-iban, "
+                "--debtor-bic) to render it from the log, or restore it from a backup; "
+                "the payout is recorded and will not be paid again",
             )
-        return PayoutFile(body.payout, rail, path, content, body.paid, body.carried, False)
+        return PayoutFile(body.payout, rail, path, content or b"", body.paid, body.carried, False)
+
+    def _render_again(
+        self, body: PayoutRecorded, names: Mapping[str, str], debtor: _Debtor
+    ) -> bytes | None:
+        """The file of a recorded payout from its entry and the payees' references; None if
+        a reference is gone or the SEPA file has no paying account to name."""
+        payments: list[Payment] = []
+        for party, amount in sorted(body.paid.items(), key=lambda item: str(item[0])):
+            try:
+                _, account = check_payout_reference(self.provenance.payout_reference(party))
+            except QuotepartError:
+                return None
+            if body.rail == "sepa" and account == debtor.account:
+                continue  # the debtor's own balance, kept, not in the file
+            name = names.get(str(party), str(party))
+            payments.append(Payment(str(party), name, amount, body.currency, "pending", account))
+        if body.rail == "sepa" and payments and (debtor.account is None or not debtor.name):
+            return None
+        try:
+            return _render(body.payout, body.rail, payments, body.execution_date, debtor)
+        except QuotepartError:
+            return None
 
     def revenue_entries(self) -> list[tuple[int, SignedEntry]]:
         """Every recorded revenue entry with its leaf index, oldest first."""
         with self.ledger.read() as conn:
             return read_entries(conn, queries.revenue_leaves(conn))
+
+
+@dataclass(frozen=True, slots=True)
+class _Debtor:
+    """The paying account a SEPA file names; `account` is the checked IBAN, None if none."""
+
+    name: str
+    iban: str
+    bic: str | None
+    account: str | None
+
+
+def _file_name(payout: PayoutId, rail: str) -> str:
+    return f"{payout.ulid}{_SUFFIX[rail]}"
+
+
+def _render(
+    payout: PayoutId,
+    rail: str,
+    payments: Sequence[Payment],
+    execution_date: date | None,
+    debtor: _Debtor,
+) -> bytes:
+    """The payment file of `payout`: a pure function of the payout entry and the payees.
+
+    The message id is the payout's ULID, the payments are numbered `<ULID>-<n>` in the
+    given (party) order, and the SEPA creation time is the ULID's own timestamp.
+    """
+    numbered = [
+        dataclasses.replace(p, reference=f"{payout.ulid}-{n}") for n, p in enumerate(payments, 1)
+    ]
+    if rail != "sepa":
+        return mobile_money_csv(numbered, batch_id=payout.ulid).encode()
+    if not numbered:
+        return b""  # only the debtor itself was owed
+    from ulid import ULID  # python-ulid reads its own version at import: ~50 ms
+
+    return sepa_credit_transfer(
+        numbered,
+        debtor_name=debtor.name,
+        debtor_iban=debtor.iban,
+        debtor_bic=debtor.bic,
+        execution_date=execution_date or ULID.from_str(payout.ulid).datetime.date(),
+        message_id=payout.ulid,
+        created=ULID.from_str(payout.ulid).datetime.replace(microsecond=0, tzinfo=None),
+    )
 
 
 def _period(period: str | Period) -> Period:

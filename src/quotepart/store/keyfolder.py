@@ -111,14 +111,42 @@ class KeyFolder:
     def payment_file(self, name: str) -> Path:
         return self.payouts_dir / name
 
+    def partial_payment_file(self, name: str) -> Path:
+        """Where a payment file is written before it is published under `name`."""
+        path = self.payment_file(name)
+        return path.with_suffix(path.suffix + ".partial")
+
+    def write_partial_payment_file(self, name: str, content: bytes) -> Path:
+        """Write `content` under the payment file's temporary name and fsync it: not yet published."""
+        self.payouts_dir.mkdir(exist_ok=True)
+        partial = self.partial_payment_file(name)
+        with partial.open("wb") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        return partial
+
+    def publish_payment_file(self, name: str) -> Path:
+        """Rename the temporary file to `name` (atomic) and fsync the folder; the published path."""
+        path = self.payment_file(name)
+        self.partial_payment_file(name).replace(path)
+        _fsync_dir(self.payouts_dir)
+        return path
+
     def write_payment_file(self, name: str, content: bytes) -> Path:
         """Write a payment file whole or not at all (a partial file, then a rename)."""
-        self.payouts_dir.mkdir(exist_ok=True)
-        path = self.payment_file(name)
-        partial = path.with_suffix(path.suffix + ".partial")
-        partial.write_bytes(content)
-        partial.replace(path)
-        return path
+        self.write_partial_payment_file(name, content)
+        return self.publish_payment_file(name)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # pragma: no cover - Windows cannot open a folder to fsync it
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 __all__ = ["KEYS_DIR", "LOG_KEY_FILE", "PAYOUTS_DIR", "USAGE_KEY_FILE", "KeyFolder"]

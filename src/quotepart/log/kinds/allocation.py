@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Self
 
 from quotepart.errors import MalformedEntryError, MoneyError
@@ -107,6 +108,9 @@ class PayoutRecorded(KindBody):
     minimum_minor: int = 0
     file: Digest | None = None  # digest of the exported payment file
     held: dict[PartyId, Held] = field(default_factory=dict)  # owed, not payable: carried
+    # the day the bank is asked to execute a SEPA file: with the payout id, what makes the
+    # file a pure function of this entry (absent before it was recorded, and for mobile money)
+    execution_date: date | None = None
 
     def to_body(self) -> RawBody:
         body: RawBody = {
@@ -120,6 +124,8 @@ class PayoutRecorded(KindBody):
         }
         if self.file is not None:
             body["file"] = str(self.file)
+        if self.execution_date is not None:
+            body["execution_date"] = self.execution_date.isoformat()
         if self.held:
             body["held"] = {
                 str(p): {"amount_minor": h.amount_minor, "reason": h.reason}
@@ -132,7 +138,7 @@ class PayoutRecorded(KindBody):
         read = BodyReader(cls.KIND, body)
         read.only(
             "payout", "period", "currency", "rail", "paid", "carried", "minimum_minor", "file",
-            "held",
+            "held", "execution_date",
         )  # fmt: skip
         paid = _amounts(read, "paid")
         carried = _amounts(read, "carried", optional=True)
@@ -148,6 +154,13 @@ class PayoutRecorded(KindBody):
         if set(held) & (set(paid) | set(carried)):
             raise MalformedEntryError(f"{cls.KIND}: a party both held and paid or carried")
         file = read.text("file", optional=True)
+        executed = read.text("execution_date", optional=True, max_length=10)
+        try:
+            execution_date = None if executed is None else date.fromisoformat(executed)
+        except ValueError:
+            raise MalformedEntryError(
+                f"{cls.KIND}: execution_date must be a date like 2026-02-02, got {executed!r}"
+            ) from None
         return cls(
             payout=PayoutId.parse(read.text("payout")),
             period=Period.parse(read.text("period")),
@@ -158,6 +171,7 @@ class PayoutRecorded(KindBody):
             minimum_minor=minimum,
             file=None if file is None else Digest.parse(file),
             held=held,
+            execution_date=execution_date,
         )
 
 
