@@ -152,6 +152,14 @@ class StorageError(QuotepartError):
     exit_code = 5
 
 
+class KeyFileError(StorageError):
+    """A key or secret file of the workspace is empty, truncated or unreadable.
+
+    Never repaired by making a new key: a key already used (to sign, or to pseudonymise
+    consumers in the append-only log) must come back from a backup.
+    """
+
+
 class ConservationError(QuotepartError):
     """Parts that do not add up to their whole: minor units lost or made by our own code.
 

@@ -18,7 +18,7 @@ naming the service that owns it; its docstring and signature are the service's.
 
 Layout of a workspace folder:
 
-    workspace.json      origin and (optionally) the database URL
+    workspace.json      origin and (optionally) the database URL, never its password
     quotepart.db        the SQLite database, unless the URL points elsewhere
     keys/, payouts/     keys and secrets (see `quotepart.store.keyfolder.KeyFolder`)
 """
@@ -47,14 +47,23 @@ from quotepart.metering import Metering
 from quotepart.provenance.service import Provenance
 from quotepart.report.service import Reports
 from quotepart.sharing.service import Sharing
-from quotepart.store import LogStore, migrate, open_engine, sqlite_url
-from quotepart.store.keyfolder import KeyFolder
+from quotepart.store import (
+    LogStore,
+    migrate,
+    open_engine,
+    split_password,
+    sqlite_url,
+    with_password,
+)
+from quotepart.store.keyfolder import KeyFolder, write_private_file
 from quotepart.store.ledger import KeyedLedger
 from quotepart.store.queries.provenance import AssetRecord, ContributionRecord, PartyRecord
 
 SETTINGS_FILE = "workspace.json"
 DATABASE_FILE = "quotepart.db"
 FORMAT_VERSION = 1
+PASSWORD_ENV = "QUOTEPART_DATABASE_PASSWORD"
+"""Where the database password comes from when the URL has none (before keys/database.password)."""
 
 S = TypeVar("S")
 P = ParamSpec("P")
@@ -270,9 +279,34 @@ def _read_settings(path: Path) -> dict[str, Any]:
     return settings
 
 
+def _write_settings(folder: Path, settings: dict[str, Any]) -> None:
+    write_private_file(folder / SETTINGS_FILE, (json.dumps(settings, indent=2) + "\n").encode())
+
+
 def _database_url(path: Path, settings: dict[str, Any], override: str | None) -> str:
+    """The URL to connect with: a password comes from the URL itself, else from
+    `QUOTEPART_DATABASE_PASSWORD`, else from `keys/database.password`, else from libpq
+    (`~/.pgpass`, `PGPASSWORD`)."""
     url = override or settings.get("database_url")
-    return str(url) if url else sqlite_url(path / DATABASE_FILE)
+    if not url:
+        return sqlite_url(path / DATABASE_FILE)
+    url = str(url)
+    if url.startswith("sqlite") or split_password(url)[1] is not None:
+        return url
+    password = os.environ.get(PASSWORD_ENV) or KeyFolder(path).database_password()
+    return with_password(url, password) if password else url
+
+
+def _move_password_out(folder: Path, settings: dict[str, Any]) -> None:
+    """A workspace.json written before passwords were kept apart: move its password out."""
+    url = settings.get("database_url")
+    if not url:
+        return
+    bare, password = split_password(str(url))
+    if password is None:
+        return
+    KeyFolder(folder).save_database_password(password)
+    _write_settings(folder, {**settings, "database_url": bare})
 
 
 def open_workspace(
@@ -295,6 +329,7 @@ def open_workspace(
     folder = Path(path)
     settings = _read_settings(folder)
     url = _database_url(folder, settings, database_url)
+    _move_password_out(folder, settings)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         raise WorkspaceNotFoundError(
             f"the workspace database {url.removeprefix('sqlite:///')} is missing",
@@ -363,7 +398,8 @@ def init_workspace(
 
         origin = f"quotepart.local/{str(ULID.from_datetime(clock())).lower()}"
     verifier_key(origin, SigningKey.generate().public)  # checks the origin is a valid key name
-    url = database_url or sqlite_url(folder / DATABASE_FILE)
+    url = _database_url(folder, {}, database_url)
+    stored_url, password = split_password(database_url) if database_url else (None, None)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     made: list[Path] = []
@@ -379,8 +415,11 @@ def init_workspace(
         migrate(engine)
         store = LogStore(engine, origin=origin, log_key=log_key)
         store.claim(log_key.public)
-        settings = {"format": FORMAT_VERSION, "origin": origin, "database_url": database_url}
-        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+        if password is not None:  # kept apart, 0600, so workspace.json can be shared
+            made.append(keys.database_password_path)
+            keys.save_database_password(password)
+        settings = {"format": FORMAT_VERSION, "origin": origin, "database_url": stored_url}
+        _write_settings(folder, settings)
         return Workspace(folder, store, log_key, clock)
     except BaseException:
         if engine is not None:

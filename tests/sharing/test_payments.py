@@ -230,7 +230,9 @@ def test_the_same_account_and_reference_twice_is_refused() -> None:
         payment("party:A", amount_minor=100),
         payment("party:B", account="de89 3704 0044 0532 0130 00", amount_minor=200),
     ]
-    with pytest.raises(InputError, match=r"party:A and party:B both pay DE89370400440532013000"):
+    with pytest.raises(
+        InputError, match=r"party:A and party:B both pay DE89 \*\*\*\* \*\*\*\* \*\*\*\* 3000"
+    ):
         export(twice)
     export([twice[0], payment("party:B", amount_minor=200, reference="payout:other")])
 
@@ -371,9 +373,11 @@ def test_mobile_money_csv_round_trips_with_the_documented_header() -> None:
 
 
 def test_mobile_money_refusals_name_the_payee() -> None:
-    with pytest.raises(PaymentDetailsError, match=r"payment to party:nat: MSISDN '0712345678'"):
+    with pytest.raises(
+        PaymentDetailsError, match=r"payment to party:nat: MSISDN 0712 \*\*\*\* 5678 "
+    ):
         mobile_money_csv([*MOBILE, payment("party:nat", account="0712345678")], batch_id="b1")
-    with pytest.raises(InputError, match=r"party:A and party:D both pay \+254712345678"):
+    with pytest.raises(InputError, match=r"party:A and party:D both pay \+254 \*\*\*\* 5678"):
         mobile_money_csv([*MOBILE, payment("party:D", account="+254712345678")], batch_id="b1")
     with pytest.raises(InputError, match=r"batch_id .*outside the SEPA character set"):
         mobile_money_csv(MOBILE, batch_id="batch#1")

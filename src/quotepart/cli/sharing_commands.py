@@ -31,6 +31,7 @@ from quotepart.log.kinds import (
 )
 from quotepart.money import format_amount, parse_ratio
 from quotepart.sharing import verify_statement
+from quotepart.store.keyfolder import write_private_file
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -520,5 +521,5 @@ def payout_export(
                 if len(exported.files) == 1
                 else output.with_name(f"{output.stem}-{file.rail}{file.path.suffix}")
             )
-            target.write_bytes(file.content)
+            write_private_file(target, file.content)  # names and IBANs: owner only
         click.echo(str(target))

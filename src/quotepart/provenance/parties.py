@@ -16,11 +16,9 @@ The checks live here, below `sharing`, because registration needs them too;
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from quotepart.errors import InputError, PaymentDetailsError, VerificationError
@@ -64,6 +62,19 @@ def mask_reference(reference: str) -> str:
     return compact if len(compact) <= 8 else f"{compact[:4]}…{compact[-4:]}"
 
 
+def mask_account(text: str) -> str:
+    """An account as error messages show it: 'DE89 **** **** **** 3000', '+254 **** 5678'.
+
+    Enough to tell which input was meant, never the account itself: an error message ends
+    up in terminals, logs and bug reports.
+    """
+    compact = "".join(str(text).split())
+    if len(compact) <= 8:
+        return compact[:2] + "*" * max(len(compact) - 2, 0)
+    middle = "**** **** ****" if compact[:2].isalpha() else "****"
+    return f"{compact[:4]} {middle} {compact[-4:]}"
+
+
 def check_iban(text: str) -> str:
     """Return the IBAN in electronic format (no spaces, upper case) if it is valid.
 
@@ -94,12 +105,12 @@ def check_msisdn(text: str) -> str:
     digits = compact.removeprefix("+")
     if not _MSISDN_DIGITS.fullmatch(digits):
         raise PaymentDetailsError(
-            f"MSISDN {text!r} is not an E.164 number: expected an optional '+' and 8 to 15 digits",
+            f"MSISDN {mask_account(text)} is not an E.164 number: expected an optional '+' and 8 to 15 digits",
             hint="write the number in international form with its country code, e.g. +254712345678",
         )
     if digits.startswith("0"):
         raise PaymentDetailsError(
-            f"MSISDN {text!r} starts with 0: that is a national number or an international prefix",
+            f"MSISDN {mask_account(text)} starts with 0: that is a national number or an international prefix",
             hint="replace the leading 0 or 00 by '+' and the country code, e.g. 0712345678 in Kenya is +254712345678",
         )
     return "+" + digits
@@ -115,31 +126,31 @@ def parse_iban(text: str) -> IBAN:
     compact = "".join(text.split())
     if not _IBAN_CHARS.fullmatch(compact):  # checked here so every schwifty version says the same
         raise PaymentDetailsError(
-            f"IBAN {text!r} is empty or holds characters other than letters, digits and spaces",
+            f"IBAN {mask_account(text)} is empty or holds characters other than letters, digits and spaces",
             hint="copy the IBAN again from the account holder, e.g. DE89 3704 0044 0532 0130 00",
         )
     try:
         return IBAN(compact)
     except schwifty_errors.InvalidChecksumDigits as exc:
         raise PaymentDetailsError(
-            f"IBAN {text!r} has wrong check digits",
+            f"IBAN {mask_account(text)} has wrong check digits",
             hint="a character is mistyped or two are swapped: copy the IBAN again from the account holder",
         ) from exc
     except schwifty_errors.InvalidLength as exc:
         expected = _iban_length(compact)
         raise PaymentDetailsError(
-            f"IBAN {text!r} has {len(compact)} characters; IBANs of {compact[:2].upper()} have "
+            f"IBAN {mask_account(text)} has {len(compact)} characters; IBANs of {compact[:2].upper()} have "
             + ("another length" if expected is None else str(expected)),
             hint="a character is missing or extra: copy the IBAN again from the account holder",
         ) from exc
     except schwifty_errors.InvalidCountryCode as exc:
         raise PaymentDetailsError(
-            f"IBAN {text!r} starts with {compact[:2]!r}, which is no IBAN country",
+            f"IBAN {mask_account(text)} starts with {compact[:2]!r}, which is no IBAN country",
             hint="an IBAN starts with its two-letter country code, e.g. DE89 3704 0044 0532 0130 00",
         ) from exc
     except schwifty_errors.SchwiftyException as exc:
         raise PaymentDetailsError(
-            f"IBAN {text!r} is invalid: {exc}",
+            f"IBAN {mask_account(text)} is invalid: {exc}",
             hint="an IBAN is a country code, two check digits and the national account number",
         ) from exc
 
@@ -189,19 +200,16 @@ class PayoutSecret:
                 hint="the party's payout file was changed or belongs to another party",
             )
 
-    def save(self, path: Path) -> None:
-        """Write the secret for the payer only (0600, never overwritten)."""
-        document = {"reference": self.reference, "salt": self.salt.hex()}
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(document, handle)
+    def to_bytes(self) -> bytes:
+        """The file that keeps this secret for the payer (see `KeyFolder.save_payout_secret`)."""
+        return json.dumps({"reference": self.reference, "salt": self.salt.hex()}).encode()
 
     @classmethod
-    def load(cls, path: Path) -> PayoutSecret:
+    def from_bytes(cls, data: bytes, *, source: str = "payout file") -> PayoutSecret:
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(data)
             return cls(str(document["reference"]), bytes.fromhex(document["salt"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise InputError(
-                f"the payout file {path} is unreadable: {exc}", hint="restore it from a backup"
+                f"the payout file {source} is unreadable: {exc}", hint="restore it from a backup"
             ) from exc

@@ -117,7 +117,7 @@ class Provenance:
         folder.save_party_key(party, key)  # after sign_entry validated the body
         try:
             if payout is not None:
-                payout.save(folder.payout_secret_path(party))
+                folder.save_payout_secret(folder.payout_secret_path(party), payout.to_bytes())
             self.ledger.append_signed([entry])
         except BaseException:
             folder.forget_party(party)
@@ -144,7 +144,7 @@ class Provenance:
             PartyPayoutChanged(party, commitment), author=party, key=key, clock=self.ledger.clock
         )
         path = folder.payout_change_path(party, commitment.hex)
-        payout.save(path)
+        folder.save_payout_secret(path, payout.to_bytes())
         try:
             [leaf] = self.ledger.append_signed([entry])
         except BaseException:
@@ -191,7 +191,7 @@ class Provenance:
                 f"this workspace holds no payout reference for {party}",
                 hint="the party gave it in another workspace",
             )
-        secret = PayoutSecret.load(path)
+        secret = PayoutSecret.from_bytes(folder.payout_secret(path), source=str(path))
         secret.open(commitment)
         return secret.reference
 

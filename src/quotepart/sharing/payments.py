@@ -88,7 +88,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from quotepart.errors import InputError, PaymentDetailsError, VerificationError
-from quotepart.provenance.parties import check_iban, check_msisdn, parse_iban
+from quotepart.provenance.parties import check_iban, check_msisdn, mask_account, parse_iban
 
 # schwifty, sepaxml and text-unidecode are imported by the functions that use them:
 # opening a workspace or starting the CLI does not pay for their registries and schemas.
@@ -349,7 +349,7 @@ def _sepa_iban(text: str, *, who: str) -> str:
     iban = _with_context(parse_iban, text, who=who)
     if not iban.in_sepa_zone:
         raise PaymentDetailsError(
-            f"{who}: IBAN {iban.formatted} is in {iban.country_code}, outside the SEPA zone",
+            f"{who}: IBAN {mask_account(iban.compact)} is in {iban.country_code}, outside the SEPA zone",
             hint="pay this account through another rail; SEPA reaches the EU, EEA and a few more countries",
         )
     return str(iban)
@@ -436,7 +436,7 @@ def _refuse_duplicates(keys: Iterable[tuple[str, str, str]]) -> None:
     for payee, account, reference in keys:
         if (first := seen.get((account, reference))) is not None:
             raise InputError(
-                f"payments to {first} and {payee} both pay {account} with reference {reference!r}: "
+                f"payments to {first} and {payee} both pay {mask_account(account)} with reference {reference!r}: "
                 "that would pay the same thing twice",
                 hint="merge them into one payment, or give each its own reference",
             )

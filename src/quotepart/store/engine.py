@@ -56,6 +56,26 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def split_password(url: str) -> tuple[str, str | None]:
+    """`url` without its password, and the password (None when it has none).
+
+    split_password("postgresql://app:s3cret@db/ledger")  # ('postgresql://app@db/ledger', 's3cret')
+    """
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        return url, None  # not a URL: `open_engine` says so, with a hint
+    if parsed.password is None:
+        return url, None
+    password = str(parsed.password)
+    return parsed._replace(password=None).render_as_string(hide_password=False), password
+
+
+def with_password(url: str, password: str) -> str:
+    """`url` with `password` (the one it had, if any, replaced)."""
+    return make_url(url).set(password=password).render_as_string(hide_password=False)
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
