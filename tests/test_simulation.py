@@ -90,6 +90,7 @@ from quotepart.sharing.ledger import facts_of
 from quotepart.store.log_store import FAULT_POINTS
 from quotepart.store.queries.sharing import owed_balances
 from quotepart.store.schema import PROJECTION_TABLES, metadata
+from quotepart.text import unsafe_character
 from quotepart.workspace import Workspace, init_workspace
 from tests.conftest import POSTGRES_URL, PROFILE, FakeClock
 
@@ -335,8 +336,9 @@ class DomainSimulation(RuleBasedStateMachine):
 
     @rule(name=st.text(min_size=1, max_size=12).filter(str.strip), crash=crashes)
     def register_party(self, name: str, crash: str | None) -> None:
-        if "\x00" in name:  # PostgreSQL cannot store it, so no log accepts it
-            with pytest.raises(MalformedEntryError, match="NUL"):
+        if unsafe_character(name) is not None:  # NUL (PostgreSQL cannot store it), or a
+            # control or bidirectional character (names are shown in terminals): refused
+            with pytest.raises(MalformedEntryError, match=r"NUL|control or bidirectional"):
                 self.ws.register_party(name)
             return
         with self.appending(crash, 1):

@@ -20,6 +20,7 @@ from quotepart.errors import InputError, QuotepartError, ReadOnlyWorkspaceError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from quotepart.workspace import Workspace
 
@@ -40,9 +41,9 @@ class QuotepartGroup(click.Group):
         try:
             return super().invoke(ctx)
         except QuotepartError as exc:
-            click.echo(f"Error: {exc.message}", err=True)
+            click.echo(f"Error: {_lines(exc.message)}", err=True)  # it may quote a name
             if exc.hint:
-                click.echo(f"Hint: {exc.hint}", err=True)
+                click.echo(f"Hint: {_lines(exc.hint)}", err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
             if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -57,6 +58,13 @@ class QuotepartGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing half-written was kept.", err=True)
             ctx.exit(130)
+
+
+def _lines(text: str) -> str:
+    """`printable`, line by line: a message's own line breaks stay."""
+    from quotepart.text import printable  # here, not at the top: `--help` stays light
+
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def workspace_options(func: F) -> F:
@@ -116,6 +124,24 @@ def load_workspace(workspace_dir: Path, database_url: str | None) -> Workspace:
     return workspace
 
 
+def shown(text: str) -> Text:
+    """A string someone typed (a name, a reason, a note) as rich text: never read as markup,
+    its control and bidirectional characters spelled out (`quotepart.text.printable`)."""
+    from rich.text import Text
+
+    from quotepart.text import printable
+
+    return Text(printable(text))
+
+
+def echo_text(line: str, *, err: bool = False) -> None:
+    """`click.echo` for a line holding what someone typed: control characters spelled out,
+    so a name cannot move the cursor, retitle the terminal or add a line."""
+    from quotepart.text import printable
+
+    click.echo(printable(line), err=err)
+
+
 def emit_json(document: Any) -> None:
     json.dump(document, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
@@ -129,7 +155,7 @@ def emit_rows(
         emit_json(rows)
         return
     for row in rows:
-        click.echo(line(row))
+        echo_text(line(row))
 
 
 def read_json(read_text: Callable[[], str], *, unreadable: str, hint: str) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from quotepart.cli._base import resume_collector, stderr_console
+from quotepart.cli._base import resume_collector, shown, stderr_console
 from quotepart.errors import InputError
 
 
@@ -47,7 +47,7 @@ def demo_command(workspace_dir: Path | None, database_url: str | None) -> None:
     started = time.perf_counter()
     with init_workspace(folder, database_url=database_url) as ws:
         resume_collector()
-        console.print(f"workspace {folder} ({ws.database_url})")
+        console.print(f"workspace {folder} ({ws.database_url})", markup=False)
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             console=console, transient=True, disable=not console.is_terminal,
@@ -62,9 +62,11 @@ def demo_command(workspace_dir: Path | None, database_url: str | None) -> None:
         table.add_column("party")
         table.add_column("amount", justify="right")
         for name, amount in sorted(result.amounts.items(), key=lambda kv: -kv[1]):
-            table.add_row(name, format_amount(amount, "EUR"))
+            table.add_row(shown(name), format_amount(amount, "EUR"))
         out.print(table)
     out.print(f"\ndone in {time.perf_counter() - started:.0f} s. Wrote:")
     for path in result.files:
-        out.print(f"  {path}")
-    out.print(f"\nexplore: quotepart statement PARTY --period {PERIOD} --workspace {folder}")
+        out.print(f"  {path}", markup=False)
+    out.print(
+        f"\nexplore: quotepart statement PARTY --period {PERIOD} --workspace {folder}", markup=False
+    )

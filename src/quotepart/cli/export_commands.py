@@ -14,6 +14,7 @@ from quotepart.cli._base import (
     emit_json,
     json_option,
     load_workspace,
+    shown,
     stderr_console,
     workspace_options,
 )
@@ -195,7 +196,7 @@ def ingest_openlineage_command(
             click.echo(str(run))
     console = stderr_console()
     for skipped in report.skipped:
-        console.print(f"Skipped {place(skipped.position)}: {skipped.reason}", markup=False)
+        console.print(shown(f"Skipped {place(skipped.position)}: {skipped.reason}"))
     console.print(
         f"recorded {len(report.recorded)} run(s) and {len(report.assets)} new dataset(s); "
         f"{len(report.already_recorded)} run(s) already in the log; "

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from quotepart.cli._base import (
+    echo_text,
     emit_json,
     emit_rows,
     json_option,
@@ -440,10 +441,10 @@ def lineage_command(
     elif output == "mermaid":
         click.echo(graph.to_mermaid(), nl=False)
     else:
-        click.echo(f"{graph.direction} of {graph.root.name} ({graph.root.id})")
+        echo_text(f"{graph.direction} of {graph.root.name} ({graph.root.id})")
         for edge in graph.edges:
             child, parent = graph.node(edge.child), graph.node(edge.parent)
-            click.echo(
+            echo_text(
                 f"  {child.name} ({child.kind})  <-{edge.relation}-  {parent.name} ({parent.kind})"
             )
         if not graph.edges:

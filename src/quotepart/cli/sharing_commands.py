@@ -11,12 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from quotepart.cli._base import (
+    echo_text,
     emit_json,
     emit_rows,
     json_option,
     load_workspace,
     read_json,
     read_json_object,
+    shown,
     stderr_console,
     workspace_options,
 )
@@ -314,20 +316,22 @@ def share_command(
         return
     console = stderr_console()
     if not shared.new:
-        console.print(f"{allocation.revenue} was shared before (entry {shared.leaf_index}).")
+        console.print(shown(f"{allocation.revenue} was shared before (entry {shared.leaf_index})."))
     table = Table(
-        title=f"{allocation.revenue}: {format_amount(allocation.total_minor, allocation.currency)} {allocation.currency}"
+        title=shown(
+            f"{allocation.revenue}: {format_amount(allocation.total_minor, allocation.currency)} {allocation.currency}"
+        )
     )
     table.add_column("party")
     table.add_column("name")
     table.add_column("amount", justify="right")
     for party, amount in sorted(allocation.amounts.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(
-            str(party), names.get(str(party), ""), format_amount(amount, allocation.currency)
+        table.add_row(  # names are what parties typed: shown as text, never as markup
+            str(party), shown(names.get(str(party), "")), format_amount(amount, allocation.currency)
         )
     Console(highlight=False).print(table)
     for note in allocation.notes:
-        console.print(f"note: {note}")
+        console.print(shown(f"note: {note}"))
 
 
 # --------------------------------------------------------------- statement
@@ -364,9 +368,9 @@ def statement_command(
         sys.stdout.write(statement.to_csv())
     else:
         names = statement.names
-        click.echo(f"{names.label(str(party_id))}, {period}")
+        echo_text(f"{names.label(str(party_id))}, {period}")
         for item in statement.items:
-            click.echo(
+            echo_text(
                 f"  {item.revenue} ({item.period}): {format_amount(item.amount_minor, item.currency)} {item.currency}"
             )
             for line in item.lines:
@@ -374,19 +378,19 @@ def statement_command(
                 path = " > ".join(
                     f"{hop.what} {names.label(hop.ref, width=24)}" for hop in line.trace
                 )
-                click.echo(
+                echo_text(
                     f"    {format_amount(line.amount_minor, item.currency):>12}  {line.reason}{at}: {path}"
                 )
                 for signed in item.signed_for(line):
-                    click.echo(f"{'':>18}{signed.describe(names)}")
+                    echo_text(f"{'':>18}{signed.describe(names)}")
         for currency, amount in statement.totals.items():
-            click.echo(f"  total: {format_amount(amount, currency)} {currency}")
+            echo_text(f"  total: {format_amount(amount, currency)} {currency}")
         if not statement.items:
-            click.echo(f"  no allocation to {names.name(str(party_id)) or party_id} in {period}")
+            echo_text(f"  no allocation to {names.name(str(party_id)) or party_id} in {period}")
         if statement.claims:
-            click.echo("  claims against your registrations:")
+            echo_text("  claims against your registrations:")
             for claim in statement.claims:
-                click.echo(
+                echo_text(
                     f"    {names.label(claim.asset, width=24)}: claimed by "
                     f"{names.label(claim.claimant)} (entry {claim.leaf_index}): {claim.reason}"
                 )
@@ -427,13 +431,13 @@ def verify_statement_command(file: Path, key: str | None, as_json: bool) -> None
     party = (
         f"{verified.party_name} ({verified.party})" if verified.party_name else str(verified.party)
     )
-    click.echo(
+    echo_text(
         f"OK: {party} earned {totals} in {verified.period}, recomputed from "
         f"{verified.allocations} allocation(s) and {verified.entries} entries included in "
         f"{verified.origin} at size {verified.tree_size}"
     )
     for asset, name in verified.paid_at.items():
-        click.echo(f"  paid at {name} ({asset})" if name else f"  paid at {asset}")
+        echo_text(f"  paid at {name} ({asset})" if name else f"  paid at {asset}")
     if key is None:
         stderr_console().print(
             f"checked against the key in the file: {verified.verifier_key}\n"
@@ -508,7 +512,7 @@ def payout_export(
     if exported.carried:
         console.print(f"{len(exported.carried)} balance(s) below the minimum carried over")
     for held in exported.held:
-        click.echo(  # one unwrapped line per payee, for people and for grep
+        echo_text(  # one unwrapped line per payee, for people and for grep
             f"carried: {held.name} ({held.reference or 'no reference'}), "
             f"{format_amount(held.amount_minor, code)} {code}: {held.reason}",
             err=True,

@@ -8,7 +8,6 @@ recursive walk (`quotepart.store.lineage`) plus one lookup of names.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from quotepart.log.kinds import format_fraction
 from quotepart.provenance.resolve import find_asset
 from quotepart.store.lineage import Direction, LineageIndex, NodeRow, cyclic_gc_paused, walk
 from quotepart.store.queries import provenance as queries
+from quotepart.text import printable
 
 LineageNode = NodeRow
 """An asset or run in a lineage: id, type (asset/run), kind, name, status, leaf_index."""
@@ -60,16 +60,14 @@ class Lineage:
 
     def to_dot(self) -> str:
         """Graphviz: arrows point the way things flowed (from an input to what used it)."""
-        lines = [f"digraph {json.dumps(self.direction + ' lineage')} {{", "  rankdir=LR;"]
+        lines = [f"digraph {_dot_string(self.direction + ' lineage')} {{", "  rankdir=LR;"]
         for node in self.nodes:
             shape = "box" if node.type == "run" else "ellipse"
-            label = (
-                f"{node.name}\n{node.kind}"  # json.dumps writes the \\n DOT reads as a line break
-            )
-            lines.append(f"  {json.dumps(node.id)} [label={json.dumps(label)}, shape={shape}];")
+            label = _dot_string(f"{node.name}\n{node.kind}")
+            lines.append(f"  {_dot_string(node.id)} [label={label}, shape={shape}];")
         for edge in self.edges:
             lines.append(
-                f"  {json.dumps(edge.parent)} -> {json.dumps(edge.child)} [label={json.dumps(edge.relation)}];"
+                f"  {_dot_string(edge.parent)} -> {_dot_string(edge.child)} [label={_dot_string(edge.relation)}];"
             )
         lines.append("}")
         return "\n".join(lines) + "\n"
@@ -79,13 +77,41 @@ class Lineage:
         ids = {node.id: f"n{i}" for i, node in enumerate(self.nodes)}
         lines = ["flowchart LR"]
         for node in self.nodes:
-            text = f"{node.name} ({node.kind})".replace('"', "'")
+            text = _mermaid_text(f"{node.name} ({node.kind})")
             lines.append(
                 f'  {ids[node.id]}{"[" if node.type == "run" else "(["}"{text}"{"]" if node.type == "run" else "])"}'
             )
         for edge in self.edges:
-            lines.append(f"  {ids[edge.parent]} -->|{edge.relation}| {ids[edge.child]}")
+            lines.append(
+                f"  {ids[edge.parent]} -->|{_mermaid_text(edge.relation)}| {ids[edge.child]}"
+            )
         return "\n".join(lines) + "\n"
+
+
+_DOT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n"}
+_MERMAID_PLAIN = frozenset(" _.,:;'/+=@!?*$^~-()[]")
+"""Safe inside a quoted Mermaid label; `%` and `{}` are not (a `%%{init}%%` directive is
+read anywhere in the text), nor `"`, `#`, backticks, `<`, `>` and `&`."""
+
+
+def _dot_string(text: str) -> str:
+    """A DOT quoted string holding `text` as it reads: backslashes and quotes escaped (so no
+    `\\N`-style label escape applies), line breaks as `\\n`, other control characters
+    spelled out (`printable`)."""
+    return '"' + "".join(_DOT_ESCAPES.get(char) or _dot_char(char) for char in text) + '"'
+
+
+def _dot_char(char: str) -> str:
+    return printable(char).replace("\\", "\\\\")
+
+
+def _mermaid_text(text: str) -> str:
+    """Text for a quoted Mermaid label: letters, digits and plain punctuation as they are, every
+    other character as an entity code (`#60;`), so no HTML, quote, `%%` directive or line
+    break is read as anything but text."""
+    return "".join(
+        char if char.isalnum() or char in _MERMAID_PLAIN else f"#{ord(char)};" for char in text
+    )
 
 
 def vars_of(node: LineageNode) -> dict[str, Any]:

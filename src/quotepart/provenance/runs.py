@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from quotepart.errors import InputError
 from quotepart.ids import Clock, Digest, PartyId, RunId
 from quotepart.log.kinds import USE_ROLES, RunRecorded, describe_value
+from quotepart.text import printable, unsafe_character
 
 KEY_PACKAGES = (
     "quotepart",
@@ -120,6 +121,13 @@ class Run:
     ) -> None:
         if not name.strip():
             raise InputError("a run needs a name", hint='e.g. ws.run("train", operator=lab)')
+        unsafe = unsafe_character(name)
+        if unsafe is not None:  # refused now, not when the run ends and its work is done
+            raise InputError(
+                f"the run name '{printable(name)}' holds {unsafe[1]}, a control or "
+                f"bidirectional character, at position {unsafe[0]}",
+                hint="remove it: names cannot hold control characters or bidirectional overrides",
+            )
         self.name = name
         self.operator = operator
         self.id = RunId.new(clock)

@@ -64,6 +64,7 @@ from quotepart.store.queries.entries import entries_by_hash, read_entries
 from quotepart.store.queries.provenance import asset_record, party_leaf, party_leaves
 from quotepart.store.queries.rights import claims_on, delegations
 from quotepart.store.queries.sharing import party_allocations
+from quotepart.text import csv_cell
 
 FORMAT = "quotepart-statement/2"
 """/2 adds the `names` part and the statement party's own registration."""
@@ -250,7 +251,8 @@ class Statement:
     def to_csv(self) -> str:
         """One row per line: the party and the asset paying it, each with its name, revenue,
         currency, amount, reason, the trace as `what ref (name) @entry` steps, and who
-        signed its policy and valuation (`; `-separated)."""
+        signed its policy and valuation (`; `-separated). A text cell that a spreadsheet would
+        read as a formula (= + - @ first) starts with `'` (`quotepart.text.csv_cell`)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(
@@ -263,21 +265,23 @@ class Statement:
                 writer.writerow(
                     [
                         str(self.party),
-                        self.party_name or "",
+                        csv_cell(self.party_name or ""),
                         item.period,
                         item.revenue,
                         item.currency,
                         line.amount_minor,
                         format_amount(line.amount_minor, item.currency),
-                        line.reason,
+                        csv_cell(line.reason),
                         asset,
-                        self.names.assets.get(asset, ""),
-                        " > ".join(
-                            f"{hop.what} {self.names.label(hop.ref)}"
-                            + (f" @{hop.entry[:16]}" if hop.entry else "")
-                            for hop in line.trace
+                        csv_cell(self.names.assets.get(asset, "")),
+                        csv_cell(
+                            " > ".join(
+                                f"{hop.what} {self.names.label(hop.ref)}"
+                                + (f" @{hop.entry[:16]}" if hop.entry else "")
+                                for hop in line.trace
+                            )
                         ),
-                        "; ".join(s.describe(self.names) for s in item.signed_for(line)),
+                        csv_cell("; ".join(s.describe(self.names) for s in item.signed_for(line))),
                     ]
                 )
         return out.getvalue()

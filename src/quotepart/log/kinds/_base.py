@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, Self, TypeVar, cast, dataclass_transform
 
 from quotepart.errors import MalformedEntryError, UnknownKindError
+from quotepart.text import printable, unsafe_character
 
 RawBody = dict[str, Any]
 Upcaster = Callable[[RawBody], RawBody]
@@ -158,6 +159,20 @@ class BodyReader:
             return None
         if not isinstance(value, str) or not value.strip() or len(value) > max_length:
             raise self._fail(field, f"a non-empty string of at most {max_length} characters")
+        return value
+
+    def name(self, field: str, *, max_length: int = 200) -> str:
+        """`text`, refusing control characters and bidirectional overrides (`quotepart.text`)."""
+        value: str = self.text(field, max_length=max_length)
+        unsafe = unsafe_character(value)
+        if unsafe is not None and unsafe[1] != "U+0000":  # log.entry.refuse_nul names NUL
+            position, code = unsafe
+            raise MalformedEntryError(
+                f"{self.kind}: the {field} '{printable(value)}' holds {code}, a control or "
+                f"bidirectional character, at position {position}",
+                hint="remove it: names are shown in terminals, tables and exports, and cannot "
+                "hold control characters (ESC, BEL, line breaks) or U+202A-U+202E, U+2066-U+2069",
+            )
         return value
 
     def choice(self, field: str, allowed: frozenset[str]) -> str:

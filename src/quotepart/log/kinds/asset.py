@@ -191,7 +191,7 @@ class AssetRegistered(KindBody):
         return cls(
             asset=asset,
             asset_kind=asset_kind,
-            name=read.text("name", max_length=200),
+            name=read.name("name"),
             scheme=read.choice("scheme", DIGEST_SCHEMES),
             size=read.integer("size", optional=True),
             derived_from=derived_from,

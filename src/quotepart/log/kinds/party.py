@@ -55,7 +55,7 @@ class PartyRegistered(KindBody):
         commitment = read.text("payout_commitment", optional=True)
         return cls(
             party=PartyId.parse(read.text("party")),
-            name=read.text("name", max_length=200),
+            name=read.name("name"),
             roles=read.choices("roles", PARTY_ROLES),
             public_key=VerifyKey(read.b64("public_key", length=PUBLIC_KEY_SIZE)),
             agent_type=read.choice("agent_type", AGENT_TYPES),

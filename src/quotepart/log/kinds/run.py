@@ -132,7 +132,7 @@ class RunRecorded(KindBody):
             )
         return cls(
             run=RunId.parse(read.text("run")),
-            name=read.text("name", max_length=200),
+            name=read.name("name"),
             operator=PartyId.parse(read.text("operator")),
             status=status,
             started=started,
