@@ -119,7 +119,10 @@ def measure_ceiling(bodies: Sequence[EntryBody]) -> tuple[float, list[SignedEntr
     """Canonicalise + sign every body in this process with no storage at all."""
     key, author = SigningKey.generate(), PartyId.new()
     with stopwatch() as elapsed:
-        entries = [sign_entry(body, author=author, key=key, clock=utc_now) for body in bodies]
+        entries = [
+            sign_entry(body, origin="bench.local/ceiling", author=author, key=key, clock=utc_now)
+            for body in bodies
+        ]
     return elapsed[0], entries
 
 
@@ -185,7 +188,10 @@ def measure_store_append(
     with quotepart.init_workspace(root / name) as ws:
         party = ws.register_party("bench author")
         key = ws.signing_key(party)
-        entries = [sign_entry(body, author=party, key=key, clock=ws.clock) for body in bodies]
+        entries = [
+            sign_entry(body, origin=ws.origin, author=party, key=key, clock=ws.clock)
+            for body in bodies
+        ]
         with _projections_stubbed(not projections), stopwatch() as elapsed:
             for batch in batches(entries, batch_size):
                 ws.store.append(batch)

@@ -424,7 +424,11 @@ def sign_lineage(lineage: Lineage) -> list[bytes]:
         key = keys.get(author)
         if key is None:
             key = keys[author] = SigningKey.generate()
-        wire.append(sign_entry(body, author=author, key=key, clock=lambda: BASE_TIME).canonical)
+        wire.append(
+            sign_entry(
+                body, origin="bench.local/sharing", author=author, key=key, clock=lambda: BASE_TIME
+            ).canonical
+        )
     return wire
 
 

@@ -777,7 +777,9 @@ class DomainSimulation(RuleBasedStateMachine):
         """Append `body` signed by `signer` (signed here, or by `Workspace.append`)."""
         if presigned:
             key = self.ws.signing_key(signer)
-            entry = sign_entry(body, author=signer, key=key, clock=self.ws.clock)
+            entry = sign_entry(
+                body, origin=self.ws.origin, author=signer, key=key, clock=self.ws.clock
+            )
             return self.signed_entry(entry, allowed, rule)
         return self.judged(
             lambda: self.ws.append(body, author=signer), body.KIND, allowed, rule, None
@@ -1020,7 +1022,13 @@ class DomainSimulation(RuleBasedStateMachine):
         counted = signer == owner
         allowed = signer in (owner, party) and (not counted or declared + share <= 1)
         body = ContributionRecorded(party, asset, "data", share)
-        entry = sign_entry(body, author=signer, key=self.ws.signing_key(signer), clock=self.clock)
+        entry = sign_entry(
+            body,
+            origin=self.ws.origin,
+            author=signer,
+            key=self.ws.signing_key(signer),
+            clock=self.clock,
+        )
         refusal = "contribution" if signer not in (owner, party) else None
         # signed here in both cases: a proposal is named by its leaf hash
         if not self.signed_entry(entry, allowed, refusal):
@@ -1264,7 +1272,13 @@ class DomainSimulation(RuleBasedStateMachine):
     def forged_entry_is_refused(self, data: st.DataObject) -> None:
         party = data.draw(st.sampled_from(self.parties), label="party")
         body = AssetRegistered(Digest.of_bytes(b"forged"), "model", "forged")
-        entry = sign_entry(body, author=party, key=SigningKey.generate(), clock=self.ws.clock)
+        entry = sign_entry(
+            body,
+            origin=self.ws.origin,
+            author=party,
+            key=SigningKey.generate(),
+            clock=self.ws.clock,
+        )
         with pytest.raises(SignatureError):
             self.ws.append_signed([entry.canonical])
 
@@ -1281,7 +1295,10 @@ class DomainSimulation(RuleBasedStateMachine):
         party = data.draw(st.sampled_from(self.parties), label="party")
         key = self.ws.signing_key(party)
         entry = sign_entry(
-            PartyRegistered(party, "again", ("contributor",), key.public), author=party, key=key
+            PartyRegistered(party, "again", ("contributor",), key.public),
+            origin=self.ws.origin,
+            author=party,
+            key=key,
         )
         with pytest.raises(InputError, match="already registered"):
             self.ws.append_signed([entry.canonical])

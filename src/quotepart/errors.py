@@ -7,6 +7,7 @@ QuotepartError                      exit 1   HTTP 500
 │   ├── UnknownKindError                               a kind or version this build does not know
 │   ├── KindMismatchError                              an entry of another kind than the one asked for
 │   ├── UnknownAuthorError                             signed by a party the log has never registered
+│   ├── WrongLogError                                  an entry signed for another log (origin)
 │   ├── OutOfRangeError                                an index or tree size beyond the log
 │   ├── MoneyError                                     an unknown currency, a fraction of a minor unit, bad weights
 │   ├── PolicyError                                    a sharing policy that cannot be applied as written
@@ -64,6 +65,10 @@ class KindMismatchError(InputError):
 
 class UnknownAuthorError(InputError):
     """An entry whose author has not been registered in the log."""
+
+
+class WrongLogError(InputError):
+    """An entry signed for another log (its origin is not this log's); nothing was written."""
 
 
 class OutOfRangeError(InputError):

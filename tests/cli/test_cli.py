@@ -134,7 +134,8 @@ def test_append_accepts_entries_signed_elsewhere(folder: Path) -> None:
         party = ws.parties()[0].party
         key = ws.signing_key(party)
     lines = [
-        sign_entry(asset_body(100 + n), author=party, key=key).canonical.decode() for n in range(3)
+        sign_entry(asset_body(100 + n), origin=ws.origin, author=party, key=key).canonical.decode()
+        for n in range(3)
     ]
     result = run(
         "log", "append", "-", "--workspace", str(folder), "--json", input="\n".join(lines) + "\n"
@@ -161,7 +162,7 @@ def test_bad_entries_are_refused_whole(folder: Path) -> None:
     with open_workspace(folder) as ws:
         party = ws.parties()[0].party
         key = ws.signing_key(party)
-    good = sign_entry(asset_body(200), author=party, key=key).canonical.decode()
+    good = sign_entry(asset_body(200), origin=ws.origin, author=party, key=key).canonical.decode()
     document = json.loads(good)
     cases = [
         ('{"kind": ', 2, "line 1: not JSON"),
@@ -172,13 +173,15 @@ def test_bad_entries_are_refused_whole(folder: Path) -> None:
         ),
         (canonicalize({**document, "v": 9}).decode(), 2, "unknown version 9"),
         (
-            sign_entry(asset_body(201), author=party, key=SigningKey.generate()).canonical.decode(),
+            sign_entry(
+                asset_body(201), origin=ws.origin, author=party, key=SigningKey.generate()
+            ).canonical.decode(),
             3,
             "signature is not by",
         ),
         (
             sign_entry(
-                asset_body(202), author=PartyId.new(), key=SigningKey.generate()
+                asset_body(202), origin=ws.origin, author=PartyId.new(), key=SigningKey.generate()
             ).canonical.decode(),
             2,
             "not registered",
@@ -234,13 +237,14 @@ def test_the_demo_log_on_postgresql_verifies_shares_and_states_the_same(
     tmp_path: Path, postgres_url: str, demo: DemoRun
 ) -> None:
     """The session's demo log (every kind it writes, > 1,000 entries), appended into a
-    PostgreSQL workspace: it verifies there, and sharing and statements read back from
+    PostgreSQL workspace of the same origin: it verifies there, and sharing and statements read back from
     PostgreSQL give the demo's amounts."""
     with open_workspace(demo.folder) as source:
         size = source.store.tree_size()
         lines = b"".join(data + b"\n" for _, _, data in source.store.leaves(0, size))
-    pg = tmp_path / "pg"
-    assert run("init", str(pg), "--database-url", postgres_url).exit_code == 0
+        origin = source.origin
+    pg = tmp_path / "pg"  # the same log (origin) moved to PostgreSQL: its entries are meant for it
+    assert run("init", str(pg), "--database-url", postgres_url, "--origin", origin).exit_code == 0
     (tmp_path / "entries.jsonl").write_bytes(lines)
     appended = run("log", "append", str(tmp_path / "entries.jsonl"), "--workspace", str(pg))
     assert appended.exit_code == 0, appended.stderr

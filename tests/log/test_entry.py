@@ -23,6 +23,7 @@ from quotepart.log.kinds import (
 )
 from tests.conftest import FakeClock
 
+ORIGIN = "test.local/log"
 KEY = SigningKey.from_seed(bytes(range(32)))
 PARTY = PartyId("01KDVDNA01B8RSBPFQMW9M1J7W")
 ASSET = AssetRegistered(Digest.of_bytes(b"x"), "dataset", "x")
@@ -66,7 +67,7 @@ def test_canonical_form_is_required_and_floats_are_refused() -> None:
 
 
 def test_a_signed_entry_round_trips_and_its_id_is_the_rfc9162_leaf_hash() -> None:
-    entry = sign_entry(ASSET, author=PARTY, key=KEY, clock=FakeClock())
+    entry = sign_entry(ASSET, origin=ORIGIN, author=PARTY, key=KEY, clock=FakeClock())
     assert entry.leaf_hash == hashlib.sha256(b"\x00" + entry.canonical).digest()
     parsed = parse_entry(entry.canonical)
     assert parsed == entry
@@ -77,8 +78,8 @@ def test_a_signed_entry_round_trips_and_its_id_is_the_rfc9162_leaf_hash() -> Non
 
 
 def test_signing_is_deterministic_so_a_repeat_has_the_same_id() -> None:
-    first = sign_entry(ASSET, author=PARTY, key=KEY, clock=FakeClock())
-    again = sign_entry(ASSET, author=PARTY, key=KEY, clock=FakeClock())
+    first = sign_entry(ASSET, origin=ORIGIN, author=PARTY, key=KEY, clock=FakeClock())
+    again = sign_entry(ASSET, origin=ORIGIN, author=PARTY, key=KEY, clock=FakeClock())
     assert first.canonical == again.canonical
 
 
@@ -92,7 +93,7 @@ def mutate(entry_bytes: bytes, **changes: object) -> bytes:
     return canonicalize(document)
 
 
-GOOD = sign_entry(ASSET, author=PARTY, key=KEY, clock=FakeClock()).canonical
+GOOD = sign_entry(ASSET, origin=ORIGIN, author=PARTY, key=KEY, clock=FakeClock()).canonical
 
 
 @pytest.mark.parametrize(
@@ -183,7 +184,7 @@ def test_bodies_validate_their_fields() -> None:
             {"party": str(PARTY), "name": "A", "roles": ["coop"], "public_key": "AAAA"}
         )
     with pytest.raises(InputError, match="no time zone"):
-        sign_entry(ASSET, author=PARTY, key=KEY, clock=lambda: datetime(2026, 1, 1))
+        sign_entry(ASSET, origin=ORIGIN, author=PARTY, key=KEY, clock=lambda: datetime(2026, 1, 1))
 
 
 def test_unknown_kinds_name_the_known_ones() -> None:
@@ -224,10 +225,10 @@ def test_parse_of_sign_is_identity(
         ContributionRecorded(PARTY, Digest.of_bytes(name.encode()), role, share),
         PartyRegistered(PARTY, name[:200], ("contributor",), KEY.public),
     ):
-        entry = sign_entry(body, author=PARTY, key=KEY, clock=lambda: moment)
+        entry = sign_entry(body, origin=ORIGIN, author=PARTY, key=KEY, clock=lambda: moment)
         assert canonicalize(json.loads(entry.canonical)) == entry.canonical
         unsigned = {k: v for k, v in json.loads(entry.canonical).items() if k != "sig"}
-        assert entry.signed_message == b"quotepart/entry/v1\n" + canonicalize(unsigned)
+        assert entry.signed_message == b"quotepart/entry/v2\n" + canonicalize(unsigned)
         parsed = parse_entry(entry.canonical)
         assert parsed == entry
         assert parsed.body() == body
@@ -286,7 +287,10 @@ def test_a_verified_entry_carries_its_signer_and_equals_its_wire_bytes() -> None
     key, other = SigningKey.generate(), SigningKey.generate()
     party = PartyId.new(FakeClock())
     entry = sign_entry(
-        PartyRegistered(party, "Ada", ("contributor",), key.public), author=party, key=key
+        PartyRegistered(party, "Ada", ("contributor",), key.public),
+        origin=ORIGIN,
+        author=party,
+        key=key,
     )
     assert isinstance(entry, VerifiedEntry)
     assert entry.signer == key.public
@@ -306,10 +310,16 @@ def test_a_nul_character_anywhere_in_a_body_is_refused_at_sign_and_at_parse() ->
     party = PartyId.new(FakeClock())
     with pytest.raises(MalformedEntryError, match=r"body\.name holds a NUL"):
         sign_entry(
-            PartyRegistered(party, "A\x00B", ("contributor",), key.public), author=party, key=key
+            PartyRegistered(party, "A\x00B", ("contributor",), key.public),
+            origin=ORIGIN,
+            author=party,
+            key=key,
         )
     good = sign_entry(
-        PartyRegistered(party, "AxB", ("contributor",), key.public), author=party, key=key
+        PartyRegistered(party, "AxB", ("contributor",), key.public),
+        origin=ORIGIN,
+        author=party,
+        key=key,
     )
     forged = good.canonical.replace(b'"AxB"', b'"A\\u0000B"')
     with pytest.raises(MalformedEntryError, match="NUL"):

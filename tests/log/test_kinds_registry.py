@@ -112,7 +112,7 @@ def test_reading_an_entry_as_another_kind_names_both() -> None:
 
     party = PartyId.new(FakeClock())
     body = PartyRegistered(party, "Ada", ("contributor",), key.public)
-    entry = sign_entry(body, author=party, key=key, clock=FakeClock())
+    entry = sign_entry(body, origin="test.local/log", author=party, key=key, clock=FakeClock())
     assert entry.body_as(PartyRegistered) == body
     with pytest.raises(KindMismatchError, match=r"party\.registered, not a asset\.registered"):
         entry.body_as(AssetRegistered)

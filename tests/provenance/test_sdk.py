@@ -127,10 +127,16 @@ def test_version_1_entries_still_decode_as_the_current_version(clock: FakeClock)
             return AssetRegistered.from_body(upcast_asset_v1(body))
 
     old_party = sign_entry(
-        PartyV1(party, "Old", ("contributor",), key.public), author=party, key=key
+        PartyV1(party, "Old", ("contributor",), key.public),
+        origin="test.local/log",
+        author=party,
+        key=key,
     )
     old_asset = sign_entry(
-        AssetV1(Digest.of_bytes(b"old"), "dataset", "old"), author=party, key=key
+        AssetV1(Digest.of_bytes(b"old"), "dataset", "old"),
+        origin="test.local/log",
+        author=party,
+        key=key,
     )
     decoded_party = parse_entry(old_party.canonical).body()
     decoded_asset = parse_entry(old_asset.canonical).body()

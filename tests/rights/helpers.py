@@ -103,7 +103,9 @@ def refused(
 
 def cli_append(ws: Workspace, body: EntryBody, author: PartyId) -> Any:
     """`quotepart log append` of `body` signed elsewhere with `author`'s key."""
-    entry = sign_entry(body, author=author, key=ws.signing_key(author), clock=ws.clock)
+    entry = sign_entry(
+        body, origin=ws.origin, author=author, key=ws.signing_key(author), clock=ws.clock
+    )
     return CliRunner().invoke(
         cli,
         ["log", "append", "-", "--workspace", str(ws.path)],

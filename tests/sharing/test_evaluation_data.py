@@ -154,7 +154,9 @@ def test_an_old_v1_run_entry_decodes_and_replays_as_learned_from(ws: Workspace) 
     v1_body = current.to_body()
     del v1_body["uses"]
     key = ws.ledger.keys.party_key(lab)
-    message = signed_message("run.recorded", 1, format_timestamp(ws.ledger.clock()), lab, v1_body)
+    message = signed_message(
+        "run.recorded", 1, format_timestamp(ws.ledger.clock()), lab, v1_body, origin=ws.origin
+    )
     unsigned = message[len(SIGNING_CONTEXT) :]
     position = unsigned.rindex(b',"ts":"')
     sig = base64.b64encode(key.sign(message))

@@ -170,6 +170,7 @@ def test_only_the_party_itself_may_change_its_reference(scene: Scene) -> None:
     commitment = PayoutSecret.new("GB82WEST12345698765432").commitment()
     forged = sign_entry(
         PartyPayoutChanged(scene.hospital_a, commitment),
+        origin=ws.origin,
         author=scene.lab,
         key=ws.keys.party_key(scene.lab),
         clock=FakeClock(),

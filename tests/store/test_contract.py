@@ -65,10 +65,14 @@ def test_appends_get_consecutive_indexes_and_one_checkpoint_per_call(ws: Workspa
 
 def test_reappending_an_identical_entry_is_a_no_op_returning_its_index(ws: Workspace) -> None:
     party = ws.register_party("Alice")
-    entry = sign_entry(asset_body(1), author=party, key=ws.signing_key(party), clock=ws.clock)
+    entry = sign_entry(
+        asset_body(1), origin=ws.origin, author=party, key=ws.signing_key(party), clock=ws.clock
+    )
     assert ws.append_signed([entry.canonical]) == [1]
     assert ws.append_signed([entry.canonical]) == [1]
-    other = sign_entry(asset_body(2), author=party, key=ws.signing_key(party), clock=ws.clock)
+    other = sign_entry(
+        asset_body(2), origin=ws.origin, author=party, key=ws.signing_key(party), clock=ws.clock
+    )
     assert ws.append_signed([entry.canonical, other.canonical, other.canonical]) == [1, 2, 2]
     assert ws.store.tree_size() == 3
     assert count(ws, checkpoints) == 3  # the no-op call signed nothing new
@@ -114,7 +118,7 @@ def test_a_refused_entry_leaves_nothing_of_its_batch(ws: Workspace) -> None:
 
 def test_an_unregistered_author_is_refused(ws: Workspace) -> None:
     stranger, key = PartyId.new(ws.clock), SigningKey.generate()
-    entry = sign_entry(asset_body(1), author=stranger, key=key, clock=ws.clock)
+    entry = sign_entry(asset_body(1), origin=ws.origin, author=stranger, key=key, clock=ws.clock)
     with pytest.raises(UnknownAuthorError, match="not registered"):
         ws.append_signed([entry.canonical])
     assert ws.store.tree_size() == 0
@@ -122,7 +126,9 @@ def test_an_unregistered_author_is_refused(ws: Workspace) -> None:
 
 def test_a_signature_by_the_wrong_key_is_refused(ws: Workspace) -> None:
     party = ws.register_party("Alice")
-    forged = sign_entry(asset_body(1), author=party, key=SigningKey.generate(), clock=ws.clock)
+    forged = sign_entry(
+        asset_body(1), origin=ws.origin, author=party, key=SigningKey.generate(), clock=ws.clock
+    )
     with pytest.raises(SignatureError, match="not by"):
         ws.append_signed([forged.canonical])
     assert ws.store.tree_size() == 1
@@ -133,11 +139,12 @@ def test_a_party_keeping_its_own_key_registers_and_signs_elsewhere(ws: Workspace
     party = PartyId.new(ws.clock)
     registration = sign_entry(
         PartyRegistered(party, "Remote Clinic", ("contributor",), own_key.public),
+        origin=ws.origin,
         author=party,
         key=own_key,
         clock=ws.clock,
     )
-    asset = sign_entry(asset_body(9), author=party, key=own_key, clock=ws.clock)
+    asset = sign_entry(asset_body(9), origin=ws.origin, author=party, key=own_key, clock=ws.clock)
     assert ws.append_signed([registration.canonical, asset.canonical]) == [0, 1]
     with pytest.raises(NotFoundError, match="holds no key"):
         ws.signing_key(party)
@@ -151,6 +158,7 @@ def test_a_party_cannot_be_registered_by_someone_else(ws: Workspace) -> None:
     victim = PartyId.new(ws.clock)
     entry = sign_entry(
         PartyRegistered(victim, "Victim", ("contributor",), victim_key.public),
+        origin=ws.origin,
         author=operator,
         key=ws.signing_key(operator),
         clock=ws.clock,

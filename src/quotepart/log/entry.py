@@ -1,12 +1,20 @@
-"""The signed entry envelope: kind, version, timestamp, author, body and signature.
+"""The signed entry envelope: kind, version, timestamp, author, origin, body and signature.
 
 Wire form (RFC 8785 canonical JSON; the leaf of the Merkle log is exactly these bytes):
 
-    {"author":"party:…","body":{…},"kind":"party.registered","sig":"<base64>","ts":"…Z","v":1}
+    {"author":"party:…","body":{…},"kind":"party.registered","origin":"example.org/log",
+     "sig":"<base64>","ts":"…Z","v":1}
 
+("v" is the version of the body's kind; the envelope's own version is told by its fields.)
 The signature covers `SIGNING_CONTEXT ‖ canonical(envelope without "sig")`; the context
 string keeps a quotepart signature from being replayed as a signature on anything else.
 The entry id is the RFC 9162 leaf hash of the wire bytes.
+
+Envelope 2 (every entry signed now) names inside what is signed the origin of the log the
+entry is meant for, so an entry of one log cannot be appended to another: a party whose
+key works in several logs signs once per log. Envelope 1 had no "origin" and was signed
+under `LEGACY_SIGNING_CONTEXT`; such entries lie in existing logs, so they still parse
+(upcast with `origin=None`) and verify, but `LogStore.append` takes no new ones.
 """
 
 from __future__ import annotations
@@ -18,16 +26,25 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, TypeVar
 
-from quotepart.errors import KindMismatchError, MalformedEntryError, UnknownKindError
+from quotepart.errors import (
+    KindMismatchError,
+    MalformedEntryError,
+    UnknownKindError,
+    WrongLogError,
+)
 from quotepart.ids import Clock, PartyId, format_timestamp, parse_timestamp, utc_now
 from quotepart.log.canonical import canonicalize, parse_canonical
 from quotepart.log.keys import SIGNATURE_SIZE, SigningKey, VerifyKey
 from quotepart.log.kinds import CURRENT, EntryBody, decode_body
 from quotepart.log.merkle import leaf_hash
 
-SIGNING_CONTEXT = b"quotepart/entry/v1\n"
+ENVELOPE_VERSION = 2
+SIGNING_CONTEXT = b"quotepart/entry/v2\n"
+LEGACY_SIGNING_CONTEXT = b"quotepart/entry/v1\n"
+"""The context of envelope 1 (no origin); a v2 signature never verifies as a v1 one."""
 B = TypeVar("B", bound=EntryBody)
-_FIELDS = {"author", "body", "kind", "sig", "ts", "v"}
+_FIELDS = {"author", "body", "kind", "origin", "sig", "ts", "v"}
+_LEGACY_FIELDS = _FIELDS - {"origin"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,9 +59,28 @@ class SignedEntry:
     version: int
     timestamp: str
     author: PartyId
+    origin: str | None  # None: envelope 1, signed before entries named their log
     raw_body: dict[str, Any]
     signature: bytes
     canonical: bytes
+
+    @property
+    def envelope(self) -> int:
+        """1 for a legacy entry bound to no log, `ENVELOPE_VERSION` otherwise."""
+        return 1 if self.origin is None else ENVELOPE_VERSION
+
+    def check_origin(self, origin: str, *, where: str = "") -> None:
+        """Raise `WrongLogError` unless this entry names `origin` as its log.
+
+        An envelope 1 entry names no log and passes: it can only be checked by the log
+        that already holds it (`LogStore.append` refuses new ones).
+        """
+        if self.origin is not None and self.origin != origin:
+            raise WrongLogError(
+                f"{where or 'entry ' + self.leaf_hash.hex()[:16] + '…'}: "
+                f"meant for log {self.origin!r}, not {origin!r}",
+                hint=f"have {self.author} sign the entry again for the log {origin!r}",
+            )
 
     @cached_property
     def leaf_hash(self) -> bytes:
@@ -55,13 +91,14 @@ class SignedEntry:
     def signed_message(self) -> bytes:
         """What the author signed, cut out of the canonical bytes (no second canonicalisation).
 
-        RFC 8785 sorts the envelope's keys (author, body, kind, sig, ts, v), so the canonical
-        form without "sig" is the canonical form with its `,"sig":"…"` member removed; it is
-        the last such member, since only "ts" and "v" follow it.
+        RFC 8785 sorts the envelope's keys (author, body, kind, origin, sig, ts, v), so the
+        canonical form without "sig" is the canonical form with its `,"sig":"…"` member
+        removed; it is the last such member, since only "ts" and "v" follow it.
         """
         start = self.canonical.rindex(b',"sig":"')
         end = self.canonical.index(b'"', start + 8) + 1
-        return SIGNING_CONTEXT + self.canonical[:start] + self.canonical[end:]
+        context = LEGACY_SIGNING_CONTEXT if self.origin is None else SIGNING_CONTEXT
+        return context + self.canonical[:start] + self.canonical[end:]
 
     @property
     def time(self) -> datetime:
@@ -114,7 +151,9 @@ class SignedEntry:
         return hash(self.canonical)
 
 
-_ENVELOPE = ("kind", "version", "timestamp", "author", "raw_body", "signature", "canonical")
+_ENVELOPE = (
+    "kind", "version", "timestamp", "author", "origin", "raw_body", "signature", "canonical",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,10 +170,38 @@ class VerifiedEntry(SignedEntry):
 
 
 def signed_message(
-    kind: str, version: int, timestamp: str, author: PartyId, body: dict[str, Any]
+    kind: str,
+    version: int,
+    timestamp: str,
+    author: PartyId,
+    body: dict[str, Any],
+    *,
+    origin: str | None,
 ) -> bytes:
-    unsigned = {"author": str(author), "body": body, "kind": kind, "ts": timestamp, "v": version}
+    """What the author signs; `origin=None` gives the legacy envelope 1 message."""
+    unsigned: dict[str, Any] = {
+        "author": str(author), "body": body, "kind": kind, "ts": timestamp, "v": version,
+    }  # fmt: skip
+    if origin is None:
+        return LEGACY_SIGNING_CONTEXT + canonicalize(unsigned)
+    unsigned["origin"] = origin
     return SIGNING_CONTEXT + canonicalize(unsigned)
+
+
+def check_origin_name(origin: object) -> str:
+    """`origin` if it can name a log (a note key name), else MalformedEntryError."""
+    if (
+        not isinstance(origin, str)
+        or not origin
+        or "+" in origin
+        or any(c.isspace() for c in origin)
+        or not origin.isprintable()
+    ):
+        raise MalformedEntryError(
+            f"entry origin must name a log, got {origin!r}",
+            hint="the origin is the log's name, such as example.org/log (`quotepart log key`)",
+        )
+    return origin
 
 
 def refuse_nul(kind: str, value: Any, path: str = "body") -> None:
@@ -159,14 +226,18 @@ def refuse_nul(kind: str, value: Any, path: str = "body") -> None:
 
 
 def sign_entry(
-    body: EntryBody, *, author: PartyId, key: SigningKey, clock: Clock = utc_now
+    body: EntryBody, *, author: PartyId, key: SigningKey, origin: str, clock: Clock = utc_now
 ) -> VerifiedEntry:
-    """Sign `body` as `author`; the body is validated by a round trip through its kind."""
+    """Sign `body` as `author` for the log named `origin` (only that log accepts it).
+
+    The body is validated by a round trip through its kind.
+    """
+    check_origin_name(origin)
     raw_body = body.to_body()
     type(body).from_body(raw_body)
     refuse_nul(body.KIND, raw_body)
     timestamp = format_timestamp(clock())
-    message = signed_message(body.KIND, body.VERSION, timestamp, author, raw_body)
+    message = signed_message(body.KIND, body.VERSION, timestamp, author, raw_body, origin=origin)
     signature = key.sign(message)
     unsigned = message[len(SIGNING_CONTEXT) :]
     position = unsigned.rindex(b',"ts":"')  # "sig" sorts just before "ts", the last-but-one key
@@ -174,7 +245,15 @@ def sign_entry(
         unsigned[:position] + b',"sig":"' + base64.b64encode(signature) + b'"' + unsigned[position:]
     )
     entry = VerifiedEntry(
-        body.KIND, body.VERSION, timestamp, author, raw_body, signature, wire, signer=key.public
+        body.KIND,
+        body.VERSION,
+        timestamp,
+        author,
+        origin,
+        raw_body,
+        signature,
+        wire,
+        signer=key.public,
     )
     entry.__dict__["_decoded_body"] = body  # fills the cache: it was validated above
     return entry
@@ -187,13 +266,16 @@ def parse_entry(data: bytes) -> SignedEntry:
         MalformedEntryError: not canonical JSON, or a field missing or of the wrong type.
         UnknownKindError: a kind or version this build does not know.
     """
-    document = parse_canonical(data)
+    raw = parse_canonical(data)
+    legacy = isinstance(raw, dict) and set(raw) == _LEGACY_FIELDS
+    document = upcast_envelope_v1(raw)
     missing, extra = _FIELDS - set(document), set(document) - _FIELDS
     if missing or extra:
         raise MalformedEntryError(
             f"entry envelope has missing fields {sorted(missing)} / unexpected fields {sorted(extra)}",
             hint=f"an entry has exactly the fields {sorted(_FIELDS)}",
         )
+    origin = None if legacy else check_origin_name(document["origin"])
     kind, version, body = document["kind"], document["v"], document["body"]
     if not isinstance(kind, str) or kind not in CURRENT:
         raise UnknownKindError(
@@ -216,6 +298,18 @@ def parse_entry(data: bytes) -> SignedEntry:
         raise MalformedEntryError(
             f"entry signature has {len(signature)} bytes, expected {SIGNATURE_SIZE}"
         )
-    entry = SignedEntry(kind, version, timestamp, author, body, signature, data)
+    entry = SignedEntry(kind, version, timestamp, author, origin, body, signature, data)
     entry.__dict__["_decoded_body"] = decoded  # fills the cache: decoded just above
     return entry
+
+
+def upcast_envelope_v1(document: Any) -> Any:
+    """An envelope 1 document (exactly the legacy fields) with `origin: None` added.
+
+    Only the parsed view changes: the wire bytes, the leaf hash and the signed message
+    (under `LEGACY_SIGNING_CONTEXT`) stay those of envelope 1. A JSON `null` origin on
+    the wire is not envelope 1 and is refused by the origin check.
+    """
+    if isinstance(document, dict) and set(document) == _LEGACY_FIELDS:
+        return {**document, "origin": None}
+    return document

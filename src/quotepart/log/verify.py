@@ -4,7 +4,8 @@ It needs only a `LogSource` (the store implements one; an auditor with an export
 could write another) and the log's note verifier key. It checks, in one streaming
 pass over the leaves:
 
-* every entry parses as canonical JSON of a known kind and version;
+* every entry parses as canonical JSON of a known kind and version, and is meant for
+  this log (its origin, when it names one, is the checkpoints' origin);
 * every stored leaf hash equals SHA-256(0x00 ‖ entry);
 * every signature verifies under the author's key, and every author was registered
   before (or, for `party.registered`, by) the entry;
@@ -101,7 +102,7 @@ def audit(
     try:
         for start in range(0, size, CHUNK_SIZE):
             end = min(start + CHUNK_SIZE, size)
-            entries = _check_leaves(source, start, end)
+            entries = _check_leaves(source, start, end, verifier.name)
             signatures.submit(start, entries, _signature_batch(entries, start, report))
             recomputed: dict[NodeId, bytes] = {}
             for index, entry in enumerate(entries, start):
@@ -165,7 +166,7 @@ def _open_checkpoints(source: LogSource, verifier: NoteVerifier, size: int) -> l
     return opened
 
 
-def _check_leaves(source: LogSource, start: int, end: int) -> list[SignedEntry]:
+def _check_leaves(source: LogSource, start: int, end: int, origin: str) -> list[SignedEntry]:
     entries = []
     expected_index = start
     for index, stored_hash, data in source.leaves(start, end):
@@ -179,6 +180,11 @@ def _check_leaves(source: LogSource, start: int, end: int) -> list[SignedEntry]:
             raise VerificationError(
                 f"entry {index}: stored leaf hash {stored_hash.hex()} is not the hash of its bytes "
                 f"({leaf_hash(data).hex()}): the entry was changed"
+            )
+        if entry.origin is not None and entry.origin != origin:
+            raise VerificationError(
+                f"entry {index}: meant for log {entry.origin!r}, not {origin!r}",
+                hint="it was signed for another log and put into this one behind its back",
             )
         entries.append(entry)
         expected_index += 1

@@ -134,7 +134,8 @@ def verify_record_proof(
         ) from exc
     _check_member(member, asset)
     try:
-        body = parse_entry(entry_bytes).body()
+        entry = parse_entry(entry_bytes)
+        body = entry.body()
     except MalformedEntryError as exc:
         raise VerificationError(
             f"the log entry in the proof does not parse: {exc.message}",
@@ -147,6 +148,12 @@ def verify_record_proof(
             hint="the file was altered",
         )
     checkpoint = Checkpoint.open(note, NoteVerifier.parse(key_text))
+    if entry.origin not in (None, checkpoint.origin):
+        raise VerificationError(
+            f"the log entry in the proof is meant for log {entry.origin!r}, "
+            f"not {checkpoint.origin!r}",
+            hint="the file was altered, or it is for another log",
+        )
     if checkpoint.tree_size != tree_size:
         raise VerificationError(
             f"the proof is for a tree of size {tree_size}, "

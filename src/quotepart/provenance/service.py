@@ -112,7 +112,9 @@ class Provenance:
             agent_type,
             payout.commitment() if payout else None,
         )
-        entry = sign_entry(body, author=party, key=key, clock=self.ledger.clock)
+        entry = sign_entry(
+            body, author=party, key=key, origin=self.ledger.store.origin, clock=self.ledger.clock
+        )
         folder = self.ledger.keys
         folder.save_party_key(party, key)  # after sign_entry validated the body
         try:
@@ -141,7 +143,11 @@ class Provenance:
         key = folder.party_key(party)
         commitment = payout.commitment()
         entry = sign_entry(
-            PartyPayoutChanged(party, commitment), author=party, key=key, clock=self.ledger.clock
+            PartyPayoutChanged(party, commitment),
+            author=party,
+            key=key,
+            origin=self.ledger.store.origin,
+            clock=self.ledger.clock,
         )
         path = folder.payout_change_path(party, commitment.hex)
         folder.save_payout_secret(path, payout.to_bytes())

@@ -555,6 +555,12 @@ def verify_statement(
             entries[index] = parse_entry(data)
         except MalformedEntryError as exc:
             raise VerificationError(f"entry {index} does not parse: {exc.message}") from exc
+        if entries[index].origin not in (None, checkpoint.origin):
+            raise VerificationError(
+                f"entry {index}: meant for log {entries[index].origin!r}, "
+                f"not {checkpoint.origin!r}",
+                hint="the file was altered; ask for a new one",
+            )
     keys: dict[PartyId, VerifyKey] = {}
     for entry in entries.values():
         body = entry.body()

@@ -82,7 +82,15 @@ class KeyedLedger:
             author = ref if isinstance(ref, PartyId) else resolved[ref]
             if author not in keys:
                 keys[author] = self._registered_signing_key(author)
-            entries.append(sign_entry(body, author=author, key=keys[author], clock=self.clock))
+            entries.append(
+                sign_entry(
+                    body,
+                    author=author,
+                    key=keys[author],
+                    origin=self.store.origin,
+                    clock=self.clock,
+                )
+            )
         return self.store.append(entries)
 
     def append_signed(self, entries: Sequence[SignedEntry]) -> list[int]:

@@ -27,6 +27,7 @@ from quotepart.errors import (
     SignatureError,
     UnknownAuthorError,
     VerificationError,
+    WrongLogError,
 )
 from quotepart.ids import PartyId
 from quotepart.log import (
@@ -143,8 +144,12 @@ class LogStore:
         against the author's registered key, except that a `VerifiedEntry` whose signer
         is that very key (this process signed or checked it) is not verified twice.
 
+        Every entry must be signed for this log (its origin is `self.origin`); one that
+        is already in the log is returned as is, whichever envelope it has.
+
         Raises:
             UnknownAuthorError / SignatureError: an author that is not registered or a bad signature.
+            WrongLogError: an entry signed for another log, or (envelope 1) for none.
             InputError: an entry that contradicts the log (a projection refused it).
         """
         if not entries:
@@ -178,6 +183,7 @@ class LogStore:
                         f"more than the limit of {MAX_ENTRY_BYTES:,}",
                         hint="an entry states a fact, not data: register content by its digest",
                     )
+                self._check_origin(entry)
                 self._check_author(conn, entry, index, keys)
                 apply_projections(projections, entry, index)
                 self._fault("entry")
@@ -253,6 +259,16 @@ class LogStore:
 
     def _indexes_of(self, conn: Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
         return leaf_indexes_of(conn, hashes)
+
+    def _check_origin(self, entry: SignedEntry) -> None:
+        """Refuse an entry signed for another log, and a new envelope 1 entry (bound to none)."""
+        if entry.origin is None:
+            raise WrongLogError(
+                f"entry {entry.leaf_hash.hex()[:16]}… names no log (envelope 1); "
+                f"new entries must be signed for the log {self.origin!r}",
+                hint=f"have {entry.author} sign it again with origin={self.origin!r}",
+            )
+        entry.check_origin(self.origin)
 
     def _check_author(
         self,
