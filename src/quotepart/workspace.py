@@ -234,11 +234,13 @@ class Workspace:
                 "the database does not belong to this workspace's log key and origin",
                 hint="open the workspace folder that created this database",
             )
-        with self.store.projection_checker() as replay:
+        # One snapshot for every read, so that appends committed meanwhile (other processes
+        # may write the whole time) neither pass for tampering nor go half-judged.
+        with self.store.snapshot() as snapshot, self.store.projection_checker() as replay:
             report = audit(
-                self.store, self.verifier, workers=workers, progress=progress, observe=replay.feed
+                snapshot, self.verifier, workers=workers, progress=progress, observe=replay.feed
             )
-            replay.compare()
+            replay.compare(snapshot)
         return report
 
     def rebuild(self) -> int:

@@ -38,7 +38,12 @@ CHUNK_SIZE = 4096
 
 
 class LogSource(Protocol):
-    """Read access to a stored log, in the shapes the auditor needs."""
+    """Read access to a stored log, in the shapes the auditor needs.
+
+    Every read must see the same state of the log: a source over a database that others
+    append to reads through one snapshot (the store's `LogStore.snapshot()`), or the
+    audit compares counts and checkpoints of different tree sizes and reports tampering.
+    """
 
     def tree_size(self) -> int: ...
 

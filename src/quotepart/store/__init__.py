@@ -9,11 +9,17 @@ from quotepart.store.engine import (
     sqlite_url,
     with_password,
 )
-from quotepart.store.log_store import ConsistencyProof, InclusionProof, LogStore
+from quotepart.store.log_store import (
+    ConsistencyProof,
+    InclusionProof,
+    LogSnapshot,
+    LogStore,
+)
 
 __all__ = [
     "ConsistencyProof",
     "InclusionProof",
+    "LogSnapshot",
     "LogStore",
     "migrate",
     "normalise_url",

@@ -4,6 +4,7 @@ proofs read from stored nodes, the auditor's `LogSource`, and rebuild by replay.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -428,36 +429,46 @@ class LogStore:
 
     # ------------------------------------------------ the auditor's LogSource
 
-    def leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes, bytes]]:
+    @contextmanager
+    def snapshot(self) -> Iterator[LogSnapshot]:
+        """The log as it stands now, held still: every read through it sees one snapshot.
+
+        One read transaction (PostgreSQL: REPEATABLE READ, read only; SQLite in WAL mode:
+        one BEGIN, whose snapshot is taken at its first read and kept until it ends), so
+        appends that commit meanwhile are invisible to it. `verify` judges a log that is
+        being written to through one of these.
+        """
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(log_entries.c.leaf_index, log_entries.c.leaf_hash, log_entries.c.entry)
-                .where(log_entries.c.leaf_index >= start, log_entries.c.leaf_index < end)
-                .order_by(log_entries.c.leaf_index)
-            ).all()
-        for index, leaf_hash, data in rows:
-            yield int(index), bytes(leaf_hash), bytes(data)
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            with conn.begin():
+                yield LogSnapshot(conn)
+
+    # The same reads, each in its own transaction: enough for a log nothing writes to
+    # meanwhile; mixing them on a log being appended to compares different tree sizes.
+
+    def leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes, bytes]]:
+        with self.snapshot() as snapshot:
+            rows = list(snapshot.leaves(start, end))
+        yield from rows
 
     def interior_nodes(self, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
-        with self.engine.connect() as conn:
-            return _read_interior(conn, nodes)
+        with self.snapshot() as snapshot:
+            return snapshot.interior_nodes(nodes)
 
     def leaf_count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(log_entries)).scalar_one())
+        with self.snapshot() as snapshot:
+            return snapshot.leaf_count()
 
     def interior_node_count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(tree_nodes)).scalar_one())
+        with self.snapshot() as snapshot:
+            return snapshot.interior_node_count()
 
     def checkpoint_notes(self) -> list[tuple[int, bytes, str]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    checkpoints.c.tree_size, checkpoints.c.root_hash, checkpoints.c.note
-                ).order_by(checkpoints.c.tree_size)
-            )
-            return [(int(size), bytes(root), str(note)) for size, root, note in rows]
+        with self.snapshot() as snapshot:
+            return snapshot.checkpoint_notes()
 
     # ------------------------------------------------------------ projections
 
@@ -490,7 +501,51 @@ class LogStore:
             yield start, [parse_entry(bytes(data)) for data in rows]
 
     def projection_checker(self) -> ProjectionReplay:
-        return ProjectionReplay(self.engine)
+        return ProjectionReplay()
+
+
+class LogSnapshot:
+    """The auditor's `LogSource` over one open read transaction (see `LogStore.snapshot`).
+
+    Every count and read sees the same committed state, so the tree size, the leaves, the
+    tree nodes, the checkpoints and the projection rows all belong to one log.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def tree_size(self) -> int:
+        return int(self.connection.execute(select(log_head.c.tree_size)).scalar_one())
+
+    def leaves(self, start: int, end: int) -> Iterator[tuple[int, bytes, bytes]]:
+        rows = self.connection.execute(
+            select(log_entries.c.leaf_index, log_entries.c.leaf_hash, log_entries.c.entry)
+            .where(log_entries.c.leaf_index >= start, log_entries.c.leaf_index < end)
+            .order_by(log_entries.c.leaf_index)
+        ).all()
+        for index, leaf_hash, data in rows:
+            yield int(index), bytes(leaf_hash), bytes(data)
+
+    def interior_nodes(self, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        return _read_interior(self.connection, nodes)
+
+    def leaf_count(self) -> int:
+        return int(
+            self.connection.execute(select(func.count()).select_from(log_entries)).scalar_one()
+        )
+
+    def interior_node_count(self) -> int:
+        return int(
+            self.connection.execute(select(func.count()).select_from(tree_nodes)).scalar_one()
+        )
+
+    def checkpoint_notes(self) -> list[tuple[int, bytes, str]]:
+        rows = self.connection.execute(
+            select(checkpoints.c.tree_size, checkpoints.c.root_hash, checkpoints.c.note).order_by(
+                checkpoints.c.tree_size
+            )
+        )
+        return [(int(size), bytes(root), str(note)) for size, root, note in rows]
 
 
 def replay_entry(writer: ProjectionWriter, entry: SignedEntry, index: int) -> None:
@@ -521,8 +576,7 @@ class ProjectionReplay:
     parses every entry once.
     """
 
-    def __init__(self, live: Engine) -> None:
-        self._live = live
+    def __init__(self) -> None:
         self._scratch = create_engine("sqlite://")
         metadata.create_all(self._scratch, tables=list(PROJECTION_TABLES))
         self._conn = self._scratch.connect()
@@ -538,12 +592,15 @@ class ProjectionReplay:
             replay_entry(writer, entry, index)
         writer.flush()
 
-    def compare(self) -> None:
-        """Raise VerificationError at the first live projection row that differs from the replay."""
+    def compare(self, live: LogSnapshot) -> None:
+        """Raise VerificationError at the first live projection row that differs from the replay.
+
+        `live` must be the snapshot the replayed entries were read from: the live tables are
+        read in that same transaction, so rows of entries appended since are not in them.
+        """
         self._transaction.commit()
-        with self._live.connect() as live_conn:
-            for table in PROJECTION_TABLES:
-                _compare_table(table, live_conn, self._conn)
+        for table in PROJECTION_TABLES:
+            _compare_table(table, live.connection, self._conn)
 
     def close(self) -> None:
         self._conn.close()
