@@ -43,6 +43,7 @@ from quotepart.log import (
     parse_entry,
     verifier_key,
 )
+from quotepart.log.canonical import ENTRY_BYTES_CEILING, MAX_ENTRY_BYTES
 from quotepart.metering import Metering
 from quotepart.provenance.service import Provenance
 from quotepart.report.service import Reports
@@ -344,7 +345,10 @@ def open_workspace(
     try:
         migrate(engine, read_only=read_only)
         store = LogStore(
-            engine, origin=str(settings["origin"]), log_key=None if read_only else log_key
+            engine,
+            origin=str(settings["origin"]),
+            log_key=None if read_only else log_key,
+            max_entry_bytes=_entry_limit(settings.get("max_entry_bytes", MAX_ENTRY_BYTES)),
         )
         identity = store.log_identity()
         if identity is not None and identity != (store.origin, log_key.public):
@@ -357,6 +361,21 @@ def open_workspace(
     except BaseException:
         engine.dispose()
         raise
+
+
+def _entry_limit(value: object) -> int:
+    """A workspace's `max_entry_bytes`: a whole number from 4 KiB to the parsing ceiling."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not 4096 <= value <= ENTRY_BYTES_CEILING
+    ):
+        raise InputError(
+            f"max_entry_bytes in {SETTINGS_FILE} is {value!r}",
+            hint=f"give a whole number of bytes from 4096 to {ENTRY_BYTES_CEILING:,} "
+            f"(the default is {MAX_ENTRY_BYTES:,})",
+        )
+    return value
 
 
 def _writable(folder: Path) -> bool:
@@ -374,14 +393,18 @@ def init_workspace(
     database_url: str | None = None,
     origin: str | None = None,
     clock: Clock = utc_now,
+    max_entry_bytes: int = MAX_ENTRY_BYTES,
 ) -> Workspace:
     """Create a workspace folder with a new log key, and its (migrated, empty) database.
+
+    `max_entry_bytes` is the largest entry this workspace appends (kept in workspace.json).
 
     Raises:
         InputError: the folder already holds a workspace, or the database holds another log.
         StorageError: the database cannot be reached (nothing is left behind).
     """
     folder = Path(path)
+    _entry_limit(max_entry_bytes)
     if (folder / SETTINGS_FILE).exists():
         raise InputError(
             f"{folder} is already a quotepart workspace", hint="open it, or choose another folder"
@@ -415,12 +438,18 @@ def init_workspace(
             made.append(folder / DATABASE_FILE)
             engine = open_engine(url)
         migrate(engine)
-        store = LogStore(engine, origin=origin, log_key=log_key)
+        store = LogStore(engine, origin=origin, log_key=log_key, max_entry_bytes=max_entry_bytes)
         store.claim(log_key.public)
         if password is not None:  # kept apart, 0600, so workspace.json can be shared
             made.append(keys.database_password_path)
             keys.save_database_password(password)
-        settings = {"format": FORMAT_VERSION, "origin": origin, "database_url": stored_url}
+        settings: dict[str, Any] = {
+            "format": FORMAT_VERSION,
+            "origin": origin,
+            "database_url": stored_url,
+        }
+        if max_entry_bytes != MAX_ENTRY_BYTES:
+            settings["max_entry_bytes"] = max_entry_bytes
         _write_settings(folder, settings)
         return Workspace(folder, store, log_key, clock)
     except BaseException:

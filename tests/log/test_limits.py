@@ -13,11 +13,18 @@ from quotepart.cli import cli
 from quotepart.errors import InputError, MalformedEntryError, VerificationError
 from quotepart.ids import PartyId, RevenueId
 from quotepart.log import sign_entry
-from quotepart.log.canonical import MAX_DEPTH, MAX_ENTRY_BYTES, MAX_STRING, parse_canonical
+from quotepart.log.canonical import (
+    ENTRY_BYTES_CEILING,
+    MAX_DEPTH,
+    MAX_ENTRY_BYTES,
+    MAX_STRING,
+    parse_canonical,
+)
 from quotepart.log.keys import SigningKey
 from quotepart.log.kinds import AllocationRecorded, decode_body
 from quotepart.sharing import verify_statement
-from quotepart.workspace import Workspace
+from quotepart.workspace import Workspace, init_workspace, open_workspace
+from tests.conftest import FakeClock
 
 
 @pytest.mark.parametrize(
@@ -27,7 +34,7 @@ from quotepart.workspace import Workspace
         (b'{"a":-' + b"1" * 17 + b"}", "beyond"),
         (b"[" * 5000 + b"]" * 5000, "nests deeper"),
         (b'{"a":' + b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1) + b"}", "nests deeper"),
-        (b'{"a":"' + b"x" * (MAX_ENTRY_BYTES + 1) + b'"}', "more than the limit"),
+        (b'{"a":"' + b"x" * (ENTRY_BYTES_CEILING + 1) + b'"}', "more than the limit"),
         (b'{"a":"' + b"x" * (MAX_STRING + 1) + b'"}', "characters, more than"),
     ],
 )
@@ -56,10 +63,12 @@ def test_an_entry_over_the_size_limit_is_refused_and_nothing_is_written(ws: Work
     body = AllocationRecorded(
         RevenueId.parse("revenue:01J" + "0" * 23), "EUR", len(amounts), amounts, ()
     )
-    entry = sign_entry(body, author=PartyId.parse("party:01J" + "9" * 23), key=key)
+    entry = sign_entry(
+        body, author=PartyId.parse("party:01J" + "9" * 23), key=key, origin=ws.store.origin
+    )
     assert len(entry.canonical) > MAX_ENTRY_BYTES
     size = ws.store.tree_size()
-    with pytest.raises(InputError, match="more than the limit"):
+    with pytest.raises(InputError, match="more than this workspace.s limit"):
         ws.store.append([entry])
     assert ws.store.tree_size() == size
 
@@ -91,3 +100,21 @@ def test_verify_statement_on_a_json_list_exits_2_without_a_traceback(tmp_path: P
     result = CliRunner().invoke(cli, ["verify-statement", str(path)])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+def test_a_workspace_sets_its_own_entry_limit_and_keeps_it(tmp_path: Path) -> None:
+    with init_workspace(tmp_path / "ws", clock=FakeClock(), max_entry_bytes=4096) as ws:
+        lab = ws.register_party("Lab")
+        size = ws.store.tree_size()
+        parameters = {f"parameter_{n}": "x" * 20 for n in range(200)}  # about 8 KB of entry
+        with (
+            pytest.raises(InputError, match="limit of 4,096"),
+            ws.run("train", operator=lab, parameters=parameters) as run,
+        ):
+            run.produce(ws.register_asset(b"weights", asset_kind="model", name="M", by=lab))
+        size += 1  # the model's registration, before the run
+        assert ws.store.tree_size() == size
+    with open_workspace(tmp_path / "ws", clock=FakeClock()) as again:
+        assert again.store.max_entry_bytes == 4096
+    with pytest.raises(InputError, match="max_entry_bytes"):
+        init_workspace(tmp_path / "other", max_entry_bytes=10)

@@ -23,8 +23,12 @@ def canonicalize(document: Any) -> bytes:
 
 
 MAX_ENTRY_BYTES = 1 << 20
-"""The largest entry read or written (1 MiB): an entry states a fact, not its data;
-content is registered by its digest. Checked before any parsing."""
+"""The largest entry a workspace appends by default (1 MiB): an entry states a fact, not
+its data; content is registered by its digest. A workspace may set its own limit, up to
+`ENTRY_BYTES_CEILING` (`max_entry_bytes` in workspace.json)."""
+ENTRY_BYTES_CEILING = 8 << 20
+"""The largest entry anything parses (8 MiB), whatever a workspace allows: checked before
+any parsing, so no entry can make a reader build a huge document."""
 MAX_DEPTH = 16
 """The deepest nesting of objects and lists in an entry."""
 MAX_STRING = 65_536
@@ -33,7 +37,7 @@ MAX_LIST = 100_000
 """The most items in one list or object of an entry."""
 
 
-def parse_canonical(data: bytes, *, max_bytes: int = MAX_ENTRY_BYTES) -> dict[str, Any]:
+def parse_canonical(data: bytes, *, max_bytes: int = ENTRY_BYTES_CEILING) -> dict[str, Any]:
     """Parse a JSON object and insist that `data` is already in canonical form.
 
     Accepting non-canonical bytes would let two byte strings stand for one entry, and

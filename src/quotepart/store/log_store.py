@@ -117,6 +117,7 @@ class LogStore:
         origin: str,
         log_key: SigningKey | None,
         faults: FaultHook | None = None,
+        max_entry_bytes: int = MAX_ENTRY_BYTES,
     ) -> None:
         self.engine = engine
         self.origin = origin
@@ -124,6 +125,7 @@ class LogStore:
         # Fault injection for simulation tests: called with a name from FAULT_POINTS inside
         # append's transaction; whatever it raises rolls the whole append back.
         self.faults = faults
+        self.max_entry_bytes = max_entry_bytes  # the workspace's own limit (docs: Limits)
         self._checkpointer = WalCheckpointer(engine)
 
     def _fault(self, point: str) -> None:
@@ -178,10 +180,10 @@ class LogStore:
                     indexes.append(existing)
                     continue
                 index = tree.size
-                if len(entry.canonical) > MAX_ENTRY_BYTES:
+                if len(entry.canonical) > self.max_entry_bytes:
                     raise InputError(
                         f"entry {entry.leaf_hash.hex()[:16]}… is {len(entry.canonical):,} bytes, "
-                        f"more than the limit of {MAX_ENTRY_BYTES:,}",
+                        f"more than this workspace's limit of {self.max_entry_bytes:,}",
                         hint="an entry states a fact, not data: register content by its digest",
                     )
                 self._check_origin(entry)
