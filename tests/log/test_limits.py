@@ -68,7 +68,7 @@ def test_an_entry_over_the_size_limit_is_refused_and_nothing_is_written(ws: Work
     )
     assert len(entry.canonical) > MAX_ENTRY_BYTES
     size = ws.store.tree_size()
-    with pytest.raises(InputError, match="more than this workspace.s limit"):
+    with pytest.raises(InputError, match=r"more than this workspace.s limit"):
         ws.store.append([entry])
     assert ws.store.tree_size() == size
 
