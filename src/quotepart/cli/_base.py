@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from quotepart.errors import InputError, QuotepartError, ReadOnlyWorkspaceError
+from quotepart.errors import InputError, QuotepartError, ReadOnlyWorkspaceError, StorageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -46,6 +46,16 @@ class QuotepartGroup(click.Group):
                 click.echo(f"Hint: {_lines(exc.hint)}", err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                click.echo(
+                    f"Error: the disk is full: cannot write {exc.filename or 'a file'}", err=True
+                )
+                click.echo(
+                    "Hint: free some space on the disk holding the workspace (or the output "
+                    "folder), then run the command again; nothing half-written was kept",
+                    err=True,
+                )
+                ctx.exit(StorageError.exit_code)
             if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise
             click.echo(f"Error: cannot write {exc.filename or 'a file'}: {exc.strerror}", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,14 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for another's write lock before failing with StorageError.
+
+Read each time an engine is opened, so an embedding program (or a test) may set it first.
+"""
+
+_SQLITE_BUSY = 5  # SQLITE_BUSY: another connection holds the lock (primary result code)
+_SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
+_PG_DISK_FULL = "53100"  # SQLSTATE disk_full
 
 _MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 _REVISION_RE = re.compile(r"^(down_revision|revision) = (None|\"([^\"]+)\")$", re.M)
@@ -115,6 +124,12 @@ def open_engine(url: str, *, read_only: bool = False, immutable: bool = False) -
         engine.dispose()
         cause = exc.__cause__ if isinstance(exc, StorageError) else exc
         detail = getattr(cause, "orig", None) or cause
+        if parsed.get_backend_name() == "sqlite" and _no_space_beside(parsed.database):
+            raise StorageError(
+                f"the disk is full: cannot open the database {parsed.database} "
+                f"({str(detail).strip().splitlines()[0]})",
+                hint="free some space on the disk holding the database, then retry",
+            ) from exc
         raise StorageError(
             f"cannot reach database {parsed.render_as_string(hide_password=True)}: "
             f"{str(detail).strip().splitlines()[0]}",
@@ -183,11 +198,49 @@ def _translate_errors(engine: Engine) -> None:
             isinstance(error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
             or type(error) is sqlalchemy.exc.DatabaseError
         ):
-            detail = str(context.original_exception).strip().splitlines()
+            original = context.original_exception
+            code = getattr(original, "sqlite_errorcode", None)
+            primary = code & 0xFF if isinstance(code, int) else None
+            if primary == _SQLITE_FULL or getattr(original, "sqlstate", None) == _PG_DISK_FULL:
+                raise StorageError(
+                    f"the disk is full: cannot write the database {_where(engine)}",
+                    hint="free some space on the disk holding the database, then retry; "
+                    "the failed write was rolled back, nothing of it was kept",
+                ) from error
+            if primary == _SQLITE_BUSY:
+                raise StorageError(
+                    f"the database {_where(engine)} is locked by another writer "
+                    f"(waited {SQLITE_BUSY_TIMEOUT_MS / 1000:g} s)",
+                    hint="another program holds its write lock; retry when it has finished "
+                    "(nothing was written)",
+                ) from error
+            detail = str(original).strip().splitlines()
             raise StorageError(
                 f"database error: {detail[0] if detail else type(context.original_exception).__name__}",
                 hint="check that the database is reachable and not locked by another program, then retry",
             ) from error
+
+
+def _no_space_beside(database: str | None) -> bool:
+    """True when the folder of a SQLite file is on a disk with no block left to write.
+
+    SQLite reports a full disk while opening as a bare "disk I/O error" (it cannot make
+    its WAL index), so a failed open looks at the disk before naming the cause.
+    """
+    if not database or database == ":memory:":
+        return False
+    try:
+        usage = os.statvfs(Path(database).resolve().parent)
+    except OSError:
+        return False
+    return usage.f_bavail == 0 or usage.f_favail == 0
+
+
+def _where(engine: Engine) -> str:
+    """The database file (SQLite) or the URL without its password (PostgreSQL)."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return engine.url.database
+    return engine.url.render_as_string(hide_password=True)
 
 
 def _read_only_sqlite(database: str, *, immutable: bool) -> Engine:

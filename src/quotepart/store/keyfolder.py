@@ -86,6 +86,11 @@ def _write_temporary(path: Path, content: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         _step("synced")
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write or close names no file: name the one meant
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
