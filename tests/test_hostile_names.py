@@ -94,7 +94,10 @@ def test_an_entry_holding_a_control_character_does_not_parse(name: str) -> None:
     key = SigningKey.generate()
     party = PartyId.new(FakeClock())
     entry = sign_entry(
-        PartyRegistered(party, "Clinic", ("contributor",), key.public), author=party, key=key
+        PartyRegistered(party, "Clinic", ("contributor",), key.public),
+        author=party,
+        key=key,
+        origin="example.org/log",
     )
     document = json.loads(entry.canonical)
     document["body"]["name"] = name
