@@ -64,6 +64,8 @@ def test_reading_commands_work_on_read_only_media(
         ["log", "checkpoint"],
         ["statement", hospital, "--period", "2026-Q1"],
         ["lineage", str(scene.model)],
+        ["export", "prov", str(scene.model)],
+        ["export", "openlineage"],
     ):
         result = runner.invoke(cli, [*args, "--workspace", str(folder)])
         assert result.exit_code == 0, (args, result.output)
