@@ -140,8 +140,11 @@ class BodyReader:
         self.body = body
 
     def _fail(self, field: str, expected: str) -> MalformedEntryError:
+        got = repr(self.body.get(field))
+        if len(got) > 80:  # one line, whatever an attacker sent
+            got = f"{got[:60]}… ({len(got):,} characters)"
         return MalformedEntryError(
-            f"{self.kind}: field {field!r} must be {expected}, got {self.body.get(field)!r}",
+            f"{self.kind}: field {field!r} must be {expected}, got {got}",
             hint=f"see the {self.kind} entry format in quotepart.log.kinds",
         )
 
