@@ -148,6 +148,11 @@ class Period:
             first = last = int(part) - 1
         return cls(year * 12 + first, year * 12 + last, text)
 
+    @classmethod
+    def of_month(cls, month: int) -> Period:
+        """The one-month period of `month` (`year * 12 + month - 1`), e.g. 2026-03."""
+        return cls(month, month, f"{month // 12:04d}-{month % 12 + 1:02d}")
+
     def contains(self, other: Period) -> bool:
         return self.first_month <= other.first_month and other.last_month <= self.last_month
 

@@ -30,10 +30,8 @@ def _open_month(at: datetime, billed: set[int]) -> tuple[Period | None, str | No
     opened = month
     while opened in billed:
         opened += 1
-    name = f"{opened // 12:04d}-{opened % 12 + 1:02d}"
-    return Period.parse(name), (
-        f"late: {at:%Y-%m} was already billed, so this usage counts in {name}"
-    )
+    counted_in = Period.of_month(opened)
+    return counted_in, f"late: {at:%Y-%m} was already billed, so this usage counts in {counted_in}"
 
 
 def pseudonymise(key: bytes, consumer: str) -> str:

@@ -631,13 +631,7 @@ class Provenance:
     ) -> int:
         """Delegate `right` over `asset` (see `quotepart.log.kinds.RIGHTS`) to `grantee`,
         from `since` (now) until `until` (no end). `by` must hold the right."""
-        if right not in RIGHTS:
-            raise InputError(
-                f"unknown right {right!r}", hint=f"rights: {', '.join(sorted(RIGHTS))}"
-            )
-        with self.ledger.read() as conn:
-            digest = _resolve_asset(conn, asset)
-            party = _resolve_party(conn, grantee)
+        party, digest = self._delegation(grantee, right, asset)
         start = since if since is not None else self.ledger.clock()
         return self.ledger.append(RightGranted(party, right, digest, start, until), author=by)
 
@@ -645,14 +639,19 @@ class Provenance:
         self, grantee: PartyRef, right: str, asset: AssetOrName, *, by: PartyRef
     ) -> int:
         """End `grantee`'s delegated `right` over `asset`; what it signed before stays valid."""
+        party, digest = self._delegation(grantee, right, asset)
+        return self.ledger.append(RightRevoked(party, right, digest), author=by)
+
+    def _delegation(
+        self, grantee: PartyRef, right: str, asset: AssetOrName
+    ) -> tuple[PartyId, Digest]:
+        """The grantee and asset of a delegation, resolved; an unknown right refused."""
         if right not in RIGHTS:
             raise InputError(
                 f"unknown right {right!r}", hint=f"rights: {', '.join(sorted(RIGHTS))}"
             )
         with self.ledger.read() as conn:
-            digest = _resolve_asset(conn, asset)
-            party = _resolve_party(conn, grantee)
-        return self.ledger.append(RightRevoked(party, right, digest), author=by)
+            return _resolve_party(conn, grantee), _resolve_asset(conn, asset)
 
     def delegations(
         self, asset: AssetOrName | None = None, *, active: bool = False

@@ -74,23 +74,24 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+def _write_fsynced(path: Path, content: bytes, flags: int) -> None:
+    """`content` in `path` (0600) through `os.open(flags)`, fsynced, each step announced."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file of that name left by an older version, too
+    with os.fdopen(descriptor, "wb") as handle:
+        _step("created")
+        handle.write(content)
+        _step("written")
+        handle.flush()
+        os.fsync(handle.fileno())
+    _step("synced")
+
+
 def _write_temporary(path: Path, content: bytes) -> Path:
     """`content` in a new 0600 file next to `path`, fsynced; its name starts with a dot."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            _step("created")
-            handle.write(content)
-            _step("written")
-            handle.flush()
-            os.fsync(handle.fileno())
-        _step("synced")
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        if exc.filename is None:  # a failed write or close names no file: name the one meant
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
+        _write_fsynced(temporary, content, os.O_EXCL)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -293,15 +294,7 @@ class KeyFolder:
         """Write `content` under the payment file's temporary name and fsync it: not yet published."""
         private_folder(self.payouts_dir)
         partial = self.partial_payment_file(name)
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(descriptor, 0o600)  # a partial file left by an older version, too
-        with os.fdopen(descriptor, "wb") as out:
-            _step("created")
-            out.write(content)
-            _step("written")
-            out.flush()
-            os.fsync(out.fileno())
-        _step("synced")
+        _write_fsynced(partial, content, os.O_TRUNC)
         return partial
 
     def publish_payment_file(self, name: str) -> Path:

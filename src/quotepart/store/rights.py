@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, select
 
 from quotepart.errors import InputError, NotFoundError, RightsError
-from quotepart.ids import Digest, PartyId, format_timestamp
+from quotepart.ids import Digest, PartyId, Period, format_timestamp
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
     DECLARED,
@@ -48,6 +48,7 @@ from quotepart.log.kinds import (
     UsageRecorded,
     ValuationRecorded,
 )
+from quotepart.store.queries import rights as rights_queries
 from quotepart.store.schema import (
     allocations,
     assets,
@@ -178,10 +179,25 @@ def forget_grants(writer: ProjectionWriter) -> None:
 
 def who(writer: ProjectionWriter, party: PartyId | str) -> str:
     """A party as a refusal names it: `Name (party:…)`, or the bare id if unknown."""
+    writer.flush()  # a party registered in this batch is named too
     name = writer.conn.execute(
         select(parties.c.name).where(parties.c.party_id == str(party))
     ).scalar()
     return str(party) if name is None else f"{name} ({party})"
+
+
+def _registrant_of(
+    writer: ProjectionWriter, asset: Digest | str, what: str, hint: str = "register it first"
+) -> PartyId:
+    """The registrant of `asset`, which `what` names.
+
+    Raises:
+        NotFoundError: nobody registered it.
+    """
+    owner = registrant(writer, asset)
+    if owner is None:
+        raise NotFoundError(f"{what} names unknown asset {asset}", hint=hint)
+    return owner
 
 
 def _require(
@@ -192,22 +208,23 @@ def _require(
     what: str,
 ) -> None:
     """Refuse unless the author holds `right` over `asset` (which must exist)."""
-    owner = registrant(writer, asset)
-    if owner is None:
-        raise NotFoundError(f"{what} names unknown asset {asset}", hint="register it first")
+    owner = _registrant_of(writer, asset, what)
     if not holds(writer, entry.author, right, asset, entry.time):
         raise RightsError(
-            f"`{entry.kind}` on {asset} signed by {entry.author}, who holds no {right} right on it",
+            f"`{entry.kind}` on {asset} signed by {who(writer, entry.author)}, who holds no "
+            f"{right} right on it",
             rule=right,
-            hint=f"only its registrant {owner}, or a party it delegated the {right} right to "
-            f"(`right.granted`), may sign it",
+            hint=f"only its registrant {who(writer, owner)}, or a party it delegated the "
+            f"{right} right to (`right.granted`), may sign it",
         )
 
 
-def _only_itself(entry: SignedEntry, party: PartyId, what: str, rule_name: str) -> None:
+def _only_itself(
+    writer: ProjectionWriter, entry: SignedEntry, party: PartyId, what: str, rule_name: str
+) -> None:
     if entry.author != party:
         raise RightsError(
-            f"`{entry.kind}`: {what} {party} signed by {entry.author}",
+            f"`{entry.kind}`: {what} {who(writer, party)} signed by {who(writer, entry.author)}",
             rule=rule_name,
             hint="a party states this about itself, signing with its own key",
         )
@@ -223,17 +240,17 @@ def _registered(writer: ProjectionWriter, party: PartyId, what: str) -> None:
 
 @rule(PartyRegistered, "self", "the party itself, with the key it registers")
 def _party(writer: ProjectionWriter, body: PartyRegistered, entry: SignedEntry) -> None:
-    _only_itself(entry, body.party, "the registration of", "self")
+    _only_itself(writer, entry, body.party, "the registration of", "self")
 
 
 @rule(PartyPayoutChanged, "self", "the party itself")
 def _payout_change(writer: ProjectionWriter, body: PartyPayoutChanged, entry: SignedEntry) -> None:
-    _only_itself(entry, body.party, "the change of the payout reference of", "self")
+    _only_itself(writer, entry, body.party, "the change of the payout reference of", "self")
 
 
 @rule(ConsentRecorded, "self", "the contributor whose consent it is")
 def _consent(writer: ProjectionWriter, body: ConsentRecorded, entry: SignedEntry) -> None:
-    _only_itself(entry, body.party, "a consent of", "self")
+    _only_itself(writer, entry, body.party, "a consent of", "self")
 
 
 @rule(
@@ -259,13 +276,13 @@ def _asset(writer: ProjectionWriter, body: AssetRegistered, entry: SignedEntry) 
     "no money and blocks nothing, it is shown wherever the registrant is",
 )
 def _claim(writer: ProjectionWriter, body: ClaimFiled, entry: SignedEntry) -> None:
-    owner = registrant(writer, body.asset)
-    if owner is None:
-        raise NotFoundError(
-            f"a claim names unknown asset {body.asset}",
-            hint="a claim disputes a registration: name an asset that is registered "
-            "(`quotepart asset list`)",
-        )
+    owner = _registrant_of(
+        writer,
+        body.asset,
+        "a claim",
+        hint="a claim disputes a registration: name an asset that is registered "
+        "(`quotepart asset list`)",
+    )
     if owner == entry.author:
         raise InputError(
             f"{entry.author} registered {body.asset} itself: there is nothing to claim",
@@ -280,15 +297,12 @@ def _claim(writer: ProjectionWriter, body: ClaimFiled, entry: SignedEntry) -> No
     "whose share then counts only once the registrant accepts it (`contribution.accepted`)",
 )
 def _contribution(writer: ProjectionWriter, body: ContributionRecorded, entry: SignedEntry) -> None:
-    owner = registrant(writer, body.asset)
-    if owner is None:
-        raise NotFoundError(
-            f"contribution names unknown asset {body.asset}", hint="register the asset first"
-        )
+    owner = _registrant_of(writer, body.asset, "contribution", hint="register the asset first")
     if entry.author not in (owner, body.party):
         raise RightsError(
             f"`contribution.recorded` naming {body.party} on {body.asset} signed by "
-            f"{entry.author}, who is neither its registrant ({owner}) nor the contributor named",
+            f"{who(writer, entry.author)}, who is neither its registrant ({who(writer, owner)}) nor "
+            "the contributor named",
             rule="contribution",
             hint="the registrant records contributions; a contributor may propose its own, "
             "which counts once the registrant accepts it",
@@ -301,14 +315,10 @@ def _contribution(writer: ProjectionWriter, body: ContributionRecorded, entry: S
     "the registrant of the asset, naming a contribution its contributor proposed",
 )
 def _acceptance(writer: ProjectionWriter, body: ContributionAccepted, entry: SignedEntry) -> None:
-    owner = registrant(writer, body.asset)
-    if owner is None:
-        raise NotFoundError(
-            f"an acceptance names unknown asset {body.asset}", hint="register it first"
-        )
+    owner = _registrant_of(writer, body.asset, "an acceptance")
     if entry.author != owner:
         raise RightsError(
-            f"`contribution.accepted` on {body.asset} signed by {entry.author}, who is not "
+            f"`contribution.accepted` on {body.asset} signed by {who(writer, entry.author)}, who is not "
             f"its registrant ({owner})",
             rule="contribution",
             hint="only the registrant accepts a contribution to its asset",
@@ -347,14 +357,15 @@ def _acceptance(writer: ProjectionWriter, body: ContributionAccepted, entry: Sig
     "holds the `run` right over it); no input may be one its registrant withdrew",
 )
 def _run(writer: ProjectionWriter, body: RunRecorded, entry: SignedEntry) -> None:
-    _only_itself(entry, body.operator, "a run operated by", "run")
+    _only_itself(writer, entry, body.operator, "a run operated by", "run")
     for output in body.outputs:
         if registrant(writer, output) is None:
             continue  # the projection names the unknown asset
         if not holds(writer, entry.author, "run", output, entry.time):
             raise RightsError(
                 f"`run.recorded` {body.run} produces {output}, registered by "
-                f"{registrant(writer, output)}, and its operator {entry.author} holds no run "
+                f"{who(writer, registrant(writer, output) or '')}, and its operator "
+                f"{who(writer, entry.author)} holds no run "
                 "right on it",
                 rule="run",
                 hint="a run's outputs are assets its operator registered, or whose "
@@ -426,7 +437,7 @@ def _usage(writer: ProjectionWriter, body: UsageRecorded, entry: SignedEntry) ->
     if body.month in billed:
         raise RightsError(
             f"`usage.recorded` of {body.service} counts in a month already billed "
-            f"({_month_name(body.month)})",
+            f"({Period.of_month(body.month)})",
             rule="closed-period",
             hint="late usage counts in the next open month: record it with the SDK "
             "(it moves it and says so in the entry's note) or set counted_in",
@@ -434,22 +445,13 @@ def _usage(writer: ProjectionWriter, body: UsageRecorded, entry: SignedEntry) ->
 
 
 def billed_months(writer: ProjectionWriter, service: str) -> set[int]:
-    """The months covered by a revenue of `service` (this batch included)."""
+    """The months covered by a revenue of `service` (this batch included), cached per batch."""
     known = _cache(writer, "billed")
     if service not in known:
         writer.flush()
-        months: set[int] = set()
-        for first, last in writer.conn.execute(
-            select(revenues.c.first_month, revenues.c.last_month).where(revenues.c.asset == service)
-        ):
-            months.update(range(int(first), int(last) + 1))
-        known[service] = months
+        known[service] = rights_queries.billed_months(writer.conn, Digest.parse(service))
     found: set[int] = known[service]
     return found
-
-
-def _month_name(month: int) -> str:
-    return f"{month // 12:04d}-{month % 12 + 1:02d}"
 
 
 @rule(
@@ -512,8 +514,28 @@ def _allocation(writer: ProjectionWriter, body: AllocationRecorded, entry: Signe
     "the payer: it pays only balances owed under allocations it signed itself",
 )
 def _payout(writer: ProjectionWriter, body: PayoutRecorded, entry: SignedEntry) -> None:
-    """Enforced with the amounts, in the payout's projection: the balances it may pay are
-    those of allocations its author signed, less what its author already paid."""
+    # imported here: store.queries.sharing reads the projections package, which imports this
+    from quotepart.store.queries.sharing import owed_balances
+
+    writer.flush()
+    # a held balance (a payee the export could not pay) is carried too, with its reason
+    carried = {**body.carried, **{p: h.amount_minor for p, h in body.held.items()}}
+    owed = owed_balances(
+        writer.conn,
+        body.currency,
+        payer=entry.author,
+        parties=[str(p) for p in (*body.paid, *carried)],
+    )
+    for party, amount in (*body.paid.items(), *carried.items()):
+        if amount > owed.get(str(party), 0):
+            raise RightsError(
+                f"`payout.recorded` {body.payout} pays or carries {amount} {body.currency} "
+                f"for {party}, who is owed {owed.get(str(party), 0)} by its payer "
+                f"{who(writer, entry.author)}",
+                rule="payout",
+                hint="a payout pays only what its payer allocated and has not yet paid: "
+                "nobody pays another's debts, and nobody is paid twice",
+            )
 
 
 @rule(
@@ -534,11 +556,7 @@ def _report(writer: ProjectionWriter, body: ReportPublished, entry: SignedEntry)
 )
 def _grant(writer: ProjectionWriter, body: RightGranted, entry: SignedEntry) -> None:
     _registered(writer, body.grantee, "a delegation")
-    owner = registrant(writer, body.asset)
-    if owner is None:
-        raise NotFoundError(
-            f"a delegation names unknown asset {body.asset}", hint="register it first"
-        )
+    owner = _registrant_of(writer, body.asset, "a delegation")
     if body.grantee == owner:
         raise InputError(
             f"{body.grantee} registered {body.asset}: it holds every right over it already",
@@ -547,7 +565,7 @@ def _grant(writer: ProjectionWriter, body: RightGranted, entry: SignedEntry) -> 
     if not holds(writer, entry.author, body.right, body.asset, entry.time):
         raise RightsError(
             f"`right.granted` of the {body.right} right on {body.asset} signed by "
-            f"{entry.author}, who does not hold it",
+            f"{who(writer, entry.author)}, who does not hold it",
             rule="delegation",
             hint=f"only a holder of the {body.right} right (the registrant {owner}, or its "
             "delegates) can delegate it",
@@ -562,11 +580,7 @@ def _grant(writer: ProjectionWriter, body: RightGranted, entry: SignedEntry) -> 
     "an unrevoked delegation of that right to that party",
 )
 def _revoke(writer: ProjectionWriter, body: RightRevoked, entry: SignedEntry) -> None:
-    owner = registrant(writer, body.asset)
-    if owner is None:
-        raise NotFoundError(
-            f"a revocation names unknown asset {body.asset}", hint="register it first"
-        )
+    owner = _registrant_of(writer, body.asset, "a revocation")
     writer.flush()
     grantors = {
         str(grantor)
@@ -587,7 +601,7 @@ def _revoke(writer: ProjectionWriter, body: RightRevoked, entry: SignedEntry) ->
     if entry.author != owner and str(entry.author) not in grantors:
         raise RightsError(
             f"`right.revoked` of {body.grantee}'s {body.right} right on {body.asset} signed "
-            f"by {entry.author}, who neither granted it nor registered the asset",
+            f"by {who(writer, entry.author)}, who neither granted it nor registered the asset",
             rule="delegation",
             hint=f"the grantor or the registrant {owner} revokes a delegation",
         )

@@ -2,17 +2,17 @@
 allocations and payouts.
 
 They enforce what a fact must mean before it is accepted: revenue and policies name a
-model or service that exists, a consent is signed by the contributor it speaks for,
-a revenue is allocated once and to the minor unit, and a payout never pays a party
-more than has been allocated to it and not yet paid (so exporting a period twice
-cannot pay anyone twice).
+model or service that exists, and a revenue is allocated once and to the minor unit.
+Who may sign each of them, and that a payout pays no more than its payer allocated and
+has not yet paid (so exporting a period twice cannot pay anyone twice), are rules of
+`quotepart.store.rights`.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
-from quotepart.errors import InputError, MoneyError, NotFoundError, RightsError
+from quotepart.errors import InputError, MoneyError, NotFoundError
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
     AllocationRecorded,
@@ -217,21 +217,10 @@ def project_payout(
         select(payouts.c.leaf_index).where(payouts.c.payout_id == str(body.payout))
     ).first():
         raise InputError(f"{body.payout} is already recorded", hint="a payout is recorded once")
-    # a held balance (a payee the export could not pay) is carried too, with its reason
+    # the rule (`payout`) checked that its payer owes every amount; a held balance (a
+    # payee the export could not pay) is carried too, with its reason
     carried = {**body.carried, **{p: h.amount_minor for p, h in body.held.items()}}
     payer = str(entry.author)
-    owed = unpaid_balances(
-        writer, [str(p) for p in (*body.paid, *carried)], body.currency, payer=payer
-    )
-    for party, amount in (*body.paid.items(), *carried.items()):
-        if amount > owed.get(str(party), 0):
-            raise RightsError(
-                f"`payout.recorded` {body.payout} pays or carries {amount} {body.currency} "
-                f"for {party}, who is owed {owed.get(str(party), 0)} by its payer {payer}",
-                rule="payout",
-                hint="a payout pays only what its payer allocated and has not yet paid: "
-                "nobody pays another's debts, and nobody is paid twice",
-            )
     writer.add(
         payouts,
         {
@@ -254,38 +243,6 @@ def project_payout(
             {"payout": leaf_index, "party_id": str(party), "payer": payer,
              "currency": body.currency, "paid_minor": 0, "carried_minor": amount},
         )  # fmt: skip
-
-
-def unpaid_balances(
-    writer: ProjectionWriter, party_ids: list[str], currency: str, *, payer: str
-) -> dict[str, int]:
-    """Allocated by `payer` minus paid by `payer`, per party, in one currency (rows of
-    this batch flushed first)."""
-    writer.flush()
-    owed: dict[str, int] = {}
-    for start in range(0, len(party_ids), 500):
-        chunk = party_ids[start : start + 500]
-        for party, total in writer.conn.execute(
-            select(allocation_amounts.c.party_id, func.sum(allocation_amounts.c.amount_minor))
-            .where(
-                allocation_amounts.c.party_id.in_(chunk),
-                allocation_amounts.c.currency == currency,
-                allocation_amounts.c.payer == payer,
-            )
-            .group_by(allocation_amounts.c.party_id)
-        ):
-            owed[party] = int(total)
-        for party, paid in writer.conn.execute(
-            select(payout_amounts.c.party_id, func.sum(payout_amounts.c.paid_minor))
-            .where(
-                payout_amounts.c.party_id.in_(chunk),
-                payout_amounts.c.currency == currency,
-                payout_amounts.c.payer == payer,
-            )
-            .group_by(payout_amounts.c.party_id)
-        ):
-            owed[party] = owed.get(party, 0) - int(paid)
-    return owed
 
 
 @projects(UsageRecorded)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, func, select
 
 from quotepart.errors import NotFoundError
@@ -188,27 +190,44 @@ def party_allocations(
 
 
 def owed_balances(
-    conn: Connection, currency: str, up_to_month: int, *, payer: PartyId
+    conn: Connection,
+    currency: str,
+    up_to_month: int | None = None,
+    *,
+    payer: PartyId,
+    parties: Sequence[str] | None = None,
 ) -> dict[str, int]:
-    """Per party: what `payer` allocated for revenue booked up to `up_to_month`, less
-    everything `payer` paid it."""
+    """Per party: what `payer` allocated (for revenue booked up to `up_to_month`, when
+    given), less everything `payer` paid it; only `parties`, when given. Parties owed
+    nothing are left out."""
+    allocated = [
+        allocation_amounts.c.currency == currency,
+        allocation_amounts.c.payer == str(payer),
+    ]
+    if up_to_month is not None:
+        allocated.append(allocation_amounts.c.last_month <= up_to_month)
+    paid = [payout_amounts.c.currency == currency, payout_amounts.c.payer == str(payer)]
+    chunks = (
+        [None]
+        if parties is None
+        else [list(parties[start : start + 500]) for start in range(0, len(parties), 500)]
+    )
     owed: dict[str, int] = {}
-    for party, total in conn.execute(
-        select(allocation_amounts.c.party_id, func.sum(allocation_amounts.c.amount_minor))
-        .where(
-            allocation_amounts.c.currency == currency,
-            allocation_amounts.c.last_month <= up_to_month,
-            allocation_amounts.c.payer == str(payer),
-        )
-        .group_by(allocation_amounts.c.party_id)
-    ):
-        owed[str(party)] = int(total)
-    for party, paid in conn.execute(
-        select(payout_amounts.c.party_id, func.sum(payout_amounts.c.paid_minor))
-        .where(payout_amounts.c.currency == currency, payout_amounts.c.payer == str(payer))
-        .group_by(payout_amounts.c.party_id)
-    ):
-        owed[str(party)] = owed.get(str(party), 0) - int(paid)
+    for chunk in chunks:
+        only_allocated = [] if chunk is None else [allocation_amounts.c.party_id.in_(chunk)]
+        only_paid = [] if chunk is None else [payout_amounts.c.party_id.in_(chunk)]
+        for party, total in conn.execute(
+            select(allocation_amounts.c.party_id, func.sum(allocation_amounts.c.amount_minor))
+            .where(*allocated, *only_allocated)
+            .group_by(allocation_amounts.c.party_id)
+        ):
+            owed[str(party)] = int(total)
+        for party, total in conn.execute(
+            select(payout_amounts.c.party_id, func.sum(payout_amounts.c.paid_minor))
+            .where(*paid, *only_paid)
+            .group_by(payout_amounts.c.party_id)
+        ):
+            owed[str(party)] = owed.get(str(party), 0) - int(total)
     return {party: amount for party, amount in owed.items() if amount > 0}
 
 
