@@ -263,7 +263,7 @@ def _asset(writer: ProjectionWriter, body: AssetRegistered, entry: SignedEntry) 
     owner = registrant(writer, body.asset)
     if owner is not None:
         raise InputError(
-            f"asset {body.asset} is already registered by {owner}",
+            f"asset {body.asset} is already registered by {who(writer, owner)}",
             hint="registration is first come; to dispute it, file a claim "
             "(Workspace.file_claim, `quotepart asset claim`)",
         )
@@ -319,7 +319,7 @@ def _acceptance(writer: ProjectionWriter, body: ContributionAccepted, entry: Sig
     if entry.author != owner:
         raise RightsError(
             f"`contribution.accepted` on {body.asset} signed by {who(writer, entry.author)}, who is not "
-            f"its registrant ({owner})",
+            f"its registrant ({who(writer, owner)})",
             rule="contribution",
             hint="only the registrant accepts a contribution to its asset",
         )
@@ -379,7 +379,7 @@ def _run(writer: ProjectionWriter, body: RunRecorded, entry: SignedEntry) -> Non
         withdrawn = _withdrawn_by_registrant(writer, owner, str(used), started)
         if withdrawn is not None:
             raise RightsError(
-                f"`run.recorded` {body.run} uses {used}, which its registrant {owner} "
+                f"`run.recorded` {body.run} uses {used}, which its registrant {who(writer, owner)} "
                 f"withdrew from use from {withdrawn}",
                 rule="consent",
                 hint="a registrant that withdraws its asset forbids runs that start after the "
@@ -567,7 +567,7 @@ def _grant(writer: ProjectionWriter, body: RightGranted, entry: SignedEntry) -> 
             f"`right.granted` of the {body.right} right on {body.asset} signed by "
             f"{who(writer, entry.author)}, who does not hold it",
             rule="delegation",
-            hint=f"only a holder of the {body.right} right (the registrant {owner}, or its "
+            hint=f"only a holder of the {body.right} right (the registrant {who(writer, owner)}, or its "
             "delegates) can delegate it",
         )
     forget_grants(writer)
@@ -603,7 +603,7 @@ def _revoke(writer: ProjectionWriter, body: RightRevoked, entry: SignedEntry) ->
             f"`right.revoked` of {body.grantee}'s {body.right} right on {body.asset} signed "
             f"by {who(writer, entry.author)}, who neither granted it nor registered the asset",
             rule="delegation",
-            hint=f"the grantor or the registrant {owner} revokes a delegation",
+            hint=f"the grantor or the registrant {who(writer, owner)} revokes a delegation",
         )
     forget_grants(writer)
 
