@@ -83,6 +83,12 @@ def test_verify_replays_every_projected_kind(tmp_path: Path) -> None:
         ws.revoke_right(scene.hospital_b, "valuation", scene.model, by=scene.lab)
         ws.file_claim(scene.data_a, "our records, copied", by=scene.hospital_b)
         notes = ws.register_asset(b"notes", asset_kind="dataset", name="N", by=scene.lab)
+        from quotepart.log.kinds import OverlapDetected
+
+        copy = ws.register_asset(b"copy", asset_kind="dataset", name="C", by=scene.hospital_b)
+        ws.ledger.append(
+            OverlapDetected(copy, scene.data_a, 1, 1, "exact"), author=scene.hospital_b
+        )
         [proposed] = ws.contribute(notes, {scene.annotator: "1/2"}, role="data", by=scene.annotator)
         ws.accept_contribution(proposed, by=scene.lab)
         ws.record_usage(

@@ -36,6 +36,7 @@ from quotepart.log.kinds import (
     ConsentRecorded,
     ContributionAccepted,
     ContributionRecorded,
+    OverlapDetected,
     PartyPayoutChanged,
     PartyRegistered,
     PayoutRecorded,
@@ -287,6 +288,34 @@ def _claim(writer: ProjectionWriter, body: ClaimFiled, entry: SignedEntry) -> No
         raise InputError(
             f"{entry.author} registered {body.asset} itself: there is nothing to claim",
             hint="a claim disputes another party's registration",
+        )
+
+
+@rule(
+    OverlapDetected,
+    "overlap",
+    "the registrant of the later asset (the SDK signs it at registration); the earlier "
+    "asset must have been registered before it",
+)
+def _overlap(writer: ProjectionWriter, body: OverlapDetected, entry: SignedEntry) -> None:
+    owner = _registrant_of(writer, body.asset, "an overlap")
+    _registrant_of(writer, body.earlier, "an overlap")
+    if owner != entry.author:
+        raise RightsError(
+            f"an overlap of {body.asset} signed by {who(writer, entry.author)}, who did not "
+            "register it",
+            rule="overlap",
+            hint=f"only its registrant {who(writer, owner)} may flag its records as copies; "
+            "to dispute another party's asset, file a claim (`quotepart asset claim`)",
+        )
+    later, first = (
+        writer.leaf_of(assets, str(body.asset)),
+        writer.leaf_of(assets, str(body.earlier)),
+    )
+    if later is not None and first is not None and first > later:
+        raise InputError(
+            f"{body.earlier} was registered after {body.asset}: it cannot be the earlier one",
+            hint="an overlap credits the records to the asset registered first",
         )
 
 

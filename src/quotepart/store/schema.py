@@ -146,6 +146,18 @@ claims = Table(
     Column("reason", Text, nullable=False),
 )
 
+overlaps = Table(
+    "overlaps",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("asset", String(71), nullable=False, index=True),
+    Column("earlier", String(71), nullable=False, index=True),
+    Column("records", BigInteger, nullable=False),
+    Column("of_records", BigInteger, nullable=False),
+    Column("match", String(8), nullable=False),
+    Column("tolerance", String(40), nullable=False),
+)
+
 runs = Table(
     "runs",
     metadata,
@@ -305,4 +317,5 @@ PROJECTION_TABLES = (
     contribution_proposals,
     rights,
     claims,
+    overlaps,
 )

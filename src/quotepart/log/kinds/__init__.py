@@ -43,6 +43,7 @@ from quotepart.log.kinds.contribution import (
     ContributionAccepted,
     ContributionRecorded,
 )
+from quotepart.log.kinds.overlap import OVERLAP_MATCHES, OverlapDetected
 from quotepart.log.kinds.party import (
     AGENT_TYPES,
     PARTY_ROLES,
@@ -104,6 +105,7 @@ __all__ = [
     "METADATA_FIELDS",
     "MISSING_VALUATION",
     "NEGATIVE_VALUES",
+    "OVERLAP_MATCHES",
     "PARTY_ROLES",
     "PAYMENT_RAILS",
     "POLICY_ROLES",
@@ -122,6 +124,7 @@ __all__ = [
     "EntryBody",
     "Held",
     "KindDeclaration",
+    "OverlapDetected",
     "PartyPayoutChanged",
     "PartyRegistered",
     "PayoutRecorded",

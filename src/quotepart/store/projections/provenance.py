@@ -20,6 +20,7 @@ from quotepart.log.kinds import (
     ClaimFiled,
     ContributionAccepted,
     ContributionRecorded,
+    OverlapDetected,
     PartyPayoutChanged,
     PartyRegistered,
     RunRecorded,
@@ -38,6 +39,7 @@ from quotepart.store.schema import (
     contribution_proposals,
     contributions,
     lineage_edges,
+    overlaps,
     parties,
     payout_changes,
     runs,
@@ -237,6 +239,24 @@ def project_claim(
             "asset": str(body.asset),
             "claimant": str(entry.author),
             "reason": body.reason,
+        },
+    )
+
+
+@projects(OverlapDetected)
+def project_overlap(
+    writer: ProjectionWriter, body: OverlapDetected, entry: SignedEntry, leaf_index: int
+) -> None:
+    writer.add(
+        overlaps,
+        {
+            "leaf_index": leaf_index,
+            "asset": str(body.asset),
+            "earlier": str(body.earlier),
+            "records": body.records,
+            "of_records": body.of,
+            "match": body.match,
+            "tolerance": body.tolerance,
         },
     )
 
