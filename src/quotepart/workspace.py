@@ -12,7 +12,8 @@ ws.verify()
 
 A `Workspace` composes the domain services over one `Ledger` and delegates to them:
 `ws.provenance` (parties, assets, contributions, runs, lineage), `ws.metering` (usage),
-`ws.sharing` (revenue, policies, allocation, statements, payouts) and `ws.reports`.
+`ws.sharing` (revenue, policies, allocation, statements, payouts), `ws.valuing`
+(split- and copy-robust valuation of a model's inputs) and `ws.reports`.
 Every public method below is either defined here or delegated, visibly, in one line
 naming the service that owns it; its docstring and signature are the service's.
 
@@ -48,6 +49,7 @@ from quotepart.metering import Metering
 from quotepart.provenance.service import Provenance
 from quotepart.report.service import Reports
 from quotepart.sharing.service import Sharing
+from quotepart.sharing.valuing import Valuing
 from quotepart.store import (
     LogStore,
     migrate,
@@ -118,6 +120,7 @@ class Workspace:
         self.provenance = Provenance(self.ledger)
         self.metering = Metering(self.ledger)
         self.sharing = Sharing(self.ledger, self.provenance)
+        self.valuing = Valuing(self.provenance, self.sharing)
         self.reports = Reports(self.ledger)
 
     @property
@@ -205,6 +208,7 @@ class Workspace:
     record_revenue = delegate("sharing", Sharing.record_revenue)
     set_policy = delegate("sharing", Sharing.set_policy)
     record_valuation = delegate("sharing", Sharing.record_valuation)
+    value_inputs = delegate("valuing", Valuing.value_inputs)
     grant_consent = delegate("sharing", Sharing.grant_consent)
     withdraw_consent = delegate("sharing", Sharing.withdraw_consent)
     bill_usage = delegate("sharing", Sharing.bill_usage)

@@ -1,0 +1,326 @@
+"""Value a model's data inputs so that splitting and copying data earn nothing (issue 16).
+
+```python
+result = ws.value_inputs(model, data={cohort_a: (xa, ya), cohort_b: (xb, yb)},
+                         test=(x_test, y_test), by=lab)        # records one valuation entry
+result.values, result.stderr, result.copies
+```
+
+Each input's data is checked against its registered digest, the inputs are put in
+registration order, and every record that an earlier input already holds (the same
+record, reordered or not, or a near-duplicate within `tolerance`, by
+`quotepart.provenance.overlap.near_keys`) is dropped from the later input: a copy is
+worth nothing, and the copied records stay with their first holder. Then:
+
+* `method="records"` (the default): KNN-Shapley per record, centred on the label prior,
+  each test point valuing its nearest records, summed per input
+  (`quotepart.valuation.records`). Splitting an input into any number of parts leaves
+  the sum unchanged, and records nobody is near are worth 0;
+* `method="shapley"`: exact or sampled Shapley over the deduplicated inputs, a model
+  (`estimator`) trained per coalition. Closer to the real model's utility, but a party
+  still gains by splitting its data into more inputs (docs/fairness.md).
+
+The entry's parameters say `"deduplicated": "true"`, so the allocation does not
+discount overlaps a second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from quotepart.errors import InputError, NotFoundError
+from quotepart.ids import Digest
+from quotepart.provenance.assets import describe_data
+from quotepart.provenance.overlap import DEFAULT_TOLERANCE, check_tolerance, near_keys
+from quotepart.provenance.resolve import AssetOrName, PartyRef
+from quotepart.provenance.service import Provenance
+from quotepart.sharing.service import Sharing
+from quotepart.valuation import ModelUtility, shapley
+from quotepart.valuation.records import first_holders, value_record_sets
+
+METHODS = ("records", "shapley")
+CENTRES = ("label-prior", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class Copied:
+    """`records` records of input `asset` were dropped as copies of records `of` holds
+    (`of == asset`: repeated within it)."""
+
+    asset: Digest
+    of: Digest
+    records: int
+
+
+@dataclass(frozen=True)
+class InputValues:
+    """What `value_inputs` recorded: a value and standard error per input, and the copies."""
+
+    values: dict[Digest, float]
+    stderr: dict[Digest, float]
+    copies: tuple[Copied, ...]
+    method: str
+    parameters: dict[str, str]
+    leaf_index: int
+    record_values: dict[Digest, np.ndarray] = field(default_factory=dict)  # records method
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    digest: Digest
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    exact: np.ndarray  # one int64 per record: its leaf hash, truncated
+
+
+def _pair(data: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    if not (isinstance(data, tuple) and len(data) == 2):
+        raise InputError(
+            f"{what} is not an (X, y) pair",
+            hint="pass (features, labels) exactly as registered, one row per record",
+        )
+    x, y = np.asarray(data[0]), np.asarray(data[1])
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+        raise InputError(
+            f"{what}: features of shape {x.shape} and labels of shape {y.shape}",
+            hint="pass a 2-D X and one label per row",
+        )
+    return x, y
+
+
+class Valuing:
+    """Robust valuation of a model's inputs, recorded through the sharing service."""
+
+    def __init__(self, provenance: Provenance, sharing: Sharing) -> None:
+        self.provenance = provenance
+        self.sharing = sharing
+
+    def value_inputs(
+        self,
+        model: AssetOrName,
+        data: Mapping[Any, Any],
+        test: tuple[Any, Any],
+        *,
+        by: PartyRef,
+        method: str = "records",
+        deduplicate: bool = True,
+        tolerance: float = DEFAULT_TOLERANCE,
+        k: int | None = None,
+        neighbours: int | None = None,
+        centre: str | None = None,
+        estimator: Any = None,
+        seed: int | None = 0,
+        progress: bool | None = False,
+    ) -> InputValues:
+        """Value the data inputs of `model` and record one `valuation.recorded` entry.
+
+        `data` maps each input (digest, record or name) to the (X, y) it was registered
+        from; `test` is the held-out (X, y) the values are measured on. `method`:
+        "records" (default; options `k`=5, `neighbours`=10·k, `centre`="label-prior")
+        or "shapley" (needs `estimator`, a scikit-learn model; `seed`, `progress`).
+        `deduplicate` drops records an earlier input holds (exact or within `tolerance`).
+
+        Raises:
+            InputError: an unknown method or option for it, a tolerance out of range,
+                data that is not the registered asset, or non-numeric features for
+                method "records". Nothing is recorded then.
+            NotFoundError: the model, an input or `by` is not registered.
+        """
+        if method not in METHODS:
+            raise InputError(
+                f"unknown valuation method {method!r}",
+                hint="method='records' (per-record KNN-Shapley, split- and copy-robust) or "
+                "'shapley' (Shapley over inputs, a model fitted per coalition)",
+            )
+        width = check_tolerance(tolerance)
+        if method == "shapley":
+            given = [
+                n
+                for n, v in (("k", k), ("neighbours", neighbours), ("centre", centre))
+                if v is not None
+            ]
+            if given:
+                raise InputError(
+                    f"{', '.join(given)} apply to method='records', not 'shapley'",
+                    hint="drop them, or use method='records'",
+                )
+            if estimator is None:
+                raise InputError(
+                    "method='shapley' fits a model per coalition of inputs, and no "
+                    "estimator was given",
+                    hint="pass estimator=<a scikit-learn model>, e.g. the model's pipeline",
+                )
+        elif estimator is not None:
+            raise InputError(
+                "method='records' values records with KNN-Shapley and fits no estimator",
+                hint="drop estimator=, or use method='shapley'",
+            )
+        if centre is not None and centre not in CENTRES:
+            raise InputError(
+                f"unknown centring {centre!r}",
+                hint="centre='label-prior' (records nobody is near are worth 0) or 'none'",
+            )
+        if not data:
+            raise InputError("no inputs to value", hint="pass data={input: (X, y), ...}")
+        model_digest = self.provenance.resolve_asset(model)
+        author = self.provenance.resolve_party(by)
+        x_test, y_test = _pair(test, "the test set")
+        inputs = self._inputs(data)
+        if method == "records":
+            for item in inputs:
+                if item.x.dtype.kind not in "biuf":
+                    raise InputError(
+                        f"input {item.name!r} has features of type {item.x.dtype}; "
+                        "method='records' needs numeric features",
+                        hint="value it with method='shapley' and a model that reads them",
+                    )
+        keys = self._keys(inputs, width) if deduplicate else None
+        parameters: dict[str, str] = {"deduplicated": "true" if deduplicate else "false"}
+        if deduplicate:
+            parameters["tolerance"] = repr(width)
+        if method == "records":
+            found = value_record_sets(
+                [(item.x, item.y) for item in inputs], (x_test, y_test), keys=keys,
+                k=5 if k is None else k, neighbours=neighbours,
+                centre="none" if centre == "none" else "label-prior",
+            )  # fmt: skip
+            kept, copies = found.kept, found.copies
+            values = dict(zip((i.digest for i in inputs), found.values, strict=True))
+            errors = dict(zip((i.digest for i in inputs), found.stderr, strict=True))
+            parameters.update(found.parameters)
+            recorded_method = "knn-shapley/records"
+            evaluations = found.test_points
+            converged = True
+            used_seed = None
+            utility = (
+                f"KNN (k={parameters['k']}) accuracy minus label-prior accuracy on "
+                f"{len(y_test)} held-out records"
+            )
+            records = dict(zip((i.digest for i in inputs), found.records, strict=True))
+        else:
+            kept_list, holders = (
+                first_holders(keys) if keys is not None else ([], [])
+            )  # fmt: skip
+            if keys is None:
+                kept_list = [np.ones(len(i.y), dtype=bool) for i in inputs]
+                holders = [np.full(len(i.y), n) for n, i in enumerate(inputs)]
+            kept = tuple(kept_list)
+            copies = {}
+            for index, (mask, held) in enumerate(zip(kept, holders, strict=True)):
+                for holder, number in zip(*np.unique(held[~mask], return_counts=True), strict=True):
+                    copies[(index, int(holder))] = int(number)
+            result = self._shapley(inputs, kept, (x_test, y_test), estimator, seed, progress)
+            values = {i.digest: result[0].get(i.digest, 0.0) for i in inputs}
+            errors = {i.digest: result[1].get(i.digest, 0.0) for i in inputs}
+            parameters.update(result[2])
+            recorded_method = result[3]
+            evaluations, converged, used_seed = result[4], result[5], seed
+            utility = f"accuracy on {len(y_test)} held-out records"
+            records = {}
+        copied = tuple(
+            Copied(inputs[later].digest, inputs[holder].digest, number)
+            for (later, holder), number in sorted(copies.items())
+        )
+        if copied:
+            parameters["dropped"] = "; ".join(
+                f"{c.records} records of {inputs[later].name!r} as "
+                + ("repeats within it" if later == holder else f"copies of {inputs[holder].name!r}")
+                for c, (later, holder) in zip(copied, sorted(copies), strict=True)
+            )
+        leaf = self.sharing.record_valuation(
+            model_digest, values, stderr=errors, method=recorded_method,
+            evaluations=evaluations, converged=converged, parameters=parameters,
+            seed=used_seed, utility=utility, by=author,
+        )  # fmt: skip
+        return InputValues(
+            values=values,
+            stderr=errors,
+            copies=copied,
+            method=recorded_method,
+            parameters=parameters,
+            leaf_index=leaf,
+            record_values=records,
+        )
+
+    def _inputs(self, data: Mapping[Any, Any]) -> list[_Input]:
+        """The inputs in registration order, each checked against its registered digest."""
+        found: list[tuple[int, _Input]] = []
+        for ref, pair in data.items():
+            digest = self.provenance.resolve_asset(ref)
+            record = self.provenance.asset(digest)
+            entry = self.provenance.asset_entry(digest)
+            if record is None or entry is None:  # resolve_asset found it: a race at most
+                raise NotFoundError(f"unknown asset {digest}", hint="register the data first")
+            x, y = _pair(pair, f"the data of {entry.name!r}")
+            described = describe_data((x, y), name=entry.name, asset_kind=entry.asset_kind)
+            if described.digest != digest or described.members is None:
+                raise InputError(
+                    f"the data given for {entry.name!r} is not the registered asset {digest} "
+                    f"(its digest is {described.digest})",
+                    hint="pass exactly the (X, y) that was registered, rows in the same order",
+                )
+            members = described.members
+            exact = np.array(
+                [
+                    int.from_bytes(hashlib.sha256(members.record(i)).digest()[:8], "little") - 2**63
+                    for i in range(len(members))
+                ],
+                dtype=np.int64,
+            )
+            found.append((record.leaf_index, _Input(digest, entry.name, x, y, exact)))
+        return [item for _, item in sorted(found, key=lambda pair: pair[0])]
+
+    @staticmethod
+    def _keys(inputs: Sequence[_Input], tolerance: float) -> list[np.ndarray]:
+        """Per input, one exact key column and, for numeric features, near-key columns
+        over the features and the label (a relabelled copy is a different record)."""
+        _, codes = np.unique(np.concatenate([i.y for i in inputs]), return_inverse=True)
+        bounds = np.cumsum([0, *(len(i.y) for i in inputs)])
+        keys = []
+        numeric = all(i.x.dtype.kind in "biuf" for i in inputs)
+        for n, item in enumerate(inputs):
+            columns = [item.exact[:, None]]
+            if numeric:
+                label = codes.ravel()[bounds[n] : bounds[n + 1]].astype(np.float64)
+                columns.append(near_keys(np.column_stack([item.x, label]), tolerance))
+            keys.append(np.hstack(columns))
+        return keys
+
+    @staticmethod
+    def _shapley(
+        inputs: Sequence[_Input],
+        kept: Sequence[np.ndarray],
+        test: tuple[np.ndarray, np.ndarray],
+        estimator: Any,
+        seed: int | None,
+        progress: bool | None,
+    ) -> tuple[dict[Hashable, float], dict[Hashable, float], dict[str, str], str, int, bool]:
+        groups: dict[Hashable, Sequence[int]] = {}
+        start = 0
+        for item, mask in zip(inputs, kept, strict=True):
+            count = int(mask.sum())
+            if count:  # an input made only of copies is a null player: 0, not a player
+                groups[item.digest] = range(start, start + count)
+            start += count
+        x_all = np.vstack([i.x[m] for i, m in zip(inputs, kept, strict=True)])
+        y_all = np.concatenate([i.y[m] for i, m in zip(inputs, kept, strict=True)])
+        utility = ModelUtility(estimator, x_all, y_all, test[0], test[1], groups=groups)
+        result = shapley(utility, list(groups), seed=seed, progress=progress)
+        parameters = {"players": "inputs", "estimator": type(estimator).__name__}
+        return (
+            result.values,
+            result.stderr,
+            parameters,
+            f"{result.method}/inputs",
+            result.evaluations,
+            result.converged,
+        )
+
+
+__all__ = ["Copied", "InputValues", "Valuing"]
