@@ -10,8 +10,8 @@ patient records), so it runs offline:
    of it with data of its own, and serves it as an API;
 3. clinics call the API (pseudonymised before anything is stored) and the quarter's
    usage is billed as revenue;
-4. every cohort is valued (exact Shapley over cohorts; KNN-Shapley per record for the
-   noisy one), policies are set, the revenue is shared through the whole lineage, and the
+4. every cohort is valued (KNN-Shapley per record, summed per cohort after dropping
+   the records that copy an earlier cohort's: `ws.value_inputs`), policies are set, the revenue is shared through the whole lineage, and the
    SEPA payment file and statements are written;
 5. the report is published, the log is audited, and one hospital checks its cut from
    its statement file alone.
@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +39,8 @@ from sklearn.preprocessing import StandardScaler
 from quotepart.ids import Digest, PartyId
 from quotepart.metering import UsageEvent
 from quotepart.money import format_amount
-from quotepart.provenance.runs import AssetRef
 from quotepart.sharing import verify_statement
-from quotepart.valuation import ModelUtility, knn_shapley, shapley
+from quotepart.valuation import knn_shapley
 from quotepart.workspace import Workspace
 
 PERIOD = "2026-Q1"
@@ -70,6 +68,7 @@ class DemoResult:
     files: list[Path] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # step -> seconds
     cohort_values: dict[str, float] = field(default_factory=dict)
+    copied_records: int = 0  # records dropped from a cohort as copies of an earlier one
     report: Path | None = None
     noisy_auroc: float = 0.0
 
@@ -139,6 +138,7 @@ class Story:
             self.hospitals.append(hospital)
             self.cohorts.append(cohort)
             self.cohort_rows.append((rows_x, rows_y))
+        self.registered = list(self.cohort_rows)  # as registered, before label corrections
         self.startup_rows = rest[start:]
         self.say(
             f"1. {len(HOSPITALS)} hospitals contributed cohorts of 40 to 100 patient records "
@@ -250,29 +250,18 @@ class Story:
 
     def value_and_share(self) -> None:
         ws = self.ws
-        x_all = np.vstack([rows for rows, _ in self.cohort_rows])
-        y_all = np.concatenate([labels for _, labels in self.cohort_rows])
-        groups: dict[Hashable, Sequence[int]] = {}
-        start = 0
-        for cohort, (rows, _) in zip(self.cohorts, self.cohort_rows, strict=True):
-            groups[cohort] = range(start, start + len(rows))
-            start += len(rows)
-        utility = ModelUtility(_model(), x_all, y_all, self.x_test, self.y_test, groups=groups)
-        result = shapley(utility, list(groups), method="exact", progress=self.progress)
-        values: dict[AssetRef, float | str | Fraction] = {
-            cohort: result.values[cohort] for cohort in self.cohorts
-        }
-        ws.record_valuation(
-            self.base, values,
-            stderr={cohort: float(result.stderr[cohort]) for cohort in self.cohorts},
-            method="exact", evaluations=result.evaluations, converged=result.converged, seed=0,
-            parameters={"estimator": "StandardScaler + LogisticRegression(max_iter=2000)", "players": "cohorts"},
-            utility="accuracy on 170 held-out records", by=self.lab,
+        # Each cohort as registered (Eastport's with its wrong labels: the collective is
+        # paid for the corrections); copies of an earlier cohort's records are dropped
+        # before valuing, so Westfield's near-copy takes nothing from Northgate.
+        valued = ws.value_inputs(
+            self.base, {c: rows for c, rows in zip(self.cohorts, self.registered, strict=True)},
+            (self.x_test, self.y_test), by=self.lab,
         )  # fmt: skip
         names = [name for name, _, _ in HOSPITALS]
         self.result.cohort_values = {
-            n: float(result.values[c]) for n, c in zip(names, self.cohorts, strict=True)
+            n: valued.values[c] for n, c in zip(names, self.cohorts, strict=True)
         }
+        self.result.copied_records = sum(c.records for c in valued.copies)
         noisy_x, noisy_y = self.cohort_rows[self.noisy_index]
         record_values = knn_shapley(noisy_x, noisy_y, self.x_test, self.y_test, k=5)
         self.result.noisy_auroc = float(roc_auc_score(self.flipped, -record_values))
@@ -284,9 +273,10 @@ class Story:
             comments="",
         )
         self.say(
-            f"4. Exact Shapley over the 6 cohorts ({result.evaluations} model fits): "
+            f"4. KNN-Shapley per record, summed per cohort after dropping "
+            f"{self.result.copied_records} copied records: "
             + ", ".join(f"{n} {v:+.3f}" for n, v in self.result.cohort_values.items())
-            + f". KNN-Shapley per record finds Eastport's remaining wrong labels (AUROC {self.result.noisy_auroc:.2f})."
+            + f". It finds Eastport's remaining wrong labels (AUROC {self.result.noisy_auroc:.2f})."
         )
         ws.set_policy(
             self.base, pool="2/5", roles={"data": "7/10", "annotation": "1/5", "compute": "1/10"},
