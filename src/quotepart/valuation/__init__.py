@@ -18,9 +18,10 @@ from typing import Any, Literal
 
 from quotepart.errors import InputError
 from quotepart.valuation.exact import MAX_EXACT_PLAYERS, ExactBanzhaf, ExactShapley
-from quotepart.valuation.knn import knn_shapley
+from quotepart.valuation.knn import SetValues, knn_shapley, knn_shapley_sets
 from quotepart.valuation.models import ModelUtility
 from quotepart.valuation.oob import data_oob
+from quotepart.valuation.records import RecordSetValues, first_holders, value_record_sets
 from quotepart.valuation.result import ValuationResult
 from quotepart.valuation.sampling import (
     KernelBanzhaf,
@@ -252,13 +253,18 @@ __all__ = [
     "ModelUtility",
     "NotConvergedWarning",
     "PermutationShapley",
+    "RecordSetValues",
+    "SetValues",
     "StratifiedShapley",
     "Utility",
     "UtilityError",
     "ValuationResult",
     "banzhaf",
     "data_oob",
+    "first_holders",
     "knn_shapley",
+    "knn_shapley_sets",
     "leave_one_out",
     "shapley",
+    "value_record_sets",
 ]
