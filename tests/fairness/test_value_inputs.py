@@ -1,0 +1,155 @@
+"""`ws.value_inputs`: what it records, the copies it drops, and the inputs it refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from quotepart.errors import InputError, QuotepartError
+from quotepart.log.kinds import ValuationRecorded
+from quotepart.workspace import Workspace
+from tests.fairness.scene import ATTACKER, Scene, jitter
+
+
+@pytest.fixture
+def scene(ws: Workspace) -> Scene:
+    return Scene(ws, "generated")
+
+
+def _model(scene: Scene, inputs: list[Any]) -> Any:
+    ws = scene.ws
+    with ws.run("train", operator=scene.lab) as run:
+        for item in inputs:
+            run.use(item.asset)
+        model = ws.register_asset(b"weights", asset_kind="model", name="M", by=scene.lab)
+        run.produce(model)
+    return model
+
+
+def test_a_jittered_copy_is_dropped_and_credited_to_the_first_holder(scene: Scene) -> None:
+    ws = scene.ws
+    northgate = scene.cohorts[1]
+    x, y = northgate.data
+    copy = scene.register(
+        scene.sybil("Westfield"), (jitter(np.random.default_rng(0), x[:40]), y[:40]), "copy"
+    )
+    inputs = [*scene.cohorts, copy]
+    model = _model(scene, inputs)
+    result = ws.value_inputs(model, {i.asset: i.data for i in inputs}, scene.test, by=scene.lab)
+    assert result.values[copy.asset] == 0.0
+    assert [(c.asset, c.of, c.records) for c in result.copies] == [
+        (copy.asset, northgate.asset, 40)
+    ]
+    entry = ws.entry_at(result.leaf_index)
+    body = entry.body_as(ValuationRecorded)
+    assert body.method == "knn-shapley/records"
+    assert body.parameters["deduplicated"] == "true"
+    assert body.parameters["centred"] == "label-prior"
+    assert body.parameters["dropped"] == "40 records of 'copy' as copies of 'Northgate cohort'"
+    assert set(body.stderr) == set(body.values) == {i.asset for i in inputs}
+    # the originator's value is what it is without the copy
+    alone = ws.value_inputs(
+        model, {i.asset: i.data for i in scene.cohorts}, scene.test, by=scene.lab
+    )
+    assert result.values[northgate.asset] == pytest.approx(alone.values[northgate.asset])
+
+
+def test_repeats_within_one_input_count_once(scene: Scene) -> None:
+    attacker = scene.cohorts[ATTACKER]
+    x, y = attacker.data
+    doubled = scene.register(attacker.party, (np.vstack([x, x]), np.concatenate([y, y])), "doubled")
+    inputs = [*(c for n, c in enumerate(scene.cohorts) if n != ATTACKER), doubled]
+    model = _model(scene, inputs)
+    result = scene.ws.value_inputs(
+        model, {i.asset: i.data for i in inputs}, scene.test, by=scene.lab
+    )
+    assert [(c.asset, c.of, c.records) for c in result.copies] == [
+        (doubled.asset, doubled.asset, len(y))
+    ]
+    assert "repeats within it" in result.parameters["dropped"]
+
+
+def test_shapley_over_deduplicated_inputs(scene: Scene) -> None:
+    northgate = scene.cohorts[1]
+    x, y = northgate.data
+    copy = scene.register(scene.sybil("Copier"), (x[::-1], y[::-1]), "reversed copy")
+    inputs = [*scene.cohorts[:3], copy]
+    model = _model(scene, inputs)
+    result = scene.ws.value_inputs(
+        model, {i.asset: i.data for i in inputs}, scene.test, by=scene.lab,
+        method="shapley", estimator=LogisticRegression(max_iter=500),
+    )  # fmt: skip
+    assert result.values[copy.asset] == 0.0
+    assert result.method == "shapley/exact/inputs"
+    assert result.parameters["deduplicated"] == "true"
+    assert result.copies[0].records == len(y)
+
+
+def _bad_calls(scene: Scene, model: Any, data: dict[Any, Any]) -> dict[str, Callable[[], Any]]:
+    ws, test, lab = scene.ws, scene.test, scene.lab
+    first = scene.cohorts[0]
+    x, y = first.data
+    return {
+        "tolerance": lambda: ws.value_inputs(model, data, test, by=lab, tolerance=2.0),
+        "negative tolerance": lambda: ws.value_inputs(model, data, test, by=lab, tolerance=-1),
+        "method": lambda: ws.value_inputs(model, data, test, by=lab, method="cohorts"),
+        "k with shapley": lambda: ws.value_inputs(
+            model, data, test, by=lab, method="shapley", k=5, estimator=LogisticRegression()
+        ),
+        "shapley without estimator": lambda: ws.value_inputs(
+            model, data, test, by=lab, method="shapley"
+        ),
+        "estimator with records": lambda: ws.value_inputs(
+            model, data, test, by=lab, estimator=LogisticRegression()
+        ),
+        "centre": lambda: ws.value_inputs(model, data, test, by=lab, centre="median"),
+        "neighbours below k": lambda: ws.value_inputs(model, data, test, by=lab, neighbours=2),
+        "not the registered data": lambda: ws.value_inputs(
+            model, {**data, first.asset: (x[::-1], y[::-1])}, test, by=lab
+        ),
+        "not a pair": lambda: ws.value_inputs(model, {first.asset: x}, test, by=lab),
+        "no inputs": lambda: ws.value_inputs(model, {}, test, by=lab),
+    }
+
+
+BAD = [
+    "tolerance",
+    "negative tolerance",
+    "method",
+    "k with shapley",
+    "shapley without estimator",
+    "estimator with records",
+    "centre",
+    "neighbours below k",
+    "not the registered data",
+    "not a pair",
+    "no inputs",
+]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_refused_with_a_hint_and_writes_nothing(scene: Scene, case: str) -> None:
+    model = _model(scene, scene.cohorts)
+    data = {c.asset: c.data for c in scene.cohorts}
+    size = scene.ws.store.tree_size()
+    with pytest.raises(InputError) as caught:
+        _bad_calls(scene, model, data)[case]()
+    assert caught.value.hint
+    assert scene.ws.store.tree_size() == size
+
+
+def test_records_refuse_text_features(scene: Scene) -> None:
+    ws = scene.ws
+    words = np.array([["a", "b"], ["c", "d"], ["e", "f"]])
+    labels = np.array([0, 1, 0])
+    text = scene.register(scene.cohorts[0].party, (words, labels), "words")
+    model = _model(scene, [text])
+    size = ws.store.tree_size()
+    with pytest.raises(QuotepartError, match="numeric features") as caught:
+        ws.value_inputs(model, {text.asset: (words, labels)}, scene.test, by=scene.lab)
+    assert "method='shapley'" in (caught.value.hint or "")
+    assert ws.store.tree_size() == size
