@@ -45,13 +45,13 @@ def _total(amounts: dict[PartyId, int], parties: set[PartyId]) -> int:
     return sum(amounts.get(p, 0) for p in parties)
 
 
-def measure(scene: Scene) -> dict[str, float]:
+def measure(scene: Scene, **options: object) -> dict[str, float]:
     """Every attack's figure: the attacker's (or victim's) total over its honest total, − 1;
     for "anyone", the largest rise of any honest party's total, as a share of the revenue."""
     attacker = scene.cohorts[ATTACKER]
     x, y = attacker.data
     rng = np.random.default_rng(11)
-    base = scene.earnings([])
+    base = scene.earnings([], **options)
     honest = base[attacker.party]
     figures: dict[str, float] = {}
 
@@ -65,7 +65,7 @@ def measure(scene: Scene) -> dict[str, float]:
             features = x[rows] if how == "reordered" else jitter(rng, x[rows])
             copy = scene.register(party, (features, y[rows]), f"{how} copy by {who}")
             figures[f"resubmitted {how}, {who}"] = gain(
-                scene.earnings([copy]), {attacker.party, party}
+                scene.earnings([copy], **options), {attacker.party, party}
             )
     for parts in (2, 4, 8):
         pieces, sybils = [], {attacker.party}
@@ -74,17 +74,19 @@ def measure(scene: Scene) -> dict[str, float]:
             sybils.add(party)
             pieces.append(scene.register(party, (x[rows], y[rows]), f"split {parts} part {number}"))
         figures[f"split into {parts} sybil cohorts"] = gain(
-            scene.earnings(pieces, without=(ATTACKER,)), sybils
+            scene.earnings(pieces, without=(ATTACKER,), **options), sybils
         )
     victim = scene.cohorts[0]
     rows = rng.permutation(len(victim.data[1]))[:100]
     stolen = (victim.data[0][rows], victim.data[1][rows])
-    copied = scene.earnings([scene.register(attacker.party, stolen, "copied records")])
+    copied = scene.earnings([scene.register(attacker.party, stolen, "copied records")], **options)
     figures["copied 100 records: copier"] = gain(copied, {attacker.party})
     figures["copied 100 records: originator"] = copied[victim.party] / base[victim.party] - 1
     for labels in ("random", "majority"):
         junk = random_records(rng, scene.features, 70, labels)
-        amounts = scene.earnings([scene.register(attacker.party, junk, f"{labels} junk")])
+        amounts = scene.earnings(
+            [scene.register(attacker.party, junk, f"{labels} junk")], **options
+        )
         figures[f"70 random records ({labels} labels): attacker"] = gain(amounts, {attacker.party})
         figures[f"70 random records ({labels} labels): anyone"] = max(
             (amounts.get(c.party, 0) - base[c.party]) / REVENUE_MINOR for c in scene.cohorts
@@ -94,7 +96,7 @@ def measure(scene: Scene) -> dict[str, float]:
     westfield = scene.register(
         scene.sybil("Westfield"), (jitter(rng, nx[:40]), ny[:40].copy()), "Westfield cohort"
     )
-    amounts = scene.earnings([westfield])
+    amounts = scene.earnings([westfield], **options)
     figures["Westfield copy: Northgate"] = amounts[northgate.party] / base[northgate.party] - 1
     return figures
 
@@ -171,17 +173,31 @@ def test_westfields_copy_leaves_northgate_its_share(figures: dict[str, float]) -
 def main() -> None:  # pragma: no cover - prints the table of docs/fairness.md
     import tempfile
 
-    results = {}
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    configurations: dict[str, dict[str, object]] = {
+        "cohort Shapley": {"method": "shapley", "estimator": pipeline, "deduplicate": False},
+        "cohort Shapley, dedup": {"method": "shapley", "estimator": pipeline},
+        "KNN records, dedup, raw": {"centre": "none", "neighbours": 10**6},
+        "default": {},
+    }
     for name in DATASETS:
-        with (
-            tempfile.TemporaryDirectory() as folder,
-            init_workspace(Path(folder) / "ws", clock=FakeClock()) as ws,
-        ):
-            results[name] = measure(Scene(ws, name))
-    print("| attack | " + " | ".join(DATASETS) + " |")
-    print("|---|" + "---:|" * len(DATASETS))
-    for key in results[DATASETS[0]]:
-        print(f"| {key} | " + " | ".join(f"{results[n][key]:+.1%}" for n in DATASETS) + " |")
+        results = {}
+        for label, options in configurations.items():
+            with (
+                tempfile.TemporaryDirectory() as folder,
+                init_workspace(Path(folder) / "ws", clock=FakeClock()) as ws,
+            ):
+                results[label] = measure(Scene(ws, name), **options)
+        print(f"\n{name}\n\n| attack | " + " | ".join(configurations) + " |")
+        print("|---|" + "---:|" * len(configurations))
+        for key in results["default"]:
+            print(
+                f"| {key} | " + " | ".join(f"{results[c][key]:+.1%}" for c in configurations) + " |"
+            )
 
 
 if __name__ == "__main__":  # pragma: no cover
