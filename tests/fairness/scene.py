@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer, make_classification
 
 from quotepart.ids import Digest, PartyId
+from quotepart.sharing.valuing import InputValues
 from quotepart.workspace import Workspace
 
 SIZES = (100, 80, 70, 60, 55)
@@ -69,6 +70,7 @@ class Scene:
             party = ws.register_party(party_name)
             self.cohorts.append(self.register(party, (x, y), f"{party_name} cohort"))
         self.models = count()
+        self.valued: InputValues | None = None  # the last earnings' valuation
 
     def register(self, party: PartyId, data: Pair, name: str) -> Input:
         asset = self.ws.register_data(data, name=name, by=party, asset_kind="cohort")
@@ -96,7 +98,13 @@ class Scene:
             model, pool=1, roles={"data": 1}, weighting="valuation", negative_values="clip",
             by=self.lab,
         )  # fmt: skip
-        ws.value_inputs(model, {i.asset: i.data for i in inputs}, self.test, by=self.lab, **options)  # type: ignore[arg-type]
+        self.valued = ws.value_inputs(
+            model,
+            {i.asset: i.data for i in inputs},
+            self.test,
+            by=self.lab,
+            **options,  # type: ignore[arg-type]
+        )
         revenue = ws.record_revenue(
             model, REVENUE_MINOR, "EUR", period="2026-Q1", source="licence", by=self.lab
         )

@@ -84,9 +84,12 @@ def measure(scene: Scene, **options: object) -> dict[str, float]:
     figures["copied 100 records: originator"] = copied[victim.party] / base[victim.party] - 1
     for labels in ("random", "majority"):
         junk = random_records(rng, scene.features, 70, labels)
-        amounts = scene.earnings(
-            [scene.register(attacker.party, junk, f"{labels} junk")], **options
-        )
+        padding = scene.register(attacker.party, junk, f"{labels} junk")
+        amounts = scene.earnings([padding], **options)
+        assert scene.valued is not None
+        figures[f"70 random records ({labels} labels): their value"] = scene.valued.values[
+            padding.asset
+        ]
         figures[f"70 random records ({labels} labels): attacker"] = gain(amounts, {attacker.party})
         figures[f"70 random records ({labels} labels): anyone"] = max(
             (amounts.get(c.party, 0) - base[c.party]) / REVENUE_MINOR for c in scene.cohorts
@@ -162,6 +165,7 @@ def test_copying_another_partys_records_gains_nothing(figures: dict[str, float])
 
 @pytest.mark.parametrize("labels", ["random", "majority"])
 def test_random_records_raise_nobodys_total(figures: dict[str, float], labels: str) -> None:
+    assert figures[f"70 random records ({labels} labels): their value"] <= 0.0
     assert figures[f"70 random records ({labels} labels): attacker"] <= NOISE
     assert figures[f"70 random records ({labels} labels): anyone"] <= NOISE  # of the revenue
 
