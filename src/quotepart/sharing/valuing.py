@@ -40,8 +40,8 @@ from quotepart.provenance.overlap import DEFAULT_TOLERANCE, check_tolerance, nea
 from quotepart.provenance.resolve import AssetOrName, PartyRef
 from quotepart.provenance.service import Provenance
 from quotepart.sharing.service import Sharing
-from quotepart.valuation import ModelUtility, shapley
-from quotepart.valuation.records import first_holders, value_record_sets
+from quotepart.valuation import ModelUtility, ValuationResult, shapley
+from quotepart.valuation.records import count_copies, first_holders, value_record_sets
 
 METHODS = ("records", "shapley")
 CENTRES = ("label-prior", "none")
@@ -184,45 +184,39 @@ class Valuing:
         parameters: dict[str, str] = {"deduplicated": "true" if deduplicate else "false"}
         if deduplicate:
             parameters["tolerance"] = repr(width)
+        if keys is not None:
+            kept, holders = first_holders(keys)
+        else:
+            kept = [np.ones(len(i.y), dtype=bool) for i in inputs]
+            holders = [np.full(len(i.y), n) for n, i in enumerate(inputs)]
+        copies = count_copies(kept, holders)
+        records: dict[Digest, np.ndarray] = {}
         if method == "records":
             found = value_record_sets(
                 [(item.x, item.y) for item in inputs], (x_test, y_test), keys=keys,
                 k=5 if k is None else k, neighbours=neighbours,
                 centre="none" if centre == "none" else "label-prior",
             )  # fmt: skip
-            kept, copies = found.kept, found.copies
             values = dict(zip((i.digest for i in inputs), found.values, strict=True))
             errors = dict(zip((i.digest for i in inputs), found.stderr, strict=True))
+            records = dict(zip((i.digest for i in inputs), found.records, strict=True))
             parameters.update(found.parameters)
-            recorded_method = "knn-shapley/records"
-            evaluations = found.test_points
-            converged = True
-            used_seed = None
+            recorded_method, evaluations, converged, used_seed = (
+                "knn-shapley/records", found.test_points, True, None
+            )  # fmt: skip
             utility = (
                 f"KNN (k={parameters['k']}) accuracy minus label-prior accuracy on "
                 f"{len(y_test)} held-out records"
             )
-            records = dict(zip((i.digest for i in inputs), found.records, strict=True))
         else:
-            kept_list, holders = (
-                first_holders(keys) if keys is not None else ([], [])
+            result = _shapley(inputs, kept, (x_test, y_test), estimator, seed, progress)
+            values = {i.digest: result.values.get(i.digest, 0.0) for i in inputs}
+            errors = {i.digest: result.stderr.get(i.digest, 0.0) for i in inputs}
+            parameters.update({"players": "inputs", "estimator": type(estimator).__name__})
+            recorded_method, evaluations, converged, used_seed = (
+                f"{result.method}/inputs", result.evaluations, result.converged, result.seed
             )  # fmt: skip
-            if keys is None:
-                kept_list = [np.ones(len(i.y), dtype=bool) for i in inputs]
-                holders = [np.full(len(i.y), n) for n, i in enumerate(inputs)]
-            kept = tuple(kept_list)
-            copies = {}
-            for index, (mask, held) in enumerate(zip(kept, holders, strict=True)):
-                for holder, number in zip(*np.unique(held[~mask], return_counts=True), strict=True):
-                    copies[(index, int(holder))] = int(number)
-            result = self._shapley(inputs, kept, (x_test, y_test), estimator, seed, progress)
-            values = {i.digest: result[0].get(i.digest, 0.0) for i in inputs}
-            errors = {i.digest: result[1].get(i.digest, 0.0) for i in inputs}
-            parameters.update(result[2])
-            recorded_method = result[3]
-            evaluations, converged, used_seed = result[4], result[5], seed
             utility = f"accuracy on {len(y_test)} held-out records"
-            records = {}
         copied = tuple(
             Copied(inputs[later].digest, inputs[holder].digest, number)
             for (later, holder), number in sorted(copies.items())
@@ -292,35 +286,28 @@ class Valuing:
             keys.append(np.hstack(columns))
         return keys
 
-    @staticmethod
-    def _shapley(
-        inputs: Sequence[_Input],
-        kept: Sequence[np.ndarray],
-        test: tuple[np.ndarray, np.ndarray],
-        estimator: Any,
-        seed: int | None,
-        progress: bool | None,
-    ) -> tuple[dict[Hashable, float], dict[Hashable, float], dict[str, str], str, int, bool]:
-        groups: dict[Hashable, Sequence[int]] = {}
-        start = 0
-        for item, mask in zip(inputs, kept, strict=True):
-            count = int(mask.sum())
-            if count:  # an input made only of copies is a null player: 0, not a player
-                groups[item.digest] = range(start, start + count)
-            start += count
-        x_all = np.vstack([i.x[m] for i, m in zip(inputs, kept, strict=True)])
-        y_all = np.concatenate([i.y[m] for i, m in zip(inputs, kept, strict=True)])
-        utility = ModelUtility(estimator, x_all, y_all, test[0], test[1], groups=groups)
-        result = shapley(utility, list(groups), seed=seed, progress=progress)
-        parameters = {"players": "inputs", "estimator": type(estimator).__name__}
-        return (
-            result.values,
-            result.stderr,
-            parameters,
-            f"{result.method}/inputs",
-            result.evaluations,
-            result.converged,
-        )
+
+def _shapley(
+    inputs: Sequence[_Input],
+    kept: Sequence[np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    estimator: Any,
+    seed: int | None,
+    progress: bool | None,
+) -> ValuationResult:
+    """Shapley over the inputs' kept records; an input made only of copies is left out
+    (a null player: its value is 0)."""
+    groups: dict[Hashable, Sequence[int]] = {}
+    start = 0
+    for item, mask in zip(inputs, kept, strict=True):
+        count = int(mask.sum())
+        if count:
+            groups[item.digest] = range(start, start + count)
+        start += count
+    x_all = np.vstack([i.x[m] for i, m in zip(inputs, kept, strict=True)])
+    y_all = np.concatenate([i.y[m] for i, m in zip(inputs, kept, strict=True)])
+    utility = ModelUtility(estimator, x_all, y_all, test[0], test[1], groups=groups)
+    return shapley(utility, list(groups), seed=seed, progress=progress)
 
 
 __all__ = ["Copied", "InputValues", "Valuing"]

@@ -77,6 +77,18 @@ def first_holders(keys: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np
     )
 
 
+def count_copies(
+    kept: Sequence[np.ndarray], holders: Sequence[np.ndarray]
+) -> dict[tuple[int, int], int]:
+    """{(set, holder set): records dropped from `set` as copies of what `holder set` holds},
+    from `first_holders`' answer (holder == set: repeats within it)."""
+    copies: dict[tuple[int, int], int] = {}
+    for index, (mask, held) in enumerate(zip(kept, holders, strict=True)):
+        for holder, number in zip(*np.unique(held[~mask], return_counts=True), strict=True):
+            copies[(index, int(holder))] = int(number)
+    return copies
+
+
 @dataclass(frozen=True)
 class RecordSetValues:
     """Values of record sets: the sum of their kept records' KNN-Shapley values.
@@ -174,10 +186,7 @@ def value_record_sets(
         full[mask] = found.records[start : start + int(mask.sum())]
         start += int(mask.sum())
         records.append(full)
-    copies: dict[tuple[int, int], int] = {}
-    for index, (mask, held) in enumerate(zip(kept, holders, strict=True)):
-        for holder, number in zip(*np.unique(held[~mask], return_counts=True), strict=True):
-            copies[(index, int(holder))] = int(number)
+    copies = count_copies(kept, holders)
     return RecordSetValues(
         values=tuple(float(v) for v in values),
         stderr=tuple(float(v) for v in stderr),
@@ -195,4 +204,10 @@ def value_record_sets(
     )
 
 
-__all__ = ["NEIGHBOURS_PER_K", "RecordSetValues", "first_holders", "value_record_sets"]
+__all__ = [
+    "NEIGHBOURS_PER_K",
+    "RecordSetValues",
+    "count_copies",
+    "first_holders",
+    "value_record_sets",
+]
