@@ -14,6 +14,7 @@ from quotepart.log.kinds import (
     AssetRegistered,
     ConsentRecorded,
     ContributionRecorded,
+    OverlapDetected,
     PolicySet,
     RevenueRecorded,
     RunRecorded,
@@ -45,14 +46,20 @@ class Graph:
         return PartyId(f"01J{self.counter:023d}".replace("I", "1")[:26])
 
     def asset(
-        self, kind: str, *, size: int | None = None, derived_from: tuple[Digest, ...] = ()
+        self,
+        kind: str,
+        *,
+        size: int | None = None,
+        derived_from: tuple[Digest, ...] = (),
+        author: PartyId | None = None,
     ) -> Digest:
         self.counter += 1
         digest = Digest.of_bytes(f"asset {self.counter}".encode())
         self._fact(
             AssetRegistered(
                 digest, kind, f"{kind} {self.counter}", size=size, derived_from=derived_from
-            )
+            ),
+            author=author,
         )
         return digest
 
@@ -82,8 +89,20 @@ class Graph:
         weights = weighting or dict.fromkeys(ratios, "valuation")
         self._fact(PolicySet(asset, self.operator, Fraction(pool), ratios, weights, **options))
 
-    def valuation(self, model: Digest, values: dict[Digest, str]) -> None:
-        self._fact(ValuationRecorded(model, values, "exact", 4, True))
+    def valuation(
+        self,
+        model: Digest,
+        values: dict[Digest, str],
+        stderr: dict[Digest, str] | None = None,
+        parameters: dict[str, str] | None = None,
+    ) -> None:
+        self._fact(
+            ValuationRecorded(model, values, "exact", 4, True, stderr or {}, parameters or {})
+        )
+
+    def overlap(self, asset: Digest, earlier: Digest, records: int, of: int) -> None:
+        """`asset` holds `records` of its `of` records that `earlier` holds too."""
+        self._fact(OverlapDetected(asset, earlier, records, of, "exact"))
 
     def consent(self, party: PartyId, asset: Digest, action: str, effective: datetime) -> None:
         self._fact(ConsentRecorded(party, asset, action, effective), author=party)

@@ -17,6 +17,7 @@ from quotepart.store.schema import (
     consents,
     contributions,
     lineage_edges,
+    overlaps,
     payout_amounts,
     payouts,
     revenues,
@@ -92,7 +93,9 @@ def fact_leaves(conn: Connection, revenue: RevenueId) -> set[int]:
     A walk upstream from the revenue's asset through the lineage projections: every
     asset on the way, the succeeded runs that made them (with what they learned from and
     what they evaluated with: a policy may pay evaluation data), their contributions and
-    consents, and the policy and valuation in force on each. Amounts are never read
+    consents, the policy and valuation in force on each, and the overlaps found between
+    each and an earlier asset (whose walk then follows: a policy may credit it with the
+    copied records' weight). Amounts are never read
     from projections: the caller decodes them from these signed entries.
     """
     revenue_index, start = revenue_leaf(conn, revenue)
@@ -162,6 +165,11 @@ def fact_leaves(conn: Connection, revenue: RevenueId) -> set[int]:
         )
         leaves.update(latest_policy_leaves(conn, batch))
         leaves.update(latest_valuation_leaves(conn, batch))
+        for leaf, earlier in conn.execute(
+            select(overlaps.c.leaf_index, overlaps.c.earlier).where(overlaps.c.asset.in_(batch))
+        ):
+            leaves.add(int(leaf))
+            frontier.append(str(earlier))
     return leaves
 
 
