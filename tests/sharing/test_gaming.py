@@ -5,7 +5,13 @@ body without `per`, which must keep allocating as it did) and under the new ones
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
+import json
+from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +21,11 @@ from hypothesis import strategies as st
 from quotepart.allocation import Allocation, allocate
 from quotepart.errors import PolicyError
 from quotepart.ids import Digest, PartyId
-from quotepart.log.kinds import PolicySet
+from quotepart.log import parse_entry
+from quotepart.log.kinds import OverlapDetected, PolicySet
+from quotepart.sharing import verify_statement
+from quotepart.workspace import Workspace, init_workspace
+from tests.conftest import FakeClock
 from tests.sharing.graph import Graph
 
 
@@ -249,3 +259,110 @@ def test_an_earlier_input_gains_the_copied_weight_on_top_of_its_own() -> None:
     g.policy(model, pool="1", roles={"data": "1"}, per="party")
     g.revenue(model, 999)
     assert allocate(g.facts()).amounts == {owners[0]: 999}
+
+
+# --------------------------------------------------------- through a workspace
+
+
+class Market:
+    """A lab's model trained on three hospitals' data; `Copier` holds a later copy of half
+    of Hospital A's records (an `overlap.detected` entry says so)."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.lab = ws.register_party("Lab", roles=("operator",))
+        self.a, self.b, self.noisy, self.copier = (
+            ws.register_party(name) for name in ("Hospital A", "Hospital B", "Noisy", "Copier")
+        )
+        self.data_a = ws.register_asset(b"a" * 100, asset_kind="dataset", name="A", by=self.a)
+        self.data_b = ws.register_asset(b"b" * 100, asset_kind="dataset", name="B", by=self.b)
+        self.data_n = ws.register_asset(b"n" * 100, asset_kind="dataset", name="N", by=self.noisy)
+        self.copy = ws.register_asset(b"c" * 100, asset_kind="dataset", name="C", by=self.copier)
+        ws.ledger.append(OverlapDetected(self.copy, self.data_a, 50, 100, "exact"),
+                         author=self.copier)  # fmt: skip
+        with ws.run("train", operator=self.lab) as run:
+            for data in (self.data_b, self.data_n, self.copy):
+                run.use(data)
+            self.model = ws.register_asset(b"weights", asset_kind="model", name="M", by=self.lab)
+            run.produce(self.model)
+        ws.record_valuation(
+            self.model,
+            {self.data_b: "0.2", self.data_n: "-0.05", self.copy: "0.4"},
+            stderr={self.data_b: "0.01", self.data_n: "0.02", self.copy: "0.01"},
+            method="tmc-shapley",
+            evaluations=400,
+            by=self.lab,
+        )
+
+
+@pytest.fixture
+def market_ws(tmp_path: Path) -> Iterator[Market]:
+    with init_workspace(tmp_path / "ws", clock=FakeClock()) as ws:
+        yield Market(ws)
+
+
+def test_statements_say_why_a_party_was_clipped_or_discounted_and_prove_it(
+    market_ws: Market,
+) -> None:
+    m, ws = market_ws, market_ws.ws
+    ws.set_policy(m.model, pool="1/2", roles={"data": "1"}, by=m.lab)  # per party: the default
+    revenue = ws.record_revenue(m.model, "100.00", "EUR", period="2026-01", source="x", by=m.lab)
+    allocation = ws.share(revenue).allocation
+    # copy 0.4 -> 0.2 for Copier and 0.2 credited to A (which the model never read); B 0.2
+    assert allocation.amounts == {m.lab: 5_000, m.a: 1_667, m.b: 1_667, m.copier: 1_666}
+    ws.verify()  # the log replays: the overlap entry is among the allocation's inputs
+    statement = ws.statement(m.noisy, "2026-Q1")
+    assert statement.totals == {}
+    [item] = statement.items
+    assert item.amount_minor == 0
+    [clipped] = item.adjustments
+    assert (clipped.kind, clipped.value, clipped.stderr) == ("clipped", Fraction(-5, 100),
+                                                             Fraction(2, 100))  # fmt: skip
+    [row] = list(csv.DictReader(io.StringIO(statement.to_csv())))
+    assert (row["amount_minor"], row["reason"], row["asset_name"]) == (
+        "0",
+        "adjusted (clipped)",
+        "N",
+    )
+    assert "value -0.05 ± 0.02" in row["trace"]
+    [said] = statement.to_json()["items"][0]["adjustments"]
+    assert (said["value"], said["stderr"], said["model_name"]) == ("-0.05", "0.02", "M")
+    proof = json.loads(json.dumps(ws.statement_proof(m.noisy, "2026-Q1")))
+    verified = verify_statement(proof, trusted_key=str(ws.verifier))
+    assert verified.totals == {}
+    assert [a.kind for a in verified.adjustments] == ["clipped"]
+    assert set(clipped.entries) <= {e for e, _ in _hashes(proof)}
+
+    statement = ws.statement(m.copier, "2026-Q1")
+    [discounted] = statement.items[0].adjustments
+    assert (discounted.kind, discounted.amount_minor) == ("discounted", 1_666)
+    proof = json.loads(json.dumps(ws.statement_proof(m.copier, "2026-Q1")))
+    assert [a.kind for a in verify_statement(proof).adjustments] == ["discounted"]
+    assert discounted.entries[-1] in {e for e, kind in _hashes(proof) if kind == "overlap.detected"}
+    proof = json.loads(json.dumps(ws.statement_proof(m.a, "2026-Q1")))
+    assert verify_statement(proof).totals == {"EUR": 1_667}
+    [line] = ws.statement(m.a, "2026-Q1").items[0].lines
+    assert "overlap" in [hop.what for hop in line.trace]
+
+
+def _hashes(proof: dict[str, Any]) -> list[tuple[str, str]]:
+    """(leaf hash, kind) of every entry a statement file holds."""
+    found = []
+    for blob in proof["entries"].values():
+        entry = parse_entry(base64.b64decode(blob))
+        found.append((entry.leaf_hash.hex(), entry.kind))
+    return found
+
+
+def test_bad_robust_policies_are_refused_and_nothing_is_written(market_ws: Market) -> None:
+    m, ws = market_ws, market_ws.ws
+    size = ws.store.tree_size()
+    for options, message in (
+        ({"negative_values": "shift"}, "shift"),
+        ({"floor": "1/4", "cap": "1/5"}, "above cap"),
+        ({"per": "asset"}, "per must be"),
+    ):
+        with pytest.raises(PolicyError, match=message) as refused:
+            ws.set_policy(m.model, pool="1/2", roles={"data": "1"}, by=m.lab, **options)
+        assert refused.value.hint
+    assert ws.store.tree_size() == size

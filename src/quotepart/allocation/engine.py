@@ -185,6 +185,23 @@ class Adjustment:
     why: str
     entries: tuple[str, ...]
 
+    def describe(self) -> str:
+        """'capped: its party's share of data is held at the cap 1/5 ...; value 0.6 ± 0.01;
+        paid 20000 where plain proportion gives 30000' (minor units)."""
+        value = _shown(self.value)
+        if self.stderr is not None and self.stderr > 0:
+            value += f" ± {_shown(self.stderr)}"
+        before = "the floor gives" if self.kind == "no-floor" else "plain proportion gives"
+        return (
+            f"{self.kind}: {self.why}; value {value}; paid {self.amount_minor} "
+            f"where {before} {self.before_minor}"
+        )
+
+
+def _shown(number: Fraction) -> str:
+    """A value or error bar for reading (6 significant digits; entries keep the exact text)."""
+    return f"{float(number):.6g}"
+
 
 @dataclass(frozen=True)
 class Allocation:

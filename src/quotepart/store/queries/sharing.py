@@ -179,6 +179,29 @@ def allocation_leaf(conn: Connection, revenue: RevenueId) -> int | None:
     ).scalar_one_or_none()
 
 
+def allocations_within(conn: Connection, first_month: int, last_month: int) -> list[int]:
+    """Leaf indexes of every allocation of revenue booked within the months, in log order."""
+    return [
+        int(i)
+        for (i,) in conn.execute(
+            select(allocations.c.leaf_index)
+            .join(revenues, revenues.c.revenue_id == allocations.c.revenue_id)
+            .where(revenues.c.first_month >= first_month, revenues.c.last_month <= last_month)
+            .order_by(allocations.c.leaf_index)
+        )
+    ]
+
+
+def registered_leaves(conn: Connection, party: PartyId) -> list[int]:
+    """Leaf indexes of the `asset.registered` entries `party` signed."""
+    return [
+        int(i)
+        for (i,) in conn.execute(
+            select(assets.c.leaf_index).where(assets.c.registered_by == str(party))
+        )
+    ]
+
+
 def party_allocations(
     conn: Connection, party: PartyId, first_month: int, last_month: int
 ) -> list[int]:
@@ -241,10 +264,12 @@ def owed_balances(
 
 __all__ = [
     "allocation_leaf",
+    "allocations_within",
     "fact_leaves",
     "owed_balances",
     "party_allocations",
     "payout_leaf",
+    "registered_leaves",
     "revenue_billed",
     "revenue_leaf",
     "revenue_leaves",
