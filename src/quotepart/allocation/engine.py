@@ -782,9 +782,15 @@ class _Allocator:
             else {k: sum((variances[c] for c in cs), Fraction(0)) for k, cs in groups.items()}
         )
         clipped = sorted(k for k, w in summed.items() if w < 0)
+
+        def named(keys: list[str]) -> str:
+            if policy.per != "party":
+                return ", ".join(keys)
+            return ", ".join(f"{k} ({', '.join(str(c) for c in groups[k])})" for k in keys)
+
         if clipped:
             self.notes.append(
-                f"{digest}: {role} values below zero of {', '.join(clipped)} clipped to zero "
+                f"{digest}: {role} values below zero of {named(clipped)} clipped to zero "
                 f"(policy: clip, per {policy.per})"
             )
         group_weights = {k: max(w, Fraction(0)) for k, w in summed.items()}
@@ -796,7 +802,7 @@ class _Allocator:
         unfloored = sorted(k for k, w in group_weights.items() if w > 0 and k not in eligible)
         if policy.floor > 0 and unfloored:
             self.notes.append(
-                f"{digest}: no {role} floor for {', '.join(unfloored)}: "
+                f"{digest}: no {role} floor for {named(unfloored)}: "
                 "value within twice its standard error"
             )
         shares, at_cap, at_floor = _bounded_detail(
