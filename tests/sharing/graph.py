@@ -31,6 +31,7 @@ class Graph:
         self.counter = 0
         self.items: list[Fact[Any]] = []
         self.operator = self.party()
+        self.registrant: dict[Digest, PartyId] = {}
 
     def _fact(self, body: Any, author: PartyId | None = None) -> Fact[Any]:
         self.counter += 1
@@ -61,6 +62,7 @@ class Graph:
             ),
             author=author,
         )
+        self.registrant[digest] = author or self.operator
         return digest
 
     def run(
@@ -80,8 +82,10 @@ class Graph:
     def contribute(
         self, asset: Digest, party: PartyId, share: Fraction | str | int, role: str = "data"
     ) -> None:
-        # recorded by the asset's registrant (the operator here), as the rules ask
-        self._fact(ContributionRecorded(party, asset, role, Fraction(share)))
+        # recorded by the asset's registrant, as the rules ask
+        self._fact(
+            ContributionRecorded(party, asset, role, Fraction(share)), author=self.registrant[asset]
+        )
 
     def policy(self, asset: Digest, *, pool: str = "1/5", roles: dict[str, str] | None = None,
                weighting: dict[str, str] | None = None, **options: Any) -> None:  # fmt: skip
@@ -102,7 +106,9 @@ class Graph:
 
     def overlap(self, asset: Digest, earlier: Digest, records: int, of: int) -> None:
         """`asset` holds `records` of its `of` records that `earlier` holds too."""
-        self._fact(OverlapDetected(asset, earlier, records, of, "exact"))
+        self._fact(
+            OverlapDetected(asset, earlier, records, of, "exact"), author=self.registrant[asset]
+        )
 
     def consent(self, party: PartyId, asset: Digest, action: str, effective: datetime) -> None:
         self._fact(ConsentRecorded(party, asset, action, effective), author=party)

@@ -261,6 +261,22 @@ def test_an_earlier_input_gains_the_copied_weight_on_top_of_its_own() -> None:
     assert allocate(g.facts()).amounts == {owners[0]: 999}
 
 
+def test_an_overlap_with_an_asset_registered_later_is_not_credited() -> None:
+    g = Graph()
+    owners = [g.party() for _ in range(2)]
+    first = g.asset("dataset", author=owners[0])
+    later = g.asset("dataset", author=owners[1])
+    model = g.asset("model")
+    g.run([first], [model])
+    g.valuation(model, {first: "0.3"})
+    g.overlap(first, later, 1, 1)  # claims the earlier asset copies the later one
+    g.policy(model, pool="1", roles={"data": "1"}, per="party")
+    g.revenue(model, 999)
+    allocation = allocate(g.facts())
+    assert allocation.amounts == {owners[0]: 999}
+    assert allocation.adjustments == []
+
+
 # --------------------------------------------------------- through a workspace
 
 

@@ -396,7 +396,7 @@ class _Allocator:
                     digest, policy.body, role
                 ):
                     continue
-                for overlap in self._overlaps_of(parent):
+                for overlap in self._overlaps_of(parent, digest):
                     if overlap.body.earlier not in parents:
                         parents[overlap.body.earlier] = Hop("overlap", str(parent), overlap.entry)
                         self._credited.setdefault(digest, set()).add(overlap.body.earlier)
@@ -924,7 +924,7 @@ class _Allocator:
         credit_variances: dict[Digest, Fraction] = {}
         hops: dict[Digest, Hop] = {}
         for c in sorted(weights):
-            found = self._overlaps_of(c)
+            found = self._overlaps_of(c, digest)
             if not found or weights[c] <= 0:
                 continue
             weight, left = weights[c], Fraction(1)
@@ -968,15 +968,16 @@ class _Allocator:
             and valuation.body.parameters.get("deduplicated") == "true"
         )
 
-    def _overlaps_of(self, digest: Digest) -> list[Fact[OverlapDetected]]:
-        """The overlaps of `digest` with assets registered before it: the latest entry for
-        each earlier asset, in the earlier assets' order."""
+    def _overlaps_of(self, digest: Digest, model: Digest) -> list[Fact[OverlapDetected]]:
+        """The overlaps of `digest` with assets registered before it, other than `model`
+        (which cannot be its own input): the latest entry for each earlier asset, in the
+        earlier assets' order."""
         latest: dict[Digest, Fact[OverlapDetected]] = {}
         registered = self._asset(digest).leaf_index
         for overlap in self.facts.overlaps.get(digest, []):
             earlier = overlap.body.earlier
-            if self._asset(earlier).leaf_index >= registered:
-                continue  # not earlier after all: the copy is not credited
+            if earlier == model or self._asset(earlier).leaf_index >= registered:
+                continue  # not earlier after all, or the model itself: not credited
             current = latest.get(earlier)
             if current is None or overlap.leaf_index > current.leaf_index:
                 latest[earlier] = overlap
