@@ -483,6 +483,14 @@ class DomainSimulation(RuleBasedStateMachine):
         roles = {"data": data_share, "upstream_model": 1 - data_share}
         roles = {role: ratio for role, ratio in roles.items() if ratio}
         weights = {"data": weighting, "upstream_model": "equal"}
+        if negative == "shift":  # refused for new policies: a harmful sybil games it
+            size = self.ws.store.tree_size()
+            with pytest.raises(PolicyError, match="shift"):
+                self.ws.set_policy(
+                    model, pool=pool, roles=roles, negative_values=negative, by=self.lab
+                )
+            assert self.ws.store.tree_size() == size  # nothing written
+            return
         with self.appending(crash, 1):
             self.ws.set_policy(
                 model,

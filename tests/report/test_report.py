@@ -91,7 +91,7 @@ def test_the_report_names_things_and_shows_the_valuation_and_policies(
         "Northside Diagnostics Lab, the operator, keeps the rest."
     )
     assert "1/2 to data, weighted by the recorded valuation" in words["Triage model v2"]
-    assert "Negative values count as zero." in words["Triage model v2"]
+    assert "A party whose values sum below zero counts as zero." in words["Triage model v2"]
     assert (
         "Upstream models share their part under their own policies (dilute)."
         in (words["Triage model v2"])

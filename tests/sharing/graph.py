@@ -14,6 +14,7 @@ from quotepart.log.kinds import (
     AssetRegistered,
     ConsentRecorded,
     ContributionRecorded,
+    OverlapDetected,
     PolicySet,
     RevenueRecorded,
     RunRecorded,
@@ -30,6 +31,7 @@ class Graph:
         self.counter = 0
         self.items: list[Fact[Any]] = []
         self.operator = self.party()
+        self.registrant: dict[Digest, PartyId] = {}
 
     def _fact(self, body: Any, author: PartyId | None = None) -> Fact[Any]:
         self.counter += 1
@@ -45,15 +47,22 @@ class Graph:
         return PartyId(f"01J{self.counter:023d}".replace("I", "1")[:26])
 
     def asset(
-        self, kind: str, *, size: int | None = None, derived_from: tuple[Digest, ...] = ()
+        self,
+        kind: str,
+        *,
+        size: int | None = None,
+        derived_from: tuple[Digest, ...] = (),
+        author: PartyId | None = None,
     ) -> Digest:
         self.counter += 1
         digest = Digest.of_bytes(f"asset {self.counter}".encode())
         self._fact(
             AssetRegistered(
                 digest, kind, f"{kind} {self.counter}", size=size, derived_from=derived_from
-            )
+            ),
+            author=author,
         )
+        self.registrant[digest] = author or self.operator
         return digest
 
     def run(
@@ -73,8 +82,10 @@ class Graph:
     def contribute(
         self, asset: Digest, party: PartyId, share: Fraction | str | int, role: str = "data"
     ) -> None:
-        # recorded by the asset's registrant (the operator here), as the rules ask
-        self._fact(ContributionRecorded(party, asset, role, Fraction(share)))
+        # recorded by the asset's registrant, as the rules ask
+        self._fact(
+            ContributionRecorded(party, asset, role, Fraction(share)), author=self.registrant[asset]
+        )
 
     def policy(self, asset: Digest, *, pool: str = "1/5", roles: dict[str, str] | None = None,
                weighting: dict[str, str] | None = None, **options: Any) -> None:  # fmt: skip
@@ -82,8 +93,22 @@ class Graph:
         weights = weighting or dict.fromkeys(ratios, "valuation")
         self._fact(PolicySet(asset, self.operator, Fraction(pool), ratios, weights, **options))
 
-    def valuation(self, model: Digest, values: dict[Digest, str]) -> None:
-        self._fact(ValuationRecorded(model, values, "exact", 4, True))
+    def valuation(
+        self,
+        model: Digest,
+        values: dict[Digest, str],
+        stderr: dict[Digest, str] | None = None,
+        parameters: dict[str, str] | None = None,
+    ) -> None:
+        self._fact(
+            ValuationRecorded(model, values, "exact", 4, True, stderr or {}, parameters or {})
+        )
+
+    def overlap(self, asset: Digest, earlier: Digest, records: int, of: int) -> None:
+        """`asset` holds `records` of its `of` records that `earlier` holds too."""
+        self._fact(
+            OverlapDetected(asset, earlier, records, of, "exact"), author=self.registrant[asset]
+        )
 
     def consent(self, party: PartyId, asset: Digest, action: str, effective: datetime) -> None:
         self._fact(ConsentRecorded(party, asset, action, effective), author=party)

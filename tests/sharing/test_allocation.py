@@ -231,7 +231,22 @@ def lineages(
     depth = draw(st.integers(1, max_depth))
     pool_size = draw(st.integers(1, 8))
     receivers = [g.party() for _ in range(draw(st.integers(1, max_receivers)))]
-    datasets = [g.asset("dataset", size=draw(st.integers(1, 10**6))) for _ in range(pool_size)]
+    per = draw(st.sampled_from([None, "input", "party"]))  # None: a policy body from before
+    holders = [g.operator, *receivers[:3]]
+    datasets = [
+        g.asset(
+            "dataset",
+            size=draw(st.integers(1, 10**6)),
+            author=draw(st.sampled_from(holders)) if per else None,
+        )
+        for _ in range(pool_size)
+    ]
+    if per:  # later datasets copying records of earlier ones
+        for later in range(1, pool_size):
+            if draw(st.booleans()):
+                earlier = draw(st.integers(0, later - 1))
+                of = draw(st.integers(1, 100))
+                g.overlap(datasets[later], datasets[earlier], draw(st.integers(1, of)), of)
     withdrawn: set[PartyId] = set()
     for dataset in datasets:
         count = draw(st.integers(1, min(5, len(receivers))))
@@ -273,7 +288,10 @@ def lineages(
             pool=str(Fraction(draw(st.integers(0, 20)), 20)),
             roles={r: str(v) for r, v in roles.items()},
             weighting=weighting,
-            negative_values=draw(st.sampled_from(["clip", "shift"])),
+            negative_values=draw(st.sampled_from(["clip"] if per else ["clip", "shift"])),
+            floor=Fraction(draw(st.integers(0, 3)), 10),
+            cap=Fraction(draw(st.integers(4, 10)), 10),
+            per=per,
         )
     currency, exponent = draw(st.sampled_from([("JPY", 0), ("EUR", 2), ("BHD", 3)]))
     amount = draw(st.integers(1, 10 ** (7 + exponent)))

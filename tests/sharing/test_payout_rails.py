@@ -201,7 +201,8 @@ def test_a_payee_who_cannot_be_paid_is_held_and_everyone_else_paid(scene: Scene)
     assert "mobile money" in held[scene.annotator].reason
     [entry] = _payouts(ws)
     assert entry.held[scene.hospital_b] == Held(3_750, held[scene.hospital_b].reason)
-    assert "5678" not in str(entry.to_body())  # no account ever enters the log
+    for account in ("254712345678", "+254…5678"):  # (a bare "5678" can occur in a digest)
+        assert account not in str(entry.to_body())  # no account ever enters the log
     ws.verify()
 
 

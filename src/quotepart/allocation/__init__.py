@@ -4,12 +4,22 @@ It sits below `quotepart.store`, so the store can recompute an allocation when i
 appended and when verify replays the log. It reads signed entries only: no database.
 """
 
-from quotepart.allocation.engine import Allocation, Hop, Line, SplitKey, allocate
+from quotepart.allocation.engine import (
+    ADJUSTMENT_KINDS,
+    Adjustment,
+    Allocation,
+    Hop,
+    Line,
+    SplitKey,
+    allocate,
+)
 from quotepart.allocation.facts import INPUT_KINDS, Fact, SharingFacts
 from quotepart.allocation.recompute import recompute
 
 __all__ = [
+    "ADJUSTMENT_KINDS",
     "INPUT_KINDS",
+    "Adjustment",
     "Allocation",
     "Fact",
     "Hop",

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
+from typing import TypeVar
 
 from quotepart.allocation.facts import Fact, SharingFacts
 from quotepart.errors import (
@@ -51,7 +52,9 @@ from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import (
     AssetRegistered,
     ContributionRecorded,
+    OverlapDetected,
     PolicySet,
+    ValuationRecorded,
     format_fraction,
 )
 from quotepart.money import split_exact
@@ -65,6 +68,9 @@ ROLE_OF_KIND = {
     "service": "upstream_model",
 }
 """The role in which an input asset takes part in a model's split."""
+
+DATA_ROLES = frozenset({"data", "evaluation"})
+"""Roles whose inputs are record sets: where an overlap with an earlier asset is credited."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -148,6 +154,55 @@ class _PaidAtAsset:
         ]  # fmt: skip
 
 
+ADJUSTMENT_KINDS = ("clipped", "capped", "floored", "no-floor", "discounted")
+"""Why an input's part of a role differs from its plain proportional share (robust policies):
+its value (its party's, under `per: party`) was below zero; its share was held at the cap;
+raised to the floor; not raised to the floor, its value being within twice its error; or
+its weight discounted for records an earlier asset holds (`overlap.detected`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """One input of one role whose part a robust policy's rule changed, and why.
+
+    `value` and `stderr` are what the rule was applied to: the input's weight (its value,
+    size or 1) and standard error, or under `per: party` the sums over its registrant's
+    inputs of the role. `amount_minor` is what the input received in the role;
+    `before_minor` what plain proportional weighting would have paid it (rounded down;
+    for `no-floor`, what the floor would have paid). `entries` are the leaf hashes the
+    adjustment follows from: the policy, the valuation, the overlap entries.
+    """
+
+    party: PartyId  # the input's registrant
+    asset: Digest  # the input
+    model: Digest  # whose policy applied the rule
+    role: str
+    kind: str  # one of ADJUSTMENT_KINDS
+    value: Fraction
+    stderr: Fraction | None  # None where the weighting has no error bar
+    amount_minor: int
+    before_minor: int
+    why: str
+    entries: tuple[str, ...]
+
+    def describe(self) -> str:
+        """'capped: its party's share of data is held at the cap 1/5 ...; value 0.6 ± 0.01;
+        paid 20000 where plain proportion gives 30000' (minor units)."""
+        value = _shown(self.value)
+        if self.stderr is not None and self.stderr > 0:
+            value += f" ± {_shown(self.stderr)}"
+        before = "the floor gives" if self.kind == "no-floor" else "plain proportion gives"
+        return (
+            f"{self.kind}: {self.why}; value {value}; paid {self.amount_minor} "
+            f"where {before} {self.before_minor}"
+        )
+
+
+def _shown(number: Fraction) -> str:
+    """A value or error bar for reading (6 significant digits; entries keep the exact text)."""
+    return f"{float(number):.6g}"
+
+
 @dataclass(frozen=True)
 class Allocation:
     revenue: str
@@ -160,6 +215,11 @@ class Allocation:
     edges: dict[tuple[Digest | None, Digest], int]  # (from asset, or None for the revenue) -> to
     other_lines: list[Line]  # operators' parts, registrants' parts
     paid_at_assets: list[_PaidAtAsset]
+    adjustments: list[Adjustment] = field(default_factory=list)  # robust policies only
+
+    def adjustments_of(self, party: PartyId) -> list[Adjustment]:
+        """Why the inputs `party` registered were paid other than in plain proportion."""
+        return [a for a in self.adjustments if a.party == party]
 
     @property
     def lines(self) -> list[Line]:
@@ -235,6 +295,8 @@ class _Allocator:
         self.consented_assets = {asset for _, asset in facts.consents}
         self._parents_cache: dict[Digest, list[tuple[Digest, Hop | None]]] = {}
         self._evaluated: dict[Digest, set[Digest]] = {}  # model -> its paid evaluation data
+        self.adjustments: list[Adjustment] = []
+        self._credited: dict[Digest, set[Digest]] = {}  # model -> earlier assets it may credit
 
     def run(self) -> Allocation:
         # Millions of small acyclic objects (lines, hops): the cyclic collector would walk
@@ -289,6 +351,7 @@ class _Allocator:
             self.edges,
             self.lines,
             self.paid_at_assets,
+            self.adjustments,
         )
 
     # ---------------------------------------------------------------- graph
@@ -321,6 +384,22 @@ class _Allocator:
                     if parent not in parents:  # learned from too: it earns as an input
                         parents[parent] = Hop("run", str(run.body.run), run.entry)
                         self._evaluated.setdefault(digest, set()).add(parent)
+        if policy is not None and policy.body.robust:
+            for parent in sorted(parents):  # earlier record sets that data inputs copy
+                evaluation = parent in self._evaluated.get(digest, set())
+                role = (
+                    "evaluation"
+                    if evaluation
+                    else ROLE_OF_KIND[self._asset(parent).body.asset_kind]
+                )
+                if role not in policy.body.roles or not self._credits_overlaps(
+                    digest, policy.body, role
+                ):
+                    continue
+                for overlap in self._overlaps_of(parent, digest):
+                    if overlap.body.earlier not in parents:
+                        parents[overlap.body.earlier] = Hop("overlap", str(parent), overlap.entry)
+                        self._credited.setdefault(digest, set()).add(overlap.body.earlier)
         result = sorted(parents.items(), key=lambda item: item[0])
         self._parents_cache[digest] = result
         return result
@@ -494,7 +573,10 @@ class _Allocator:
         parents = self._parents(digest)
         direct = {parent for parent, _ in parents}
         evaluated = self._evaluated.get(digest, set())
+        credited = self._credited.get(digest, set())
         for parent, hop in parents:
+            if parent in credited:
+                continue  # an input only through the records others copied from it
             if parent in evaluated:
                 candidates.setdefault("evaluation", []).append((parent, hop))
                 continue
@@ -548,6 +630,9 @@ class _Allocator:
         if amount == 0:
             return
         policy = policy_fact.body
+        if policy.robust:
+            self._share_role_robust(digest, policy_fact, role, amount, candidates, trace, moment)
+            return
         role_trace = (*trace, Hop("role", role, None))
         weights, valuation_hop = self._weights(digest, policy, role, [c for c, _ in candidates])
         if valuation_hop is not None:
@@ -569,8 +654,21 @@ class _Allocator:
         parts = split_exact(amount, keyed)
         if leftover > 0:
             self._line(policy.operator, parts[CAPPED_REST], "unallocated", role_trace)
+        paid = {c: parts.get(SplitKey(INPUT_RANK, str(c)), 0) for c, _ in candidates}
+        self._pay_inputs(digest, policy, role, candidates, paid, role_trace, moment)
+
+    def _pay_inputs(
+        self,
+        digest: Digest,
+        policy: PolicySet,
+        role: str,
+        candidates: list[tuple[Digest, Hop | None]],
+        paid: Mapping[Digest, int],
+        role_trace: tuple[Hop, ...],
+        moment: datetime,
+    ) -> None:
         for candidate, hop in candidates:
-            part = parts.get(SplitKey(INPUT_RANK, str(candidate)), 0)
+            part = paid.get(candidate, 0)
             hops = role_trace if hop is None else (*role_trace, hop)
             if candidate == digest:
                 self._share_contributions(digest, part, hops, moment, policy.operator, role)
@@ -639,6 +737,251 @@ class _Allocator:
             f"{digest}: negative values of {', '.join(clipped)} clipped to zero (policy: clip)"
         )
         return {c: max(v, Fraction(0)) for c, v in exact.items()}
+
+    # ------------------------------------------------------- robust policies
+
+    def _share_role_robust(
+        self,
+        digest: Digest,
+        policy_fact: Fact[PolicySet],
+        role: str,
+        amount: int,
+        candidates: list[tuple[Digest, Hop | None]],
+        trace: tuple[Hop, ...],
+        moment: datetime,
+    ) -> None:
+        """A role's part under a policy that names `per` (docs/sharing.md, "Gaming-resistant
+        sharing"): overlaps credited to the earlier asset, then per party (or per input)
+        clipping, floors only above twice the error, caps, and each party's part split among
+        its own inputs in proportion to their positive weights."""
+        policy = policy_fact.body
+        role_trace = (*trace, Hop("role", role, None))
+        inputs = [c for c, _ in candidates]
+        weights, variances, valuation = self._robust_weights(digest, policy, role, inputs)
+        proofs: tuple[str, ...] = (policy_fact.entry,)
+        if valuation is not None:
+            role_trace = (*role_trace, Hop("valuation", valuation.body.method, valuation.entry))
+            proofs = (*proofs, valuation.entry)
+        before = dict(weights)
+        variances_before = None if variances is None else dict(variances)
+        candidates = list(candidates)
+        discounts: dict[Digest, list[Fact[OverlapDetected]]] = {}
+        if self._credits_overlaps(digest, policy, role):
+            discounts = self._credit_overlaps(digest, role, weights, variances, candidates)
+
+        def group_of(c: Digest) -> str:
+            return str(self._asset(c).author) if policy.per == "party" else str(c)
+
+        groups: dict[str, list[Digest]] = {}
+        for c in sorted(weights):
+            groups.setdefault(group_of(c), []).append(c)
+        summed = {k: sum((weights[c] for c in cs), Fraction(0)) for k, cs in groups.items()}
+        variance = (
+            None
+            if variances is None
+            else {k: sum((variances[c] for c in cs), Fraction(0)) for k, cs in groups.items()}
+        )
+        clipped = sorted(k for k, w in summed.items() if w < 0)
+
+        def named(keys: list[str]) -> str:
+            if policy.per != "party":
+                return ", ".join(keys)
+            return ", ".join(f"{k} ({', '.join(str(c) for c in groups[k])})" for k in keys)
+
+        if clipped:
+            self.notes.append(
+                f"{digest}: {role} values below zero of {named(clipped)} clipped to zero "
+                f"(policy: clip, per {policy.per})"
+            )
+        group_weights = {k: max(w, Fraction(0)) for k, w in summed.items()}
+        eligible = {
+            k
+            for k, w in group_weights.items()
+            if w > 0 and (variance is None or w * w > 4 * variance[k])
+        }
+        unfloored = sorted(k for k, w in group_weights.items() if w > 0 and k not in eligible)
+        if policy.floor > 0 and unfloored:
+            self.notes.append(
+                f"{digest}: no {role} floor for {named(unfloored)}: "
+                "value within twice its standard error"
+            )
+        shares, at_cap, at_floor = _bounded_detail(
+            group_weights, policy.floor, policy.cap, eligible
+        )
+        if not any(shares.values()):
+            self.notes.append(
+                f"{digest}: every {role} input weighs zero; its part stays with the operator"
+            )
+            self._line(policy.operator, amount, "unallocated", role_trace)
+            parts: dict[SplitKey, int] = {}
+        else:
+            leftover = 1 - sum(shares.values(), Fraction(0))
+            keyed = {SplitKey(INPUT_RANK, k): v for k, v in shares.items()}
+            if leftover > 0:
+                self.notes.append(
+                    f"{digest}: caps leave {format_fraction(leftover)} of {role} to the operator"
+                )
+                keyed[CAPPED_REST] = leftover
+            parts = split_exact(amount, keyed)
+            if leftover > 0:
+                self._line(policy.operator, parts[CAPPED_REST], "unallocated", role_trace)
+        paid: dict[Digest, int] = {}
+        within: dict[Digest, Fraction] = {}  # each input's part of its group
+        for k, members in groups.items():
+            positive = {c: weights[c] for c in members if weights[c] > 0}
+            inner = positive or dict.fromkeys(members, Fraction(1))
+            total = sum(inner.values(), Fraction(0))
+            for c in members:
+                within[c] = inner.get(c, Fraction(0)) / total
+            part = parts.get(SplitKey(INPUT_RANK, k), 0)
+            if part:
+                paid.update({Digest.parse(c): a for c, a in split_exact(
+                    part, {str(c): w for c, w in inner.items()}).items()})  # fmt: skip
+        positive_total = sum(group_weights.values(), Fraction(0))
+
+        def plain(c: Digest, weight: Fraction) -> int:
+            if positive_total == 0:
+                return 0
+            return math.floor(amount * weight / positive_total)
+
+        def record(c: Digest, kind: str, value: Fraction, var: Fraction | None, before_minor: int,
+                   why: str, entries: tuple[str, ...] = proofs) -> None:  # fmt: skip
+            self.adjustments.append(
+                Adjustment(self._asset(c).author, c, digest, role, kind, value,
+                           None if var is None else _sqrt(var), paid.get(c, 0), before_minor,
+                           why, entries)
+            )  # fmt: skip
+
+        whose = "its party's" if policy.per == "party" else "its"
+        for k, members in groups.items():
+            var = None if variance is None else variance[k]
+            for c in members:
+                if k in clipped:
+                    record(c, "clipped", summed[k], var, 0,
+                           f"{whose} {role} value is below zero: clipped to zero")  # fmt: skip
+                elif k in at_cap:
+                    record(c, "capped", summed[k], var, plain(c, group_weights[k] * within[c]),
+                           f"{whose} share of {role} is held at the cap "
+                           f"{format_fraction(policy.cap)}; the rest goes to the other inputs "
+                           "or, where none can take it, to the operator")  # fmt: skip
+                elif k in at_floor:
+                    record(c, "floored", summed[k], var, plain(c, group_weights[k] * within[c]),
+                           f"{whose} share of {role} is raised to the floor "
+                           f"{format_fraction(policy.floor)}")  # fmt: skip
+                elif k in unfloored and policy.floor > 0 and shares[k] < policy.floor:
+                    record(c, "no-floor", summed[k], var,
+                           math.floor(amount * policy.floor * within[c]),
+                           f"{whose} {role} value is within twice its standard error: "
+                           f"no floor of {format_fraction(policy.floor)}")  # fmt: skip
+        for c, found in sorted(discounts.items()):
+            shared = sum((o.body.shared for o in found), Fraction(0))
+            earlier = ", ".join(str(o.body.earlier) for o in found)
+            record(c, "discounted", before[c],
+                   None if variances_before is None else variances_before[c],
+                   plain(c, before[c]),
+                   f"{format_fraction(min(shared, Fraction(1)))} of its records are copies of "
+                   f"earlier registered {earlier}: that part of its {role} weight is "
+                   "credited to the earlier asset",
+                   (*proofs, *(o.entry for o in found)))  # fmt: skip
+        self._pay_inputs(digest, policy, role, candidates, paid, role_trace, moment)
+
+    def _robust_weights(
+        self, digest: Digest, policy: PolicySet, role: str, candidates: list[Digest]
+    ) -> tuple[
+        dict[Digest, Fraction], dict[Digest, Fraction] | None, Fact[ValuationRecorded] | None
+    ]:
+        """Each input's weight (a valuation's values unclipped), the variance of each where
+        the weighting has error bars (a valuation's stderr squared; none recorded counts as
+        an exact value), and the valuation read."""
+        if policy.weighting[role] == "valuation":
+            valuation = self.facts.valuations.get(digest)
+            if valuation is not None:
+                values = {c: valuation.body.value_of(c) for c in candidates}
+                if all(v is not None for v in values.values()):
+                    errors = valuation.body.stderr
+                    variances = {
+                        c: Fraction(errors[c]) ** 2 if c in errors else Fraction(0)
+                        for c in candidates
+                    }
+                    return {c: v for c, v in values.items() if v is not None}, variances, valuation
+        weights, _ = self._weights(digest, policy, role, candidates)
+        return weights, None, None
+
+    def _credit_overlaps(
+        self,
+        digest: Digest,
+        role: str,
+        weights: dict[Digest, Fraction],
+        variances: dict[Digest, Fraction] | None,
+        candidates: list[tuple[Digest, Hop | None]],
+    ) -> dict[Digest, list[Fact[OverlapDetected]]]:
+        """Move the weight of copied records from each later input to the earlier asset it
+        copies (adding that asset as an input of the role when it is not one), in place.
+        Only a positive weight moves: a harmful copy stays its copier's. One level: the
+        earlier asset's own overlaps are read when it is itself a model's input."""
+        discounts: dict[Digest, list[Fact[OverlapDetected]]] = {}
+        credits: dict[Digest, Fraction] = {}
+        credit_variances: dict[Digest, Fraction] = {}
+        hops: dict[Digest, Hop] = {}
+        for c in sorted(weights):
+            found = self._overlaps_of(c, digest)
+            if not found or weights[c] <= 0:
+                continue
+            weight, left = weights[c], Fraction(1)
+            for overlap in found:
+                moved_ratio = min(overlap.body.shared, left)
+                left -= moved_ratio
+                earlier = overlap.body.earlier
+                credits[earlier] = credits.get(earlier, Fraction(0)) + moved_ratio * weight
+                if variances is not None:
+                    credit_variances[earlier] = (
+                        credit_variances.get(earlier, Fraction(0)) + moved_ratio**2 * variances[c]
+                    )
+                hops.setdefault(earlier, Hop("overlap", str(c), overlap.entry))
+                self.notes.append(
+                    f"{digest}: {format_fraction(overlap.body.shared)} of the records of {c} "
+                    f"are copies of earlier {earlier}; that part of its {role} weight went to it"
+                )
+            weights[c] = weight * left
+            if variances is not None:
+                variances[c] = variances[c] * left**2
+            discounts[c] = found
+        present = {c for c, _ in candidates}
+        for earlier in sorted(credits):
+            weights[earlier] = weights.get(earlier, Fraction(0)) + credits[earlier]
+            if variances is not None:
+                variances[earlier] = variances.get(earlier, Fraction(0)) + credit_variances[earlier]
+            if earlier not in present:
+                candidates.append((earlier, hops[earlier]))
+        return discounts
+
+    def _credits_overlaps(self, digest: Digest, policy: PolicySet, role: str) -> bool:
+        """Whether `role` of `digest`'s robust policy credits copied records to the earlier
+        asset: a data role, weighed otherwise than by declared weights, by no valuation
+        that says it removed copies already (`parameters["deduplicated"] == "true"`)."""
+        if role not in DATA_ROLES or policy.weighting.get(role) == "declared":
+            return False
+        valuation = self.facts.valuations.get(digest)
+        return not (
+            policy.weighting[role] == "valuation"
+            and valuation is not None
+            and valuation.body.parameters.get("deduplicated") == "true"
+        )
+
+    def _overlaps_of(self, digest: Digest, model: Digest) -> list[Fact[OverlapDetected]]:
+        """The overlaps of `digest` with assets registered before it, other than `model`
+        (which cannot be its own input): the latest entry for each earlier asset, in the
+        earlier assets' order."""
+        latest: dict[Digest, Fact[OverlapDetected]] = {}
+        registered = self._asset(digest).leaf_index
+        for overlap in self.facts.overlaps.get(digest, []):
+            earlier = overlap.body.earlier
+            if earlier == model or self._asset(earlier).leaf_index >= registered:
+                continue  # not earlier after all, or the model itself: not credited
+            current = latest.get(earlier)
+            if current is None or overlap.leaf_index > current.leaf_index:
+                latest[earlier] = overlap
+        return [latest[e] for e in sorted(latest)]
 
     def _share_contributions(
         self,
@@ -752,6 +1095,14 @@ def _check_conserved(
             )
 
 
+_K = TypeVar("_K", bound=Hashable)
+
+
+def _sqrt(variance: Fraction) -> Fraction:
+    """A standard error from its variance, to nine decimal places (for showing only)."""
+    return Fraction(math.isqrt(math.floor(variance * 10**18)), 10**9)
+
+
 def _bounded(
     weights: Mapping[Digest, Fraction], floor: Fraction, cap: Fraction
 ) -> dict[Digest, Fraction]:
@@ -762,13 +1113,27 @@ def _bounded(
     a contribution worth nothing). Where the caps cannot hold the whole (too few
     inputs), the shares sum to less than 1 and the caller gives the rest to the operator.
     """
+    return _bounded_detail(weights, floor, cap, None)[0]
+
+
+def _bounded_detail(
+    weights: Mapping[_K, Fraction],
+    floor: Fraction,
+    cap: Fraction,
+    eligible: set[_K] | None,
+) -> tuple[dict[_K, Fraction], set[_K], set[_K]]:
+    """`_bounded`, where only the `eligible` keys (every positive one when None) may be
+    raised to the floor; also gives the keys held at the cap and those raised to the floor."""
     positive = {c: w for c, w in weights.items() if w > 0}
     shares = dict.fromkeys(weights, Fraction(0))
+    at_cap: set[_K] = set()
+    at_floor: set[_K] = set()
     if not positive:
-        return shares
-    if floor * len(positive) > 1:
-        floor = Fraction(1, len(positive))
-    fixed: dict[Digest, Fraction] = {}
+        return shares, at_cap, at_floor
+    floorable = set(positive) if eligible is None else set(positive) & eligible
+    if floorable and floor * len(floorable) > 1:
+        floor = Fraction(1, len(floorable))
+    fixed: dict[_K, Fraction] = {}
     while True:
         free = {c: w for c, w in positive.items() if c not in fixed}
         mass = 1 - sum(fixed.values(), Fraction(0))
@@ -777,14 +1142,16 @@ def _bounded(
             break
         proposal = {c: mass * w / total for c, w in free.items()}
         over = {c for c, s in proposal.items() if s > cap}
-        under = {c for c, s in proposal.items() if s < floor}
+        under = {c for c, s in proposal.items() if s < floor and c in floorable}
         if not over and not under:
             fixed.update(proposal)
             break
         for c in over:
             fixed[c] = cap
+            at_cap.add(c)
         if not over:
             for c in under:
                 fixed[c] = floor
+                at_floor.add(c)
     shares.update(fixed)
-    return shares
+    return shares, at_cap, at_floor

@@ -21,6 +21,7 @@ from quotepart.log.kinds import (
     ConsentRecorded,
     ContributionAccepted,
     ContributionRecorded,
+    OverlapDetected,
     PolicySet,
     RevenueRecorded,
     RunRecorded,
@@ -39,6 +40,7 @@ INPUT_KINDS = frozenset(
         PolicySet.KIND,
         ValuationRecorded.KIND,
         ConsentRecorded.KIND,
+        OverlapDetected.KIND,
     }
 )
 """The entry kinds an allocation may be derived from."""
@@ -66,6 +68,7 @@ class SharingFacts:
     consents: dict[tuple[PartyId, Digest], list[Fact[ConsentRecorded]]] = field(
         default_factory=dict
     )
+    overlaps: dict[Digest, list[Fact[OverlapDetected]]] = field(default_factory=dict)
     entries: list[str] = field(default_factory=list)  # every leaf hash read, sorted
 
     @classmethod
@@ -100,7 +103,7 @@ class SharingFacts:
         revenue_fact: Fact[RevenueRecorded] | None = None
         out = cls.__new__(cls)
         out.assets, out.generated_by, out.contributions = {}, {}, {}
-        out.policies, out.valuations, out.consents = {}, {}, {}
+        out.policies, out.valuations, out.consents, out.overlaps = {}, {}, {}, {}
         names: list[str] = []
         accepted: dict[str, PartyId] = {}  # proposal leaf hash -> who accepted it
         for fact in facts:
@@ -127,6 +130,8 @@ class SharingFacts:
                 _keep_latest(out.valuations, body.model, fact)
             elif isinstance(body, ConsentRecorded):
                 out.consents.setdefault((body.party, body.asset), []).append(fact)
+            elif isinstance(body, OverlapDetected):
+                out.overlaps.setdefault(body.asset, []).append(fact)
             else:
                 raise InputError(
                     f"an allocation is not derived from {type(body).__name__} facts",
@@ -139,6 +144,8 @@ class SharingFacts:
         _check_accepted(out, accepted)
         for actions in out.consents.values():
             actions.sort(key=lambda f: f.leaf_index)  # consent is read in the log's order
+        for found in out.overlaps.values():
+            found.sort(key=lambda f: f.leaf_index)
         out.revenue = revenue_fact
         out.entries = sorted(set(names))
         return out

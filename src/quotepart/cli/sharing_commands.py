@@ -139,11 +139,27 @@ def policy_group() -> None:
     multiple=True,
     help=f"ROLE=HOW, HOW one of {', '.join(sorted(WEIGHTINGS))} (default valuation).",
 )
-@click.option("--negative-values", type=click.Choice(sorted(NEGATIVE_VALUES)), default="clip")
+@click.option(
+    "--negative-values",
+    type=click.Choice(sorted(NEGATIVE_VALUES)),
+    default="clip",
+    help="clip (shift is refused for new policies: a harmful sybil input games it).",
+)
 @click.option("--missing-valuation", type=click.Choice(sorted(MISSING_VALUATION)), default="refuse")
 @click.option("--declared", "declared", multiple=True, help="ASSET=WEIGHT for declared weighting.")
-@click.option("--floor", default="0", help="Least ratio of a role any valued input gets.")
-@click.option("--cap", default="1", help="Most ratio of a role any input gets.")
+@click.option(
+    "--floor",
+    default="0",
+    help="Least ratio of a role an input (or party) gets, if valued above twice its error.",
+)
+@click.option("--cap", default="1", help="Most ratio of a role an input (or party) gets.")
+@click.option(
+    "--per",
+    type=click.Choice(["party", "input"]),
+    default=None,
+    help="Weigh, clip, floor and cap per registrant (party) or per asset (input); "
+    "default party when a role is valued, else input.",
+)
 @click.option("--upstream", type=click.Choice(sorted(UPSTREAM_MODES)), default="dilute")
 @click.option("--upstream-share", default="0", help="Per ancestor, with --upstream fixed.")
 @click.option(
@@ -167,6 +183,7 @@ def policy_set(
     upstream: str,
     upstream_share: str,
     minimum_payout: int,
+    per: str | None,
     operator: str | None,
     by: str,
 ) -> None:
@@ -194,6 +211,7 @@ def policy_set(
             upstream=upstream,
             upstream_share=parse_ratio(upstream_share, what="--upstream-share"),
             minimum_payout=minimum_payout,
+            per=per,
             operator=ws.resolve_party(operator) if operator else None,
             by=ws.resolve_party(by),
         )

@@ -107,21 +107,42 @@ def policy_in_words(
             f"{share} to {ROLE_WORDS.get(role, role)}, {WEIGHTING_WORDS[policy.weighting[role]]}"
         )
     sentences.append("Of the contributors' part: " + "; ".join(parts) + ".")
-    if "valuation" in policy.weighting.values():
+    valued = "valuation" in policy.weighting.values()
+    whom = "party" if policy.per == "party" else "input"
+    if policy.per == "party":
         sentences.append(
-            "Negative values count as zero."
-            if policy.negative_values == "clip"
-            else "Values are shifted so that the lowest counts as zero."
+            "Inputs are weighed per party: the inputs one party registered are valued, "
+            "floored and capped together, so splitting them gains nothing."
         )
+    if valued:
+        if policy.per == "party":
+            sentences.append("A party whose values sum below zero counts as zero.")
+        else:
+            sentences.append(
+                "Negative values count as zero."
+                if policy.negative_values == "clip"
+                else "Values are shifted so that the lowest counts as zero."
+            )
         sentences.append(
             "An input without a recorded value stops the sharing."
             if policy.missing_valuation == "refuse"
             else "An input without a recorded value falls back to its declared weight."
         )
     if policy.floor > 0:
-        sentences.append(f"Each input gets at least {percent(policy.floor)} of its role's part.")
+        sentences.append(
+            f"Each {whom} valued above twice its standard error gets at least "
+            f"{percent(policy.floor)} of its role's part."
+            if policy.robust and valued
+            else f"Each {whom} gets at least {percent(policy.floor)} of its role's part."
+        )
     if policy.cap < 1:
-        sentences.append(f"No input gets more than {percent(policy.cap)} of its role's part.")
+        sentences.append(f"No {whom} gets more than {percent(policy.cap)} of its role's part.")
+    if policy.robust and any(
+        policy.weighting.get(role) not in (None, "declared") for role in ("data", "evaluation")
+    ):
+        sentences.append(
+            "Records that copy an earlier registered dataset earn for that dataset, not the copy."
+        )
     if policy.upstream_mode == "fixed":
         sentences.append(
             f"Every ancestor model receives {percent(policy.upstream_share)} of what reaches "

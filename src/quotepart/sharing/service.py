@@ -216,9 +216,22 @@ class Sharing:
         upstream: str = "dilute",
         upstream_share: Fraction | str | float = 0,
         minimum_payout: int = 0,
+        per: str | None = None,
         by: PartyRef,
     ) -> int:
-        """Set how the revenue of `asset` is shared; it replaces any earlier policy."""
+        """Set how the revenue of `asset` is shared; it replaces any earlier policy.
+
+        `per` is `party` (a role's inputs grouped by their registrant: clipping, floors and
+        caps hold per party, so splitting a contribution into several assets gains nothing)
+        or `input`; left out, it is `party` when any role is weighed by valuation and
+        `input` otherwise. Every policy set here follows the robust rules (docs/sharing.md,
+        "Gaming-resistant sharing"): floors only for values above twice their error,
+        `negative_values="shift"` refused, overlaps credited to the earlier asset.
+
+        Raises:
+            PolicyError: an unknown `per`, a cap below the floor, `shift`, or any other
+                invalid policy; nothing is written.
+        """
         with self.ledger.read() as conn:
             digest, author = resolve_asset(conn, asset), resolve_party(conn, by)
             operator_id = author if operator is None else resolve_party(conn, operator)
@@ -227,6 +240,8 @@ class Sharing:
         weights = (
             dict.fromkeys(role_ratios, weighting) if isinstance(weighting, str) else dict(weighting)
         )
+        if per is None:
+            per = "party" if "valuation" in weights.values() else "input"
         body = PolicySet(
             asset=digest,
             operator=operator_id,
@@ -243,6 +258,7 @@ class Sharing:
             upstream_mode=upstream,
             upstream_share=parse_ratio(upstream_share, what="the upstream share"),
             minimum_payout=minimum_payout,
+            per=per,
         )
         return self.ledger.append(body, author=author)
 

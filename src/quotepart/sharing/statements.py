@@ -23,6 +23,13 @@ Rights: each line says who signed the policy and the valuation its amount follow
 asset's registrant (the delegation is read from the log: `right.granted`). A statement of
 a party that registered assets also lists the claims filed against those registrations.
 Neither changes an amount, and the statement file proves the signers' entries as inputs.
+
+Adjustments: where a robust policy (one that names `per`) clipped, capped, floored, did not
+floor or discounted an input the party registered, the statement says so, with the value
+and its error bar and the entries the rule follows from (policy, valuation, overlap), even
+where the party was paid nothing by that allocation: its item then shows 0. They are
+recomputed from the allocation's inputs like every amount, so `verify_statement` returns
+them checked, from the file alone.
 """
 
 from __future__ import annotations
@@ -33,11 +40,13 @@ import csv
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection
 
-from quotepart.allocation.engine import Line
+from quotepart.allocation.engine import Adjustment, Line
 from quotepart.allocation.recompute import recompute
 from quotepart.errors import InputError, MalformedEntryError, VerificationError
 from quotepart.ids import Digest, PartyId, Period
@@ -57,13 +66,18 @@ from quotepart.log.kinds import (
     PolicySet,
     RevenueRecorded,
     ValuationRecorded,
+    format_fraction,
 )
 from quotepart.money import format_amount
 from quotepart.store import LogStore
 from quotepart.store.queries.entries import entries_by_hash, read_entries
 from quotepart.store.queries.provenance import asset_record, party_leaf, party_leaves
 from quotepart.store.queries.rights import claims_on, delegations
-from quotepart.store.queries.sharing import party_allocations
+from quotepart.store.queries.sharing import (
+    allocations_within,
+    party_allocations,
+    registered_leaves,
+)
 from quotepart.text import csv_cell
 
 FORMAT = "quotepart-statement/2"
@@ -173,6 +187,7 @@ class StatementItem:
     allocation_index: int
     lines: list[Line]
     signed: dict[str, Signed] = field(default_factory=dict)  # entry leaf hash -> its signer
+    adjustments: list[Adjustment] = field(default_factory=list)  # of inputs it registered
 
     def signed_for(self, line: Line) -> list[Signed]:
         """The policies and valuations `line` follows from, with who signed each."""
@@ -199,7 +214,8 @@ class Statement:
     def totals(self) -> dict[str, int]:
         totals: dict[str, int] = {}
         for item in self.items:
-            totals[item.currency] = totals.get(item.currency, 0) + item.amount_minor
+            if item.amount_minor:  # an item shown only for its adjustments adds nothing
+                totals[item.currency] = totals.get(item.currency, 0) + item.amount_minor
         return dict(sorted(totals.items()))
 
     def to_json(self) -> dict[str, Any]:
@@ -242,6 +258,7 @@ class Statement:
                         }
                         for line in item.lines
                     ],
+                    "adjustments": [_adjustment_json(a, self.names) for a in item.adjustments],
                 }
                 for item in self.items
             ],
@@ -284,7 +301,57 @@ class Statement:
                         csv_cell("; ".join(s.describe(self.names) for s in item.signed_for(line))),
                     ]
                 )
+            for adjustment in item.adjustments:  # a line of 0 that says why
+                asset = str(adjustment.asset)
+                writer.writerow(
+                    [
+                        str(self.party),
+                        csv_cell(self.party_name or ""),
+                        item.period,
+                        item.revenue,
+                        item.currency,
+                        0,
+                        format_amount(0, item.currency),
+                        csv_cell(f"adjusted ({adjustment.kind})"),
+                        asset,
+                        csv_cell(self.names.assets.get(asset, "")),
+                        csv_cell(
+                            f"{adjustment.role} of {self.names.label(str(adjustment.model))}: "
+                            f"{adjustment.describe()}"
+                            + "".join(f" @{e[:16]}" for e in adjustment.entries)
+                        ),
+                        "",
+                    ]
+                )
         return out.getvalue()
+
+
+def _decimal_text(number: Fraction) -> str:
+    """An exact decimal string where there is one (values are sums of decimal strings),
+    else the ratio, e.g. '1/3'."""
+    for places in range(40):
+        scaled = number * 10**places
+        if scaled.denominator == 1:
+            return format(Decimal(scaled.numerator).scaleb(-places), "f")
+    return format_fraction(number)
+
+
+def _adjustment_json(adjustment: Adjustment, names: Names) -> dict[str, Any]:
+    return {
+        "kind": adjustment.kind,
+        "asset": str(adjustment.asset),
+        "asset_name": names.assets.get(str(adjustment.asset)),
+        "model": str(adjustment.model),
+        "model_name": names.assets.get(str(adjustment.model)),
+        "role": adjustment.role,
+        "value": _decimal_text(adjustment.value),
+        "stderr": None if adjustment.stderr is None else _decimal_text(adjustment.stderr),
+        "amount_minor": adjustment.amount_minor,
+        "before_minor": adjustment.before_minor,
+        "why": adjustment.why,
+        "said": adjustment.describe(),
+        "entries": list(adjustment.entries),
+    }
 
 
 def _revenue_of(
@@ -304,12 +371,16 @@ def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement
     statement = Statement(party, period)
     registrations = _own_registration(conn, party)
     named: set[str] = set()
-    for index in party_allocations(conn, party, period.first_month, period.last_month):
+    paying = party_allocations(conn, party, period.first_month, period.last_month)
+    for index in sorted({*paying, *_adjusting(conn, party, period, set(paying))}):
         [(_, entry)] = read_entries(conn, [index])
         body = entry.body_as(AllocationRecorded)
         inputs = entries_by_hash(conn, body.inputs)
-        registrations.extend(inputs)
         allocation = recompute(entry, inputs)
+        adjustments = allocation.adjustments_of(party)
+        if index not in paying and not adjustments:
+            continue
+        registrations.extend(inputs)
         revenue = _revenue_of(entry, inputs)
         lines = allocation.lines_of(party)
         signed = _signers(conn, lines, inputs)
@@ -323,6 +394,7 @@ def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement
                 index,
                 lines,
                 signed,
+                adjustments,
             )
         )
         named.update(s.signer for s in signed.values())
@@ -340,6 +412,25 @@ def statement_for(conn: Connection, party: PartyId, period: Period) -> Statement
     registrations.extend(read_entries(conn, sorted(leaves)))
     statement.names = Names.of(entry for _, entry in registrations)
     return statement
+
+
+def _adjusting(conn: Connection, party: PartyId, period: Period, paying: set[int]) -> list[int]:
+    """Allocations within `period` that pay `party` nothing but read an asset it registered:
+    a robust policy may have clipped it, and the statement must say why. (One read of each
+    such allocation entry: the cost of a statement grows with the period's allocations.)"""
+    mine = {
+        entry.leaf_hash.hex() for _, entry in read_entries(conn, registered_leaves(conn, party))
+    }
+    if not mine:
+        return []
+    found = []
+    for index in allocations_within(conn, period.first_month, period.last_month):
+        if index in paying:
+            continue
+        [(_, entry)] = read_entries(conn, [index])
+        if mine.intersection(entry.body_as(AllocationRecorded).inputs):
+            found.append(index)
+    return found
 
 
 def _signers(
@@ -474,6 +565,7 @@ class VerifiedStatement:
     verifier_key: str
     party_name: str | None = None  # from the party's registration entry in the file, if there
     paid_at: dict[str, str | None] = field(default_factory=dict)  # asset digest -> its name
+    adjustments: tuple[Adjustment, ...] = ()  # of the party's inputs, recomputed from the file
 
 
 def verify_statement(
@@ -578,6 +670,7 @@ def verify_statement(
         _check_names(stated_names, names)
     totals: dict[str, int] = {}
     paid_at: dict[str, str | None] = {}
+    adjustments: list[Adjustment] = []
     for ref in allocation_refs:
         try:
             allocation_entry = entries[int(ref["allocation"])]
@@ -604,6 +697,7 @@ def verify_statement(
         amount = allocation.amount_of(party)
         if amount:
             totals[allocation.currency] = totals.get(allocation.currency, 0) + amount
+        adjustments.extend(allocation.adjustments_of(party))
         for line in allocation.lines_of(party):
             if line.at is not None and line.amount_minor:
                 paid_at[str(line.at)] = names.assets.get(str(line.at))
@@ -617,6 +711,7 @@ def verify_statement(
     return VerifiedStatement(
         party, period, totals, len(allocation_refs), len(entries), checkpoint.tree_size,
         checkpoint.origin, key_text, names.parties.get(str(party)), dict(sorted(paid_at.items())),
+        tuple(adjustments),
     )  # fmt: skip
 
 

@@ -24,6 +24,17 @@
   share of an ancestor shrinks at every level) or `fixed` with a `share`: every ancestor
   model, at any depth, receives that ratio of what reaches this asset.
 * `minimum_payout`: balances below it (minor units) are carried to the next payout.
+* `per`: `party` or `input` (written by every policy since quotepart 0.x; absent from older
+  bodies). Whether a role's inputs are weighed, clipped, floored and capped one by one
+  (`input`) or grouped by the party that registered them (`party`), so that splitting a
+  contribution into several assets, or registering sybil copies, gains nothing. A policy
+  that carries `per` also follows the robust rules: a floor is paid only where a valuation
+  exceeds twice its standard error, `negative_values` is `clip` (`shift` is refused: a
+  harmful sybil input could raise every other share with it), and data inputs found to
+  copy an earlier asset's records (`overlap.detected`) are discounted in favour of it.
+  A body without `per` keeps the rules it was written under: per input, floors for any
+  positive weight, `shift` allowed, overlaps not read — so every recorded allocation
+  recomputes exactly (docs/sharing.md, "Gaming-resistant sharing").
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ WEIGHTINGS = frozenset({"declared", "equal", "valuation", "volume"})
 NEGATIVE_VALUES = frozenset({"clip", "shift"})
 MISSING_VALUATION = frozenset({"declared", "refuse"})
 UPSTREAM_MODES = frozenset({"dilute", "fixed"})
+PER = frozenset({"input", "party"})
 POLICY_ROLES = CONTRIBUTION_ROLES | {"evaluation"}
 """Roles a policy may split its pool between: the inputs a model was made from, by
 role, and `evaluation`, the data it was evaluated with (a run's `uses`)."""
@@ -73,6 +85,12 @@ class PolicySet(KindBody):
     upstream_mode: str = "dilute"
     upstream_share: Fraction = Fraction(0)  # per ancestor, in `fixed` mode
     minimum_payout: int = 0
+    per: str | None = None  # None: a body written before `per` existed (the legacy rules)
+
+    @property
+    def robust(self) -> bool:
+        """Whether the gaming-resistant rules apply: every body that names `per` does."""
+        return self.per is not None
 
     def to_body(self) -> RawBody:
         upstream: RawBody = {"mode": self.upstream_mode}
@@ -91,14 +109,14 @@ class PolicySet(KindBody):
             "cap": format_fraction(self.cap),
             "upstream": upstream,
             "minimum_payout": self.minimum_payout,
-        }
+        } | ({} if self.per is None else {"per": self.per})
 
     @classmethod
     def from_body(cls, body: RawBody) -> Self:
         read = BodyReader(cls.KIND, body)
         read.only(
             "asset", "operator", "pool", "roles", "weighting", "negative_values",
-            "missing_valuation", "declared", "floor", "cap", "upstream", "minimum_payout",
+            "missing_valuation", "declared", "floor", "cap", "upstream", "minimum_payout", "per",
         )  # fmt: skip
         pool_text = body.get("pool")
         if isinstance(pool_text, str) and _over_one(pool_text):
@@ -136,7 +154,21 @@ class PolicySet(KindBody):
         if floor > cap:
             raise PolicyError(
                 f"floor {format_fraction(floor)} is above cap {format_fraction(cap)}",
-                hint="a floor is at most the cap",
+                hint="a floor is at most the cap: lower the floor or raise the cap",
+            )
+        per = body.get("per")
+        if per is not None and per not in PER:
+            raise PolicyError(
+                f"per must be 'party' or 'input', got {per!r}",
+                hint="'party' groups a role's inputs by their registrant (the default for "
+                "valuation-weighted roles); 'input' weighs each asset alone",
+            )
+        if per is not None and body.get("negative_values") == "shift":
+            raise PolicyError(
+                "negative_values 'shift' is no longer accepted: adding a harmful input "
+                "lowers the minimum and raises every other input's share with it",
+                hint="use negative_values 'clip' (a harmful input gets zero); policies "
+                "recorded with 'shift' before keep recomputing as they were",
             )
         upstream = read.mapping("upstream")
         mode = upstream.get("mode")
@@ -166,6 +198,7 @@ class PolicySet(KindBody):
             upstream_mode=str(mode),
             upstream_share=share,
             minimum_payout=read.integer("minimum_payout"),
+            per=None if per is None else str(per),
         )
 
 

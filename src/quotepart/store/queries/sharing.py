@@ -17,6 +17,7 @@ from quotepart.store.schema import (
     consents,
     contributions,
     lineage_edges,
+    overlaps,
     payout_amounts,
     payouts,
     revenues,
@@ -92,7 +93,9 @@ def fact_leaves(conn: Connection, revenue: RevenueId) -> set[int]:
     A walk upstream from the revenue's asset through the lineage projections: every
     asset on the way, the succeeded runs that made them (with what they learned from and
     what they evaluated with: a policy may pay evaluation data), their contributions and
-    consents, and the policy and valuation in force on each. Amounts are never read
+    consents, the policy and valuation in force on each, and the overlaps found between
+    each and an earlier asset (whose walk then follows: a policy may credit it with the
+    copied records' weight). Amounts are never read
     from projections: the caller decodes them from these signed entries.
     """
     revenue_index, start = revenue_leaf(conn, revenue)
@@ -162,6 +165,11 @@ def fact_leaves(conn: Connection, revenue: RevenueId) -> set[int]:
         )
         leaves.update(latest_policy_leaves(conn, batch))
         leaves.update(latest_valuation_leaves(conn, batch))
+        for leaf, earlier in conn.execute(
+            select(overlaps.c.leaf_index, overlaps.c.earlier).where(overlaps.c.asset.in_(batch))
+        ):
+            leaves.add(int(leaf))
+            frontier.append(str(earlier))
     return leaves
 
 
@@ -169,6 +177,29 @@ def allocation_leaf(conn: Connection, revenue: RevenueId) -> int | None:
     return conn.execute(
         select(allocations.c.leaf_index).where(allocations.c.revenue_id == str(revenue))
     ).scalar_one_or_none()
+
+
+def allocations_within(conn: Connection, first_month: int, last_month: int) -> list[int]:
+    """Leaf indexes of every allocation of revenue booked within the months, in log order."""
+    return [
+        int(i)
+        for (i,) in conn.execute(
+            select(allocations.c.leaf_index)
+            .join(revenues, revenues.c.revenue_id == allocations.c.revenue_id)
+            .where(revenues.c.first_month >= first_month, revenues.c.last_month <= last_month)
+            .order_by(allocations.c.leaf_index)
+        )
+    ]
+
+
+def registered_leaves(conn: Connection, party: PartyId) -> list[int]:
+    """Leaf indexes of the `asset.registered` entries `party` signed."""
+    return [
+        int(i)
+        for (i,) in conn.execute(
+            select(assets.c.leaf_index).where(assets.c.registered_by == str(party))
+        )
+    ]
 
 
 def party_allocations(
@@ -233,10 +264,12 @@ def owed_balances(
 
 __all__ = [
     "allocation_leaf",
+    "allocations_within",
     "fact_leaves",
     "owed_balances",
     "party_allocations",
     "payout_leaf",
+    "registered_leaves",
     "revenue_billed",
     "revenue_leaf",
     "revenue_leaves",
