@@ -35,10 +35,11 @@ from tests.fairness.scene import (
 
 DATASETS = ("breast-cancer", "generated")
 NOISE = 0.01
-"""Random records that land among real ones are harmful (valued below 0, so clipped to
-nothing), and Shapley credits the records that make up for them a little more: measured,
-every value moves by under a sixth of its standard error. A rise under 1 % of one's total,
-and under 1 % of the revenue for anyone, is that noise, not a gain."""
+"""Padding with random records is harmful (valued below 0), and under the default policy
+(per party) the padder's negative value is netted against its own cohort: it loses. The
+pool is fixed, so what it loses goes to the others: an honest party's total may rise, by
+at most the padder's loss (measured ≤ 0.5 % of the revenue). The bound on "anyone" only
+checks that nothing else moves."""
 
 
 def _total(amounts: dict[PartyId, int], parties: set[PartyId]) -> int:
@@ -166,7 +167,7 @@ def test_copying_another_partys_records_gains_nothing(figures: dict[str, float])
 @pytest.mark.parametrize("labels", ["random", "majority"])
 def test_random_records_raise_nobodys_total(figures: dict[str, float], labels: str) -> None:
     assert figures[f"70 random records ({labels} labels): their value"] <= 0.0
-    assert figures[f"70 random records ({labels} labels): attacker"] <= NOISE
+    assert figures[f"70 random records ({labels} labels): attacker"] <= 0.0
     assert figures[f"70 random records ({labels} labels): anyone"] <= NOISE  # of the revenue
 
 
