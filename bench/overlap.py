@@ -77,8 +77,10 @@ Table = tuple[np.ndarray, np.ndarray]
 
 
 def _classification() -> Table:
-    X, y = make_classification(n_samples=3000, n_features=20, n_informative=8, random_state=0)
-    return X, y
+    features, target = make_classification(
+        n_samples=3000, n_features=20, n_informative=8, random_state=0
+    )
+    return features, target
 
 
 DATASETS: dict[str, Callable[[], Table]] = {
@@ -97,12 +99,10 @@ def keys_of(table: Table) -> RecordKeys:
     return record_keys(leaves, encoded.numeric)
 
 
-def make_pair(
-    data: Table, kind: str, rng: np.random.Generator
-) -> tuple[Table, Table, float]:
+def make_pair(data: Table, kind: str, rng: np.random.Generator) -> tuple[Table, Table, float]:
     """Cohorts A and B of one dataset, and the true share of B's records copied from A."""
-    X, y = data
-    rows = len(X)
+    features, target = data
+    rows = len(features)
     order = rng.permutation(rows)
     size = max(10, rows // 4)
     first, rest = order[:size], order[size:]
@@ -111,16 +111,14 @@ def make_pair(
         share = 0.0
     else:
         share = float(rng.uniform(0.5, 1.0))
-        copied = int(round(share * size))
-        second = np.concatenate(
-            [rng.choice(first, copied, replace=False), rest[: size - copied]]
-        )
+        copied = round(share * size)
+        second = np.concatenate([rng.choice(first, copied, replace=False), rest[: size - copied]])
         rng.shuffle(second)
         share = copied / size
-    XB, yB = X[second], y[second]
+    copy = features[second]
     if kind == "jittered":
-        XB = XB * (1 + rng.normal(0, JITTER, XB.shape))
-    return (X[first], y[first]), (XB, yB), share
+        copy = copy * (1 + rng.normal(0, JITTER, copy.shape))
+    return (features[first], target[first]), (copy, target[second]), share
 
 
 def bench_detection(pairs: int, seed: int) -> dict[str, Any]:
@@ -145,10 +143,7 @@ def bench_detection(pairs: int, seed: int) -> dict[str, Any]:
                 if kind != "honest":
                     errors.append(abs(near - share))
         per[name] = {kind: {"flagged": f, "pairs": t} for kind, (f, t) in counts.items()}
-        log(
-            f"{name}: "
-            + ", ".join(f"{kind} {f}/{t} flagged" for kind, (f, t) in counts.items())
-        )
+        log(f"{name}: " + ", ".join(f"{kind} {f}/{t} flagged" for kind, (f, t) in counts.items()))
     copies = [per[n][k] for n in per for k in ("exact", "jittered")]
     honest = [per[n]["honest"] for n in per]
     recall = sum(c["flagged"] for c in copies) / sum(c["pairs"] for c in copies)
@@ -168,7 +163,7 @@ def bench_detection(pairs: int, seed: int) -> dict[str, Any]:
     }
 
 
-def register_once(X: np.ndarray, index: bool, folder: Path) -> float:
+def register_once(table: np.ndarray, index: bool, folder: Path) -> float:
     ws = init_workspace(folder)
     try:
         party = ws.register_party("bench")
@@ -176,20 +171,21 @@ def register_once(X: np.ndarray, index: bool, folder: Path) -> float:
         with warnings.catch_warnings():
             warnings.simplefilter("error", OverlapWarning)  # a fresh workspace: none expected
             with stopwatch() as elapsed:
-                ws.register_data(X, name="cohort", by=party)
+                ws.register_data(table, name="cohort", by=party)
         return elapsed[0]
     finally:
         ws.close()
 
 
 def bench_cost(records: int, fields: int, repeats: int, seed: int) -> dict[str, Any]:
-    X = np.random.default_rng(seed).normal(size=(records, fields))
+    table = np.random.default_rng(seed).normal(size=(records, fields))
     seconds: dict[str, list[float]] = {"without index": [], "with index": []}
     with tempfile.TemporaryDirectory(prefix="quotepart-bench-overlap-") as folder:
-        register_once(X[: min(records, 10_000)], True, Path(folder) / "warm-up")
+        register_once(table[: min(records, 10_000)], True, Path(folder) / "warm-up")
         for repeat in range(repeats):
             for label, index in (("without index", False), ("with index", True)):
-                seconds[label].append(register_once(X, index, Path(folder) / f"{label}-{repeat}"))
+                path = Path(folder) / f"{label}-{repeat}"
+                seconds[label].append(register_once(table, index, path))
             log(
                 f"repeat {repeat + 1}: without {seconds['without index'][-1]:.2f} s, "
                 f"with {seconds['with index'][-1]:.2f} s"
@@ -230,9 +226,7 @@ def main() -> None:
         ["dataset", "exact copy 50-100 %", "jittered 0.2 %", "honest (disjoint)"],
     )
     for name, kinds in detection["per_dataset"].items():
-        table.add_row(
-            name, *(f"{kinds[k]['flagged']}/{kinds[k]['pairs']}" for k in kinds)
-        )
+        table.add_row(name, *(f"{kinds[k]['flagged']}/{kinds[k]['pairs']}" for k in kinds))
     stdout.print(table)
     shares = detection["near_share"]
     stdout.print(
