@@ -98,7 +98,8 @@ def test_index_blobs_round_trip(wine: Table) -> None:
         indexed.tolerance,
         indexed.parts(50),
     )
-    assert (back.exact == indexed.exact).all() and (back.near == indexed.near).all()
+    assert (back.exact == indexed.exact).all()
+    assert (back.near == indexed.near).all()
 
 
 # ------------------------------------------------------------- flagged at registration
@@ -110,18 +111,24 @@ def test_a_reordered_copy_is_flagged_exactly_with_the_first_registrant(
     a, b = ws.register_party("Hillside"), ws.register_party("Copier")
     first = ws.register_data(wine, name="wine", by=a)
     copy = ws.register_data(shuffled(wine), name="wine again", by=b)
-    assert isinstance(copy, Digest) and copy != first
+    assert isinstance(copy, Digest)
+    assert copy != first
     [warning] = overlap_warnings(caught)
-    assert warning.earlier == str(first) and warning.registrant == str(a)
+    assert warning.earlier == str(first)
+    assert warning.registrant == str(a)
     assert (warning.records, warning.of) == (178, 178)
-    assert "Hillside" in str(warning) and "178 of 178" in str(warning)
+    assert "Hillside" in str(warning)
+    assert "178 of 178" in str(warning)
     [found] = ws.overlaps(copy)
     assert (found.earlier, found.match, found.shared) == (first, "exact", Fraction(1))
     assert ws.overlaps(first) == [found]  # both directions
     set_a, set_b = ws.record_set(first), ws.record_set(copy)
-    assert set_a is not None and set_b is not None and set_a.set_root == set_b.set_root
+    assert set_a is not None
+    assert set_b is not None
+    assert set_a.set_root == set_b.set_root
     entry = ws.entry_at(found.leaf_index)
-    assert entry.author == b and entry.body_as(OverlapDetected).earlier == first
+    assert entry.author == b
+    assert entry.body_as(OverlapDetected).earlier == first
 
 
 def test_a_jittered_copy_is_flagged_as_near_duplicates(
@@ -132,7 +139,9 @@ def test_a_jittered_copy_is_flagged_as_near_duplicates(
     features, target = shuffled(wine)
     ws.register_data((jitter(features), target), name="jittered", by=b)
     [found] = ws.overlaps()
-    assert found.earlier == first and found.match == "near" and found.tolerance == "0.05"
+    assert found.earlier == first
+    assert found.match == "near"
+    assert found.tolerance == "0.05"
     assert found.shared >= Fraction(95, 100)
 
 
@@ -147,7 +156,9 @@ def test_a_hundred_copied_records_are_flagged(
     rows = np.concatenate([copied, np.arange(800, 1700)])
     ws.register_data((features[rows], target[rows]), name="digits B", by=b)
     [found] = ws.overlaps()
-    assert found.earlier == first and found.records >= 100 and found.of == 1000
+    assert found.earlier == first
+    assert found.records >= 100
+    assert found.of == 1000
     assert found.match == "exact"
 
 
@@ -160,7 +171,8 @@ def test_honest_disjoint_cohorts_are_not_flagged(
         a, b = ws.register_party(f"{load.__name__} A"), ws.register_party(f"{load.__name__} B")
         ws.register_data((features[:half], target[:half]), name=f"{load.__name__} A", by=a)
         ws.register_data((features[half:], target[half:]), name=f"{load.__name__} B", by=b)
-    assert ws.overlaps() == [] and overlap_warnings(caught) == []
+    assert ws.overlaps() == []
+    assert overlap_warnings(caught) == []
 
 
 def test_text_columns_match_exactly_and_on_their_numbers(
@@ -232,7 +244,8 @@ def test_a_tolerance_out_of_range_writes_nothing(
     with pytest.raises(InputError) as refusal:
         ws.register_data(wine, name="wine", by=a, tolerance=tolerance)  # type: ignore[arg-type]
     assert refusal.value.hint
-    assert ws.store.tree_size() == size and ws.assets() == []
+    assert ws.store.tree_size() == size
+    assert ws.assets() == []
 
 
 def test_only_the_later_assets_registrant_may_flag_it(
@@ -244,7 +257,8 @@ def test_only_the_later_assets_registrant_may_flag_it(
     size = ws.store.tree_size()
     with pytest.raises(RightsError) as refusal:
         ws.ledger.append(OverlapDetected(later, first, 10, 98, "exact"), author=other)
-    assert refusal.value.hint and "did not register" in str(refusal.value)
+    assert refusal.value.hint
+    assert "did not register" in str(refusal.value)
     with pytest.raises(InputError):  # the earlier one must be registered first
         ws.ledger.append(OverlapDetected(first, later, 10, 80, "exact"), author=a)
     assert ws.store.tree_size() == size
