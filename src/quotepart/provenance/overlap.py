@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from quotepart.errors import InputError
+from quotepart.errors import InputError, QuotepartWarning
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,7 +56,7 @@ record, is flagged). Chosen with `bench/overlap.py`: honest cohorts drawn from t
 distribution share far less than this, and copies of half a cohort or more far more."""
 
 
-class OverlapWarning(UserWarning):
+class OverlapWarning(QuotepartWarning):
     """A registered record set holds records an earlier registered one already holds.
 
     The registration went through (the records are credited to the earlier registrant,

@@ -395,6 +395,8 @@ class Provenance:
                 earlier = [_indexed(row) for row in indexed_sets(conn)]
             for item in keyed:
                 assert item.keys is not None
+                declared = self._ancestors(item.body.derived_from)
+                candidates = [other for other in earlier if other.asset not in declared]
                 found[item.digest] = [
                     OverlapDetected(
                         item.digest,
@@ -404,7 +406,7 @@ class Provenance:
                         overlap.match,
                         decimal_text(overlap.tolerance, what="the tolerance"),
                     )
-                    for overlap in find_overlaps(item.keys, earlier)
+                    for overlap in find_overlaps(item.keys, candidates)
                 ]
                 indexed = IndexedSet.of(str(item.digest), item.keys)
                 earlier.append(indexed)  # a batch's later sets are matched against its earlier
@@ -436,6 +438,16 @@ class Provenance:
         self.ledger.append_many(batch, alongside=write_index if index_rows else None)
         for warning in warnings_due:
             warnings.warn(warning, stacklevel=4)
+
+    def _ancestors(self, parents: Sequence[Digest]) -> set[str]:
+        """The assets a new one declares it derives from, and everything upstream of them:
+        sharing records with those is what a derived asset (a cohort of a dataset) does,
+        and lineage already credits them, so it is not flagged as a copy."""
+        found = {str(parent) for parent in parents}
+        for parent in parents:
+            if self.asset(parent) is not None:
+                found.update(node.id for node in self.lineage(parent, "upstream").nodes)
+        return found
 
     def _overlap_warning(self, name: str, overlap: OverlapDetected) -> OverlapWarning:
         with self.ledger.read() as conn:
