@@ -264,3 +264,30 @@ def test_only_the_later_assets_registrant_may_flag_it(
     assert ws.store.tree_size() == size
     ws.ledger.append(OverlapDetected(later, first, 10, 98, "exact"), author=b)
     assert len(ws.overlaps()) == 1
+
+
+def test_a_copy_within_one_batch_is_flagged_against_the_first_of_the_batch(
+    ws: Workspace, wine: Table, caught: list[warnings.WarningMessage]
+) -> None:
+    from quotepart.provenance.assets import describe_data
+
+    a = ws.register_party("A")
+    one, two = ws.register_many(
+        [describe_data(wine, name="one"), describe_data(shuffled(wine), name="two")], by=a
+    )
+    [found] = ws.overlaps()
+    assert (found.asset, found.earlier, found.records) == (two, one, 178)
+    assert [w.earlier for w in overlap_warnings(caught)] == [str(one)]
+
+
+def test_a_declared_derivation_is_not_a_copy(
+    ws: Workspace, wine: Table, caught: list[warnings.WarningMessage]
+) -> None:
+    a, b = ws.register_party("A"), ws.register_party("B")
+    dataset = ws.register_data(wine, name="wine", by=a)
+    cohort = ws.register_cohort((wine[0][:50], wine[1][:50]), of=dataset, name="first 50", by=b)
+    ws.register_data(
+        (wine[0][:20], wine[1][:20]), name="first 20", by=b, derived_from=[cohort]
+    )  # upstream of its parent too
+    assert ws.overlaps() == []
+    assert overlap_warnings(caught) == []

@@ -430,14 +430,10 @@ class Provenance:
             for row in index_rows:
                 write_record_set(conn, row)
 
-        warnings_due = [
-            self._overlap_warning(item.body.name, overlap)
-            for item in fresh
-            for overlap in found.get(item.digest, ())
-        ]
         self.ledger.append_many(batch, alongside=write_index if index_rows else None)
-        for warning in warnings_due:
-            warnings.warn(warning, stacklevel=4)
+        for item in fresh:  # after the append: an earlier asset may be in this very batch
+            for overlap in found.get(item.digest, ()):
+                warnings.warn(self._overlap_warning(item.body.name, overlap), stacklevel=4)
 
     def _ancestors(self, parents: Sequence[Digest]) -> set[str]:
         """The assets a new one declares it derives from, and everything upstream of them:
