@@ -93,17 +93,10 @@ def record_set(conn: Connection, asset: str) -> RecordSetRow | None:
     return RecordSetRow(row.asset, row.set_root, row.records, row.fields, row.tolerance)
 
 
-def sets_with_root(conn: Connection, set_root: str) -> list[str]:
-    """The assets whose records are exactly these, in any order."""
-    rows = conn.execute(select(record_sets.c.asset).where(record_sets.c.set_root == set_root))
-    return [r[0] for r in rows]
-
-
 __all__ = [
     "RECORD_KEYS_PART",
     "RecordSetRow",
     "indexed_sets",
     "record_set",
-    "sets_with_root",
     "write_record_set",
 ]
