@@ -212,13 +212,23 @@ def _near(
     scale = 1.0 / width
     for start in range(0, rows, _CHUNK):
         x = np.asarray(chunk(start, start + _CHUNK), dtype=np.float64)
+        # t = sign(x)·log1p(|x|)/width, in place (the same values, a third fewer passes)
+        t = np.abs(x)
         with np.errstate(invalid="ignore", over="ignore"):
-            t = np.sign(x) * np.log1p(np.abs(x)) * scale
+            np.log1p(t, out=t)
+            np.copysign(t, x, out=t)
+            t *= scale
         nan = np.isnan(t)
-        t = np.clip(np.nan_to_num(t, nan=0.0), -_MAX_CELL + 2, _MAX_CELL - 2)
+        missing = bool(nan.any())
+        if missing:
+            t[nan] = 0.0
+        np.clip(t, -_MAX_CELL + 2, _MAX_CELL - 2, out=t)  # ±inf too
+        cells = np.empty_like(t)
         for grid in range(NEAR_GRIDS):
-            cells = np.floor(t + offsets[grid])
-            cells[nan] = _MAX_CELL  # a cell no finite value reaches
+            np.add(t, offsets[grid], out=cells)
+            np.floor(cells, out=cells)
+            if missing:
+                cells[nan] = _MAX_CELL  # a cell no finite value reaches
             keys[start : start + _CHUNK, grid] = cells @ multipliers[:, grid]
     return keys
 
