@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -34,9 +36,10 @@ from quotepart.provenance.overlap import (
     DEFAULT_TOLERANCE,
     RecordKeys,
     check_tolerance,
+    near_keys_of_columns,
     record_keys,
 )
-from quotepart.provenance.tables import encode_table
+from quotepart.provenance.tables import EncodedTable, encode_table
 
 PathLike = str | os.PathLike[str]
 
@@ -126,8 +129,7 @@ def describe_data(
     if tolerance is None:
         root = merkle_root_packed(table.records, workers=workers)
     else:
-        root, leaves = merkle_root_and_leaves(table.records, workers=workers)
-        keys = record_keys(leaves, table.numeric, tolerance)
+        root, keys = _root_and_keys(table, tolerance, workers)
     fields = [f.to_json() for f in table.fields]
     return Described(
         AssetRegistered(
@@ -143,6 +145,25 @@ def describe_data(
         table.records,
         keys,
     )
+
+
+def _root_and_keys(
+    table: EncodedTable, tolerance: float, workers: int | None
+) -> tuple[Digest, RecordKeys]:
+    """The table's digest and its record keys.
+
+    The near keys are computed in a thread while worker processes hash the records, when
+    the workers start clean anyway (this process already runs other threads, as a
+    workspace does: see `digest._pool_context`); otherwise after, so that the workers can
+    still be forked and inherit the records for free.
+    """
+    if not table.numeric or threading.active_count() == 1:
+        root, leaves = merkle_root_and_leaves(table.records, workers=workers)
+        return root, record_keys(leaves, table.numeric, tolerance)
+    with ThreadPoolExecutor(1, thread_name_prefix="quotepart-near-keys") as pool:
+        near = pool.submit(near_keys_of_columns, table.numeric, tolerance)
+        root, leaves = merkle_root_and_leaves(table.records, workers=workers)
+        return root, record_keys(leaves, table.numeric, tolerance, near=near.result())
 
 
 def _describe_path(

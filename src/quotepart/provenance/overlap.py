@@ -106,10 +106,13 @@ def record_keys(
     leaf_hashes: bytes,
     numeric: Sequence[npt.NDArray[np.generic]],
     tolerance: float = DEFAULT_TOLERANCE,
+    *,
+    near: npt.NDArray[np.int64] | None = None,
 ) -> RecordKeys:
     """The keys of a record set from its leaf hashes (32 bytes per record, concatenated, as
     `merkle_root_and_leaves` gives them: nothing is hashed again) and its numeric columns
-    (one 1-D array per field, as `encode_table` keeps them).
+    (one 1-D array per field, as `encode_table` keeps them); `near`, when given, is
+    `near_keys_of_columns(numeric, tolerance)` computed already.
 
     Raises:
         InputError: a tolerance outside its range, or columns of another length.
@@ -126,11 +129,26 @@ def record_keys(
         )
     if not numeric:
         return RecordKeys(exact, np.zeros((rows, NEAR_GRIDS), dtype=np.int64), width, 0)
+    keys = near_keys_of_columns(numeric, width) if near is None else near
+    return RecordKeys(exact, keys, width, len(numeric))
+
+
+def near_keys_of_columns(
+    numeric: Sequence[npt.NDArray[np.generic]], tolerance: float = DEFAULT_TOLERANCE
+) -> npt.NDArray[np.int64]:
+    """`near_keys` of the matrix whose columns are `numeric` (equal-length 1-D arrays),
+    without building that matrix: it is stacked `_CHUNK` rows at a time."""
+    import numpy as np
+
+    width = check_tolerance(tolerance)
+    if not numeric:
+        raise InputError("near keys need at least one numeric column", hint="pass the columns")
+    rows = len(numeric[0])
 
     def chunk(start: int, stop: int) -> np.ndarray:
         return np.column_stack([column[start:stop] for column in numeric])
 
-    return RecordKeys(exact, _near(chunk, rows, len(numeric), width), width, len(numeric))
+    return _near(chunk, rows, len(numeric), width)
 
 
 def check_tolerance(tolerance: float) -> float:
@@ -455,6 +473,7 @@ __all__ = [
     "check_tolerance",
     "find_overlaps",
     "near_keys",
+    "near_keys_of_columns",
     "record_keys",
     "set_root",
     "sorted_exact",
