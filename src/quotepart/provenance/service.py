@@ -386,7 +386,12 @@ class Provenance:
         by: PartyId,
     ) -> None:
         """Append each asset (then the entries `after` names for it, then its overlaps),
-        with the record index rows of those that have keys, in one transaction."""
+        with the record index rows of those that have keys, in one transaction.
+
+        The index is read before that transaction: two processes registering copies of
+        each other at the same moment do not flag each other (each is flagged against
+        whatever was committed before it started matching).
+        """
         keyed = [item for item in fresh if item.keys is not None and self._index_records]
         found: dict[Digest, list[OverlapDetected]] = {}
         index_rows: list[RecordSetRow] = []
