@@ -21,7 +21,8 @@ QuotepartError                      exit 1   HTTP 500
 └── ConservationError               exit 1   HTTP 500   money lost or made: a bug in quotepart
 
 QuotepartWarning (UserWarning)                          worth a look, nothing refused
-└── SharedPayoutReferenceWarning                        two parties give the same payout account
+├── SharedPayoutReferenceWarning                        two parties give the same payout account
+└── OverlapWarning (quotepart.provenance.overlap)       a record set holds an earlier one's records
 ```
 
 ConservationError is not a MoneyError: it is never the user's input, so it must not

@@ -181,6 +181,8 @@ class Workspace:
     proposed_contributions = delegate("provenance", Provenance.proposed_contributions)
     file_claim = delegate("provenance", Provenance.file_claim)
     claims = delegate("provenance", Provenance.claims)
+    overlaps = delegate("provenance", Provenance.overlaps)
+    record_set = delegate("provenance", Provenance.record_set)
     grant_right = delegate("provenance", Provenance.grant_right)
     revoke_right = delegate("provenance", Provenance.revoke_right)
     delegations = delegate("provenance", Provenance.delegations)

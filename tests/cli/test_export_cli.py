@@ -14,6 +14,7 @@ from prov.model import ProvActivity, ProvDocument, ProvEntity
 from quotepart.cli import cli
 from quotepart.ids import Digest, PartyId, RunId
 from quotepart.log.kinds import RunRecorded
+from quotepart.provenance.overlap import OverlapWarning
 from quotepart.workspace import init_workspace, open_workspace
 from tests.conftest import FakeClock
 
@@ -36,7 +37,8 @@ class Ids:
         ws.contribute(self.data, {self.hospital: 1}, role="data", by=self.hospital)
         with ws.run("split", operator=self.lab) as step:
             step.use(self.data)
-            self.part = ws.register_data(frame.iloc[:2], name="Part", by=self.lab)
+            with pytest.warns(OverlapWarning, match="2 of 2 records"):
+                self.part = ws.register_data(frame.iloc[:2], name="Part", by=self.lab)
             step.produce(self.part)
         self.model = ws.register_asset(b"weights", asset_kind="model", name="Model", by=self.lab)
         (recorded,) = ws.runs()

@@ -221,3 +221,35 @@ def test_unknown_or_ambiguous_party_is_refused(folder: Path) -> None:
     ambiguous = run("statement", "Twin", "--period", "2026", "--workspace", str(folder))
     assert ambiguous.exit_code == 2
     assert "names more than one party" in ambiguous.stderr
+
+
+def test_a_copied_table_is_flagged_by_add_and_shown_both_ways(folder: Path, tmp_path: Path) -> None:
+    ws = ["--workspace", str(folder)]
+    hospital, copier = party(folder, "St Mary's"), party(folder, "Copycat Ltd")
+    frame = load_breast_cancer(as_frame=True).frame.head(120)
+    original, copy = tmp_path / "patients.csv", tmp_path / "shuffled.csv"
+    frame.to_csv(original, index=False)
+    frame.sample(frac=1, random_state=0).head(100).to_csv(copy, index=False)
+    first = run("asset", "add", str(original), "--table", "--name", "patients",
+                "--by", hospital, *ws)  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert "Warning" not in first.stderr
+    added = run("asset", "add", str(copy), "--table", "--name", "shuffled", "--by", copier, *ws)
+    assert added.exit_code == 0, added.output
+    assert Digest.parse(added.stdout.strip())  # stdout stays the digest alone
+    assert "Warning: 100 of 100 records (100.0%) of 'shuffled'" in added.stderr
+    assert "registered first by St Mary's" in added.stderr
+    later = json.loads(run("asset", "show", "shuffled", *ws).output)
+    [copied] = later["overlaps"]["copied_from"]
+    assert copied["summary"] == (
+        f"100 of 100 records copied from 'patients' ({first.stdout.strip()}) "
+        "(registered by St Mary's)"
+    )
+    assert later["overlaps"]["copied_by"] == []
+    assert later["record_set"]["records"] == 100
+    assert later["record_set"]["set_root"].startswith("sha256:")
+    earlier = json.loads(run("asset", "show", "patients", *ws).output)
+    [by] = earlier["overlaps"]["copied_by"]
+    assert by["summary"].startswith("its records were copied by 'shuffled'")
+    assert "(registered by Copycat Ltd)" in by["summary"]
+    assert earlier["record_set"]["set_root"] != later["record_set"]["set_root"]

@@ -62,6 +62,7 @@ from quotepart.provenance.export.openlineage import (
     RUN_FACET_SCHEMA_URL,
 )
 from quotepart.provenance.export.prov import QUOTEPART_NAMESPACE
+from quotepart.provenance.overlap import OverlapWarning
 from quotepart.workspace import Workspace, init_workspace
 from tests.conftest import FakeClock
 
@@ -133,10 +134,12 @@ def build_world(folder: Path, clock: FakeClock) -> World:
     )
     with ws.run("preprocess", operator=lab, parameters={"threshold": 0.5}) as run:
         run.use(data, blob)
-        clean = ws.register_data(frame[frame.age > 35], name="Admissions over 35", by=lab)
+        with pytest.warns(OverlapWarning, match="St Mary's"):  # the hospital's records
+            clean = ws.register_data(frame[frame.age > 35], name="Admissions over 35", by=lab)
         run.produce(clean)
     tracked = ws.track(LinearRegression(), operator=lab, uses=[clean, batch], name="weight model")
-    tracked.fit(frame[["age"]], frame["weight"])
+    with pytest.warns(OverlapWarning, match="2 of 4 records .* in 'Ward A'"):
+        tracked.fit(frame[["age"]], frame["weight"])  # Ward A's rows, without their ward
     model = tracked.model
     failing = ws.run("evaluate", operator=lab)  # as `with` records a block that raised
     failing.use(model)

@@ -19,6 +19,7 @@ from quotepart.provenance import (
     record_proof,
     verify_record_proof,
 )
+from quotepart.provenance.overlap import OverlapWarning
 from quotepart.workspace import Workspace, init_workspace
 from tests.conftest import FakeClock
 
@@ -70,7 +71,8 @@ def test_a_proof_is_not_built_for_a_record_of_another_asset_or_an_unknown_one(
 ) -> None:
     clinic = ws.register_party("Clinic")
     cohort = ws.register_data(ROWS, name="cohort", by=clinic, asset_kind="cohort")
-    other = ws.register_data(ROWS.head(3), name="other", by=clinic, asset_kind="cohort")
+    with pytest.warns(OverlapWarning, match="3 of 3 records"):
+        other = ws.register_data(ROWS.head(3), name="other", by=clinic, asset_kind="cohort")
     member = ws.prove_record(other, ROWS.head(3), 0)
     with pytest.raises(VerificationError, match=r"record 0 of 3 is not in .*expected"):
         record_proof(ws.store, member, cohort, ws.verifier)

@@ -29,6 +29,7 @@ from quotepart.log import SigningKey, parse_entry, sign_entry
 from quotepart.log.kinds import AssetRegistered, PartyRegistered, RunRecorded
 from quotepart.log.kinds.asset import upcast_asset_v1
 from quotepart.log.kinds.party import upcast_party_v1
+from quotepart.provenance.overlap import OverlapWarning
 from quotepart.provenance.tables import encode_table
 from quotepart.workspace import Workspace, init_workspace, open_workspace
 from tests.conftest import FakeClock
@@ -179,12 +180,16 @@ def test_numpy_arrays_and_pairs_are_record_sets(ws: Workspace, cancer: pd.DataFr
     owner = ws.register_party("Lab")
     features, y = load_breast_cancer(return_X_y=True)
     pair = ws.register_data((features, y), name="pair", by=owner)
-    matrix = ws.register_data(np.column_stack([features, y.astype(float)]), name="matrix", by=owner)
+    with pytest.warns(OverlapWarning, match="569 of 569 records .* near-duplicates in 'pair'"):
+        matrix = ws.register_data(
+            np.column_stack([features, y.astype(float)]), name="matrix", by=owner
+        )
     assert pair != matrix  # the label is an integer in one, a float in the other
     assert ws.asset_entry(pair).size == len(y)  # type: ignore[union-attr]
     altered = features.copy()
     altered[17, 3] += 1e-9
-    assert ws.register_data((altered, y), name="altered", by=owner) != pair
+    with pytest.warns(OverlapWarning, match="569 of 569"):  # 568 exact, 1 near
+        assert ws.register_data((altered, y), name="altered", by=owner) != pair
 
 
 def test_files_folders_and_bytes(ws: Workspace, tmp_path: Path) -> None:
@@ -477,7 +482,8 @@ def test_a_decorated_pipeline_function_is_a_run(ws: Workspace, cancer: pd.DataFr
     def select_large(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
         return frame[frame["mean radius"] > threshold]
 
-    result = select_large(cancer, 15.0)
+    with pytest.warns(OverlapWarning, match="are exactly in 'raw'"):  # a subset of its rows
+        result = select_large(cancer, 15.0)
     assert len(result) == int((cancer["mean radius"] > 15.0).sum())
     run = select_large.last_run  # type: ignore[attr-defined]
     body = ws.run_entry(str(run.id))

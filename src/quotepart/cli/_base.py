@@ -6,17 +6,25 @@ which must not load the workspace or rich.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from quotepart.errors import InputError, QuotepartError, ReadOnlyWorkspaceError, StorageError
+from quotepart.errors import (
+    InputError,
+    QuotepartError,
+    QuotepartWarning,
+    ReadOnlyWorkspaceError,
+    StorageError,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -187,3 +195,18 @@ def read_json_object(
     if not isinstance(document, dict):
         raise InputError(not_object, hint=hint)
     return document
+
+
+@contextlib.contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """Show quotepart's warnings as one `Warning:` line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QuotepartWarning)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, QuotepartWarning):
+            click.echo(f"Warning: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from quotepart.cli._base import resume_collector, shown, stderr_console
+from quotepart.cli._base import resume_collector, shown, stderr_console, warnings_to_stderr
 from quotepart.errors import InputError
 
 
@@ -45,7 +45,8 @@ def demo_command(workspace_dir: Path | None, database_url: str | None) -> None:
     output = folder.parent / f"{folder.name}-outputs"
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with init_workspace(folder, database_url=database_url) as ws:
+    # The story's copied cohort is flagged (an OverlapWarning): a `Warning:` line, as elsewhere.
+    with init_workspace(folder, database_url=database_url) as ws, warnings_to_stderr():
         resume_collector()
         console.print(f"workspace {folder} ({ws.database_url})", markup=False)
         with Progress(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,15 +15,17 @@ from quotepart.cli._base import (
     json_option,
     load_workspace,
     read_json_object,
+    warnings_to_stderr,
     workspace_options,
 )
 from quotepart.cli.rights_commands import delegation_row, names_of
-from quotepart.errors import AlreadyRegisteredError, InputError, QuotepartWarning
+from quotepart.errors import AlreadyRegisteredError, InputError
 from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import AGENT_TYPES, ASSET_KINDS, CONTRIBUTION_ROLES, PARTY_ROLES
 from quotepart.money import parse_ratio
 from quotepart.provenance import record_proof, verify_record_proof
 from quotepart.provenance.tables import read_table
+from quotepart.store.queries.provenance import OverlapRecord
 from quotepart.workspace import Workspace
 
 # ----------------------------------------------------------------- parties
@@ -62,7 +61,7 @@ def party_add(
     payout: str | None,
 ) -> None:
     """Register a party NAME with a new signing key kept in the workspace."""
-    with load_workspace(workspace_dir, database_url) as ws, _warnings_to_stderr():
+    with load_workspace(workspace_dir, database_url) as ws, warnings_to_stderr():
         party = ws.register_party(name, roles=roles, agent_type=agent_type, payout_reference=payout)
     if as_json:
         emit_json({"party": str(party), "name": name, "roles": sorted(set(roles))})
@@ -76,24 +75,9 @@ def party_add(
 @workspace_options
 def party_payout(workspace_dir: Path, database_url: str | None, party: str, reference: str) -> None:
     """Pay PARTY to REFERENCE (IBAN or E.164 number) from now on, signed by the party's own key."""
-    with load_workspace(workspace_dir, database_url) as ws, _warnings_to_stderr():
+    with load_workspace(workspace_dir, database_url) as ws, warnings_to_stderr():
         leaf = ws.change_payout_reference(ws.resolve_party(party), reference)
     click.echo(str(leaf))
-
-
-@contextlib.contextmanager
-def _warnings_to_stderr() -> Iterator[None]:
-    """Show quotepart's warnings as one `Warning:` line each on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", QuotepartWarning)
-        yield
-    for warning in caught:
-        if issubclass(warning.category, QuotepartWarning):
-            click.echo(f"Warning: {warning.message}", err=True)
-        else:
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
 
 
 @party_group.command("list")
@@ -155,7 +139,7 @@ def asset_add(
     data: Any = read_table(path) if table else path
     if not path.exists():  # reported before the lookup of --by
         raise InputError(f"cannot read {path}: no such file or folder", hint="check the path")
-    with load_workspace(workspace_dir, database_url) as ws:
+    with load_workspace(workspace_dir, database_url) as ws, warnings_to_stderr():
         caller = ws.resolve_party(by)
         try:
             digest = ws.register_data(
@@ -171,9 +155,19 @@ def asset_add(
         except AlreadyRegisteredError as exc:
             raise _registered_first(ws, exc, caller) from exc
         record = ws.asset(digest)
+        found = [o for o in ws.overlaps(digest) if o.asset == digest]
+        parties, assets = names_of(ws)
+        copied = [_overlap_row(ws, o, parties, assets, "from") for o in found]
     assert record is not None
     if as_json:
-        emit_json({"asset": str(digest), "name": record.name, "asset_kind": record.asset_kind})
+        emit_json(
+            {
+                "asset": str(digest),
+                "name": record.name,
+                "asset_kind": record.asset_kind,
+                "copied_from": copied,
+            }
+        )
     else:
         click.echo(str(digest))
 
@@ -197,6 +191,43 @@ def _registered_first(
         hint=f"use the asset by its digest; to dispute the registration, file a claim: "
         f"quotepart asset claim {exc.asset} --reason TEXT --by {caller}",
     )
+
+
+def _overlap_row(
+    ws: Workspace,
+    overlap: OverlapRecord,
+    parties: dict[str, str],
+    assets: dict[str, str],
+    direction: str,
+) -> dict[str, Any]:
+    """One overlap for `asset show` / `asset add --json`, with its sentence in `summary`.
+
+    direction "from": the asset shown is the copy; "by": it is the original.
+    """
+    other = overlap.earlier if direction == "from" else overlap.asset
+    record = ws.asset(other)
+    registrant = "" if record is None else str(record.registered_by)
+    who = parties.get(registrant, registrant)
+    label = f"{assets.get(str(other), str(other))!r} ({other})"
+    how = " as near-duplicates" if overlap.match == "near" else ""
+    summary = (
+        f"{overlap.records:,} of {overlap.of:,} records copied{how} from {label} "
+        f"(registered by {who})"
+        if direction == "from"
+        else f"its records were copied by {label} (registered by {who}): "
+        f"{overlap.records:,} of that asset's {overlap.of:,} records{how}"
+    )
+    return {
+        "asset" if direction == "by" else "earlier": str(other),
+        "registrant": registrant,
+        "registrant_name": who,
+        "records": overlap.records,
+        "of": overlap.of,
+        "match": overlap.match,
+        "tolerance": overlap.tolerance,
+        "leaf_index": overlap.leaf_index,
+        "summary": summary,
+    }
 
 
 @asset_group.command("claim")
@@ -234,7 +265,10 @@ def asset_show(workspace_dir: Path, database_url: str | None, asset: str) -> Non
     """Print the full registration of ASSET (metadata included) as JSON.
 
     Beside the registration's fields: `registered_by` (who signed it), `claims` (the
-    claims filed on it) and `delegations` (the rights over it delegated and not revoked).
+    claims filed on it), `delegations` (the rights over it delegated and not revoked),
+    `record_set` (a table's order-independent identity `set_root`, from the record
+    index) and `overlaps`: `copied_from` (earlier assets that hold its records, which
+    are credited to them) and `copied_by` (later assets that hold its records).
     """
     with load_workspace(workspace_dir, database_url) as ws:
         digest = ws.resolve_asset(asset)
@@ -261,6 +295,23 @@ def asset_show(workspace_dir: Path, database_url: str | None, asset: str) -> Non
         shown["delegations"] = [
             delegation_row(d, parties, assets) for d in ws.delegations(digest, active=True)
         ]
+        indexed = ws.record_set(digest)
+        if indexed is not None:
+            shown["record_set"] = {
+                "set_root": indexed.set_root,
+                "records": indexed.records,
+                "numeric_fields": indexed.fields,
+                "tolerance": indexed.tolerance,
+            }
+        overlaps = ws.overlaps(digest)
+        shown["overlaps"] = {
+            "copied_from": [
+                _overlap_row(ws, o, parties, assets, "from") for o in overlaps if o.asset == digest
+            ],
+            "copied_by": [
+                _overlap_row(ws, o, parties, assets, "by") for o in overlaps if o.earlier == digest
+            ],
+        }
         emit_json(shown)
 
 

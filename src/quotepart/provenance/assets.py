@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -27,19 +29,29 @@ from quotepart.provenance.digest import (
     PackedRecords,
     digest_file,
     folder_members,
+    merkle_root_and_leaves,
     merkle_root_packed,
 )
-from quotepart.provenance.tables import encode_table
+from quotepart.provenance.overlap import (
+    DEFAULT_TOLERANCE,
+    RecordKeys,
+    check_tolerance,
+    near_keys_of_columns,
+    record_keys,
+)
+from quotepart.provenance.tables import EncodedTable, encode_table
 
 PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True, slots=True)
 class Described:
-    """An asset body ready to sign, and the members its digest is a Merkle root of (if any)."""
+    """An asset body ready to sign, the members its digest is a Merkle root of (if any),
+    and, for a table, its records' keys for the record index (`overlap.RecordKeys`)."""
 
     body: AssetRegistered
     members: PackedRecords | None = None
+    keys: RecordKeys | None = None
 
     @property
     def digest(self) -> Digest:
@@ -79,12 +91,20 @@ def describe_data(
     url: str | None = None,
     extra: Mapping[str, Any] | None = None,
     workers: int | None = None,
+    tolerance: float | None = DEFAULT_TOLERANCE,
 ) -> Described:
     """A file, a folder, bytes, or a table (pandas/polars/Arrow/numpy/(X, y)) as an asset.
 
+    A table's records also get their keys (exact: the leaf hashes the digest is built
+    from, kept rather than hashed again; near: at `tolerance`, over its numeric fields);
+    `tolerance=None` skips them.
+
     Raises:
-        InputError: the path is missing or unreadable, or the object is not data.
+        InputError: the path is missing or unreadable, the object is not data, or the
+            tolerance is outside `overlap.TOLERANCE_RANGE`.
     """
+    if tolerance is not None:
+        tolerance = check_tolerance(tolerance)  # before any work: a bad one writes nothing
     common = _metadata(license=license, creators=_creators(creators), url=url, **(extra or {}))
     if isinstance(data, bytes | bytearray | memoryview):
         raw = bytes(data)
@@ -105,7 +125,11 @@ def describe_data(
     if isinstance(data, str | os.PathLike):
         return _describe_path(Path(data), name, asset_kind, description, derived_from, common)
     table = encode_table(data)
-    root = merkle_root_packed(table.records, workers=workers)
+    keys = None
+    if tolerance is None:
+        root = merkle_root_packed(table.records, workers=workers)
+    else:
+        root, keys = _root_and_keys(table, tolerance, workers)
     fields = [f.to_json() for f in table.fields]
     return Described(
         AssetRegistered(
@@ -119,7 +143,27 @@ def describe_data(
             {**common, "fields": fields},
         ),
         table.records,
+        keys,
     )
+
+
+def _root_and_keys(
+    table: EncodedTable, tolerance: float, workers: int | None
+) -> tuple[Digest, RecordKeys]:
+    """The table's digest and its record keys.
+
+    The near keys are computed in a thread while worker processes hash the records, when
+    the workers start clean anyway (this process already runs other threads, as a
+    workspace does: see `digest._pool_context`); otherwise after, so that the workers can
+    still be forked and inherit the records for free.
+    """
+    if not table.numeric or threading.active_count() == 1:
+        root, leaves = merkle_root_and_leaves(table.records, workers=workers)
+        return root, record_keys(leaves, table.numeric, tolerance)
+    with ThreadPoolExecutor(1, thread_name_prefix="quotepart-near-keys") as pool:
+        near = pool.submit(near_keys_of_columns, table.numeric, tolerance)
+        root, leaves = merkle_root_and_leaves(table.records, workers=workers)
+        return root, record_keys(leaves, table.numeric, tolerance, near=near.result())
 
 
 def _describe_path(

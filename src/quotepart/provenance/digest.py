@@ -364,20 +364,27 @@ def _reduce(hashes: bytes) -> bytes:
 
 
 def _perfect_root(
-    data: _Bytes, offsets: _Offsets, start: int, size: int, done: Callable[[int], None] | None
+    data: _Bytes,
+    offsets: _Offsets,
+    start: int,
+    size: int,
+    done: Callable[[int], None] | None,
+    leaves: list[bytes] | None = None,
 ) -> bytes:
-    """Root of the perfect subtree over records [start, start + size), size a power of two."""
-    if size <= _BLOCK:
-        root = _reduce(_leaf_hashes(data, offsets, start, start + size))
-        if done is not None:
-            done(size)
-        return root
+    """Root of the perfect subtree over records [start, start + size), size a power of two.
+
+    With `leaves`, the leaf hashes (32 bytes per record, in order) are appended to it too.
+    """
     roots = []
     for block in range(start, start + size, _BLOCK):
-        roots.append(_reduce(_leaf_hashes(data, offsets, block, block + _BLOCK)))
+        width = min(_BLOCK, size)
+        hashes = _leaf_hashes(data, offsets, block, block + width)
+        if leaves is not None:
+            leaves.append(hashes)
+        roots.append(_reduce(hashes))
         if done is not None:
-            done(_BLOCK)
-    return _reduce(b"".join(roots))
+            done(width)
+    return roots[0] if len(roots) == 1 else _reduce(b"".join(roots))
 
 
 def _as_array(records: PackedRecords) -> _Bytes:
@@ -395,17 +402,23 @@ def _adopt(records: PackedRecords) -> None:
     _inherited = records
 
 
-def _inherited_root(start: int, size: int) -> bytes:
-    """Worker task when forked: the records are already in this process's memory."""
+def _inherited_root(start: int, size: int, keep: bool) -> tuple[bytes, bytes]:
+    """Worker task when forked: the records are already in this process's memory.
+    Returns the subtree's root and, when `keep`, its leaf hashes (else b"")."""
     assert _inherited is not None, "worker started without records"
-    return _perfect_root(_as_array(_inherited), _inherited.offsets, start, size, None)
+    leaves: list[bytes] | None = [] if keep else None
+    root = _perfect_root(_as_array(_inherited), _inherited.offsets, start, size, None, leaves)
+    return root, b"".join(leaves or ())
 
 
-def _sliced_root(buffer: bytes, offsets: _Offsets) -> bytes:
+def _sliced_root(buffer: bytes, offsets: _Offsets, keep: bool) -> tuple[bytes, bytes]:
     """Worker task when not forked: this task's records arrive with the task (rebased)."""
     import numpy as np
 
-    return _perfect_root(np.frombuffer(buffer, dtype=np.uint8), offsets, 0, len(offsets) - 1, None)
+    leaves: list[bytes] | None = [] if keep else None
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    root = _perfect_root(data, offsets, 0, len(offsets) - 1, None, leaves)
+    return root, b"".join(leaves or ())
 
 
 def _pool_context() -> tuple[BaseContext, bool]:
@@ -438,13 +451,16 @@ def _parallel_roots(
     nodes: Sequence[NodeId],
     workers: int,
     report: Callable[[int], None],
+    leaves: list[bytes] | None,
 ) -> list[bytes]:
-    """Roots of `nodes`, hashed by worker processes in chunks, then combined here."""
+    """Roots of `nodes`, hashed by worker processes in chunks, then combined here (and
+    their leaf hashes, in record order, appended to `leaves` unless it is None)."""
     total = sum(1 << node.level for node in nodes)
     tasks = _tasks(nodes, workers, total)
     context, inherit = _pool_context()
-    pieces: dict[int, bytes] = {}
-    running: dict[Future[bytes], int] = {}
+    pieces: dict[int, tuple[bytes, bytes]] = {}
+    running: dict[Future[tuple[bytes, bytes]], int] = {}
+    keep = leaves is not None
     processes = min(workers, len(tasks))
     if inherit:
         pool = ProcessPoolExecutor(processes, context, initializer=_adopt, initargs=(records,))
@@ -452,7 +468,7 @@ def _parallel_roots(
         pool = ProcessPoolExecutor(processes, context)
     with pool:
 
-        def collect(finished: set[Future[bytes]]) -> None:
+        def collect(finished: set[Future[tuple[bytes, bytes]]]) -> None:
             for future in finished:
                 number = running.pop(future)
                 pieces[number] = future.result()
@@ -462,17 +478,19 @@ def _parallel_roots(
             if len(running) >= 2 * workers:  # bounds the slices waiting in memory
                 collect(wait(running, return_when=FIRST_COMPLETED).done)
             if inherit:
-                future = pool.submit(_inherited_root, first, size)
+                future = pool.submit(_inherited_root, first, size, keep)
             else:
                 lo, hi = int(records.offsets[first]), int(records.offsets[first + size])
                 rebased = records.offsets[first : first + size + 1] - lo
-                future = pool.submit(_sliced_root, records.buffer[lo:hi], rebased)
+                future = pool.submit(_sliced_root, records.buffer[lo:hi], rebased, keep)
             running[future] = number
         while running:
             collect(wait(running, return_when=FIRST_COMPLETED).done)
     per_node: list[list[bytes]] = [[] for _ in nodes]
     for number, (position, _, _) in enumerate(tasks):
-        per_node[position].append(pieces[number])
+        per_node[position].append(pieces[number][0])
+        if leaves is not None:
+            leaves.append(pieces[number][1])
     return [_reduce(b"".join(chunks)) for chunks in per_node]
 
 
@@ -483,8 +501,10 @@ def _subtree_roots(
     workers: int | None,
     parallel_above: int,
     progress: Callable[[int, int], None] | None,
+    leaves: list[bytes] | None = None,
 ) -> list[bytes]:
-    """Roots of the perfect subtrees `nodes`, in process or in workers."""
+    """Roots of the perfect subtrees `nodes`, in process or in workers (their leaf hashes
+    appended to `leaves`, in record order, unless it is None)."""
     count = (os.cpu_count() or 1) if workers is None else workers
     if count < 1:
         raise InputError(f"workers must be at least 1, got {count}", hint="or None: all cores")
@@ -498,10 +518,12 @@ def _subtree_roots(
             progress(done, total)
 
     if count > 1 and total > parallel_above:
-        return _parallel_roots(records, nodes, count, report)
+        return _parallel_roots(records, nodes, count, report, leaves)
     data = _as_array(records)
     return [
-        _perfect_root(data, records.offsets, node.index << node.level, 1 << node.level, report)
+        _perfect_root(
+            data, records.offsets, node.index << node.level, 1 << node.level, report, leaves
+        )
         for node in nodes
     ]
 
@@ -525,11 +547,43 @@ def merkle_root_packed(
     Raises:
         InputError: no records, or workers < 1.
     """
+    return _root(records, workers, parallel_above, progress, None)
+
+
+def merkle_root_and_leaves(
+    records: PackedRecords,
+    *,
+    workers: int | None = None,
+    parallel_above: int = PARALLEL_ABOVE,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Digest, bytes]:
+    """`merkle_root_packed`, and the RFC 9162 leaf hash of every record (32 bytes each,
+    concatenated in record order) that the root was built from: hashed once, kept.
+
+    The leaf hashes are the records' exact keys (`quotepart.provenance.overlap`).
+    """
+    leaves: list[bytes] = []
+    root = _root(records, workers, parallel_above, progress, leaves)
+    return root, b"".join(leaves)
+
+
+def _root(
+    records: PackedRecords,
+    workers: int | None,
+    parallel_above: int,
+    progress: Callable[[int, int], None] | None,
+    leaves: list[bytes] | None,
+) -> Digest:
     if len(records) == 0:
         raise _no_records()
     nodes = perfect_cover(0, len(records))
     roots = _subtree_roots(
-        records, nodes, workers=workers, parallel_above=parallel_above, progress=progress
+        records,
+        nodes,
+        workers=workers,
+        parallel_above=parallel_above,
+        progress=progress,
+        leaves=leaves,
     )
     return Digest("sha256", fold(roots).hex())
 
@@ -567,6 +621,7 @@ __all__ = [
     "digest_folder",
     "digest_records",
     "folder_members",
+    "merkle_root_and_leaves",
     "merkle_root_packed",
     "prove_member",
     "prove_record_packed",

@@ -34,6 +34,8 @@ from quotepart.log.kinds import (
     ClaimFiled,
     ContributionAccepted,
     ContributionRecorded,
+    EntryBody,
+    OverlapDetected,
     PartyPayoutChanged,
     PartyRegistered,
     RightGranted,
@@ -45,6 +47,7 @@ from quotepart.money import parse_ratio
 from quotepart.provenance import lineage as lineage_queries
 from quotepart.provenance.assets import (
     Described,
+    decimal_text,
     describe_compute_grant,
     describe_data,
     describe_labelling_batch,
@@ -52,6 +55,12 @@ from quotepart.provenance.assets import (
     describe_service,
 )
 from quotepart.provenance.digest import MemberProof, prove_record_packed
+from quotepart.provenance.overlap import (
+    DEFAULT_TOLERANCE,
+    IndexedSet,
+    OverlapWarning,
+    find_overlaps,
+)
 from quotepart.provenance.parties import PayoutSecret, check_payout_reference
 from quotepart.provenance.resolve import AssetOrName, PartyRef
 from quotepart.provenance.resolve import resolve_asset as _resolve_asset
@@ -63,9 +72,23 @@ from quotepart.store.lineage import Direction, LineageIndex
 from quotepart.store.queries import entries as entry_queries
 from quotepart.store.queries import provenance as queries
 from quotepart.store.queries import rights as rights_queries
-from quotepart.store.queries.provenance import AssetRecord, ContributionRecord, PartyRecord
+from quotepart.store.queries.provenance import (
+    AssetRecord,
+    ContributionRecord,
+    OverlapRecord,
+    PartyRecord,
+)
+from quotepart.store.record_index import (
+    RECORD_KEYS_PART,
+    RecordSetRow,
+    indexed_sets,
+    record_set,
+    write_record_set,
+)
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from quotepart.provenance.sklearn import TrackedEstimator
 
 P = ParamSpec("P")
@@ -74,6 +97,10 @@ R = TypeVar("R")
 
 class Provenance:
     """Who contributed what, and what was made from it: the facts the money follows."""
+
+    _index_records = True
+    """Private switch (benchmarks): False registers tables without record keys, index or
+    overlap detection, as before the record index existed."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -324,13 +351,18 @@ class Provenance:
         return self.register_many([described], by=by)[0]
 
     def register_many(self, items: Sequence[Described], *, by: PartyId) -> list[Digest]:
-        """Register several assets in one transaction (skipping those already known)."""
-        fresh: dict[Digest, AssetRegistered] = {}
+        """Register several assets in one transaction (skipping those already known).
+
+        Record sets are indexed and matched against every earlier indexed one (see
+        `overlaps`): each overlap found is appended as an `overlap.detected` signed by
+        `by`, in the same transaction, and announced with an `OverlapWarning`.
+        """
+        fresh: dict[Digest, Described] = {}
         for item in items:
             if item.digest not in fresh and not self._registered_by_caller(item.digest, by):
-                fresh[item.digest] = item.body
+                fresh[item.digest] = item
         if fresh:
-            self.ledger.append_many([(body, by) for body in fresh.values()])
+            self._append_indexed(list(fresh.values()), {}, by=by)
         return [item.digest for item in items]
 
     def _register_contributed(
@@ -339,14 +371,117 @@ class Provenance:
         """An asset and who contributed it, in one transaction; nothing when already known."""
         digest = described.digest
         if not self._registered_by_caller(digest, by):
-            self.ledger.append_many(
-                [(described.body, by)]
-                + [
-                    (ContributionRecorded(party, digest, role, share), by)
-                    for party, share in sorted(shares.items())
-                ]
-            )
+            contributed: list[tuple[EntryBody, PartyRef]] = [
+                (ContributionRecorded(party, digest, role, share), by)
+                for party, share in sorted(shares.items())
+            ]
+            self._append_indexed([described], {digest: contributed}, by=by)
         return digest
+
+    def _append_indexed(
+        self,
+        fresh: Sequence[Described],
+        after: Mapping[Digest, Sequence[tuple[EntryBody, PartyRef]]],
+        *,
+        by: PartyId,
+    ) -> None:
+        """Append each asset (then the entries `after` names for it, then its overlaps),
+        with the record index rows of those that have keys, in one transaction.
+
+        The index is read before that transaction: two processes registering copies of
+        each other at the same moment do not flag each other (each is flagged against
+        whatever was committed before it started matching).
+        """
+        keyed = [item for item in fresh if item.keys is not None and self._index_records]
+        found: dict[Digest, list[OverlapDetected]] = {}
+        index_rows: list[RecordSetRow] = []
+        if keyed:
+            with self.ledger.read() as conn:
+                earlier = [_indexed(row) for row in indexed_sets(conn)]
+            for item in keyed:
+                assert item.keys is not None
+                declared = self._ancestors(item.body.derived_from)
+                candidates = [other for other in earlier if other.asset not in declared]
+                found[item.digest] = [
+                    OverlapDetected(
+                        item.digest,
+                        Digest.parse(overlap.earlier),
+                        overlap.records,
+                        overlap.of,
+                        overlap.match,
+                        decimal_text(overlap.tolerance, what="the tolerance"),
+                    )
+                    for overlap in find_overlaps(item.keys, candidates)
+                ]
+                indexed = IndexedSet.of(str(item.digest), item.keys)
+                earlier.append(indexed)  # a batch's later sets are matched against its earlier
+                index_rows.append(
+                    RecordSetRow(
+                        indexed.asset,
+                        indexed.set_root,
+                        indexed.records,
+                        indexed.fields,
+                        decimal_text(indexed.tolerance, what="the tolerance"),
+                        tuple(indexed.parts(RECORD_KEYS_PART)),
+                    )
+                )
+        batch: list[tuple[EntryBody, PartyRef]] = []
+        for item in fresh:
+            batch.append((item.body, by))
+            batch.extend(after.get(item.digest, ()))
+            batch.extend((overlap, by) for overlap in found.get(item.digest, ()))
+
+        def write_index(conn: Connection) -> None:
+            for row in index_rows:
+                write_record_set(conn, row)
+
+        self.ledger.append_many(batch, alongside=write_index if index_rows else None)
+        for item in fresh:  # after the append: an earlier asset may be in this very batch
+            for overlap in found.get(item.digest, ()):
+                warnings.warn(self._overlap_warning(item.body.name, overlap), stacklevel=4)
+
+    def _ancestors(self, parents: Sequence[Digest]) -> set[str]:
+        """The assets a new one declares it derives from, and everything upstream of them:
+        sharing records with those is what a derived asset (a cohort of a dataset) does,
+        and lineage already credits them, so it is not flagged as a copy."""
+        found = {str(parent) for parent in parents}
+        for parent in parents:
+            if self.asset(parent) is not None:
+                found.update(node.id for node in self.lineage(parent, "upstream").nodes)
+        return found
+
+    def _overlap_warning(self, name: str, overlap: OverlapDetected) -> OverlapWarning:
+        with self.ledger.read() as conn:
+            first = queries.asset_record(conn, overlap.earlier)
+            assert first is not None, "matched against an asset that is not registered"
+            registrant = queries.party_names(conn, [str(first.registered_by)]).get(
+                str(first.registered_by), str(first.registered_by)
+            )
+        how = "as near-duplicates" if overlap.match == "near" else "exactly"
+        return OverlapWarning(
+            f"{overlap.records:,} of {overlap.of:,} records ({float(overlap.shared):.1%}) of "
+            f"{name!r} ({overlap.asset}) are {how} in {first.name!r} ({overlap.earlier}), "
+            f"registered first by {registrant} ({first.registered_by}): they are credited to "
+            "it, and `overlap.detected` records so",
+            asset=str(overlap.asset),
+            earlier=str(overlap.earlier),
+            registrant=str(first.registered_by),
+            records=overlap.records,
+            of=overlap.of,
+        )
+
+    def overlaps(self, asset: AssetOrName | None = None) -> list[OverlapRecord]:
+        """Every `overlap.detected` (those where `asset` is the copy or the original, when
+        given), oldest first."""
+        with self.ledger.read() as conn:
+            wanted = None if asset is None else [str(_resolve_asset(conn, asset))]
+            return queries.overlap_records(conn, wanted)
+
+    def record_set(self, asset: AssetOrName) -> RecordSetRow | None:
+        """The record index's row of `asset` (its order-independent `set_root`, record
+        count, numeric fields and tolerance), or None when it is not indexed."""
+        with self.ledger.read() as conn:
+            return record_set(conn, str(_resolve_asset(conn, asset)))
 
     def register_data(
         self,
@@ -360,9 +495,21 @@ class Provenance:
         derived_from: Sequence[AssetRef] = (),
         url: str | None = None,
         asset_kind: str = "dataset",
+        tolerance: float = DEFAULT_TOLERANCE,
     ) -> Digest:
         """A dataset or corpus from a file, a folder, bytes, or a table (pandas, polars,
-        Arrow, numpy, (X, y)), with Croissant metadata: licence (SPDX id), creators, fields."""
+        Arrow, numpy, (X, y)), with Croissant metadata: licence (SPDX id), creators, fields.
+
+        A table's records are indexed, and records an earlier registered table already
+        holds (exactly, in any order, or as near-duplicates within `tolerance`: see
+        `quotepart.provenance.overlap`) are flagged: an `OverlapWarning`, and an
+        `overlap.detected` entry naming the earlier asset, in the same transaction.
+
+        Raises:
+            InputError: the data cannot be read, or the tolerance is outside its range
+                (nothing is written).
+            AlreadyRegisteredError: another party registered the very same content.
+        """
         return self.register_described(
             describe_data(
                 data,
@@ -373,6 +520,7 @@ class Provenance:
                 creators=creators,
                 derived_from=digests(derived_from),
                 url=url,
+                tolerance=tolerance if self._index_records else None,
             ),
             by=by,
         )
@@ -737,7 +885,9 @@ class Provenance:
                 f"asset {digest} is a single blob ({entry.scheme}), not a set of records",
                 hint="record proofs exist for tables, record sets and folders",
             )
-        described = describe_data(data, name=entry.name, asset_kind=entry.asset_kind)
+        described = describe_data(
+            data, name=entry.name, asset_kind=entry.asset_kind, tolerance=None
+        )
         if described.digest != digest or described.members is None:
             raise InputError(
                 f"the data given is not the content of asset {digest} (its digest is {described.digest})",
@@ -854,6 +1004,12 @@ class Provenance:
             f"{name} is a {type(value).__name__}, which quotepart cannot register as an asset",
             hint="return a digest, a table, a Path, or a fitted estimator",
         )
+
+
+def _indexed(row: RecordSetRow) -> IndexedSet:
+    return IndexedSet.from_parts(
+        row.asset, row.set_root, row.records, row.fields, float(row.tolerance), row.parts
+    )
 
 
 def _payout_secret(reference: str) -> PayoutSecret:

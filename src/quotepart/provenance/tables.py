@@ -49,10 +49,17 @@ class Field:
         return {"name": self.name, "type": self.data_type}
 
 
+_NUMERIC = frozenset({"sc:Integer", "sc:Float", "sc:Boolean"})
+"""Field types whose values near keys are computed over (date-times and text are not)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedTable:
+    """The records, their fields, and the numeric columns as encoded (for near keys)."""
+
     records: PackedRecords
     fields: tuple[Field, ...]
+    numeric: tuple[np.ndarray, ...] = ()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -176,6 +183,7 @@ def encode_table(data: Any) -> EncodedTable:
     fixed_parts: list[tuple[str, np.ndarray]] = []
     text_columns: list[tuple[str, np.ndarray]] = []
     fields: list[Field] = []
+    numeric: list[np.ndarray] = []
     for name, values in columns:
         if len(values) != rows:
             raise InputError(
@@ -191,18 +199,22 @@ def encode_table(data: Any) -> EncodedTable:
         else:
             fixed_parts.append((name, converted[0]))
             fields.append(Field(name, converted[1]))
+            if converted[1] in _NUMERIC:
+                numeric.append(converted[0])
     ordered = [f for f in fields if f.data_type != "sc:Text"] + [
         f for f in fields if f.data_type == "sc:Text"
     ]
     fixed_bytes = _pack_fixed(fixed_parts, rows)
     width = sum(part.dtype.itemsize for _, part in fixed_parts)
     if not text_columns:
-        return EncodedTable(PackedRecords.fixed_width(fixed_bytes, width), tuple(ordered))
+        return EncodedTable(
+            PackedRecords.fixed_width(fixed_bytes, width), tuple(ordered), tuple(numeric)
+        )
     records = []
     for row in range(rows):
         cells = [_text_cell(values[row]) for _, values in text_columns]
         records.append(fixed_bytes[row * width : (row + 1) * width] + b"".join(cells))
-    return EncodedTable(PackedRecords.from_records(records), tuple(ordered))
+    return EncodedTable(PackedRecords.from_records(records), tuple(ordered), tuple(numeric))
 
 
 def _is_missing(value: Any) -> bool:

@@ -19,6 +19,7 @@ from quotepart.report.document import (
     FORMAT,
     AllocationRef,
     AssetFlow,
+    CopiedRecords,
     Delegate,
     Earner,
     FiledClaim,
@@ -339,6 +340,21 @@ def _rights(facts: ReportFacts, names: _Names) -> Rights:
                 entry=claim.leaf_index,
             )
             for claim, registrant in facts.claims
+        ),
+        overlaps=tuple(
+            CopiedRecords(
+                asset=str(overlap.asset),
+                asset_name=names.asset(overlap.asset),
+                registrant_name=names.party(registrant),
+                earlier=str(overlap.earlier),
+                earlier_name=names.asset(overlap.earlier),
+                earlier_registrant_name=names.party(first),
+                records=overlap.records,
+                of=overlap.of,
+                match=overlap.match,
+                entry=overlap.leaf_index,
+            )
+            for overlap, registrant, first in facts.overlaps
         ),
     )
 

@@ -225,14 +225,33 @@ class FiledClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class CopiedRecords:
+    """An overlap.detected touching the report's lineage: `records` of `asset`'s `of`
+    records were already in `earlier`, and are credited to its registrant."""
+
+    asset: str
+    asset_name: str
+    registrant_name: str
+    earlier: str
+    earlier_name: str
+    earlier_registrant_name: str
+    records: int
+    of: int
+    match: str  # exact | near
+    entry: int  # leaf index
+
+
+@dataclass(frozen=True, slots=True)
 class Rights:
     """Who holds the rights over what the report shows: the operator (the registrant of
-    the service or model), the parties it delegated rights to, and the claims filed."""
+    the service or model), the parties it delegated rights to, the claims filed, and
+    the records of its assets found copied from earlier ones (or copied by later ones)."""
 
     operator: str
     operator_name: str
     delegates: tuple[Delegate, ...]
     claims: tuple[FiledClaim, ...]
+    overlaps: tuple[CopiedRecords, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +331,7 @@ __all__ = [
     "FORMAT",
     "AllocationRef",
     "AssetFlow",
+    "CopiedRecords",
     "Delegate",
     "Earner",
     "FiledClaim",

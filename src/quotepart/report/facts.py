@@ -16,6 +16,7 @@ from quotepart.ids import Period
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import AssetRegistered, PolicySet, RevenueRecorded, ValuationRecorded
 from quotepart.provenance.lineage import Lineage, LineageNode
+from quotepart.store.queries.provenance import OverlapRecord
 from quotepart.store.queries.report import CheckpointRow, UsageCounts
 from quotepart.store.queries.rights import Claim, Delegation
 
@@ -60,6 +61,9 @@ class ReportFacts:
     operator: str  # party id of the root's registrant, who holds every right over it
     delegations: tuple[Delegation, ...]  # of rights over the reported assets, in log order
     claims: tuple[tuple[Claim, str], ...]  # on the lineage's assets, with their registrants
+    # overlaps of or with the lineage's assets: (overlap, the copy's registrant, the
+    # earlier asset's registrant), in log order
+    overlaps: tuple[tuple[OverlapRecord, str, str], ...] = ()
 
 
 __all__ = ["Covered", "InForce", "ReportFacts"]

@@ -30,7 +30,7 @@ from quotepart.report.document import ReportData
 from quotepart.report.facts import Covered, InForce, ReportFacts
 from quotepart.store.queries.entries import entries_by_hash, read_entries
 from quotepart.store.queries.in_force import latest_policy_leaves, latest_valuation_leaves
-from quotepart.store.queries.provenance import asset_record
+from quotepart.store.queries.provenance import OverlapRecord, asset_record, overlap_records
 from quotepart.store.queries.report import (
     first_checkpoint_after,
     party_names,
@@ -129,11 +129,13 @@ def gather(conn: Connection, asset: Digest | str, period: Period | str) -> Repor
     [(_, root_entry)] = read.entries([root_leaf])
     involved = sorted({*earners, *(node.id for node in graph.nodes if node.type == "asset")})
     delegated, claimed = _rights(read, involved)
+    copied = _overlaps(read, involved)
     party_ids = {str(line.party) for c in covered for line in c.allocation.lines}
     party_ids |= {str(shown.fact.body.operator) for shown in ruled}
     party_ids |= {str(root_entry.author)}
     party_ids |= {str(p) for d in delegated for p in (d.grantor, d.grantee)}
     party_ids |= {p for claim, registrant in claimed for p in (str(claim.claimant), registrant)}
+    party_ids |= {p for _, later, first in copied for p in (later, first) if p}
     read.names_of(party_ids)
     per = usage_per(the_period)
     usage = usage_counts(conn, earners, the_period.first_month, the_period.last_month, per=per)
@@ -145,7 +147,7 @@ def gather(conn: Connection, asset: Digest | str, period: Period | str) -> Repor
     return ReportFacts(
         root, the_period, tuple(earners), tuple(covered), graph, dict(read.assets),
         dict(read.party_names), tuple(valued), tuple(ruled), usage, checkpoint,
-        str(root_entry.author), tuple(delegated), tuple(claimed),
+        str(root_entry.author), tuple(delegated), tuple(claimed), tuple(copied),
     )  # fmt: skip
 
 
@@ -205,6 +207,27 @@ def _rights(read: _Reader, assets: list[str]) -> tuple[list[Delegation], list[tu
         read.saw([claim.leaf_index])
     read.asset_bodies(str(claim.asset) for claim, _ in claimed)
     return delegated, claimed
+
+
+def _overlaps(read: _Reader, assets: list[str]) -> list[tuple[OverlapRecord, str, str]]:
+    """The overlaps of or with `assets` (the copy, or the original, in the lineage), each
+    with the registrants of the copy and of the earlier asset."""
+    found: list[tuple[OverlapRecord, str, str]] = []
+    for overlap in overlap_records(read.conn, assets):
+        later, first = (
+            asset_record(read.conn, overlap.asset),
+            asset_record(read.conn, overlap.earlier),
+        )
+        found.append(
+            (
+                overlap,
+                "" if later is None else str(later.registered_by),
+                "" if first is None else str(first.registered_by),
+            )
+        )
+        read.saw([overlap.leaf_index])
+    read.asset_bodies(str(d) for overlap, _, _ in found for d in (overlap.asset, overlap.earlier))
+    return found
 
 
 def _in_force(

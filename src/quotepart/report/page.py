@@ -241,6 +241,35 @@ def _rights(document: ReportDocument) -> str:
         )
     else:
         out.append("<p>No claim was filed against the registration of any asset shown.</p>")
+    if rights.overlaps:
+        rows = [
+            [
+                _e(o.asset_name),
+                _e(o.registrant_name),
+                f"{o.records:,} of {o.of:,}" + (" (near-duplicates)" if o.match == "near" else ""),
+                _e(o.earlier_name),
+                _e(o.earlier_registrant_name),
+                f"#{_e(o.entry)}",
+            ]
+            for o in rights.overlaps
+        ]
+        out.append(
+            "<h3>Copied records</h3><p>Records of one asset found in an asset registered "
+            "before it. Copied records are credited to the earliest registrant: the later "
+            "copy is worth nothing for them.</p>"
+            + _table(
+                [
+                    "asset",
+                    "registered by",
+                    "records copied",
+                    "from",
+                    "registered first by",
+                    "entry",
+                ],
+                rows,
+                numeric=set(),
+            )
+        )
     return "".join(out)
 
 

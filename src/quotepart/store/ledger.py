@@ -8,7 +8,7 @@ that composes it, so a lower layer never depends on the class that uses it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -43,7 +43,12 @@ class Ledger(Protocol):
 
     def append(self, body: EntryBody, *, author: PartyRef) -> int: ...
 
-    def append_many(self, items: Sequence[tuple[EntryBody, PartyRef]]) -> list[int]: ...
+    def append_many(
+        self,
+        items: Sequence[tuple[EntryBody, PartyRef]],
+        *,
+        alongside: Callable[[Connection], None] | None = None,
+    ) -> list[int]: ...
 
     def append_signed(self, entries: Sequence[SignedEntry]) -> list[int]: ...
 
@@ -70,8 +75,14 @@ class KeyedLedger:
         """
         return self.append_many([(body, author)])[0]
 
-    def append_many(self, items: Sequence[tuple[EntryBody, PartyRef]]) -> list[int]:
-        """Sign and append many entries in one transaction with one checkpoint."""
+    def append_many(
+        self,
+        items: Sequence[tuple[EntryBody, PartyRef]],
+        *,
+        alongside: Callable[[Connection], None] | None = None,
+    ) -> list[int]:
+        """Sign and append many entries in one transaction with one checkpoint (and
+        `alongside(conn)`'s side-table rows in it too: see `LogStore.append`)."""
         keys: dict[PartyId, SigningKey] = {}
         entries: list[SignedEntry] = []
         named = {a for _, a in items if not isinstance(a, PartyId)}
@@ -91,7 +102,7 @@ class KeyedLedger:
                     clock=self.clock,
                 )
             )
-        return self.store.append(entries)
+        return self.store.append(entries, alongside=alongside)
 
     def append_signed(self, entries: Sequence[SignedEntry]) -> list[int]:
         """Append entries signed elsewhere; the store checks every signature."""

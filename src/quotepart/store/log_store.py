@@ -139,7 +139,12 @@ class LogStore:
 
     # ----------------------------------------------------------------- writing
 
-    def append(self, entries: Sequence[SignedEntry]) -> list[int]:
+    def append(
+        self,
+        entries: Sequence[SignedEntry],
+        *,
+        alongside: Callable[[Connection], None] | None = None,
+    ) -> list[int]:
         """Append entries in order; return each one's leaf index (existing ones keep theirs).
 
         All or nothing: the leaves, their tree nodes, their projection rows and one
@@ -149,6 +154,9 @@ class LogStore:
 
         Every entry must be signed for this log (its origin is `self.origin`); one that
         is already in the log is returned as is, whichever envelope it has.
+
+        `alongside(conn)`, when given, writes side tables (the record index) in the same
+        transaction, once the leaves are written and only when at least one is new.
 
         Raises:
             UnknownAuthorError / SignatureError: an author that is not registered or a bad signature.
@@ -208,6 +216,8 @@ class LogStore:
                 self._fault("projections")
                 bulk_insert(conn, log_entries, _LEAF_COLUMNS, leaf_rows)
                 bulk_insert(conn, tree_nodes, _NODE_COLUMNS, node_rows)
+                if alongside is not None:
+                    alongside(conn)
                 self._fault("leaves")
                 self._seal(conn, tree)
                 self._fault("sealed")

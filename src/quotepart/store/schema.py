@@ -1,7 +1,9 @@
 """The SQL schema (SQLAlchemy Core): the log's own tables, then the projections.
 
 The log tables (`log_head`, `log_entries`, `tree_nodes`, `checkpoints`) are the source
-of truth; every other table is a projection that `rebuild` recreates by replay.
+of truth; the projections (`PROJECTION_TABLES`) are recreated by `rebuild` from the log;
+the side tables (`SIDE_TABLES`: the record index) are derived from registered *data*,
+which the log does not hold, so `rebuild` keeps them and `verify` does not compare them.
 Alembic migrations under `migrations/` create exactly this schema; a test compares them.
 """
 
@@ -158,6 +160,32 @@ overlaps = Table(
     Column("tolerance", String(40), nullable=False),
 )
 
+record_sets = Table(
+    "record_sets",
+    metadata,
+    Column("asset", String(71), primary_key=True),
+    Column("leaf_index", BigInteger, nullable=False, index=True),  # of its registration
+    Column("set_root", String(71), nullable=False, index=True),  # order-independent identity
+    Column("records", BigInteger, nullable=False),
+    Column("fields", Integer, nullable=False),  # numeric fields the near keys cover (0: none)
+    Column("tolerance", String(40), nullable=False),
+)
+"""The record index (a side table, not a projection): one row per indexed record set.
+Written at registration, in the same transaction as its `asset.registered`, from the
+records themselves (see `quotepart.provenance.overlap`)."""
+
+record_keys = Table(
+    "record_keys",
+    metadata,
+    Column("asset", String(71), primary_key=True),
+    Column("part", Integer, primary_key=True, autoincrement=False),
+    Column("exact", LargeBinary, nullable=False),  # sorted leaf hashes, 32 bytes each
+    Column("near", LargeBinary, nullable=False),  # per grid, sorted int64 near keys
+)
+"""The keys of each indexed record set, as blobs of at most `RECORD_KEYS_PART` records
+each: one row per million records instead of a row per key (9 million rows per million
+records would cost more to insert than the registration itself)."""
+
 runs = Table(
     "runs",
     metadata,
@@ -298,6 +326,8 @@ payout_changes = Table(
 or the one it registered with when it has none."""
 
 LOG_TABLES = (log_head, log_meta, log_entries, tree_nodes, checkpoints)
+SIDE_TABLES = (record_sets, record_keys)
+"""Derived from data outside the log: `rebuild` keeps them, `verify` does not compare them."""
 PROJECTION_TABLES = (
     parties,
     assets,

@@ -7,14 +7,21 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, or_, select
 
 from quotepart.errors import NotFoundError
 from quotepart.ids import Digest, PartyId
 from quotepart.store.engine import select_where_in
 from quotepart.store.lineage import NodeRow
 from quotepart.store.projections import digest_prefix
-from quotepart.store.schema import assets, contributions, parties, payout_changes, runs
+from quotepart.store.schema import (
+    assets,
+    contributions,
+    overlaps,
+    parties,
+    payout_changes,
+    runs,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,23 @@ class ContributionRecord:
     role: str
     share: Fraction
     leaf_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class OverlapRecord:
+    """An `overlap.detected`: `records` of `asset`'s `of` records were already in `earlier`."""
+
+    asset: Digest
+    earlier: Digest
+    records: int
+    of: int
+    match: str  # exact | near
+    tolerance: str
+    leaf_index: int
+
+    @property
+    def shared(self) -> Fraction:
+        return Fraction(self.records, self.of)
 
 
 # ------------------------------------------------------------------ parties
@@ -221,6 +245,28 @@ def assets_matching(conn: Connection, text: str, *, limit: int = 10) -> list[Ass
 # ------------------------------------------------------------ contributions
 
 
+def overlap_records(conn: Connection, wanted: Iterable[str] | None = None) -> list[OverlapRecord]:
+    """Every overlap (of or with these assets, in either role, when given), oldest first."""
+    query = select(overlaps).order_by(overlaps.c.leaf_index)
+    if wanted is not None:
+        names = sorted(set(wanted))
+        if not names:
+            return []
+        query = query.where(or_(overlaps.c.asset.in_(names), overlaps.c.earlier.in_(names)))
+    return [
+        OverlapRecord(
+            Digest.parse(r.asset),
+            Digest.parse(r.earlier),
+            int(r.records),
+            int(r.of_records),
+            r.match,
+            r.tolerance,
+            int(r.leaf_index),
+        )
+        for r in conn.execute(query)
+    ]
+
+
 def contribution_records(
     conn: Connection, of_assets: Iterable[str] | None = None
 ) -> list[ContributionRecord]:
@@ -312,6 +358,7 @@ def lineage_nodes(conn: Connection, node_ids: Iterable[str]) -> dict[str, NodeRo
 __all__ = [
     "AssetRecord",
     "ContributionRecord",
+    "OverlapRecord",
     "PartyRecord",
     "asset_digests_named",
     "asset_leaf",
@@ -323,6 +370,7 @@ __all__ = [
     "declared_share_total",
     "is_digest_prefix",
     "lineage_nodes",
+    "overlap_records",
     "parties_matching",
     "party_leaf",
     "party_leaves",

@@ -6,7 +6,8 @@ Create Date: 2026-12-06
 
 `overlap.detected` entries (a record set holding records an earlier one holds) are
 projected into `overlaps`, which allocations read to credit copied records to their
-first registrant.
+first registrant. The record index (`record_sets`, `record_keys`) is a side table: it is
+written from the records at registration, not from the log, and `rebuild` keeps it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,27 @@ def upgrade() -> None:
     )
     op.create_index("ix_overlaps_asset", "overlaps", ["asset"])
     op.create_index("ix_overlaps_earlier", "overlaps", ["earlier"])
+    op.create_table(
+        "record_sets",
+        sa.Column("asset", sa.String(71), primary_key=True),
+        sa.Column("leaf_index", sa.BigInteger, nullable=False),
+        sa.Column("set_root", sa.String(71), nullable=False),
+        sa.Column("records", sa.BigInteger, nullable=False),
+        sa.Column("fields", sa.Integer, nullable=False),
+        sa.Column("tolerance", sa.String(40), nullable=False),
+    )
+    op.create_index("ix_record_sets_leaf_index", "record_sets", ["leaf_index"])
+    op.create_index("ix_record_sets_set_root", "record_sets", ["set_root"])
+    op.create_table(
+        "record_keys",
+        sa.Column("asset", sa.String(71), primary_key=True),
+        sa.Column("part", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("exact", sa.LargeBinary, nullable=False),
+        sa.Column("near", sa.LargeBinary, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("record_keys")
+    op.drop_table("record_sets")
     op.drop_table("overlaps")
