@@ -9,6 +9,7 @@ what the attack registers (new parties where it uses sybils), values its inputs 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
@@ -17,6 +18,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer, make_classification
 
 from quotepart.ids import Digest, PartyId
+from quotepart.provenance.overlap import OverlapWarning
 from quotepart.sharing.valuing import InputValues
 from quotepart.workspace import Workspace
 
@@ -73,7 +75,11 @@ class Scene:
         self.valued: InputValues | None = None  # the last earnings' valuation
 
     def register(self, party: PartyId, data: Pair, name: str) -> Input:
-        asset = self.ws.register_data(data, name=name, by=party, asset_kind="cohort")
+        with warnings.catch_warnings():
+            # The attacks register copies on purpose: the warning they raise is tested in
+            # tests/provenance/test_overlap.py; here what matters is what the copy earns.
+            warnings.simplefilter("ignore", OverlapWarning)
+            asset = self.ws.register_data(data, name=name, by=party, asset_kind="cohort")
         self.ws.contribute(asset, {party: 1}, role="data", by=party)
         return Input(party, asset, data)
 

@@ -41,6 +41,8 @@ def test_a_jittered_copy_is_dropped_and_credited_to_the_first_holder(scene: Scen
     model = _model(scene, inputs)
     result = ws.value_inputs(model, {i.asset: i.data for i in inputs}, scene.test, by=scene.lab)
     assert result.values[copy.asset] == 0.0
+    [flagged] = [o for o in ws.overlaps() if o.asset == copy.asset]  # and the log says so
+    assert (flagged.earlier, flagged.match) == (northgate.asset, "near")
     assert [(c.asset, c.of, c.records) for c in result.copies] == [
         (copy.asset, northgate.asset, 40)
     ]

@@ -457,7 +457,7 @@ class Provenance:
             registrant = queries.party_names(conn, [str(first.registered_by)]).get(
                 str(first.registered_by), str(first.registered_by)
             )
-        how = "as near-duplicates" if overlap.match == "near" else "exactly"
+        how = "near-duplicates of records" if overlap.match == "near" else "copies of records"
         return OverlapWarning(
             f"{overlap.records:,} of {overlap.of:,} records ({float(overlap.shared):.1%}) of "
             f"{name!r} ({overlap.asset}) are {how} in {first.name!r} ({overlap.earlier}), "
