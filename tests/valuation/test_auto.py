@@ -56,7 +56,11 @@ def test_auto_hits_closed_form_answers_and_records_its_choice(name: str) -> None
     assert relative_l2(result.values, game.shapley_values()) < tolerance
     choice = result.parameters["choice"]
     assert result.method == f"shapley/auto:{choice}"
-    assert set(result.parameters["predicted_squared_error"]) == {"stratified", "permutation"}
+    assert set(result.parameters["predicted_squared_error"]) == {
+        "stratified",
+        "permutation",
+        "regression",
+    }
     assert 0 < result.parameters["pilot_evaluations"] < 5_000
     assert result.evaluations <= 5_000 + 64  # the samplers stop after the batch that crosses it
 
@@ -116,3 +120,32 @@ def test_bad_methods_and_options_are_input_errors_with_hints() -> None:
     assert "stratified" in (caught.value.hint or "")
     with pytest.raises(InputError, match="pilot_share"):
         AutoShapley(pilot_share=0.9).fit(game, range(40))
+
+
+def test_the_proxy_shapley_values_are_those_of_the_tree_game_exactly() -> None:
+    """Each leaf is 1[A ⊆ S, B ∩ S = ∅]; summed over leaves, φ(f) equals enumeration."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from quotepart.valuation import ExactShapley
+    from quotepart.valuation.regression import proxy_shapley
+
+    rng = np.random.default_rng(4)
+    x = rng.random((400, 6)) < 0.5
+    y = x[:, 0] * x[:, 1] + 2 * x[:, 2] - x[:, 3] * (1 - x[:, 4]) + rng.normal(0, 0.1, 400)
+    model = HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(x * 1.0, y)
+
+    def tree_game(coalition: frozenset[Any]) -> float:
+        bits = np.zeros((1, 6))
+        bits[0, list(coalition)] = 1.0
+        return float(model.predict(bits)[0])
+
+    exact = ExactShapley().fit(tree_game, range(6)).values_
+    assert np.allclose(proxy_shapley(model, 6), exact, atol=1e-9)
+
+
+@BUDGET_ONLY
+def test_regression_adjusted_sampling_hits_the_airport_game() -> None:
+    game = GAMES["airport-40"][0]
+    result = shapley(game, range(40), method="regression", max_evaluations=5_000, seed=1)
+    assert relative_l2(result.values, game.shapley_values()) < 0.05
+    assert result.method == "shapley/regression"

@@ -22,6 +22,7 @@ from quotepart.valuation.exact import MAX_EXACT_PLAYERS, ExactBanzhaf, ExactShap
 from quotepart.valuation.knn import knn_shapley
 from quotepart.valuation.models import ModelUtility
 from quotepart.valuation.oob import data_oob
+from quotepart.valuation.regression import RegressionShapley
 from quotepart.valuation.result import ValuationResult
 from quotepart.valuation.sampling import (
     KernelBanzhaf,
@@ -41,6 +42,7 @@ from quotepart.valuation.utility import (
 SAMPLERS: dict[str, Any] = {
     "stratified": StratifiedShapley,
     "permutation": PermutationShapley,
+    "regression": RegressionShapley,
     "kernel": KernelBanzhaf,
     "msr": MSRBanzhaf,
 }
@@ -106,7 +108,7 @@ def _value(
     # pilot predicts both candidates' errors); Banzhaf's kernel sampler won every game of
     # bench/valuation.py (quotepart's candidates and pyDVL's, same games)
     samplers = {"shapley": "pilot", "banzhaf": "kernel"}
-    others = {"shapley": {"stratified", "permutation"}, "banzhaf": {"msr"}}[kind]
+    others = {"shapley": {"stratified", "permutation", "regression"}, "banzhaf": {"msr"}}[kind]
     allowed = {"auto", "exact"} | others | ({samplers[kind]} - {"pilot"})
     if method not in allowed:
         raise InputError(
@@ -185,9 +187,10 @@ def shapley(
 
     `method`: "exact" (enumeration, each coalition once), "stratified" (stratified
     SVARM: every evaluation serves every player), "permutation" (antithetic Monte Carlo),
-    or "auto" (exact when 2^n is affordable, else the sampler a short permutation pilot
+    "regression" (a boosted-tree proxy whose Shapley values are exact, plus importance-
+    weighted sampling of the residual: Witter et al. 2025), or "auto" (exact when 2^n is affordable, else the sampler a short permutation pilot
     predicts to be the more accurate on this game: `AutoShapley`; the result's method
-    then reads "shapley/auto:stratified" or "shapley/auto:permutation" and its
+    then reads e.g. "shapley/auto:regression" or "shapley/auto:permutation" and its
     parameters hold the pilot's predictions). Sampled results carry
     standard errors and stop on `target_stderr` or `max_evaluations`. Evaluations run on
     `executor`: "joblib" (`n_jobs` processes) or "ray" (a running Ray cluster, or one
@@ -270,6 +273,7 @@ __all__ = [
     "ModelUtility",
     "NotConvergedWarning",
     "PermutationShapley",
+    "RegressionShapley",
     "StratifiedShapley",
     "Utility",
     "UtilityError",
