@@ -195,8 +195,8 @@ class AutoShapley(_Sampler):
             "progress": self.progress,
             "monitor": self.monitor,
         }
-        if name == "permutation":
-            return PermutationShapley(**common)
+        if name == "permutation":  # one pair a batch: it stops within a pair of the budget
+            return PermutationShapley(batch_size=1, **common)
         if name == "regression":
             return RegressionShapley(**common)
         n = len(self.players_)
