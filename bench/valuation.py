@@ -765,7 +765,10 @@ def budget_run(job: tuple[str, str, str, int, int, tuple[int, ...], str]) -> lis
         from pydvl.value.shapley.truncated import NoTruncation
         from pydvl.value.stopping import StoppingCriterion
 
-        cap = int(max(budgets) * 1.05) + 200
+        # pyDVL caches nothing: its semivalue samplers ask for u(S ∪ {i}) and u(S) for each
+        # marginal (about two calls per distinct coalition); run until the distinct count
+        # passes the largest budget
+        cap = int(max(budgets) * (2.1 if method != "permutation" else 1.05)) + 200
 
         class Trace(StoppingCriterion):  # type: ignore[misc]
             def __init__(self) -> None:
@@ -890,8 +893,13 @@ def budgets_part(
             for seed in range(seeds):
                 for method in QUOTEPART_TRACED:
                     jobs.append(("quotepart", method, family, n, seed, tuple(budgets), folder))
+                # pyDVL's trace is read at twice each budget too ("auto at half the
+                # evaluations matches pyDVL's best"), up to the largest budget
+                traced = tuple(
+                    sorted({*budgets, *(2 * b for b in budgets if 2 * b <= max(budgets))})
+                )
                 for method in pydvl_methods:
-                    jobs.append(("pyDVL", method, family, n, seed, tuple(budgets), folder))
+                    jobs.append(("pyDVL", method, family, n, seed, traced, folder))
                 for method in QUOTEPART_PER_BUDGET:
                     for budget in budgets:
                         jobs.append(("quotepart", method, family, n, seed, (budget,), folder))
@@ -899,6 +907,8 @@ def budgets_part(
         with ProcessPoolExecutor(workers) as pool:
             for number, found in enumerate(pool.map(budget_run, jobs), 1):
                 rows.extend(found)
+                with open(Path(tempfile.gettempdir()) / "quotepart-budgets.jsonl", "a") as out:
+                    out.writelines(json.dumps(r) + "\n" for r in found)  # survives a stop
                 if found:
                     last = found[-1]
                     log(

@@ -146,6 +146,7 @@ class AutoShapley(_Sampler):
             figures["pilot_evaluations"] = float(view.own)
             figures["permutation"] = float(np.sum(pilot.stderr_**2)) * view.own / budget
             figures["stratified"] = _stratified_error(view, self.players_, budget)
+            prefixes = dict(view.cache)  # the permutation pilot's coalitions
             if pilot.converged_:
                 done, choice = pilot, "permutation"
             elif "regression" in candidates:
@@ -160,11 +161,8 @@ class AutoShapley(_Sampler):
                     warnings.simplefilter("ignore", NotConvergedWarning)
                     trial.fit(view, self.players_)
                 figures["pilot_evaluations"] += view.own
-                # the proxy fits better on more draws: its squared error fell as m^-1.1
-                # (voting) to m^-2 (airport) from 5,000 to 30,000 evaluations on the
-                # games of bench/valuation.py; m^-1.5 is assumed
-                ratio = view.own / budget
-                figures["regression"] = float(np.sum(trial.stderr_**2)) * ratio**1.5
+                assert isinstance(trial, RegressionShapley)
+                figures["regression"] = _regression_error(trial, prefixes, self.players_, budget)
             if done is None:
                 choice = min(candidates, key=lambda c: figures[c])
         if done is None:
@@ -240,12 +238,59 @@ def _stratified_error(view: _Ledger, players: Sequence[Hashable], budget: int) -
     return float(np.sum(spread / shares) / draws)
 
 
+def _regression_error(
+    trial: RegressionShapley,
+    prefixes: dict[frozenset[Any], float],
+    players: Sequence[Hashable],
+    budget: int,
+) -> float:
+    """The squared error (Σ_i) RegressionShapley would reach on `budget` evaluations, from
+    its pilot's proxy scored out of sample on the permutation pilot's coalitions (drawn
+    independently of the proxy's: in-sample residuals of boosted trees are far too small
+    on threshold games). With e²_s the proxy's mean squared error at size s and q_s its
+    size distribution, the importance-weighted residual terms give Σ_i Var φ_i ≈
+    n Σ_s e²_s / (m q_s s (n − s)), the form of `_stratified_error` with e²_s for σ²_s.
+    The proxy fitted on the whole budget's draws fits better: e² is scaled by the
+    improvement seen from half the pilot's pairs to all of them, extrapolated."""
+    n = len(players)
+    if getattr(trial, "proxy_", None) is None:
+        return float("inf")
+    index = {p: j for j, p in enumerate(players)}
+    found = [(c, v) for c, v in prefixes.items() if 2 <= len(c) <= n - 2]
+    if len(found) < 2:
+        return float("inf")
+    bits = np.zeros((len(found), n))
+    for row, (coalition, _) in enumerate(found):
+        bits[row, [index[p] for p in coalition]] = 1.0
+    values = np.array([v for _, v in found])
+    errors = (values - trial.proxy_.predict(bits)) ** 2
+    # how fast the proxy improves: refitted on half the pilot's pairs, scored alike;
+    # e² ∝ m^-β with β within [0, 1], carried on to the whole budget
+    x, y = trial.draws_
+    half = x.shape[1] // 2
+    improvement = 1.0
+    if half >= 8:
+        proxy = trial._proxy(x[:, :half].reshape(-1, n).astype(np.float64), y[:, :half].ravel())
+        early = float(np.mean((values - proxy.predict(bits)) ** 2))
+        late = float(np.mean(errors))
+        if early > 0 and late > 0:
+            beta = float(np.clip(np.log(early / late) / np.log(x.shape[1] / half), 0.0, 1.0))
+            improvement = (2 * x.shape[1] / budget) ** beta
+    sizes = bits.sum(axis=1).astype(int)
+    known = np.arange(2, n - 1)
+    by_size = np.array([errors[sizes == s].mean() if np.any(sizes == s) else np.nan for s in known])
+    by_size = np.where(np.isfinite(by_size), by_size, np.nanmean(by_size))
+    shares = 1.0 / np.sqrt(np.arange(1, n) * (n - np.arange(1, n)))
+    shares /= shares.sum()
+    q = shares[known - 1]
+    draws = max(budget - 2, 1)
+    return float(n * np.sum(by_size / (q * known * (n - known))) / draws) * improvement
+
+
 def choice_record(estimator: AutoShapley) -> dict[str, Any]:
     """What auto chose and why, for the valuation entry's parameters."""
     return {
         "choice": estimator.choice_,
-        "predicted_squared_error": {
-            k: v for k, v in estimator.pilot_.items() if k != "pilot_evaluations"
-        },
+        "predicted_squared_error": {k: v for k, v in estimator.pilot_.items() if k in CANDIDATES},
         "pilot_evaluations": int(estimator.pilot_.get("pilot_evaluations", 0)),
     }

@@ -100,6 +100,10 @@ class RegressionShapley(_Sampler):
         self._finish(cached, stderr, target)
         return self
 
+    def _proxy(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """The boosted trees fitted to membership bits `x` and values `y`."""
+        return _fit_proxy(self.max_iter, self.seed_, x, y)
+
     def _estimate(
         self,
         masks: list[np.ndarray],
@@ -108,18 +112,13 @@ class RegressionShapley(_Sampler):
         empty: float,
         shares: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
         x = np.concatenate([m.reshape(2, -1, m.shape[1]) for m in masks], axis=1)
         y = np.concatenate([v.reshape(2, -1) for v in scores], axis=1)
         n = x.shape[2]
         flat_x = x.reshape(-1, n).astype(np.float64)
-        proxy = HistGradientBoostingRegressor(
-            max_iter=self.max_iter, early_stopping=False, random_state=self.seed_ % 2**32
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            proxy.fit(flat_x, y.reshape(-1))
+        proxy = self._proxy(flat_x, y.reshape(-1))
+        self.proxy_ = proxy
+        self.draws_ = (x, y)  # (2, pairs, n) membership bits and (2, pairs) values
         residual = y - proxy.predict(flat_x).reshape(y.shape)
         ends = proxy.predict(np.array([np.ones(n), np.zeros(n)]))
         base = proxy_shapley(proxy, n) + ((full - ends[0]) - (empty - ends[1])) / n
@@ -133,6 +132,18 @@ class RegressionShapley(_Sampler):
         values = base + terms.mean(axis=0)
         stderr = terms.std(axis=0, ddof=1) / math.sqrt(pairs) if pairs > 1 else np.inf
         return values, np.broadcast_to(stderr, (n,)).astype(np.float64)
+
+
+def _fit_proxy(max_iter: int, seed: int, x: np.ndarray, y: np.ndarray) -> Any:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    proxy = HistGradientBoostingRegressor(
+        max_iter=max_iter, early_stopping=False, random_state=seed % 2**32
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proxy.fit(x, y)
+    return proxy
 
 
 def proxy_shapley(model: Any, n: int) -> np.ndarray:
