@@ -66,22 +66,27 @@ def test_auto_hits_closed_form_answers_and_records_its_choice(name: str) -> None
 
 
 @BUDGET_ONLY
-def test_auto_picks_permutations_on_additive_games_and_strata_on_thresholds() -> None:
-    """The two families where the samplers differ most (bench/valuation.py: 5–10×)."""
+def test_auto_picks_regression_or_permutations_near_additive_and_strata_on_thresholds() -> None:
+    """The families where the samplers differ most (bench/valuation.py: 5–10×)."""
     additive = GAMES["additive-50"][0]
     voting = GAMES["voting-50"][0]
-    assert shapley(additive, range(50), max_evaluations=5_000).parameters["choice"] == (
-        "permutation"
-    )
+    airport = GAMES["airport-40"][0]
+    near_additive = shapley(additive, range(50), max_evaluations=5_000).parameters["choice"]
+    assert near_additive in ("regression", "permutation")
     assert shapley(voting, range(50), max_evaluations=5_000).parameters["choice"] == ("stratified")
+    assert shapley(airport, range(40), max_evaluations=15_000).parameters["choice"] == (
+        "regression"
+    )
 
 
 @BUDGET_ONLY
 def test_auto_repeats_per_seed_and_reuses_its_pilot() -> None:
     game = GAMES["additive-50"][0]
-    one = AutoShapley(max_evaluations=4_000, random_state=11).fit(game, range(50))
-    two = AutoShapley(max_evaluations=4_000, random_state=11).fit(game, range(50))
-    other = AutoShapley(max_evaluations=4_000, random_state=12).fit(game, range(50))
+    pair = ("permutation", "stratified")
+    one = AutoShapley(max_evaluations=4_000, random_state=11, candidates=pair).fit(game, range(50))
+    two = AutoShapley(max_evaluations=4_000, random_state=11, candidates=pair).fit(game, range(50))
+    other = AutoShapley(max_evaluations=4_000, random_state=12, candidates=pair)
+    other.fit(game, range(50))
     assert np.array_equal(one.values_, two.values_)
     assert one.choice_ == two.choice_
     assert not np.array_equal(one.values_, other.values_)

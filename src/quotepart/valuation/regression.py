@@ -12,7 +12,8 @@ with r = v − f and sizes s ∈ [1, n − 1] drawn with probability q_s ∝ 1 /
 uniformly among coalitions of that size, each with its complement (paired). The last
 term is unbiased for any f; the better f fits, the smaller its variance.
 
-The proxy is scikit-learn's HistGradientBoostingRegressor on the membership bits.
+The proxy is a least-squares linear model on the membership bits plus scikit-learn's
+HistGradientBoostingRegressor on its residual (its Shapley values: the coefficients).
 On 0/1 inputs each leaf of a tree is the game 1[A ⊆ S, B ∩ S = ∅] (A: features its
 path requires, B: features it excludes), whose Shapley values are exact: a player of A
 gets (a − 1)! b! / (a + b)!, one of B −a! (b − 1)! / (a + b)!. Summing over leaves gives
@@ -121,7 +122,7 @@ class RegressionShapley(_Sampler):
         self.draws_ = (x, y)  # (2, pairs, n) membership bits and (2, pairs) values
         residual = y - proxy.predict(flat_x).reshape(y.shape)
         ends = proxy.predict(np.array([np.ones(n), np.zeros(n)]))
-        base = proxy_shapley(proxy, n) + ((full - ends[0]) - (empty - ends[1])) / n
+        base = proxy.shapley(n) + ((full - ends[0]) - (empty - ends[1])) / n
         size = x.sum(axis=2)  # (2, pairs)
         q = shares[size - 1]
         inside = residual / (size * q)
@@ -134,16 +135,50 @@ class RegressionShapley(_Sampler):
         return values, np.broadcast_to(stderr, (n,)).astype(np.float64)
 
 
-def _fit_proxy(max_iter: int, seed: int, x: np.ndarray, y: np.ndarray) -> Any:
-    from sklearn.ensemble import HistGradientBoostingRegressor
+LINEAR_SHARE = 0.95
+"""The share of the variance a linear fit must explain for the proxy to keep it."""
 
-    proxy = HistGradientBoostingRegressor(
-        max_iter=max_iter, early_stopping=False, random_state=seed % 2**32
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        proxy.fit(x, y)
-    return proxy
+
+class _Proxy:
+    """A linear model on the membership bits plus boosted trees on what it leaves, when the
+    linear model explains at least LINEAR_SHARE of the variance (nearly additive games,
+    whose sums of 50 terms trees fit badly); boosted trees alone otherwise (airport 40:
+    0.0024 against 0.0073 with the linear stage, at 30,000 evaluations). The linear
+    part's Shapley values are its coefficients, the trees' come leaf by leaf."""
+
+    def __init__(self, max_iter: int, seed: int) -> None:
+        self.max_iter, self.seed = max_iter, seed
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _Proxy:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        n = x.shape[1]
+        design = np.hstack([x, np.ones((len(x), 1))])
+        gram = design.T @ design + 1e-8 * len(x) * np.eye(n + 1)
+        solved = np.linalg.solve(gram, design.T @ y)
+        self.coef_, self.intercept_ = solved[:n], float(solved[n])
+        explained = 1.0 - float(np.var(y - design @ solved)) / max(float(np.var(y)), 1e-300)
+        if explained < LINEAR_SHARE:  # not nearly additive: the trees alone fit better
+            self.coef_, self.intercept_ = np.zeros(n), 0.0
+        self.trees_ = HistGradientBoostingRegressor(
+            max_iter=self.max_iter, early_stopping=False, random_state=self.seed % 2**32
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.trees_.fit(x, y - x @ self.coef_ - self.intercept_)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        predicted: np.ndarray = x @ self.coef_ + self.intercept_ + self.trees_.predict(x)
+        return predicted
+
+    def shapley(self, n: int) -> np.ndarray:
+        values: np.ndarray = self.coef_ + proxy_shapley(self.trees_, n)
+        return values
+
+
+def _fit_proxy(max_iter: int, seed: int, x: np.ndarray, y: np.ndarray) -> _Proxy:
+    return _Proxy(max_iter, seed).fit(x, y)
 
 
 def proxy_shapley(model: Any, n: int) -> np.ndarray:
