@@ -697,12 +697,356 @@ def print_quality(results: dict[str, Any], budget: int, n_records: int) -> None:
     stdout.print(table)
 
 
+# --------------------------------------------------------------------------- budgets
+
+
+BUDGETS = (5_000, 15_000, 30_000, 60_000)
+TARGET_WITHIN = 1.10  # auto's error / the best of every library's methods, per cell
+QUOTEPART_TRACED = ("permutation", "stratified")  # one run, read at every budget
+QUOTEPART_PER_BUDGET = ("auto", "regression")  # their draws depend on the budget
+PYDVL_TRACED = ("permutation", "antithetic permutation")
+SHAPIQ = ("RegressionMSR", "LeverageSHAP", "KernelSHAP", "PermutationSamplingSV", "SVARM")
+SHAPIQ_PYTHON = "/tmp/shapiq-venv/bin/python"
+
+
+def relative_l2(estimate: Any, exact: np.ndarray) -> float:
+    return float(np.linalg.norm(np.asarray(estimate) - exact) / np.linalg.norm(exact))
+
+
+def budget_run(job: tuple[str, str, str, int, int, tuple[int, ...], str]) -> list[dict[str, Any]]:
+    """One method, one game, one seed: the relative L2 error at each budget of distinct
+    coalitions (the last estimate whose distinct count is within the budget)."""
+    library, method, family, n, seed, budgets, folder = job
+    warnings.simplefilter("ignore")
+    import logging
+
+    logging.disable(logging.WARNING)
+    from _valuation_games import build
+
+    game = build(family, n)
+    exact = game.shapley_values()
+    path = Path(folder) / f"{library}-{method}-{family}-{seed}-{budgets[0]}.calls".replace(" ", "_")
+    log_ = CallLog(path, n)
+    trace: list[tuple[int, np.ndarray]] = []  # (calls so far, estimate)
+    start = time.perf_counter()
+    if library == "quotepart":
+        from quotepart.valuation import (
+            AutoShapley,
+            PermutationShapley,
+            RegressionShapley,
+            StratifiedShapley,
+        )
+
+        logged = Logged(game, log_)
+        if method in QUOTEPART_TRACED:
+            options = {"batch_size": 1} if method == "permutation" else {}
+            estimator: Any = {"permutation": PermutationShapley, "stratified": StratifiedShapley}[
+                method
+            ](
+                max_evaluations=max(budgets),
+                target_stderr=1e-12,
+                random_state=seed,
+                monitor=lambda _e, values, _s: trace.append((log_.calls(), values)),
+                **options,
+            )
+            estimator.fit(logged, range(n))
+        else:
+            cls = {"auto": AutoShapley, "regression": RegressionShapley}[method]
+            fitted = cls(max_evaluations=budgets[0], target_stderr=1e-12, random_state=seed).fit(
+                logged, range(n)
+            )
+            trace.append((log_.calls(), fitted.values_))
+            choice = getattr(fitted, "choice_", None)
+    else:
+        from pydvl.value import sampler as samplers
+        from pydvl.value.result import Status
+        from pydvl.value.semivalues import compute_shapley_semivalues
+        from pydvl.value.shapley import ShapleyMode, compute_shapley_values
+        from pydvl.value.shapley.truncated import NoTruncation
+        from pydvl.value.stopping import StoppingCriterion
+
+        # pyDVL caches nothing: its semivalue samplers ask for u(S ∪ {i}) and u(S) for each
+        # marginal (about two calls per distinct coalition); run until the distinct count
+        # passes the largest budget
+        cap = int(max(budgets) * (2.1 if method != "permutation" else 1.05)) + 200
+
+        class Trace(StoppingCriterion):  # type: ignore[misc]
+            def __init__(self) -> None:
+                super().__init__()
+                self.checked_at = 0
+
+            def _check(self, result: Any) -> Status:
+                calls = log_.calls()
+                if calls >= self.checked_at * 1.01 + 8:
+                    self.checked_at = calls
+                    trace.append(
+                        (
+                            calls,
+                            np.array(result.values, dtype=float)[
+                                np.argsort(np.asarray(result.indices))
+                            ],
+                        )
+                    )
+                return Status.Converged if calls >= cap else Status.Pending
+
+        u = pydvl_utility(Logged(game, log_), n)
+        if method == "permutation":
+            compute_shapley_values(
+                u,
+                mode=ShapleyMode.PermutationMontecarlo,
+                done=Trace(),
+                truncation=NoTruncation(),
+                seed=seed,
+            )
+        else:
+            compute_shapley_semivalues(
+                u,
+                done=Trace(),
+                sampler_t=samplers.AntitheticPermutationSampler,
+                seed=seed,
+                batch_size=32,
+            )
+    seconds = time.perf_counter() - start
+    # distinct coalitions at each traced point, from the call log
+    with open(log_.path, "rb") as handle:
+        lines = handle.read().splitlines()
+    path.unlink(missing_ok=True)
+    seen: set[bytes] = set()
+    distinct_at: list[int] = []
+    position = 0
+    for calls, _ in trace:
+        for line in lines[position:calls]:
+            seen.add(line)
+        position = max(position, calls)
+        distinct_at.append(len(seen))
+    rows = []
+    for budget in budgets:
+        within = [k for k, d in enumerate(distinct_at) if d <= budget + 2 * n + 2]  # one pair over
+        if not within:
+            continue
+        k = within[-1]
+        rows.append(
+            {
+                "library": library,
+                "method": method,
+                "family": family,
+                "n": n,
+                "seed": seed,
+                "budget": budget,
+                "distinct": distinct_at[k],
+                "calls": trace[k][0],
+                "relative_l2": relative_l2(trace[k][1], exact),
+                "seconds": seconds,
+                **({"choice": choice} if library == "quotepart" and method == "auto" else {}),
+            }
+        )
+    return rows
+
+
+def shapiq_runs(
+    families: dict[str, int], budgets: Sequence[int], seeds: int, methods: Sequence[str]
+) -> Any:
+    """Start shapiq's runs in its own interpreter (Python 3.12 venv); returns the process."""
+    import json
+    import subprocess
+    import sys
+
+    jobs = [
+        {"family": family, "n": n, "method": method, "budget": budget, "seed": seed}
+        for method in methods
+        for family, n in families.items()
+        for budget in budgets
+        for seed in range(seeds)
+        if not (method == "SVARM" and budget > 30_000)  # ~1 s per 1,000 evaluations
+    ]
+    worker = Path(__file__).resolve().parent / "_valuation_shapiq.py"
+    process = subprocess.Popen(
+        [SHAPIQ_PYTHON, str(worker)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+    )
+    assert process.stdin is not None
+    process.stdin.write(json.dumps(jobs))
+    process.stdin.close()
+    _ = sys
+    return process
+
+
+def budgets_part(
+    budgets: Sequence[int],
+    seeds: int,
+    workers: int,
+    shapiq_methods: Sequence[str],
+    pydvl_methods: Sequence[str] = PYDVL_TRACED,
+) -> dict[str, Any]:
+    import json
+
+    from _valuation_games import FAMILIES, build
+
+    jobs: list[tuple[str, str, str, int, int, tuple[int, ...], str]] = []
+    shapiq = shapiq_runs(FAMILIES, budgets, seeds, shapiq_methods) if shapiq_methods else None
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="quotepart-bench-budgets-") as folder:
+        for family, n in FAMILIES.items():
+            for seed in range(seeds):
+                for method in QUOTEPART_TRACED:
+                    jobs.append(("quotepart", method, family, n, seed, tuple(budgets), folder))
+                # pyDVL's trace is read at twice each budget too ("auto at half the
+                # evaluations matches pyDVL's best"), up to the largest budget
+                traced = tuple(
+                    sorted({*budgets, *(2 * b for b in budgets if 2 * b <= max(budgets))})
+                )
+                for method in pydvl_methods:
+                    jobs.append(("pyDVL", method, family, n, seed, traced, folder))
+                for method in QUOTEPART_PER_BUDGET:
+                    for budget in budgets:
+                        jobs.append(("quotepart", method, family, n, seed, (budget,), folder))
+        log(f"budgets: {len(jobs)} quotepart/pyDVL runs on {workers} processes")
+        with ProcessPoolExecutor(workers) as pool:
+            for number, found in enumerate(pool.map(budget_run, jobs), 1):
+                rows.extend(found)
+                with open(Path(tempfile.gettempdir()) / "quotepart-budgets.jsonl", "a") as out:
+                    out.writelines(json.dumps(r) + "\n" for r in found)  # survives a stop
+                if found:
+                    last = found[-1]
+                    log(
+                        f"[{number}/{len(jobs)}] {last['family']} {last['library']} "
+                        f"{last['method']} seed {last['seed']}: "
+                        + ", ".join(f"{r['budget']:,}: {r['relative_l2']:.4f}" for r in found)
+                    )
+    if shapiq is not None:
+        assert shapiq.stdout is not None
+        for line in shapiq.stdout:
+            found = json.loads(line)
+            if "error" in found:
+                log(f"shapiq {found['method']} {found['family']}: {found['error'][:120]}")
+                continue
+            exact = build(found["family"], found["n"]).shapley_values()
+            row = {k: v for k, v in found.items() if k != "values"}
+            row.update(library="shapiq", relative_l2=relative_l2(found["values"], exact))
+            rows.append(row)
+            log(
+                f"shapiq {found['method']} {found['family']} {found['budget']:,} seed "
+                f"{found['seed']}: {row['relative_l2']:.4f} ({found['distinct']:,} distinct, "
+                f"{found['seconds']:.1f} s)"
+            )
+        shapiq.wait()
+    return {"runs": rows, "cells": budget_cells(rows)}
+
+
+def budget_cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median relative L2 per (family, budget, method); auto against the best of each library."""
+    import statistics
+
+    cells = []
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    budgets = sorted({r["budget"] for r in rows})
+    for family in families:
+        for budget in budgets:
+            medians: dict[str, float] = {}
+            for key in dict.fromkeys((r["library"], r["method"]) for r in rows):
+                found = [
+                    r["relative_l2"]
+                    for r in rows
+                    if (r["library"], r["method"]) == key
+                    and r["family"] == family
+                    and r["budget"] == budget
+                ]
+                if found:
+                    medians[f"{key[0]} {key[1]}"] = statistics.median(found)
+            auto = medians.get("quotepart auto")
+            if auto is None:
+                continue
+            others = {k: v for k, v in medians.items() if k != "quotepart auto"}
+            best = min(others.values()) if others else None
+            pydvl_double = [
+                statistics.median(
+                    [
+                        r["relative_l2"]
+                        for r in rows
+                        if r["library"] == "pyDVL"
+                        and r["method"] == method
+                        and r["family"] == family
+                        and r["budget"] == 2 * budget
+                    ]
+                    or [float("inf")]
+                )
+                for method in dict.fromkeys(r["method"] for r in rows if r["library"] == "pyDVL")
+            ]
+            pydvl_best_2x = min(pydvl_double) if pydvl_double else float("inf")
+            choices = [
+                r.get("choice")
+                for r in rows
+                if r["method"] == "auto" and r["family"] == family and r["budget"] == budget
+            ]
+            cells.append(
+                {
+                    "family": family,
+                    "budget": budget,
+                    "medians": medians,
+                    "auto": auto,
+                    "best_other": min(others, key=lambda k: others[k]) if others else None,
+                    "ratio_to_best": auto / best if best else None,
+                    "within_10_percent": bool(best is not None and auto <= TARGET_WITHIN * best),
+                    "pydvl_best_at_2x": None if pydvl_best_2x == float("inf") else pydvl_best_2x,
+                    "at_most_pydvl_at_2x": (
+                        None if pydvl_best_2x == float("inf") else bool(auto <= pydvl_best_2x)
+                    ),
+                    "auto_choices": choices,
+                }
+            )
+    return cells
+
+
+def print_budgets(cells: list[dict[str, Any]], seeds: int) -> None:
+    methods = list(dict.fromkeys(m for c in cells for m in c["medians"]))
+    table = new_table(
+        f"Fixed budgets: median relative L2 over {seeds} seeds (distinct coalitions)",
+        ["game", "budget", *methods, "auto / best", "≤ pyDVL at 2×"],
+        caption="best of the other methods in bold; auto's choices in the results file",
+    )
+    for cell in cells:
+        best = cell["best_other"]
+        table.add_row(
+            cell["family"],
+            f"{cell['budget']:,}",
+            *[
+                (
+                    ""
+                    if m not in cell["medians"]
+                    else (
+                        f"[bold]{cell['medians'][m]:.4f}[/bold]"
+                        if m == best
+                        else f"{cell['medians'][m]:.4f}"
+                    )
+                )
+                for m in methods
+            ],
+            "" if cell["ratio_to_best"] is None else f"{cell['ratio_to_best']:.2f}",
+            {None: "—", True: "yes", False: "no"}[cell["at_most_pydvl_at_2x"]],
+        )
+    stdout.print(table)
+
+
 # --------------------------------------------------------------------------- main
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = bench_parser(__doc__ or "")
-    parser.add_argument("--part", choices=["all", "efficiency", "quality"], default="all")
+    parser.add_argument(
+        "--part", choices=["all", "efficiency", "quality", "budgets"], default="all"
+    )
+    parser.add_argument(
+        "--budgets", type=int, nargs="*", help="budgets part: distinct evaluations (5k…60k)"
+    )
+    parser.add_argument(
+        "--pydvl", nargs="*", help=f"budgets part: pyDVL methods ({', '.join(PYDVL_TRACED)})"
+    )
+    parser.add_argument(
+        "--shapiq", nargs="*", help=f"budgets part: shapiq methods ({', '.join(SHAPIQ)})"
+    )
     parser.add_argument("--seeds", type=int, help="seeds per estimator (5; quick 2)")
     parser.add_argument("--sizes", type=int, nargs="*", help="closed-form game sizes (50 200)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -761,6 +1105,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             "quotepart_source": os.environ.get("PYTHONPATH", "installed"),
         },
     }
+    if args.part == "budgets":
+        budgets = args.budgets or ([2_000, 4_000] if args.quick else list(BUDGETS))
+        shapiq_methods = SHAPIQ if args.shapiq is None else args.shapiq
+        pydvl_methods = PYDVL_TRACED if args.pydvl is None else args.pydvl
+        found = budgets_part(budgets, seeds, args.workers, shapiq_methods, pydvl_methods)
+        print_budgets(found["cells"], seeds)
+        document["budgets"] = {
+            "budgets": budgets,
+            "seeds": seeds,
+            "shapiq_methods": list(shapiq_methods),
+            "pydvl_methods": list(pydvl_methods),
+            **found,
+        }
     if args.part in ("all", "efficiency"):
         game, description = cohort_game(args.seed, cap=20_000 if args.quick else 60_000)
         games = [game]

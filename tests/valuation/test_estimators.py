@@ -187,7 +187,7 @@ def test_auto_enumerates_small_games_and_samples_large_ones() -> None:
     assert shapley(GloveGame(3), range(6)).method == "shapley/exact"
     assert banzhaf(GloveGame(3), range(6)).method == "banzhaf/exact"
     large = shapley(SAMPLED[0], range(50), max_evaluations=2_000)
-    assert large.method == "shapley/stratified"
+    assert large.method.startswith("shapley/auto:")  # the sampler it chose on this game
     assert banzhaf(SAMPLED[0], range(50), max_evaluations=2_000).method == "banzhaf/kernel"
 
 

@@ -17,11 +17,13 @@ from collections.abc import Hashable, Iterable
 from typing import Any, Literal
 
 from quotepart.errors import InputError
+from quotepart.valuation.auto import AutoShapley, choice_record
 from quotepart.valuation.exact import MAX_EXACT_PLAYERS, ExactBanzhaf, ExactShapley
 from quotepart.valuation.knn import SetValues, knn_shapley, knn_shapley_sets
 from quotepart.valuation.models import ModelUtility
 from quotepart.valuation.oob import data_oob
 from quotepart.valuation.records import RecordSetValues, first_holders, value_record_sets
+from quotepart.valuation.regression import RegressionShapley
 from quotepart.valuation.result import ValuationResult
 from quotepart.valuation.sampling import (
     KernelBanzhaf,
@@ -41,6 +43,7 @@ from quotepart.valuation.utility import (
 SAMPLERS: dict[str, Any] = {
     "stratified": StratifiedShapley,
     "permutation": PermutationShapley,
+    "regression": RegressionShapley,
     "kernel": KernelBanzhaf,
     "msr": MSRBanzhaf,
 }
@@ -102,27 +105,36 @@ def _value(
 ) -> ValuationResult:
     found = check_players(players)
     cached = as_cached(utility, executor)
-    samplers = {
-        "shapley": "stratified",
-        "banzhaf": "kernel",
-    }  # the winners of bench/valuation.py (quotepart's candidates and pyDVL's, same games)
-    others = {"shapley": {"permutation"}, "banzhaf": {"msr"}}[kind]
-    allowed = {"auto", "exact", samplers[kind]} | others
+    # sampled "auto": Shapley picks its sampler on the game (AutoShapley: a permutation
+    # pilot predicts both candidates' errors); Banzhaf's kernel sampler won every game of
+    # bench/valuation.py (quotepart's candidates and pyDVL's, same games)
+    samplers = {"shapley": "pilot", "banzhaf": "kernel"}
+    others = {"shapley": {"stratified", "permutation", "regression"}, "banzhaf": {"msr"}}[kind]
+    allowed = {"auto", "exact"} | others | ({samplers[kind]} - {"pilot"})
     if method not in allowed:
         raise InputError(
             f"unknown {kind} method {method!r}", hint=f"use one of {', '.join(sorted(allowed))}"
         )
+    requested = method
     if method == "auto":
         method = "exact" if _exact_affordable(len(found), max_evaluations) else samplers[kind]
     if truncation and (method != "permutation" or not 0 < truncation < 1):
         raise InputError(
-            f"truncation={truncation!r} with method={method!r}",
+            f"truncation={truncation!r} with method={requested!r}",
             hint="truncation (e.g. 0.01: stop a permutation once within 1 % of v(N)) applies "
             "to method='permutation' only, and lies between 0 and 1",
         )
-    show = _ProgressBar(f"{kind} ({method})", progress)
+    show = _ProgressBar(f"{kind} ({'auto' if method == 'pilot' else method})", progress)
     estimator: Any
-    if method == "exact":
+    if method == "pilot":
+        estimator = AutoShapley(
+            max_evaluations=max_evaluations,
+            target_stderr=target_stderr,
+            n_jobs=n_jobs,
+            random_state=seed,
+            progress=show,
+        )
+    elif method == "exact":
         estimator = (ExactShapley if kind == "shapley" else ExactBanzhaf)(
             n_jobs=n_jobs, progress=show
         )
@@ -145,13 +157,17 @@ def _value(
             show.close()
     for caught in raised:
         warnings.warn(caught.message, caught.category, stacklevel=3)
+    parameters = estimator.get_params()
+    if method == "pilot":  # the valuation entry says what ran, and why
+        method = f"auto:{estimator.choice_}"
+        parameters.update(choice_record(estimator))
     return ValuationResult(
         values={p: float(v) for p, v in zip(found, estimator.values_, strict=True)},
         stderr={p: float(v) for p, v in zip(found, estimator.stderr_, strict=True)},
         evaluations=cached.evaluations,
         converged=estimator.converged_,
         method=f"{kind}/{method}",
-        parameters=estimator.get_params(),
+        parameters=parameters,
         seed=estimator.seed_,
     )
 
@@ -172,7 +188,11 @@ def shapley(
 
     `method`: "exact" (enumeration, each coalition once), "stratified" (stratified
     SVARM: every evaluation serves every player), "permutation" (antithetic Monte Carlo),
-    or "auto" (exact when 2^n is affordable, else stratified). Sampled results carry
+    "regression" (a boosted-tree proxy whose Shapley values are exact, plus importance-
+    weighted sampling of the residual: Witter et al. 2025), or "auto" (exact when 2^n is affordable, else the sampler a short permutation pilot
+    predicts to be the more accurate on this game: `AutoShapley`; the result's method
+    then reads e.g. "shapley/auto:regression" or "shapley/auto:permutation" and its
+    parameters hold the pilot's predictions). Sampled results carry
     standard errors and stop on `target_stderr` or `max_evaluations`. Evaluations run on
     `executor`: "joblib" (`n_jobs` processes) or "ray" (a running Ray cluster, or one
     started on 127.0.0.1 with `n_jobs` CPUs); the values never depend on either. `progress`: True shows
@@ -245,6 +265,7 @@ def leave_one_out(
 
 
 __all__ = [
+    "AutoShapley",
     "CachedUtility",
     "ExactBanzhaf",
     "ExactShapley",
@@ -254,6 +275,7 @@ __all__ = [
     "NotConvergedWarning",
     "PermutationShapley",
     "RecordSetValues",
+    "RegressionShapley",
     "SetValues",
     "StratifiedShapley",
     "Utility",

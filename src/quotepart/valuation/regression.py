@@ -1,0 +1,215 @@
+"""Regression-adjusted Shapley sampling (Witter et al. 2025), with a boosted-tree proxy.
+
+"Regression-adjusted Monte Carlo estimators for Shapley values and probabilistic
+values" (Witter, Musco, Musco et al. 2025; shapiq's RegressionMSR): draw coalitions,
+fit a model f(S) ≈ v(S) to them, take f's Shapley values exactly, and estimate only
+those of the residual v − f by importance-weighted Maximum Sample Reuse on the same
+draws:
+
+    φ_i = φ_i(f) + (r(N) − r(∅)) / n + E_S[ r(S) (1{i∈S} / (|S| q_|S|) − 1{i∉S} / ((n − |S|) q_|S|)) ]
+
+with r = v − f and sizes s ∈ [1, n − 1] drawn with probability q_s ∝ 1 / √(s (n − s)),
+uniformly among coalitions of that size, each with its complement (paired). The last
+term is unbiased for any f; the better f fits, the smaller its variance.
+
+The proxy is a least-squares linear model on the membership bits plus scikit-learn's
+HistGradientBoostingRegressor on its residual (its Shapley values: the coefficients).
+On 0/1 inputs each leaf of a tree is the game 1[A ⊆ S, B ∩ S = ∅] (A: features its
+path requires, B: features it excludes), whose Shapley values are exact: a player of A
+gets (a − 1)! b! / (a + b)!, one of B −a! (b − 1)! / (a + b)!. Summing over leaves gives
+φ(f) with no sampling. Standard errors come from the spread of the per-pair terms.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Hashable, Iterable
+from typing import Any, Self
+
+import numpy as np
+
+from quotepart.valuation.sampling import Monitor, Progress, _Sampler
+from quotepart.valuation.utility import Utility
+
+
+class RegressionShapley(_Sampler):
+    def __init__(
+        self,
+        *,
+        max_evaluations: int | None = None,
+        target_stderr: float | None = None,
+        batch_size: int = 64,
+        max_iter: int = 100,
+        n_jobs: int = 1,
+        random_state: int | None = None,
+        progress: Progress | None = None,
+        monitor: Monitor | None = None,
+    ) -> None:
+        self.max_evaluations = max_evaluations
+        self.target_stderr = target_stderr
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.progress = progress
+        self.monitor = monitor
+
+    def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
+        cached, rng = self._setup(utility, players)
+        n = len(self.players_)
+        if n < 4:
+            from quotepart.valuation.exact import ExactShapley
+
+            exact = ExactShapley(n_jobs=self.n_jobs).fit(cached, self.players_)
+            self.values_, self.n_evaluations_ = exact.values_, cached.evaluations
+            self.stderr_, self.converged_, self.target_stderr_ = exact.stderr_, True, 0.0
+            return self
+        full, empty, target, budget = self._anchor(cached)
+        sizes = np.arange(1, n)
+        weights = 1.0 / np.sqrt(sizes * (n - sizes))
+        shares = weights / weights.sum()
+        masks: list[np.ndarray] = []
+        scores: list[np.ndarray] = []
+        values, stderr = np.zeros(n), np.full(n, np.inf)
+        draws = 0
+        estimated_at = 0
+        while True:
+            # a whole batch is always drawn (so a longer run with this seed replays a
+            # shorter one's draws exactly), and only what the budget leaves is evaluated
+            drawn = rng.choice(sizes, size=self.batch_size, p=shares)
+            batch = np.zeros((self.batch_size, n), dtype=bool)
+            for row, size in enumerate(drawn):
+                batch[row, rng.choice(n, size=int(size), replace=False)] = True
+            room = max((budget - cached.evaluations + 1) // 2, 1)
+            batch = batch[:room]
+            pair = np.concatenate([batch, ~batch])
+            masks.append(pair)
+            scores.append(cached.many(self._coalitions(pair), self.n_jobs))
+            draws += len(pair)
+            spent = cached.evaluations >= budget or draws >= 4 * budget
+            # the proxy is refitted each time the draws quadruple (and at the end): the fits
+            # cost about 4/3 of the last one in all, and the target can stop a run early
+            if spent or draws >= 4 * max(estimated_at, 8 * n):
+                values, stderr = self._estimate(masks, scores, full, empty, shares)
+                estimated_at = draws
+            self._report(cached, values, stderr, budget)
+            if spent or self._done(cached, stderr, target, budget, draws):
+                break
+        self.values_ = values
+        self.n_pairs_ = draws // 2
+        self._finish(cached, stderr, target)
+        return self
+
+    def _proxy(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """The boosted trees fitted to membership bits `x` and values `y`."""
+        return _fit_proxy(self.max_iter, self.seed_, x, y)
+
+    def _estimate(
+        self,
+        masks: list[np.ndarray],
+        scores: list[np.ndarray],
+        full: float,
+        empty: float,
+        shares: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        x = np.concatenate([m.reshape(2, -1, m.shape[1]) for m in masks], axis=1)
+        y = np.concatenate([v.reshape(2, -1) for v in scores], axis=1)
+        n = x.shape[2]
+        flat_x = x.reshape(-1, n).astype(np.float64)
+        proxy = self._proxy(flat_x, y.reshape(-1))
+        self.proxy_ = proxy
+        self.draws_ = (x, y)  # (2, pairs, n) membership bits and (2, pairs) values
+        residual = y - proxy.predict(flat_x).reshape(y.shape)
+        ends = proxy.predict(np.array([np.ones(n), np.zeros(n)]))
+        base = proxy.shapley(n) + ((full - ends[0]) - (empty - ends[1])) / n
+        size = x.sum(axis=2)  # (2, pairs)
+        q = shares[size - 1]
+        inside = residual / (size * q)
+        outside = residual / ((n - size) * q)
+        # per draw, per player: inside if a member else −outside; averaged over each pair
+        terms = np.where(x, inside[..., None], -outside[..., None]).mean(axis=0)
+        pairs = terms.shape[0]
+        values = base + terms.mean(axis=0)
+        stderr = terms.std(axis=0, ddof=1) / math.sqrt(pairs) if pairs > 1 else np.inf
+        return values, np.broadcast_to(stderr, (n,)).astype(np.float64)
+
+
+LINEAR_SHARE = 0.95
+"""The share of the variance a linear fit must explain for the proxy to keep it."""
+
+
+class _Proxy:
+    """A linear model on the membership bits plus boosted trees on what it leaves, when the
+    linear model explains at least LINEAR_SHARE of the variance (nearly additive games,
+    whose sums of 50 terms trees fit badly); boosted trees alone otherwise (airport 40:
+    0.0024 against 0.0073 with the linear stage, at 30,000 evaluations). The linear
+    part's Shapley values are its coefficients, the trees' come leaf by leaf."""
+
+    def __init__(self, max_iter: int, seed: int) -> None:
+        self.max_iter, self.seed = max_iter, seed
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _Proxy:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        n = x.shape[1]
+        design = np.hstack([x, np.ones((len(x), 1))])
+        gram = design.T @ design + 1e-8 * len(x) * np.eye(n + 1)
+        solved = np.linalg.solve(gram, design.T @ y)
+        self.coef_, self.intercept_ = solved[:n], float(solved[n])
+        explained = 1.0 - float(np.var(y - design @ solved)) / max(float(np.var(y)), 1e-300)
+        if explained < LINEAR_SHARE:  # not nearly additive: the trees alone fit better
+            self.coef_, self.intercept_ = np.zeros(n), 0.0
+        self.trees_ = HistGradientBoostingRegressor(
+            max_iter=self.max_iter, early_stopping=False, random_state=self.seed % 2**32
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.trees_.fit(x, y - x @ self.coef_ - self.intercept_)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        predicted: np.ndarray = x @ self.coef_ + self.intercept_ + self.trees_.predict(x)
+        return predicted
+
+    def shapley(self, n: int) -> np.ndarray:
+        values: np.ndarray = self.coef_ + proxy_shapley(self.trees_, n)
+        return values
+
+
+def _fit_proxy(max_iter: int, seed: int, x: np.ndarray, y: np.ndarray) -> _Proxy:
+    return _Proxy(max_iter, seed).fit(x, y)
+
+
+def proxy_shapley(model: Any, n: int) -> np.ndarray:
+    """Exact Shapley values of S ↦ model(1_S) for a fitted HistGradientBoostingRegressor."""
+    values = np.zeros(n)
+    for (tree,) in model._predictors:
+        nodes = tree.nodes
+        stack: list[tuple[int, frozenset[int], frozenset[int]]] = [(0, frozenset(), frozenset())]
+        while stack:
+            index, required, excluded = stack.pop()
+            node = nodes[index]
+            if node["is_leaf"]:
+                a, b = len(required), len(excluded)
+                if a + b == 0:
+                    continue
+                total = math.comb(a + b, a)
+                leaf = float(node["value"])
+                for j in required:
+                    values[j] += leaf / (a * total)
+                for j in excluded:
+                    values[j] -= leaf / (b * math.comb(a + b, b))
+                continue
+            feature = int(node["feature_idx"])
+            threshold = float(node["num_threshold"])
+            left, right = int(node["left"]), int(node["right"])
+            # x ≤ threshold goes left; on 0/1 inputs a threshold in [0, 1) splits out | in
+            if 0.0 <= threshold < 1.0:
+                stack.append((left, required, excluded | {feature}))
+                stack.append((right, required | {feature}, excluded))
+            elif threshold < 0.0:
+                stack.append((right, required, excluded))
+            else:
+                stack.append((left, required, excluded))
+    return values
