@@ -155,3 +155,27 @@ def test_records_refuse_text_features(scene: Scene) -> None:
         ws.value_inputs(model, {text.asset: (words, labels)}, scene.test, by=scene.lab)
     assert "method='shapley'" in (caught.value.hint or "")
     assert ws.store.tree_size() == size
+
+
+def test_the_copiers_statement_says_why_it_earns_nothing(scene: Scene) -> None:
+    """A copy the valuation dropped earns 0, and its registrant's statement has a line of 0
+    naming the overlap, with the value and the entries it follows from, checked offline."""
+    from quotepart.sharing import verify_statement
+
+    ws = scene.ws
+    northgate = scene.cohorts[1]
+    x, y = northgate.data
+    westfield = scene.sybil("Westfield")
+    copy = scene.register(westfield, (jitter(np.random.default_rng(0), x[:40]), y[:40]), "copy")
+    amounts = scene.earnings([copy])
+    assert amounts.get(westfield, 0) == 0
+    [item] = ws.statement(westfield, "2026-Q1").items
+    [discount] = item.adjustments
+    assert (discount.kind, discount.asset, discount.amount_minor) == ("discounted", copy.asset, 0)
+    assert "40 of its 40 records copy earlier registered" in discount.why
+    [overlap] = [o for o in ws.overlaps() if o.asset == copy.asset]
+    assert ws.entry_at(overlap.leaf_index).leaf_hash.hex() in discount.entries
+    checked = verify_statement(
+        ws.statement_proof(westfield, "2026-Q1"), trusted_key=str(ws.verifier)
+    )
+    assert [a.kind for a in checked.adjustments] == ["discounted"]

@@ -883,6 +883,26 @@ class _Allocator:
                    f"earlier registered {earlier}: that part of its {role} weight is "
                    "credited to the earlier asset",
                    (*proofs, *(o.entry for o in found)))  # fmt: skip
+        if (
+            role in DATA_ROLES
+            and valuation is not None
+            and valuation.body.parameters.get("deduplicated") == "true"
+        ):  # the valuation removed the copies itself: say so on the copier's statement
+            for c in sorted(weights):
+                found = [] if c in discounts else self._overlaps_of(c, digest)
+                if not found:
+                    continue
+                copied = "; ".join(
+                    f"{o.body.records:,} of its {o.body.of:,} records copy earlier registered "
+                    f"{o.body.earlier}" + (" (near-duplicates)" if o.body.match == "near" else "")
+                    for o in found
+                )
+                record(c, "discounted", before[c],
+                       None if variances_before is None else variances_before[c],
+                       plain(c, before[c]),
+                       f"{copied}: the valuation (deduplicated) counted those records as the "
+                       "earlier asset's, so they earn nothing here",
+                       (*proofs, *(o.entry for o in found)))  # fmt: skip
         self._pay_inputs(digest, policy, role, candidates, paid, role_trace, moment)
 
     def _robust_weights(
