@@ -180,7 +180,9 @@ def test_numpy_arrays_and_pairs_are_record_sets(ws: Workspace, cancer: pd.DataFr
     owner = ws.register_party("Lab")
     features, y = load_breast_cancer(return_X_y=True)
     pair = ws.register_data((features, y), name="pair", by=owner)
-    with pytest.warns(OverlapWarning, match="569 of 569 records .* near-duplicates of records in 'pair'"):
+    with pytest.warns(
+        OverlapWarning, match="569 of 569 records .* near-duplicates of records in 'pair'"
+    ):
         matrix = ws.register_data(
             np.column_stack([features, y.astype(float)]), name="matrix", by=owner
         )
