@@ -99,6 +99,7 @@ def _bad_calls(scene: Scene, model: Any, data: dict[Any, Any]) -> dict[str, Call
         "tolerance": lambda: ws.value_inputs(model, data, test, by=lab, tolerance=2.0),
         "negative tolerance": lambda: ws.value_inputs(model, data, test, by=lab, tolerance=-1),
         "method": lambda: ws.value_inputs(model, data, test, by=lab, method="cohorts"),
+        "copy radius": lambda: ws.value_inputs(model, data, test, by=lab, copy_radius=1.5),
         "k with shapley": lambda: ws.value_inputs(
             model, data, test, by=lab, method="shapley", k=5, estimator=LogisticRegression()
         ),
@@ -122,6 +123,7 @@ BAD = [
     "tolerance",
     "negative tolerance",
     "method",
+    "copy radius",
     "k with shapley",
     "shapley without estimator",
     "estimator with records",
@@ -179,3 +181,22 @@ def test_the_copiers_statement_says_why_it_earns_nothing(scene: Scene) -> None:
         ws.statement_proof(westfield, "2026-Q1"), trusted_key=str(ws.verifier)
     )
     assert [a.kind for a in checked.adjustments] == ["discounted"]
+
+
+def test_a_copy_jittered_beyond_the_near_keys_is_found_by_distance(scene: Scene) -> None:
+    """1 % jitter escapes most near keys; the distance check still finds the copy, and
+    `copy_radius=0` turns it off (the copy then keeps some value)."""
+    ws = scene.ws
+    northgate = scene.cohorts[1]
+    x, y = northgate.data
+    rng = np.random.default_rng(5)
+    copy = scene.register(scene.sybil("Jitterer"), (jitter(rng, x, 0.01), y), "1 % copy")
+    inputs = [*scene.cohorts, copy]
+    model = _model(scene, inputs)
+    data = {i.asset: i.data for i in inputs}
+    found = ws.value_inputs(model, data, scene.test, by=scene.lab)
+    assert found.values[copy.asset] == 0.0
+    assert found.parameters["copy_radius"] == "0.25"
+    assert sum(c.records for c in found.copies if c.asset == copy.asset) == len(y)
+    blind = ws.value_inputs(model, data, scene.test, by=scene.lab, copy_radius=0)
+    assert sum(c.records for c in blind.copies if c.asset == copy.asset) < len(y)
