@@ -482,7 +482,9 @@ def test_a_decorated_pipeline_function_is_a_run(ws: Workspace, cancer: pd.DataFr
     def select_large(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
         return frame[frame["mean radius"] > threshold]
 
-    with pytest.warns(OverlapWarning, match="are copies of records in 'raw'"):  # a subset of its rows
+    with pytest.warns(
+        OverlapWarning, match="are copies of records in 'raw'"
+    ):  # a subset of its rows
         result = select_large(cancer, 15.0)
     assert len(result) == int((cancer["mean radius"] > 15.0).sum())
     run = select_large.last_run  # type: ignore[attr-defined]
