@@ -21,6 +21,7 @@ and `choice_` what ran; `quotepart.valuation.shapley` writes both into the resul
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, Self
@@ -160,7 +161,8 @@ class AutoShapley(_Sampler):
         choice = candidates[0]
         done: PermutationShapley | StratifiedShapley | RegressionShapley | None = None
         if len(candidates) > 1:
-            pairs = max(3, round(self.pilot_share * budget / (2 * max(n - 1, 1))))
+            pilot_size = _pilot_size(self.pilot_share, budget)
+            pairs = max(3, round(pilot_size / (2 * max(n - 1, 1))))
             view = _Ledger(cached)
             pilot = PermutationShapley(
                 max_evaluations=cached.evaluations + 1,  # stopped by the count of pairs
@@ -182,7 +184,7 @@ class AutoShapley(_Sampler):
                 view = _Ledger(cached)
                 trial = self._candidate(
                     "regression",
-                    cached.evaluations + int(self.pilot_share * budget),
+                    cached.evaluations + int(pilot_size),
                     target,
                     budget,
                 )
@@ -196,6 +198,10 @@ class AutoShapley(_Sampler):
                 choice = min(candidates, key=lambda c: figures[c])
         if done is None:
             done = self._candidate(choice, budget, target, budget)
+            if isinstance(done, RegressionShapley) and figures:
+                # the permutation pilot's coalitions train the proxy too (not the residual
+                # term, whose draws must follow q): nothing the pilots evaluated is wasted
+                done._extra = _as_bits(prefixes, self.players_)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotConvergedWarning)
                 done.fit(_Ledger(cached), self.players_)
@@ -239,6 +245,29 @@ class AutoShapley(_Sampler):
         round_cost = sum(n // s for s in range(2, n - 1))
         warm_up = 2 if 2 * n + 2 + 2 * round_cost <= budget // 2 else 0
         return StratifiedShapley(warm_up_rounds=warm_up, **common)
+
+
+PILOT_FULL_BUDGET = 15_000
+"""Up to this budget each pilot gets `pilot_share` of it; beyond, its size grows as the
+square root of the budget (60,000: half the share), since a pilot's predictions need
+some draws, not a fixed share of them."""
+
+
+def _pilot_size(share: float, budget: int) -> float:
+    if budget <= PILOT_FULL_BUDGET:
+        return share * budget
+    return float(share * PILOT_FULL_BUDGET * math.sqrt(budget / PILOT_FULL_BUDGET))
+
+
+def _as_bits(
+    found: dict[frozenset[Any], float], players: Sequence[Hashable]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Membership bits (coalitions × players) and values of cached coalitions."""
+    index = {p: j for j, p in enumerate(players)}
+    bits = np.zeros((len(found), len(players)))
+    for row, coalition in enumerate(found):
+        bits[row, [index[p] for p in coalition]] = 1.0
+    return bits, np.fromiter(found.values(), np.float64, len(found))
 
 
 def _stratified_error(view: _Ledger, players: Sequence[Hashable], budget: int) -> float:

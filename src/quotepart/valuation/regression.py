@@ -34,6 +34,9 @@ from quotepart.valuation.utility import Utility
 
 
 class RegressionShapley(_Sampler):
+    _extra: tuple[np.ndarray, np.ndarray] | None = None
+    """More coalitions (bits, values) for the proxy's fit only: AutoShapley's pilot."""
+
     def __init__(
         self,
         *,
@@ -117,7 +120,13 @@ class RegressionShapley(_Sampler):
         y = np.concatenate([v.reshape(2, -1) for v in scores], axis=1)
         n = x.shape[2]
         flat_x = x.reshape(-1, n).astype(np.float64)
-        proxy = self._proxy(flat_x, y.reshape(-1))
+        extra = self._extra
+        if extra is not None:
+            proxy = self._proxy(
+                np.vstack([flat_x, extra[0]]), np.concatenate([y.ravel(), extra[1]])
+            )
+        else:
+            proxy = self._proxy(flat_x, y.reshape(-1))
         self.proxy_ = proxy
         self.draws_ = (x, y)  # (2, pairs, n) membership bits and (2, pairs) values
         residual = y - proxy.predict(flat_x).reshape(y.shape)
