@@ -6,8 +6,15 @@ all), stratified SVARM with Neyman allocation on threshold games (weighted votin
 regression-adjusted sampling with a boosted-tree proxy (`RegressionShapley`, Witter et
 al. 2025) on games a tree ensemble fits well (airport, sparse unanimity games).
 
-`AutoShapley` first draws a few antithetic permutation pairs (`pilot_share` of the
-budget) on the shared cache. Their standard errors predict the permutation sampler's
+Games of 4 to 14 players (unless the budget is too small for it) run `SurrogateShapley`
+with no pilot: the coalitions that weigh most in the Shapley sum are evaluated, a proxy
+fills in the rest, and a cross-fitted error estimate stops it (10-cohort model game: 324
+of 1,024 coalitions, relative L2 ≤ 4 %). `shapley(..., method="auto")` enumerates only up
+to 8 players when given no budget.
+
+On larger games `AutoShapley` first draws a few antithetic permutation pairs
+(`pilot_share` of the budget up to 15,000 evaluations, growing as √budget beyond) on the
+shared cache. Their standard errors predict the permutation sampler's
 error at the full budget, and their prefixes (uniform draws of every coalition size)
 give the variance of v at each size, from which `_stratified_error` predicts
 stratified SVARM's error under its Neyman allocation. A second pilot of the same share
@@ -15,7 +22,8 @@ runs `RegressionShapley`, whose own standard errors predict its error (scaled as
 m^-1.5: its proxy improves with more draws). The candidate with the least predicted
 error gets the budget and is rerun with the seed its pilot used, which replays that
 pilot from the cache (those evaluations are reused, not repeated). The other pilots are
-the price of the choice (about 5–10 % of the budget). `pilot_` holds the predictions
+the price of the choice (about 5–10 % of the budget up to 15,000, 2.5–5 % at 60,000);
+when regression wins, the permutation pilot's coalitions also train its proxy. `pilot_` holds the predictions
 and `choice_` what ran; `quotepart.valuation.shapley` writes both into the result.
 """
 

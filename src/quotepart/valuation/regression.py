@@ -291,10 +291,7 @@ class SurrogateShapley(_Sampler):
         size_tab = 1 << n
         bits = (np.arange(size_tab)[:, None] >> np.arange(n)) & 1
         sizes = bits.sum(axis=1)
-        # coefficient of v(T) in φ_i: w(|T| − 1) if i ∈ T, −w(|T|) if not
-        weight = np.array([1.0 / (n * math.comb(n - 1, s)) for s in range(n)] + [0.0])
-        below = np.concatenate([[0.0], weight[:-1]])
-        self._coef = np.where(bits.T == 1, below[sizes][None, :], -weight[sizes][None, :])
+        self._coef = self._coefficients(n, bits, sizes)
         self._bits, self._sizes = bits.astype(np.float64), sizes
         values = np.full(size_tab, np.nan)
         extreme = np.flatnonzero((sizes <= 2) | (sizes >= n - 2))
@@ -339,6 +336,15 @@ class SurrogateShapley(_Sampler):
         self.n_known_ = int(np.isfinite(values).sum())
         self._finish(cached, stderr, target)
         return self
+
+    @staticmethod
+    def _coefficients(n: int, bits: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """c (players × 2^n): φ = c v. The coefficient of v(T) in φ_i is w(|T| − 1) if
+        i ∈ T, −w(|T|) if not, with w(s) = 1 / (n C(n − 1, s))."""
+        weight = np.array([1.0 / (n * math.comb(n - 1, s)) for s in range(n)] + [0.0])
+        below = np.concatenate([[0.0], weight[:-1]])
+        coef: np.ndarray = np.where(bits.T == 1, below[sizes][None, :], -weight[sizes][None, :])
+        return coef
 
     def _estimate(
         self, values: np.ndarray, fold: np.ndarray, middle: np.ndarray
