@@ -12,8 +12,12 @@ with r = v − f and sizes s ∈ [1, n − 1] drawn with probability q_s ∝ 1 /
 uniformly among coalitions of that size, each with its complement (paired). The last
 term is unbiased for any f; the better f fits, the smaller its variance.
 
-The proxy is a least-squares linear model on the membership bits plus scikit-learn's
-HistGradientBoostingRegressor on its residual (its Shapley values: the coefficients).
+The proxy is a least-squares linear model on the membership bits (its Shapley values:
+the coefficients) plus scikit-learn's HistGradientBoostingRegressor on its residual: 100 boosting iterations up to 15,000
+draws, growing with them to 300 at 45,000 (at 60,000 evaluations 100 left the proxy
+underfitted: unanimity-60 0.0074 / 0.0084 / 0.0067 against 0.0047 / 0.0055 / 0.0043 with
+300, seeds 0–2; airport-40 0.0012–0.0015 against 0.0011–0.0012; at 5,000, 300
+overfitted a test game: relative L2 0.17 where 100 stayed under 0.15).
 On 0/1 inputs each leaf of a tree is the game 1[A ⊆ S, B ∩ S = ∅] (A: features its
 path requires, B: features it excludes), whose Shapley values are exact: a player of A
 gets (a − 1)! b! / (a + b)!, one of B −a! (b − 1)! / (a + b)!. Summing over leaves gives
@@ -43,7 +47,7 @@ class RegressionShapley(_Sampler):
         max_evaluations: int | None = None,
         target_stderr: float | None = None,
         batch_size: int = 64,
-        max_iter: int = 100,
+        max_iter: int | None = None,
         n_jobs: int = 1,
         random_state: int | None = None,
         progress: Progress | None = None,
@@ -105,8 +109,12 @@ class RegressionShapley(_Sampler):
         return self
 
     def _proxy(self, x: np.ndarray, y: np.ndarray) -> Any:
-        """The boosted trees fitted to membership bits `x` and values `y`."""
-        return _fit_proxy(self.max_iter, self.seed_, x, y)
+        """The boosted trees fitted to membership bits `x` and values `y`; `max_iter` None:
+        100 boosting iterations up to 15,000 rows, growing with them to 300 at 45,000."""
+        iterations = self.max_iter
+        if iterations is None:
+            iterations = int(np.clip(round(100 * len(x) / 15_000), 100, 300))
+        return _fit_proxy(iterations, self.seed_, x, y)
 
     def _estimate(
         self,
