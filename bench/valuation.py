@@ -227,7 +227,9 @@ class Reached(Exception):  # noqa: N818 (a signal, not an error)
     """Raised from quotepart's monitor to stop a run at the target."""
 
 
-def run_quotepart(kind: str, method: str, game: Game, log_: CallLog, seed: int) -> None:
+def run_quotepart(
+    kind: str, method: str, game: Game, log_: CallLog, seed: int
+) -> dict[str, Any] | None:
     from quotepart.valuation import (
         KernelBanzhaf,
         MSRBanzhaf,
@@ -241,8 +243,17 @@ def run_quotepart(kind: str, method: str, game: Game, log_: CallLog, seed: int) 
     if method == "auto":  # what a user gets by default: exact enumeration when affordable
         from quotepart.valuation import banzhaf, shapley
 
-        (shapley if kind == "shapley" else banzhaf)(Logged(game.utility, log_), range(game.n))
-        return
+        result = (shapley if kind == "shapley" else banzhaf)(
+            Logged(game.utility, log_), range(game.n), seed=seed
+        )
+        # auto stops by its own rule, not at the target: check where it stopped
+        values = np.array([result.values[i] for i in range(game.n)])
+        return {
+            "on_target": on_target(values, exact, game.rank_target),
+            "relative_l2": float(np.linalg.norm(values - exact) / np.linalg.norm(exact)),
+            "spearman": float(spearmanr(values, exact).statistic),
+            "auto_method": result.method,
+        }
 
     def monitor(evaluations: int, values: np.ndarray, stderr: np.ndarray) -> None:
         if on_target(values, exact, game.rank_target):
@@ -258,6 +269,7 @@ def run_quotepart(kind: str, method: str, game: Game, log_: CallLog, seed: int) 
         warnings.simplefilter("ignore", NotConvergedWarning)
         with contextlib.suppress(Reached):
             estimator.fit(Logged(game.utility, log_), range(game.n))
+    return None
 
 
 def pydvl_utility(logged: Logged, n: int) -> Any:
@@ -356,10 +368,12 @@ def one_run(job: tuple[str, str, str, Game, int, str]) -> dict[str, Any]:
     path = Path(folder) / f"{library}-{kind}-{method}-{game.name}-{seed}.calls".replace(" ", "_")
     log_ = CallLog(path, game.n)
     start = time.perf_counter()
-    (run_quotepart if library == "quotepart" else run_pydvl)(kind, method, game, log_, seed)
+    checked = (run_quotepart if library == "quotepart" else run_pydvl)(
+        kind, method, game, log_, seed
+    )
     seconds = time.perf_counter() - start
     calls = log_.calls()
-    reached = calls < game.cap
+    reached = calls < game.cap and (checked is None or checked["on_target"])
     distinct = log_.distinct(calls) if calls else 0
     path.unlink(missing_ok=True)
     return {
@@ -372,6 +386,7 @@ def one_run(job: tuple[str, str, str, Game, int, str]) -> dict[str, Any]:
         "calls": calls,
         "distinct": distinct,
         "seconds": seconds,
+        **(checked or {}),
     }
 
 
@@ -1130,7 +1145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         summary = summarise(runs, games)
         print_efficiency(summary, seeds)
         document["cohort_game"] = description
-        document["efficiency"] = summary
+        document["efficiency"] = {**kept_cells(path, games), **summary}
         document["runs"] = runs
     if args.part in ("all", "quality"):
         results = quality(args.seed, budget, args.records, args.only)
@@ -1185,14 +1200,27 @@ def combine(sources: Sequence[Path], output: Path) -> None:
 
 
 def kept_runs(path: Path, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs of an earlier results file that this run did not redo (other kinds or library)."""
+    """Runs of an earlier results file that this run did not redo (other kinds, library
+    or games)."""
     if not path.exists():
         return []
     import json
 
-    redone = {(r["kind"], r["library"]) for r in runs}
+    redone = {(r["kind"], r["library"], r["game"]) for r in runs}
     previous = json.loads(path.read_text()).get("runs", [])
-    return [r for r in previous if (r["kind"], r["library"]) not in redone]
+    return [r for r in previous if (r["kind"], r["library"], r["game"]) not in redone]
+
+
+def kept_cells(path: Path, games: list[Game]) -> dict[str, Any]:
+    """Efficiency cells of an earlier results file for games this run did not play
+    (--sizes: e.g. none, to redo the 10-cohort game only)."""
+    if not path.exists():
+        return {}
+    import json
+
+    names = {g.name for g in games}
+    previous = json.loads(path.read_text()).get("efficiency", {})
+    return {k: v for k, v in previous.items() if k.split(" / ")[0] not in names}
 
 
 def merged(path: Path, document: dict[str, Any]) -> dict[str, Any]:

@@ -154,3 +154,39 @@ def test_regression_adjusted_sampling_hits_the_airport_game() -> None:
     result = shapley(game, range(40), method="regression", max_evaluations=5_000, seed=1)
     assert relative_l2(result.values, game.shapley_values()) < 0.05
     assert result.method == "shapley/regression"
+
+
+def test_auto_values_nine_to_fourteen_players_from_a_third_of_the_coalitions() -> None:
+    """No budget, 10 players: not 1,024 evaluations but the surrogate's, on target, the
+    values efficient (the filled table is a game), the same per seed; exact on request."""
+    from quotepart.valuation.games import AirportGame
+
+    game = AirportGame(np.random.default_rng(4).integers(1, 100, size=10))
+    exact = game.shapley_values()
+    one = shapley(game, range(10), seed=5)
+    assert one.method == "shapley/auto:surrogate"
+    assert one.parameters["choice"] == "surrogate"
+    assert one.converged
+    assert one.evaluations < 1024 // 2
+    values = np.array([one.values[i] for i in range(10)])
+    assert np.linalg.norm(values - exact) / np.linalg.norm(exact) <= 0.05
+    assert values.sum() == pytest.approx(game(frozenset(range(10))) - game(frozenset()))
+    assert shapley(game, range(10), seed=5).values == one.values
+    assert shapley(game, range(10), method="exact").evaluations == 1024
+    assert shapley(game, range(8)).method == "shapley/exact"  # 256 coalitions: enumerated
+    assert shapley(game, range(10), max_evaluations=1024).method == "shapley/exact"
+
+
+def test_the_surrogate_meets_a_per_player_target_and_is_exact_when_it_runs_out() -> None:
+    from quotepart.valuation.games import WeightedVotingGame
+    from quotepart.valuation.regression import SurrogateShapley
+
+    game = WeightedVotingGame([1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 6, 2], 20)
+    exact = game.shapley_values()
+    met = SurrogateShapley(target_stderr=0.01, random_state=2).fit(game, range(12))
+    assert met.converged_
+    assert np.all(met.stderr_ <= 0.01)
+    assert np.max(np.abs(met.values_ - exact)) <= 0.04
+    every = SurrogateShapley(target_stderr=1e-12, random_state=2).fit(game, range(12))
+    assert every.n_evaluations_ == 1 << 12
+    np.testing.assert_allclose(every.values_, exact, atol=1e-12)

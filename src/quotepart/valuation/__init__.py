@@ -117,7 +117,12 @@ def _value(
         )
     requested = method
     if method == "auto":
-        method = "exact" if _exact_affordable(len(found), max_evaluations) else samplers[kind]
+        # Shapley: enumerate up to 2^8 coalitions unless given a budget that affords more;
+        # 9 to 14 players run AutoShapley's surrogate (about a third of the coalitions)
+        from quotepart.valuation.auto import AUTO_ENUMERATE
+
+        bound = max_evaluations or (AUTO_ENUMERATE if kind == "shapley" else None)
+        method = "exact" if _exact_affordable(len(found), bound) else samplers[kind]
     if truncation and (method != "permutation" or not 0 < truncation < 1):
         raise InputError(
             f"truncation={truncation!r} with method={requested!r}",

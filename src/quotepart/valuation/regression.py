@@ -12,8 +12,12 @@ with r = v − f and sizes s ∈ [1, n − 1] drawn with probability q_s ∝ 1 /
 uniformly among coalitions of that size, each with its complement (paired). The last
 term is unbiased for any f; the better f fits, the smaller its variance.
 
-The proxy is a least-squares linear model on the membership bits plus scikit-learn's
-HistGradientBoostingRegressor on its residual (its Shapley values: the coefficients).
+The proxy is a least-squares linear model on the membership bits (its Shapley values:
+the coefficients) plus scikit-learn's HistGradientBoostingRegressor on its residual: 100 boosting iterations up to 15,000
+draws, growing with them to 300 at 45,000 (at 60,000 evaluations 100 left the proxy
+underfitted: unanimity-60 0.0074 / 0.0084 / 0.0067 against 0.0047 / 0.0055 / 0.0043 with
+300, seeds 0–2; airport-40 0.0012–0.0015 against 0.0011–0.0012; at 5,000, 300
+overfitted a test game: relative L2 0.17 where 100 stayed under 0.15).
 On 0/1 inputs each leaf of a tree is the game 1[A ⊆ S, B ∩ S = ∅] (A: features its
 path requires, B: features it excludes), whose Shapley values are exact: a player of A
 gets (a − 1)! b! / (a + b)!, one of B −a! (b − 1)! / (a + b)!. Summing over leaves gives
@@ -34,13 +38,16 @@ from quotepart.valuation.utility import Utility
 
 
 class RegressionShapley(_Sampler):
+    _extra: tuple[np.ndarray, np.ndarray] | None = None
+    """More coalitions (bits, values) for the proxy's fit only: AutoShapley's pilot."""
+
     def __init__(
         self,
         *,
         max_evaluations: int | None = None,
         target_stderr: float | None = None,
         batch_size: int = 64,
-        max_iter: int = 100,
+        max_iter: int | None = None,
         n_jobs: int = 1,
         random_state: int | None = None,
         progress: Progress | None = None,
@@ -102,8 +109,12 @@ class RegressionShapley(_Sampler):
         return self
 
     def _proxy(self, x: np.ndarray, y: np.ndarray) -> Any:
-        """The boosted trees fitted to membership bits `x` and values `y`."""
-        return _fit_proxy(self.max_iter, self.seed_, x, y)
+        """The boosted trees fitted to membership bits `x` and values `y`; `max_iter` None:
+        100 boosting iterations up to 15,000 rows, growing with them to 300 at 45,000."""
+        iterations = self.max_iter
+        if iterations is None:
+            iterations = int(np.clip(round(100 * len(x) / 15_000), 100, 300))
+        return _fit_proxy(iterations, self.seed_, x, y)
 
     def _estimate(
         self,
@@ -117,7 +128,13 @@ class RegressionShapley(_Sampler):
         y = np.concatenate([v.reshape(2, -1) for v in scores], axis=1)
         n = x.shape[2]
         flat_x = x.reshape(-1, n).astype(np.float64)
-        proxy = self._proxy(flat_x, y.reshape(-1))
+        extra = self._extra
+        if extra is not None:
+            proxy = self._proxy(
+                np.vstack([flat_x, extra[0]]), np.concatenate([y.ravel(), extra[1]])
+            )
+        else:
+            proxy = self._proxy(flat_x, y.reshape(-1))
         self.proxy_ = proxy
         self.draws_ = (x, y)  # (2, pairs, n) membership bits and (2, pairs) values
         residual = y - proxy.predict(flat_x).reshape(y.shape)
@@ -213,3 +230,166 @@ def proxy_shapley(model: Any, n: int) -> np.ndarray:
             else:
                 stack.append((left, required, excluded))
     return values
+
+
+SURROGATE_MAX_PLAYERS = 14
+"""`SurrogateShapley` keeps a table of all 2^n coalitions: 16,384 at most."""
+
+SURROGATE_RELATIVE_ERROR = 0.04
+"""With no target_stderr, `SurrogateShapley` stops once its estimated relative L2 error,
+√Σ stderr² / ‖φ‖, is at most this. Those standard errors are the cross-fitted
+estimate's (each fold's proxy fitted on half the middle coalitions); the values returned
+use them all and come closer (10-cohort model game, 16 seeds: stopped at 320–384
+evaluations of 1,024, relative L2 0.022–0.042 against exact, 0.031 median)."""
+
+
+class SurrogateShapley(_Sampler):
+    """Shapley values of a small game (4 ≤ n ≤ 14 players) from a fraction of its coalitions.
+
+    Exact enumeration spends 2^n evaluations, yet in φ_i = Σ_S c_iS v(S) a coalition of
+    size s weighs 1 / (n C(n−1, s)): the few coalitions of sizes ≤ 2 and ≥ n − 2 carry
+    most of the weight, the many of middle size little each. This evaluates all of the
+    former, then middle coalitions in a random order (each with its complement), and
+    fills the rest of the table with the `_Proxy` model fitted to what was evaluated.
+
+    The error of that fill-in is checked out of sample (cross-fitting): the evaluated
+    middle coalitions are split in two folds; for each, a proxy fitted without that fold
+    fills the coalitions not evaluated outside it, and the fold's residuals r = v − f
+    correct the fill-in, scaled up size by size (an unbiased estimate of Σ c_iS r(S) over
+    the unknown coalitions: the fold is a random sample of them). The two folds'
+    estimates are averaged, and their finite-population sampling variances give the
+    standard errors. The run stops when every standard error meets `target_stderr`, or,
+    when none was given, when √Σ stderr² ≤ SURROGATE_RELATIVE_ERROR × ‖φ‖; or when every
+    coalition is evaluated (then the values are exact).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_evaluations: int | None = None,
+        target_stderr: float | None = None,
+        batch_size: int = 16,
+        max_iter: int = 100,
+        n_jobs: int = 1,
+        random_state: int | None = None,
+        progress: Progress | None = None,
+        monitor: Monitor | None = None,
+    ) -> None:
+        self.max_evaluations = max_evaluations
+        self.target_stderr = target_stderr
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.progress = progress
+        self.monitor = monitor
+
+    def fit(self, utility: Utility, players: Iterable[Hashable]) -> Self:
+        from quotepart.errors import InputError
+
+        cached, rng = self._setup(utility, players)
+        n = len(self.players_)
+        if not 4 <= n <= SURROGATE_MAX_PLAYERS:
+            raise InputError(
+                f"SurrogateShapley values 4 to {SURROGATE_MAX_PLAYERS} players, got {n}",
+                hint="use RegressionShapley or StratifiedShapley for larger games",
+            )
+        self._anchor(cached)  # v(N), v(∅) first, as every sampler does
+        budget = self.max_evaluations if self.max_evaluations is not None else 1 << n
+        size_tab = 1 << n
+        bits = (np.arange(size_tab)[:, None] >> np.arange(n)) & 1
+        sizes = bits.sum(axis=1)
+        self._coef = self._coefficients(n, bits, sizes)
+        self._bits, self._sizes = bits.astype(np.float64), sizes
+        values = np.full(size_tab, np.nan)
+        extreme = np.flatnonzero((sizes <= 2) | (sizes >= n - 2))
+        middle = np.flatnonzero((sizes > 2) & (sizes < n - 2))
+        # the middle in a random order of pairs (S, N∖S): the half with bit n−1 unset
+        # stands for each pair
+        halves = middle[bits[middle, n - 1] == 0]
+        order = rng.permutation(halves)
+        queue = [int(m) for m in extreme]
+        fold = np.full(size_tab, -1)
+        for k, mask in enumerate(order):
+            fold[mask] = fold[size_tab - 1 - mask] = k % 2
+        pending = [m for mask in order for m in (int(mask), size_tab - 1 - int(mask))]
+        estimate, stderr = np.zeros(n), np.full(n, np.inf)
+        batch, converged, target = queue, False, float("inf")
+        while True:
+            room = max(budget - cached.evaluations, 0)
+            new = [m for m in batch if np.isnan(values[m])][:room]
+            if new:
+                values[new] = cached.many(self._coalitions(bits[new].astype(bool)), self.n_jobs)
+            known = np.isfinite(values)
+            if known.all():
+                estimate, stderr = self._coef @ values, np.zeros(n)
+            elif np.isfinite(values[middle]).sum() >= 4 * len(np.unique(sizes[middle])) + 8:
+                estimate, stderr = self._estimate(values, fold, middle)
+            self._report(cached, estimate, stderr, budget)
+            scale = float(np.linalg.norm(estimate))
+            if self.target_stderr is not None:
+                target = float(self.target_stderr)
+                converged = bool(np.all(stderr <= target))
+            else:  # a rule on the norm; its per-player equivalent is what is recorded
+                target = SURROGATE_RELATIVE_ERROR * scale / math.sqrt(n)
+                converged = float(np.linalg.norm(stderr)) <= SURROGATE_RELATIVE_ERROR * scale
+                if converged:
+                    target = max(target, float(np.max(stderr)))
+            if converged or known.all() or not pending or cached.evaluations >= budget:
+                break
+            # batches grow with what is known (a tenth): the proxies are refitted O(log) times
+            step = max(self.batch_size, int(0.1 * np.isfinite(values[middle]).sum()))
+            batch, pending = pending[:step], pending[step:]
+        self.values_ = estimate
+        self.n_known_ = int(np.isfinite(values).sum())
+        self._finish(cached, stderr, target)
+        return self
+
+    @staticmethod
+    def _coefficients(n: int, bits: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """c (players × 2^n): φ = c v. The coefficient of v(T) in φ_i is w(|T| − 1) if
+        i ∈ T, −w(|T|) if not, with w(s) = 1 / (n C(n − 1, s))."""
+        weight = np.array([1.0 / (n * math.comb(n - 1, s)) for s in range(n)] + [0.0])
+        below = np.concatenate([[0.0], weight[:-1]])
+        coef: np.ndarray = np.where(bits.T == 1, below[sizes][None, :], -weight[sizes][None, :])
+        return coef
+
+    def _estimate(
+        self, values: np.ndarray, fold: np.ndarray, middle: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = self._bits.shape[1]
+        known = np.isfinite(values)
+        estimates, variances = [], []
+        for k in (0, 1):
+            held = known & (fold == k)
+            train = known & ~held
+            proxy = _fit_proxy(self.max_iter, self.seed_ + k, self._bits[train], values[train])
+            table = np.where(train, values, 0.0)
+            unknown = ~train
+            table[unknown] = proxy.predict(self._bits[unknown])
+            estimate = self._coef @ table
+            variance = np.zeros(n)
+            residual = values[held] - table[held]
+            held_at = np.flatnonzero(held)
+            for s in np.unique(self._sizes[middle]):
+                in_size = self._sizes[held_at] == s
+                count = int(in_size.sum())
+                total = int((unknown & (self._sizes == s)).sum())
+                if total == 0:
+                    continue
+                if count < 2:
+                    return np.zeros(n), np.full(n, np.inf)
+                terms = self._coef[:, held_at[in_size]] * residual[in_size]
+                estimate += total * terms.mean(axis=1)
+                variance += total**2 * (1 - count / total) * terms.var(axis=1, ddof=1) / count
+            estimates.append(estimate)
+            variances.append(variance)
+        # the values: every evaluated coalition as is, the proxy fitted on all of them for
+        # the rest (more data than either fold's: its error is at most the folds')
+        proxy = _fit_proxy(self.max_iter, self.seed_, self._bits[known], values[known])
+        self.proxy_ = proxy
+        table = np.where(known, values, 0.0)
+        table[~known] = proxy.predict(self._bits[~known])
+        self.crossfit_ = (estimates[0] + estimates[1]) / 2
+        stderr = np.sqrt(np.maximum(variances[0] + variances[1], 0.0)) / 2
+        return self._coef @ table, stderr
