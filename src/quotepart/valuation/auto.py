@@ -23,7 +23,8 @@ m^-1.5: its proxy improves with more draws). The candidate with the least predic
 error gets the budget and is rerun with the seed its pilot used, which replays that
 pilot from the cache (those evaluations are reused, not repeated). The other pilots are
 the price of the choice (about 5–10 % of the budget up to 15,000, 2.5–5 % at 60,000);
-when regression wins, the permutation pilot's coalitions also train its proxy. `pilot_` holds the predictions
+when regression wins, the permutation pilot's coalitions also train its proxy if they
+improve it out of sample (`RegressionShapley._extra_helps`). `pilot_` holds the predictions
 and `choice_` what ran; `quotepart.valuation.shapley` writes both into the result.
 """
 
@@ -208,7 +209,8 @@ class AutoShapley(_Sampler):
             done = self._candidate(choice, budget, target, budget)
             if isinstance(done, RegressionShapley) and figures:
                 # the permutation pilot's coalitions train the proxy too (not the residual
-                # term, whose draws must follow q): nothing the pilots evaluated is wasted
+                # term, whose draws must follow q) where a held-out half of its own draws
+                # says they help: they do on airport and additive games, not on unanimity
                 done._extra = _as_bits(prefixes, self.players_)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotConvergedWarning)
