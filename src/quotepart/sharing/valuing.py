@@ -26,7 +26,6 @@ discount overlaps a second time.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -189,7 +188,7 @@ class Valuing:
         model_digest = self.provenance.resolve_asset(model)
         author = self.provenance.resolve_party(by)
         x_test, y_test = _pair(test, "the test set")
-        inputs = self._inputs(data)
+        inputs = self._inputs(data, width)
         if method == "records":
             for item in inputs:
                 if item.x.dtype.kind not in "biuf":
@@ -266,8 +265,9 @@ class Valuing:
             record_values=records,
         )
 
-    def _inputs(self, data: Mapping[Any, Any]) -> list[_Input]:
-        """The inputs in registration order, each checked against its registered digest."""
+    def _inputs(self, data: Mapping[Any, Any], tolerance: float) -> list[_Input]:
+        """The inputs in registration order, each checked against its registered digest;
+        their exact keys are the leaf hashes that check computed (nothing hashed twice)."""
         found: list[tuple[int, _Input]] = []
         for ref, pair in data.items():
             digest = self.provenance.resolve_asset(ref)
@@ -276,21 +276,17 @@ class Valuing:
             if record is None or entry is None:  # resolve_asset found it: a race at most
                 raise NotFoundError(f"unknown asset {digest}", hint="register the data first")
             x, y = _pair(pair, f"the data of {entry.name!r}")
-            described = describe_data((x, y), name=entry.name, asset_kind=entry.asset_kind)
-            if described.digest != digest or described.members is None:
+            described = describe_data(
+                (x, y), name=entry.name, asset_kind=entry.asset_kind, tolerance=tolerance
+            )
+            if described.digest != digest or described.keys is None:
                 raise InputError(
                     f"the data given for {entry.name!r} is not the registered asset {digest} "
                     f"(its digest is {described.digest})",
                     hint="pass exactly the (X, y) that was registered, rows in the same order",
                 )
-            members = described.members
-            exact = np.array(
-                [
-                    int.from_bytes(hashlib.sha256(members.record(i)).digest()[:8], "little") - 2**63
-                    for i in range(len(members))
-                ],
-                dtype=np.int64,
-            )
+            leaf_prefixes = np.ascontiguousarray(described.keys.exact[:, :8])
+            exact = leaf_prefixes.view("<i8").ravel().astype(np.int64)
             found.append((record.leaf_index, _Input(digest, entry.name, x, y, exact)))
         return [item for _, item in sorted(found, key=lambda pair: pair[0])]
 
