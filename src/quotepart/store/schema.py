@@ -94,7 +94,7 @@ assets = Table(
     Column("digest_prefix", BigInteger, nullable=False, index=True),
     Column("asset_kind", String(32), nullable=False),
     Column("name", Text, nullable=False),
-    Column("registered_by", String(40), nullable=False),
+    Column("registered_by", String(40), nullable=False, index=True),  # statements' adjustments
 )
 
 contributions = Table(

@@ -24,6 +24,8 @@ _INDEX = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    # A statement lists the adjustments of every asset its party registered (issue 16).
+    op.create_index("ix_assets_registered_by", "assets", ["registered_by"])
     op.create_table(
         "overlaps",
         sa.Column("leaf_index", _INDEX, primary_key=True, autoincrement=False),
@@ -57,6 +59,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_assets_registered_by", table_name="assets")
     op.drop_table("record_keys")
     op.drop_table("record_sets")
     op.drop_table("overlaps")
