@@ -184,13 +184,13 @@ def test_the_copiers_statement_says_why_it_earns_nothing(scene: Scene) -> None:
 
 
 def test_a_copy_jittered_beyond_the_near_keys_is_found_by_distance(scene: Scene) -> None:
-    """1 % jitter escapes most near keys; the distance check still finds the copy, and
+    """2 % jitter escapes most near keys; the distance check still finds the copy, and
     `copy_radius=0` turns it off (the copy then keeps some value)."""
     ws = scene.ws
     northgate = scene.cohorts[1]
     x, y = northgate.data
     rng = np.random.default_rng(5)
-    copy = scene.register(scene.sybil("Jitterer"), (jitter(rng, x, 0.01), y), "1 % copy")
+    copy = scene.register(scene.sybil("Jitterer"), (jitter(rng, x, 0.02), y), "2 % copy")
     inputs = [*scene.cohorts, copy]
     model = _model(scene, inputs)
     data = {i.asset: i.data for i in inputs}
@@ -200,3 +200,22 @@ def test_a_copy_jittered_beyond_the_near_keys_is_found_by_distance(scene: Scene)
     assert sum(c.records for c in found.copies if c.asset == copy.asset) == len(y)
     blind = ws.value_inputs(model, data, scene.test, by=scene.lab, copy_radius=0)
     assert sum(c.records for c in blind.copies if c.asset == copy.asset) < len(y)
+
+
+def test_a_record_with_another_label_is_not_a_copy_however_many_classes() -> None:
+    """Labels are matched exactly: with 200 classes, codes 100 and 101 differ by 1 % after
+    the near keys' log scale, which quantising them with the features would merge."""
+    from quotepart.ids import Digest
+    from quotepart.sharing.valuing import Valuing, _Input
+    from quotepart.valuation import first_holders
+
+    x = np.random.default_rng(0).normal(size=(200, 4))
+    labels = np.arange(200)
+    first = _Input(Digest.of_bytes(b"a"), "a", x, labels, np.arange(200, dtype=np.int64))
+    relabelled = _Input(
+        Digest.of_bytes(b"b"), "b", x, labels + 1, np.arange(200, 400, dtype=np.int64)
+    )
+    same = _Input(Digest.of_bytes(b"c"), "c", x, labels, np.arange(400, 600, dtype=np.int64))
+    kept, _ = first_holders(Valuing._keys([first, relabelled, same], 0.05))
+    assert kept[1][:-1].all()  # every relabelled record is new (its last label is new too)
+    assert not kept[2].any()  # the same records with the same labels are copies

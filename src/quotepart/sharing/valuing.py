@@ -44,6 +44,7 @@ from quotepart.valuation import ModelUtility, ValuationResult, shapley
 from quotepart.valuation.records import count_copies, first_holders, value_record_sets
 
 METHODS = ("records", "shapley")
+_LABEL_MIX = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15 as int64: odd, spreads codes
 DEFAULT_COPY_RADIUS = 0.25
 """A record closer to an earlier input's record than this share of the typical distance
 between real records is a copy (`_neighbour_copies`)."""
@@ -293,7 +294,9 @@ class Valuing:
     @staticmethod
     def _keys(inputs: Sequence[_Input], tolerance: float) -> list[np.ndarray]:
         """Per input, one exact key column and, for numeric features, near-key columns
-        over the features and the label (a relabelled copy is a different record)."""
+        over the features, each mixed with the label's code: the label is matched exactly
+        (a relabelled copy is a different record). Quantising the code with the features
+        would put labels 100 and 101 in one cell (t = log(1 + x) differs by 0.01 there)."""
         _, codes = np.unique(np.concatenate([i.y for i in inputs]), return_inverse=True)
         bounds = np.cumsum([0, *(len(i.y) for i in inputs)])
         keys = []
@@ -301,8 +304,10 @@ class Valuing:
         for n, item in enumerate(inputs):
             columns = [item.exact[:, None]]
             if numeric:
-                label = codes.ravel()[bounds[n] : bounds[n + 1]].astype(np.float64)
-                columns.append(near_keys(np.column_stack([item.x, label]), tolerance))
+                label = codes.ravel()[bounds[n] : bounds[n + 1]].astype(np.int64)
+                with np.errstate(over="ignore"):  # int64 wraps: a hash, not arithmetic
+                    mixed = near_keys(item.x, tolerance) + (label * _LABEL_MIX)[:, None]
+                columns.append(mixed)
             keys.append(np.hstack(columns))
         return keys
 
