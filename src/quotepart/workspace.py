@@ -45,7 +45,9 @@ from quotepart.log import (
     verifier_key,
 )
 from quotepart.log.canonical import ENTRY_BYTES_CEILING, MAX_ENTRY_BYTES
-from quotepart.metering import Metering
+from quotepart.metering import Metering, ServiceMeter
+from quotepart.metering.audit import check_usage
+from quotepart.provenance.resolve import AssetOrName
 from quotepart.provenance.service import Provenance
 from quotepart.report.service import Reports
 from quotepart.sharing.service import Sharing
@@ -204,6 +206,14 @@ class Workspace:
     record_usage = delegate("metering", Metering.record_usage)
     record_usage_many = delegate("metering", Metering.record_usage_many)
     usage_units = delegate("metering", Metering.usage_units)
+    define_meter = delegate("metering", Metering.define_meter)
+    meters = delegate("metering", Metering.meters)
+    ingest_usage = delegate("metering", Metering.ingest)
+    rotate_usage_key = delegate("metering", Metering.rotate_key)
+
+    def meter(self, service: AssetOrName) -> ServiceMeter:
+        """The metering calls of one service: `ws.meter(svc).ingest(events)`."""
+        return ServiceMeter(self.metering, service)
 
     # -------------------------------------------------------------- sharing
 
@@ -230,7 +240,8 @@ class Workspace:
     def verify(
         self, *, workers: int | None = None, progress: Callable[[int, int], None] | None = None
     ) -> AuditReport:
-        """Re-derive the log from its bytes and the projections from a replay; raise on the first fault.
+        """Re-derive the log from its bytes, the projections from a replay, and every usage
+        batch's root, count, aggregate and totals from its events; raise on the first fault.
 
         Raises:
             VerificationError: naming the first bad entry, node, checkpoint or projection row.
@@ -248,6 +259,9 @@ class Workspace:
                 snapshot, self.verifier, workers=workers, progress=progress, observe=replay.feed
             )
             replay.compare(snapshot)
+            usage = check_usage(snapshot.connection)
+        report.usage_batches_checked = usage.batches
+        report.usage_events_checked = usage.events
         return report
 
     def rebuild(self) -> int:

@@ -94,6 +94,18 @@ def test_verify_replays_every_projected_kind(tmp_path: Path) -> None:
         ws.record_usage(
             scene.service, "consumer-1", 3, datetime(2026, 1, 5, tzinfo=UTC), by=scene.lab
         )
+        ws.define_meter(scene.service, "calls", event_type="api.call", aggregation="count")
+        ingested = ws.meter(scene.service).ingest(
+            [{"specversion": "1.0", "id": "e1", "source": "//api", "type": "api.call",
+              "time": "2026-01-06T10:00:00Z", "subject": "consumer-1"}]
+        )  # fmt: skip
+        assert ingested.recorded == 1
+        from quotepart.log.kinds import TariffSet
+
+        ws.ledger.append(
+            TariffSet(scene.service, "calls", "EUR", "0.01", datetime(2026, 1, 1, tzinfo=UTC)),
+            author=scene.lab,
+        )
         revenue = ws.bill_usage(
             scene.service, "2026-01", unit_price="10.00", currency="EUR", by=scene.lab
         )

@@ -71,6 +71,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         _CLI + "log_commands:log_group",
         "Read the signed Merkle log: checkpoints, keys, entries and RFC 9162 proofs.",
     ),
+    "meter": LazyCommand(
+        _CLI + "metering_commands:meter_group",
+        "Declare how a service's CloudEvents are counted; list meters; rotate the pseudonym key.",
+    ),
     "party": LazyCommand(
         _CLI + "provenance_commands:party_group",
         "Register and list parties (contributors, operators, consumers, auditors, coops).",
@@ -103,6 +107,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         _CLI + "provenance_commands:run_group",
         "List and show recorded runs.",
     ),
+    "service": LazyCommand(
+        _CLI + "metering_commands:service_group",
+        "Register a service: an API endpoint backed by a model, whose usage is metered.",
+    ),
     "share": LazyCommand(
         _CLI + "sharing_commands:share_command",
         "Compute and record the exact allocation of REVENUE through the lineage.",
@@ -110,6 +118,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
     "statement": LazyCommand(
         _CLI + "sharing_commands:statement_command",
         "What PARTY earned in a period, each line traced to the entries behind it.",
+    ),
+    "usage": LazyCommand(
+        _CLI + "metering_commands:usage_group",
+        "Ingest CloudEvents of the services' usage into signed, Merkle-rooted batches.",
     ),
     "valuation": LazyCommand(
         _CLI + "sharing_commands:valuation_group",

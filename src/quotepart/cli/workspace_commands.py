@@ -110,6 +110,8 @@ def verify_command(
         "interior_nodes_checked": report.interior_nodes_checked,
         "checkpoints_checked": report.checkpoints_checked,
         "parties": len(report.parties),
+        "usage_batches_checked": report.usage_batches_checked,
+        "usage_events_checked": report.usage_events_checked,
         "seconds": round(elapsed, 3),
     }
     if as_json:
@@ -118,7 +120,14 @@ def verify_command(
         click.echo(
             f"OK: {report.tree_size} entries, {report.signatures_checked} signatures, "
             f"{report.interior_nodes_checked} tree nodes, {report.checkpoints_checked} checkpoints "
-            f"and the projections check out\nroot {report.root_hash.hex()}"
+            f"and the projections check out"
+            + (
+                f"; {report.usage_batches_checked} usage batches recomputed from "
+                f"{report.usage_events_checked} events"
+                if report.usage_batches_checked
+                else ""
+            )
+            + f"\nroot {report.root_hash.hex()}"
         )
 
 

@@ -278,3 +278,44 @@ def reference_root(leaves: Sequence[bytes]) -> bytes:
         return leaf_hash(leaves[0])
     k = _largest_power_of_two_below(n)
     return node_hash(reference_root(leaves[:k]), reference_root(leaves[k:]))
+
+
+def tree_levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """Every level of the RFC 9162 tree over `leaf_hashes` (level 0 = the leaf hashes),
+    built bottom-up: pairs are hashed, and a last node without a partner rises unchanged,
+    which gives MTH's tree (the left subtree is always the largest power of two).
+
+    For small trees held whole in memory (a usage batch's events): one pass, no node ids.
+    """
+    if not leaf_hashes:
+        return [[]]
+    sha = hashlib.sha256
+    levels = [list(leaf_hashes)]
+    level = levels[0]
+    while len(level) > 1:
+        upper = [
+            sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            upper.append(level[-1])
+        levels.append(upper)
+        level = upper
+    return levels
+
+
+def root_of_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
+    """MTH of a tree given its leaf hashes (`tree_levels`' top)."""
+    return tree_levels(leaf_hashes)[-1][0] if leaf_hashes else EMPTY_ROOT
+
+
+def inclusion_path(levels: Sequence[Sequence[bytes]], leaf_index: int) -> list[bytes]:
+    """RFC 9162 inclusion proof of `leaf_index` from `tree_levels` (checked by
+    `verify_inclusion`): each level's sibling, skipping levels where the node rises alone."""
+    proof = []
+    index = leaf_index
+    for level in levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):
+            proof.append(level[sibling])
+        index >>= 1
+    return proof

@@ -72,6 +72,9 @@ class AuditReport:
     interior_nodes_checked: int = 0
     checkpoints_checked: int = 0
     parties: dict[PartyId, VerifyKey] = field(default_factory=dict)
+    # filled in by the workspace, which recomputes usage batches from their events
+    usage_batches_checked: int = 0
+    usage_events_checked: int = 0
 
 
 def audit(

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, BinaryIO
 
-from quotepart.errors import InputError
-from quotepart.ids import PartyId, Period
-from quotepart.log.kinds import EntryBody, UsageRecorded
+from quotepart.errors import InputError, NotFoundError
+from quotepart.ids import Digest, PartyId, Period
+from quotepart.log.kinds import EntryBody, MeterDefined, UsageRecorded
+from quotepart.metering.cloudevents import Rejected, read_events, to_events
+from quotepart.metering.ingest import DEFAULT_BATCH_SIZE, Ingested, Ingester, Meter, load_meters
 from quotepart.provenance.resolve import AssetOrName, resolve_asset
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.store.ledger import Ledger
+from quotepart.store.queries.names import PartyRef, resolve_party
+from quotepart.store.queries.provenance import asset_record
 from quotepart.store.queries.rights import billed_months
 from quotepart.store.queries.usage import units_used
 
@@ -96,6 +101,97 @@ class Metering:
             bodies.append((body, by))
         return self.ledger.append_many(bodies)
 
+    # ------------------------------------------------------------ meters
+
+    def _service(self, service: AssetOrName) -> tuple[Digest, PartyId]:
+        """The service's digest and its operator (registrant).
+
+        Raises:
+            NotFoundError: not registered. InputError: registered, but not a service.
+        """
+        with self.ledger.read() as conn:
+            digest = resolve_asset(conn, service)
+            record = asset_record(conn, digest)
+        if record is None:  # pragma: no cover - resolve_asset found it
+            raise NotFoundError(f"{service} is not registered", hint="register the service first")
+        if record.asset_kind != "service":
+            raise InputError(
+                f"{record.name or digest} is a {record.asset_kind}, not a service",
+                hint="meters count the usage of services (register_service)",
+            )
+        return digest, record.registered_by
+
+    def _author(self, by: PartyRef | None, operator: PartyId | None) -> PartyId:
+        if by is None:
+            assert operator is not None
+            return operator
+        with self.ledger.read() as conn:
+            return resolve_party(conn, by)
+
+    def define_meter(
+        self,
+        service: AssetOrName,
+        name: str,
+        *,
+        event_type: str,
+        aggregation: str,
+        value_path: str | None = None,
+        group_by: Sequence[str] = (),
+        consumer_path: str = "$.subject",
+        by: PartyRef | None = None,
+    ) -> int:
+        """Declare how `service`'s CloudEvents of `event_type` are counted (signed by its
+        operator, or `by` when it holds the metering right); returns the entry's index.
+
+        Raises:
+            MalformedEntryError: a name, path or aggregation that is not valid (nothing written).
+            InputError: the service already has a meter of that name.
+        """
+        digest, operator = self._service(service)
+        body = MeterDefined(
+            digest, name, event_type, aggregation, value_path, tuple(group_by), consumer_path
+        )
+        body = MeterDefined.from_body(body.to_body())  # the entry's own checks, before signing
+        return self.ledger.append(body, author=self._author(by, operator))
+
+    def meters(self, service: AssetOrName) -> list[Meter]:
+        digest, _ = self._service(service)
+        with self.ledger.read() as conn:
+            return load_meters(conn, digest)
+
+    def ingest(
+        self,
+        service: AssetOrName | None,
+        events: bytes | BinaryIO | Iterable[Any],
+        *,
+        by: PartyRef | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        on_reject: Callable[[Rejected], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Ingested:
+        """Record CloudEvents of `service` as signed usage batches (see
+        `quotepart.metering.ingest`; with `service` None, of every service whose meters
+        count the events' types): `events` is JSON-lines or batch-array bytes, a
+        binary stream of either, or an iterable of events (dicts, JSON bytes or str,
+        cloudevents SDK objects). Bad events are reported in the result (and to
+        `on_reject`), never recorded, and never stop the good ones."""
+        digest, operator = (None, None) if service is None else self._service(service)
+        author = None if by is None and operator is None else self._author(by, operator)
+        ingester = Ingester(
+            self.ledger, digest, author, batch_size=batch_size,
+            on_reject=on_reject,
+        )  # fmt: skip
+        if isinstance(events, bytes) or hasattr(events, "read"):
+            pairs = read_events(events)  # type: ignore[arg-type]
+        else:
+            pairs = to_events(events)
+        return ingester.ingest(pairs, after_batch=progress)
+
+    def rotate_key(self) -> int:
+        """Start a new pseudonym key epoch; returns its number. Events recorded from now
+        on are pseudonymised under the new key; older keys stay for receipts."""
+        return self.ledger.keys.rotate_usage_key()
+
     def usage_units(self, service: AssetOrName, period: str | Period) -> int:
         """Units of `service` (a digest, prefix or name) used in windows starting within `period`.
 
@@ -107,4 +203,23 @@ class Metering:
             return units_used(conn, resolve_asset(conn, service), the_period)
 
 
-__all__ = ["Metering", "UsageEvent", "pseudonymise"]
+@dataclass(frozen=True, slots=True)
+class ServiceMeter:
+    """`ws.meter(service)`: the metering calls of one service, named once."""
+
+    metering: Metering
+    service: AssetOrName
+
+    def define(self, name: str, **options: Any) -> int:
+        """`Metering.define_meter` for this service."""
+        return self.metering.define_meter(self.service, name, **options)
+
+    def ingest(self, events: bytes | BinaryIO | Iterable[Any], **options: Any) -> Ingested:
+        """`Metering.ingest` for this service."""
+        return self.metering.ingest(self.service, events, **options)
+
+    def meters(self) -> list[Meter]:
+        return self.metering.meters(self.service)
+
+
+__all__ = ["Metering", "ServiceMeter", "UsageEvent", "pseudonymise"]

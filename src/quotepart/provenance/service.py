@@ -431,7 +431,7 @@ class Provenance:
             batch.extend(after.get(item.digest, ()))
             batch.extend((overlap, by) for overlap in found.get(item.digest, ()))
 
-        def write_index(conn: Connection) -> None:
+        def write_index(conn: Connection, _indexes: Sequence[int]) -> None:
             for row in index_rows:
                 write_record_set(conn, row)
 

@@ -7,6 +7,7 @@ Layout (folders 0700; every secret file 0600, written whole or not at all, never
     keys/party-<ULID>.payout.json     payout references, kept off the log
     keys/party-<ULID>.payout-<hex>.json  a reference the party changed to (one per change)
     keys/usage.key                    the keyed-hash secret that pseudonymises consumers
+    keys/usage-N.key                  the same secret of epoch N, after `quotepart meter rotate-key`
     keys/database.password            the database password, when the URL had one
     payouts/<payout ULID>.xml|.csv    payment files, kept so an export is never paid twice
 
@@ -247,26 +248,70 @@ class KeyFolder:
         self.party_key_path(party).unlink(missing_ok=True)
         self.payout_secret_path(party).unlink(missing_ok=True)
 
-    # ---------------------------------------------------------- usage key
+    # ---------------------------------------------------------- usage keys
 
     @property
     def usage_key_path(self) -> Path:
         return self.keys_dir / USAGE_KEY_FILE
 
-    def usage_key(self) -> bytes:
-        """The pseudonymisation secret, made on first use (32 random bytes, 0600).
+    def usage_key_epoch_path(self, epoch: int) -> Path:
+        """Epoch 1 is `usage.key` (the key before rotation existed); later ones `usage-N.key`."""
+        return self.usage_key_path if epoch == 1 else self.keys_dir / f"usage-{epoch}.key"
+
+    def usage_key_epochs(self) -> list[int]:
+        """The epochs whose keys this folder holds, oldest first (1 once a key is made)."""
+        epochs = [1] if self.usage_key_path.exists() else []
+        names = os.listdir(self.keys_dir) if self.keys_dir.is_dir() else []
+        for name in names:
+            number = name[len("usage-") : -len(".key")]
+            if (
+                name.startswith("usage-")
+                and name.endswith(".key")
+                and number.isdigit()
+                and int(number) > 1
+            ):
+                epochs.append(int(number))
+        return sorted(epochs)
+
+    def usage_key(self, epoch: int | None = None) -> bytes:
+        """The pseudonymisation secret of `epoch` (the newest when None), 32 random bytes
+        (0600); the first one is made on first use.
 
         Two processes using it for the first time at once get the same key: only one
         `os.link` can take the name, and the other reads what it wrote.
 
         Raises:
             KeyFileError: the file exists but is empty, short or unreadable.
+            NotFoundError: `epoch` was rotated in elsewhere and its key is not here.
         """
-        path = self.usage_key_path
-        if not path.exists():
+        if epoch is None:
+            epochs = self.usage_key_epochs()
+            epoch = epochs[-1] if epochs else 1
+        path = self.usage_key_epoch_path(epoch)
+        if epoch == 1 and not path.exists():
             with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
                 self._create(path, secrets.token_bytes(USAGE_KEY_SIZE))
-        return read_secret_file(path, what="usage pseudonym key", size=USAGE_KEY_SIZE)
+        if not path.exists():
+            raise NotFoundError(
+                f"the usage pseudonym key of epoch {epoch} is missing ({path.name})",
+                hint=f"copy {path.name} from the machine that rotated it into {self.keys_dir}; "
+                + _RESTORE,
+            )
+        return read_secret_file(
+            path, what=f"usage pseudonym key (epoch {epoch})", size=USAGE_KEY_SIZE
+        )
+
+    def rotate_usage_key(self) -> int:
+        """Make the next epoch's key and return its number; older keys stay, so receipts of
+        events pseudonymised under them can still be built."""
+        self.usage_key()  # epoch 1 exists before any rotation
+        while True:
+            epoch = self.usage_key_epochs()[-1] + 1
+            try:
+                self._create(self.usage_key_epoch_path(epoch), secrets.token_bytes(USAGE_KEY_SIZE))
+            except FileExistsError:  # another process rotated at the same moment: go past it
+                continue
+            return epoch
 
     # ------------------------------------------------------ database password
 

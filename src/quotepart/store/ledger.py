@@ -47,7 +47,7 @@ class Ledger(Protocol):
         self,
         items: Sequence[tuple[EntryBody, PartyRef]],
         *,
-        alongside: Callable[[Connection], None] | None = None,
+        alongside: Callable[[Connection, Sequence[int]], None] | None = None,
     ) -> list[int]: ...
 
     def append_signed(self, entries: Sequence[SignedEntry]) -> list[int]: ...
@@ -79,10 +79,10 @@ class KeyedLedger:
         self,
         items: Sequence[tuple[EntryBody, PartyRef]],
         *,
-        alongside: Callable[[Connection], None] | None = None,
+        alongside: Callable[[Connection, Sequence[int]], None] | None = None,
     ) -> list[int]:
         """Sign and append many entries in one transaction with one checkpoint (and
-        `alongside(conn)`'s side-table rows in it too: see `LogStore.append`)."""
+        `alongside(conn, indexes)`'s side-table rows in it too: see `LogStore.append`)."""
         keys: dict[PartyId, SigningKey] = {}
         entries: list[SignedEntry] = []
         named = {a for _, a in items if not isinstance(a, PartyId)}

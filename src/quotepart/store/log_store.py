@@ -143,7 +143,7 @@ class LogStore:
         self,
         entries: Sequence[SignedEntry],
         *,
-        alongside: Callable[[Connection], None] | None = None,
+        alongside: Callable[[Connection, Sequence[int]], None] | None = None,
     ) -> list[int]:
         """Append entries in order; return each one's leaf index (existing ones keep theirs).
 
@@ -155,8 +155,9 @@ class LogStore:
         Every entry must be signed for this log (its origin is `self.origin`); one that
         is already in the log is returned as is, whichever envelope it has.
 
-        `alongside(conn)`, when given, writes side tables (the record index) in the same
-        transaction, once the leaves are written and only when at least one is new.
+        `alongside(conn, indexes)`, when given, writes side tables (the record index, a
+        usage batch's events) in the same transaction, once the leaves are written and
+        only when at least one is new; `indexes` are the entries' leaf indexes, in order.
 
         Raises:
             UnknownAuthorError / SignatureError: an author that is not registered or a bad signature.
@@ -217,7 +218,7 @@ class LogStore:
                 bulk_insert(conn, log_entries, _LEAF_COLUMNS, leaf_rows)
                 bulk_insert(conn, tree_nodes, _NODE_COLUMNS, node_rows)
                 if alongside is not None:
-                    alongside(conn)
+                    alongside(conn, indexes)
                 self._fault("leaves")
                 self._seal(conn, tree)
                 self._fault("sealed")

@@ -36,6 +36,7 @@ from quotepart.log.kinds import (
     ConsentRecorded,
     ContributionAccepted,
     ContributionRecorded,
+    MeterDefined,
     OverlapDetected,
     PartyPayoutChanged,
     PartyRegistered,
@@ -46,6 +47,8 @@ from quotepart.log.kinds import (
     RightGranted,
     RightRevoked,
     RunRecorded,
+    TariffSet,
+    UsageBatch,
     UsageRecorded,
     ValuationRecorded,
 )
@@ -471,6 +474,41 @@ def _usage(writer: ProjectionWriter, body: UsageRecorded, entry: SignedEntry) ->
             hint="late usage counts in the next open month: record it with the SDK "
             "(it moves it and says so in the entry's note) or set counted_in",
         )
+
+
+@rule(
+    MeterDefined,
+    "metering",
+    "the registrant of the service, or a party it delegated the `metering` right to",
+)
+def _meter(writer: ProjectionWriter, body: MeterDefined, entry: SignedEntry) -> None:
+    _require(writer, entry, "metering", body.service, "the meter")
+
+
+@rule(
+    UsageBatch,
+    "metering",
+    "the registrant of the service, or a party it delegated the `metering` right to; "
+    "never into a month already billed (a revenue of the service covers it)",
+)
+def _usage_batch(writer: ProjectionWriter, body: UsageBatch, entry: SignedEntry) -> None:
+    _require(writer, entry, "metering", body.service, "usage")
+    if body.month in billed_months(writer, str(body.service)):
+        raise RightsError(
+            f"`usage.batch` of {body.service} counts in a month already billed ({body.period})",
+            rule="closed-period",
+            hint="late usage counts in the next open month: ingest it again and quotepart "
+            "moves it there and says so in the batch's note",
+        )
+
+
+@rule(
+    TariffSet,
+    "billing",
+    "the registrant of the service, or a party it delegated the `billing` right to",
+)
+def _tariff(writer: ProjectionWriter, body: TariffSet, entry: SignedEntry) -> None:
+    _require(writer, entry, "billing", body.service, "the tariff")
 
 
 def billed_months(writer: ProjectionWriter, service: str) -> set[int]:

@@ -325,8 +325,83 @@ payout_changes = Table(
 """Every `party.payout_changed`: the party's payout commitment in force is its latest row,
 or the one it registered with when it has none."""
 
+meters = Table(
+    "meters",
+    metadata,
+    Column("service", String(71), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("leaf_index", BigInteger, nullable=False),
+    Column("event_type", String(200), nullable=False),
+    Column("aggregation", String(16), nullable=False),
+    Column("value_path", String(600)),
+    Column("group_by", Text, nullable=False),  # JSON list of paths
+    Column("consumer_path", String(600), nullable=False),
+    Index("ix_meters_event_type", "service", "event_type"),
+)
+"""Every `meter.defined`: how a service's CloudEvents are counted."""
+
+usage_batches = Table(
+    "usage_batches",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("service", String(71), nullable=False),
+    Column("meter", String(64), nullable=False),
+    Column("month", Integer, nullable=False),  # year * 12 + month - 1 it counts in
+    Column("events", BigInteger, nullable=False),
+    Column("aggregate", String(90), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("root", LargeBinary, nullable=False),
+    Index("ix_usage_batches_service_month", "service", "month", "meter"),
+)
+"""Every `usage.batch`; its events are the `usage_events` rows of its leaf index."""
+
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("service", String(71), nullable=False),
+    Column("meter", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("unit_price", String(90), nullable=False),
+    Column("effective", String(32), nullable=False),
+    Index("ix_tariffs_meter", "service", "meter", "currency", "effective"),
+)
+
+EVENT_POSITION_BITS = 20
+"""`usage_events.id` is the batch's leaf index << 20 | the event's position in it: one
+B-tree key orders events by batch and position, with no second index for it."""
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("id", IndexType, primary_key=True, autoincrement=False),
+    Column("dedupe", LargeBinary, nullable=False),  # SHA-256(source NUL id)[:16]
+    Column("consumer", LargeBinary, nullable=False),  # the 32-byte HMAC pseudonym
+    Column("at", BigInteger, nullable=False),  # the event time, Unix seconds
+    Column("value", String(90)),  # decimal string; NULL for count meters
+    Column("leaf", LargeBinary, nullable=False),  # RFC 9162 leaf hash of `event`
+    Column("event", LargeBinary, nullable=False),  # the stored (pseudonymised) event bytes
+    Index("ux_usage_events_dedupe", "dedupe", unique=True),
+    Index("ix_usage_events_consumer", "consumer"),
+)
+"""The events of every `usage.batch`, beside the log (which holds only their root)."""
+
+usage_totals = Table(
+    "usage_totals",
+    metadata,
+    Column("service", String(71), primary_key=True),
+    Column("meter", String(64), primary_key=True),
+    Column("month", Integer, primary_key=True, autoincrement=False),
+    Column("consumer", LargeBinary, primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("total", String(90), nullable=False),  # sum or max of the values; events if count
+    sqlite_with_rowid=False,
+)
+"""Per consumer, meter and month: kept up to date by each batch, read by bills and
+receipts (a bill over 10 million events reads one row per consumer, not every event)."""
+
 LOG_TABLES = (log_head, log_meta, log_entries, tree_nodes, checkpoints)
-SIDE_TABLES = (record_sets, record_keys)
+SIDE_TABLES = (record_sets, record_keys, usage_events, usage_totals)
 """Derived from data outside the log: `rebuild` keeps them, `verify` does not compare them."""
 PROJECTION_TABLES = (
     parties,
@@ -348,4 +423,7 @@ PROJECTION_TABLES = (
     rights,
     claims,
     overlaps,
+    meters,
+    usage_batches,
+    tariffs,
 )

@@ -43,6 +43,12 @@ from quotepart.log.kinds.contribution import (
     ContributionAccepted,
     ContributionRecorded,
 )
+from quotepart.log.kinds.metering import (
+    AGGREGATIONS,
+    MeterDefined,
+    TariffSet,
+    UsageBatch,
+)
 from quotepart.log.kinds.overlap import OVERLAP_MATCHES, OverlapDetected
 from quotepart.log.kinds.party import (
     AGENT_TYPES,
@@ -95,6 +101,7 @@ UPCASTERS: Mapping[tuple[str, int], Upcaster] = MappingProxyType(
 
 __all__ = [
     "AGENT_TYPES",
+    "AGGREGATIONS",
     "ASSET_KINDS",
     "CONSENT_ACTIONS",
     "CONTRIBUTION_ROLES",
@@ -124,6 +131,7 @@ __all__ = [
     "EntryBody",
     "Held",
     "KindDeclaration",
+    "MeterDefined",
     "OverlapDetected",
     "PartyPayoutChanged",
     "PartyRegistered",
@@ -135,6 +143,8 @@ __all__ = [
     "RightGranted",
     "RightRevoked",
     "RunRecorded",
+    "TariffSet",
+    "UsageBatch",
     "UsageRecorded",
     "ValuationRecorded",
     "decode_body",

@@ -7,7 +7,7 @@ author, so a projection only enforces the *meaning* of facts. Replaying the log 
 them is exactly `rebuild`, and what `verify` compares against the live tables.
 """
 
-from quotepart.store.projections import provenance, sharing
+from quotepart.store.projections import metering, provenance, sharing
 from quotepart.store.projections._writer import (
     PROJECTIONS,
     ProjectionDeclaration,
@@ -24,6 +24,7 @@ __all__ = [
     "ProjectionWriter",
     "apply_projections",
     "digest_prefix",
+    "metering",
     "prefetch",
     "projects",
     "provenance",

@@ -1,0 +1,521 @@
+"""Ingesting CloudEvents into usage batches: validate, pseudonymise, deduplicate, batch.
+
+The path of every event, at 100,000 events a second on one core:
+
+1. parse and validate it (`quotepart.metering.cloudevents`), pick the meters of its
+   `type`, read its time (now, and written into it, when it has none), its consumer and
+   its value;
+2. replace the consumer's identifier by `hmac-sha256:<hex>` under the current key
+   epoch, and write the event's bytes (orjson, keys sorted): these bytes are what the
+   batch's Merkle tree commits to and what a consumer's receipt shows;
+3. drop it if its (`source`, `id`) was recorded before for that meter, for ever;
+4. group by meter and month; a month already billed sends its events to the next open
+   month, and the batch's note says so;
+5. append one signed `usage.batch` per group and at most `batch_size` events, with its
+   events and per-consumer totals written in the same transaction.
+
+One bad event is reported with its position and never stops the good ones around it;
+the raw consumer identifier is never stored, logged or put in a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Context, Decimal, Inexact
+from itertools import islice
+from typing import Any
+
+import orjson
+import sqlalchemy.exc
+from sqlalchemy import Connection
+
+from quotepart.errors import InputError, NotFoundError, RightsError
+from quotepart.ids import Digest, PartyId, Period
+from quotepart.log.kinds import MeterDefined, UsageBatch
+from quotepart.log.merkle import root_of_leaf_hashes
+from quotepart.metering.cloudevents import EventError, Rejected, check_event, parse_time
+from quotepart.store.ledger import Ledger
+from quotepart.store.queries.provenance import asset_record
+from quotepart.store.queries.rights import billed_months
+from quotepart.store.usage_events import (
+    MAX_BATCH_EVENTS,
+    ConsumerTotal,
+    add_totals,
+    decimal_text,
+    event_id,
+    latest_epoch,
+    meter_rows,
+    seen_dedupe_keys,
+    write_events,
+)
+
+DEFAULT_BATCH_SIZE = 10_000
+MAX_VALUE_DIGITS = 20
+"""A value has at most 20 digits before and 20 after the point: sums of billions of
+them stay exact and fit an entry's decimal (40 + 40 digits)."""
+_EXACT = Context(prec=200, traps=[Inexact])
+PSEUDONYM_PREFIX = "hmac-sha256:"
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    """A defined meter, with its JSON paths split into member names."""
+
+    service: Digest
+    name: str
+    event_type: str
+    aggregation: str
+    value_path: str | None
+    group_by: tuple[str, ...]
+    consumer_path: str
+    leaf_index: int
+
+    @property
+    def value_keys(self) -> tuple[str, ...]:
+        return tuple(self.value_path.split(".")[1:]) if self.value_path else ()
+
+    @property
+    def consumer_keys(self) -> tuple[str, ...]:
+        return tuple(self.consumer_path.split(".")[1:])
+
+    def body(self) -> MeterDefined:
+        return MeterDefined(
+            self.service, self.name, self.event_type, self.aggregation, self.value_path,
+            self.group_by, self.consumer_path,
+        )  # fmt: skip
+
+
+def load_meters(conn: Connection, service: Digest | None) -> list[Meter]:
+    """The meters of `service` (of every service when None), in definition order."""
+    rows = meter_rows(conn, None if service is None else str(service))
+    return [
+        Meter(
+            Digest.parse(row.service),
+            row.name,
+            row.event_type,
+            row.aggregation,
+            row.value_path,
+            tuple(json.loads(row.group_by)),
+            row.consumer_path,
+            int(row.leaf_index),
+        )
+        for row in rows
+    ]
+
+
+@dataclass
+class Ingested:
+    """What one ingestion did: events recorded, duplicates dropped, events refused."""
+
+    recorded: int = 0
+    duplicates: int = 0
+    late: int = 0  # recorded in a later month than their own, which was billed
+    rejected: int = 0
+    problems: list[Rejected] = field(default_factory=list)  # the first `keep_problems`
+    batches: list[int] = field(default_factory=list)  # leaf indexes of the batch entries
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.recorded:,} recorded in {len(self.batches):,} batch(es)"]
+        if self.duplicates:
+            parts.append(f"{self.duplicates:,} duplicate(s) skipped")
+        if self.late:
+            parts.append(f"{self.late:,} late (counted in the next open month)")
+        if self.rejected:
+            parts.append(f"{self.rejected:,} rejected")
+        return ", ".join(parts)
+
+
+@dataclass(slots=True)
+class _Row:
+    meter: Meter
+    month: int  # of the event's own time
+    dedupe: bytes
+    consumer: bytes
+    at: int  # Unix seconds
+    value: str | None
+    number: Decimal | int
+    leaf: bytes
+    event: bytes
+
+
+_CACHE_LIMIT = 100_000
+"""Entries of the pseudonym and time caches: consumers and seconds repeat across events,
+and a dict lookup costs a twentieth of an HMAC; the caches are emptied when full."""
+
+
+class _EventReader:
+    """Turns raw events into rows; one instance per ingestion (meters and key fixed)."""
+
+    def __init__(self, meters: Sequence[Meter], key: bytes, clock: Callable[[], datetime]) -> None:
+        self.by_type: dict[str, list[tuple[Meter, bytes]]] = {}
+        for meter in meters:
+            prefix = str(meter.service).encode() + b"\x00" + meter.name.encode() + b"\x00"
+            self.by_type.setdefault(meter.event_type, []).append((meter, prefix))
+        self.key = key
+        self.clock = clock
+        self.pseudonyms: dict[str, tuple[bytes, str]] = {}
+        self.times: dict[str, tuple[int, int]] = {}
+
+    def rows(self, raw: bytes) -> list[_Row]:
+        """The rows of one event (one per meter of its type).
+
+        Raises:
+            EventError: what is wrong with it.
+        """
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise EventError(f"not valid JSON ({str(exc).split(':')[0]})") from None
+        check_event(event, len(raw))
+        meters = self.by_type.get(event["type"])
+        if meters is None:
+            raise EventError(
+                f"no meter counts events of type {event['type'][:80]!r}: define one with "
+                "`quotepart meter add ... --event-type` or check the type"
+            )
+        time_text = event.get("time")
+        if time_text is None:  # CloudEvents makes time optional; metering needs one: now
+            moment = self.clock()
+            time_text = event["time"] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        known = self.times.get(time_text)
+        if known is None:
+            moment = parse_time(time_text)
+            known = (moment.year * 12 + moment.month - 1, int(moment.timestamp()))
+            if len(self.times) >= _CACHE_LIMIT:
+                self.times.clear()
+            self.times[time_text] = known
+        month, at = known
+        identity = event["source"].encode() + b"\x00" + event["id"].encode()
+        rows = []
+        consumers: dict[str, bytes] = {}
+        for meter, prefix in meters:
+            path = meter.consumer_path
+            mac = consumers.get(path)
+            if mac is None:
+                mac = consumers[path] = self._pseudonymise(event, meter.consumer_keys, path)
+            value, number = _value(event, meter)
+            dedupe = hashlib.sha256(prefix + identity).digest()[:16]
+            rows.append(_Row(meter, month, dedupe, mac, at, value, number, b"", b""))
+        data = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+        leaf = hashlib.sha256(b"\x00" + data).digest()
+        for row in rows:
+            row.leaf, row.event = leaf, data
+        return rows
+
+    def _pseudonymise(self, event: dict[str, Any], keys: tuple[str, ...], path: str) -> bytes:
+        parent: Any = event
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        raw = parent.get(keys[-1]) if isinstance(parent, dict) else None
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            raw = str(raw)
+        if not isinstance(raw, str) or not raw:
+            raise EventError(f"no consumer: {path} is missing or not a non-empty string")
+        known = self.pseudonyms.get(raw)
+        if known is None:
+            if raw.startswith(PSEUDONYM_PREFIX):
+                raise EventError(
+                    f"{path} is already a pseudonym: send the consumer's own identifier, "
+                    "quotepart pseudonymises it"
+                )
+            mac = hmac.digest(self.key, raw.encode(), "sha256")
+            known = (mac, PSEUDONYM_PREFIX + mac.hex())
+            if len(self.pseudonyms) >= _CACHE_LIMIT:
+                self.pseudonyms.clear()
+            self.pseudonyms[raw] = known
+        assert isinstance(parent, dict)
+        parent[keys[-1]] = known[1]
+        return known[0]
+
+
+def _value(event: dict[str, Any], meter: Meter) -> tuple[str | None, Decimal | int]:
+    if meter.aggregation == "count":
+        return None, 1
+    found: Any = event
+    for key in meter.value_keys:
+        if not isinstance(found, dict) or key not in found:
+            raise EventError(f"value path {meter.value_path} matches nothing in the event")
+        found = found[key]
+    if meter.aggregation == "unique_count":
+        if isinstance(found, dict | list) or found is None:
+            raise EventError(
+                f"{meter.value_path} must be a string or number to count distinct values"
+            )
+        text = found if isinstance(found, str) else orjson.dumps(found).decode()
+        return text[:90], 1
+    if type(found) is int:
+        if found < 0 or found >= 10**MAX_VALUE_DIGITS:
+            raise EventError(_out_of_range(meter))
+        return str(found), found
+    if isinstance(found, bool) or not isinstance(found, float | str):
+        raise EventError(f"{meter.value_path} is not a number (a {meter.aggregation} meter)")
+    try:
+        number = Decimal(repr(found) if isinstance(found, float) else found)
+    except ArithmeticError:
+        raise EventError(
+            f"{meter.value_path} is not a number (a {meter.aggregation} meter)"
+        ) from None
+    if not number.is_finite() or number < 0:
+        raise EventError(_out_of_range(meter))
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if number >= 10**MAX_VALUE_DIGITS or -exponent > MAX_VALUE_DIGITS:
+        raise EventError(_out_of_range(meter))
+    return decimal_text(number), number
+
+
+def _out_of_range(meter: Meter) -> str:
+    return (
+        f"{meter.value_path} must be a number from 0 with at most {MAX_VALUE_DIGITS} digits "
+        "before and after the point"
+    )
+
+
+@dataclass
+class _Batch:
+    meter: Meter
+    month: int
+    rows: list[_Row]
+    late: Counter[int]  # events from each closed month moved here
+
+
+def registrant_of(conn: Connection, service: Digest) -> PartyId:
+    record = asset_record(conn, service)
+    assert record is not None  # a meter names a registered service
+    return record.registered_by
+
+
+class Ingester:
+    """Records CloudEvents as usage batches of the meters their types name.
+
+    `service` limits it to one service's meters (all services' otherwise); each batch is
+    signed by `by`, or by its service's operator (registrant) when `by` is None.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        service: Digest | None,
+        by: PartyId | None,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        on_reject: Callable[[Rejected], None] | None = None,
+        keep_problems: int = 1000,
+    ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH_EVENTS:
+            raise InputError(
+                f"batch size {batch_size:,} is out of range",
+                hint=f"use 1 to {MAX_BATCH_EVENTS:,} events per batch (10,000 is the default)",
+            )
+        self.ledger = ledger
+        self.service = service
+        self.by = by
+        self.batch_size = batch_size
+        self.on_reject = on_reject
+        self.keep_problems = keep_problems
+        with ledger.read() as conn:
+            self.meters = load_meters(conn, service)
+            self.operators = {
+                meter.service: registrant_of(conn, meter.service) for meter in self.meters
+            }
+            newest_epoch = latest_epoch(conn)
+        if not self.meters:
+            raise NotFoundError(
+                f"{service or 'no service'} defines no meter, so no event can be counted",
+                hint="define one first: quotepart meter add SERVICE NAME --event-type T "
+                "--aggregation count|sum|max|unique_count",
+            )
+        epochs = ledger.keys.usage_key_epochs()
+        self.epoch = epochs[-1] if epochs else 1
+        if newest_epoch > self.epoch:
+            raise NotFoundError(
+                f"the usage pseudonym key of epoch {newest_epoch} is missing: batches were "
+                f"recorded under it, and this machine holds keys up to epoch {self.epoch}",
+                hint=f"copy keys/usage-{newest_epoch}.key from the machine that rotated it; "
+                "pseudonyms under an older key would not match the consumers' receipts",
+            )
+        self.reader = _EventReader(self.meters, ledger.keys.usage_key(self.epoch), ledger.clock)
+
+    def ingest(
+        self,
+        events: Iterable[tuple[int, bytes]],
+        *,
+        after_batch: Callable[[int], None] | None = None,
+    ) -> Ingested:
+        """Record `events` ((position, raw bytes) pairs), `batch_size` at a time.
+
+        `after_batch(n)` is called once each chunk of n input events is committed (a
+        progress bar, or a NATS consumer acknowledging them).
+        """
+        result = Ingested()
+        iterator = iter(events)
+        while chunk := list(islice(iterator, self.batch_size)):
+            self._chunk(chunk, result)
+            if after_batch is not None:
+                after_batch(len(chunk))
+        return result
+
+    def _reject(self, result: Ingested, position: int, reason: str, raw: bytes) -> None:
+        result.rejected += 1
+        rejected = Rejected(position, reason, raw)
+        if len(result.problems) < self.keep_problems:
+            result.problems.append(Rejected(position, reason))
+        if self.on_reject is not None:
+            self.on_reject(rejected)
+
+    def _chunk(self, chunk: Sequence[tuple[int, bytes]], result: Ingested) -> None:
+        rows: dict[bytes, _Row] = {}
+        for position, raw in chunk:
+            try:
+                for row in self.reader.rows(raw):
+                    if row.dedupe in rows:
+                        result.duplicates += 1
+                    else:
+                        rows[row.dedupe] = row
+            except EventError as exc:
+                self._reject(result, position, str(exc), raw)
+        for _attempt in range(5):
+            with self.ledger.read() as conn:
+                seen = seen_dedupe_keys(conn, list(rows))
+                billed = {
+                    service: billed_months(conn, service)
+                    for service in {row.meter.service for row in rows.values()}
+                }
+            if seen:
+                result.duplicates += len(seen)
+                for key in seen:
+                    del rows[key]
+            try:
+                for batch in self._batches(rows.values(), billed):
+                    index = self._append(batch)
+                    result.batches.append(index)
+                    result.recorded += len(batch.rows)
+                    late = sum(batch.late.values())
+                    result.late += late
+                    for row in batch.rows:
+                        del rows[row.dedupe]
+                return
+            except sqlalchemy.exc.IntegrityError:
+                continue  # another writer recorded some of these meanwhile: check again
+            except RightsError as exc:
+                if exc.rule != "closed-period":
+                    raise
+                continue  # a bill closed a month meanwhile: move its events on
+        raise InputError(
+            "could not record a batch after 5 tries: other writers keep recording the same "
+            "events or closing months",
+            hint="retry; nothing of the failed batch was written",
+        )
+
+    def _batches(self, rows: Iterable[_Row], billed: dict[Digest, set[int]]) -> Iterator[_Batch]:
+        groups: dict[tuple[Digest, str, int], _Batch] = {}
+        for row in rows:
+            month = row.month
+            counted = month
+            meter = row.meter
+            closed = billed[meter.service]
+            while counted in closed:
+                counted += 1
+            group = groups.get((meter.service, meter.name, counted))
+            if group is None:
+                group = groups[(meter.service, meter.name, counted)] = _Batch(
+                    meter, counted, [], Counter()
+                )
+            group.rows.append(row)
+            if counted != month:
+                group.late[month] += 1
+        for group in groups.values():
+            for start in range(0, len(group.rows), self.batch_size):
+                part = group.rows[start : start + self.batch_size]
+                late: Counter[int] = Counter(row.month for row in part if row.month != group.month)
+                yield _Batch(group.meter, group.month, part, late)
+
+    def _append(self, batch: _Batch) -> int:
+        meter, rows = batch.meter, batch.rows
+        totals: dict[bytes, ConsumerTotal] = {}
+        aggregation = meter.aggregation
+        if aggregation == "unique_count":
+            aggregate = Decimal(len({row.value for row in rows}))
+        elif aggregation == "count":
+            aggregate = Decimal(len(rows))
+            for row in rows:
+                total = totals.get(row.consumer)
+                if total is None:
+                    totals[row.consumer] = ConsumerTotal(1, Decimal(1))
+                else:
+                    total.events += 1
+                    total.total += 1
+        else:
+            maximum = aggregation == "max"
+            aggregate = Decimal(0)
+            for row in rows:
+                number = row.number
+                total = totals.get(row.consumer)
+                if total is None:
+                    totals[row.consumer] = ConsumerTotal(1, Decimal(number))
+                else:
+                    total.events += 1
+                    total.total = (
+                        max(total.total, Decimal(number))
+                        if maximum
+                        else _EXACT.add(total.total, number)
+                    )
+                aggregate = (
+                    max(aggregate, Decimal(number)) if maximum else _EXACT.add(aggregate, number)
+                )
+        moments = [row.at for row in rows]
+        note = None
+        if batch.late:
+            moved = ", ".join(
+                f"{count} of {Period.of_month(month)}"
+                for month, count in sorted(batch.late.items())
+            )
+            note = (
+                f"late: {sum(batch.late.values())} event(s) ({moved}) happened in a month "
+                f"already billed, so they count in {Period.of_month(batch.month)}"
+            )
+        body = UsageBatch(
+            meter.service,
+            meter.name,
+            Period.of_month(batch.month),
+            len(rows),
+            decimal_text(aggregate),
+            self.epoch,
+            root_of_leaf_hashes([row.leaf for row in rows]).hex(),
+            datetime.fromtimestamp(min(moments), UTC),
+            datetime.fromtimestamp(max(moments), UTC),
+            note,
+        )
+
+        def write(conn: Connection, indexes: Sequence[int]) -> None:
+            [leaf] = indexes
+            write_events(
+                conn,
+                [
+                    (
+                        event_id(leaf, position),
+                        row.dedupe,
+                        row.consumer,
+                        row.at,
+                        row.value,
+                        row.leaf,
+                        row.event,
+                    )
+                    for position, row in enumerate(rows)
+                ],
+            )
+            add_totals(conn, str(meter.service), meter.name, batch.month, aggregation, totals)
+
+        author = self.by or self.operators[meter.service]
+        [index] = self.ledger.append_many([(body, author)], alongside=write)
+        return index
+
+
+__all__ = ["DEFAULT_BATCH_SIZE", "Ingested", "Ingester", "Meter", "load_meters"]
