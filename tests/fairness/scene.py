@@ -42,6 +42,26 @@ def dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
 Pair = tuple[np.ndarray, np.ndarray]
 
 
+def cohorts(name: str) -> tuple[np.ndarray, Pair, list[Pair]]:
+    """The dataset's features, the 170 test records and the five hospitals' cohorts (in
+    `SIZES`, the last with 30 % of its labels flipped), drawn with seed 7."""
+    features, labels = dataset(name)
+    rng = np.random.default_rng(7)
+    order = rng.permutation(len(labels))
+    test = (features[order[:170]], labels[order[:170]])
+    found: list[Pair] = []
+    start = 170
+    for number, size in enumerate(SIZES):
+        rows = order[start : start + size]
+        start += size
+        x, y = features[rows], labels[rows].copy()
+        if number == len(SIZES) - 1:
+            flipped = rng.random(size) < 0.3
+            y[flipped] = 1 - y[flipped]
+        found.append((x, y))
+    return features, test, found
+
+
 @dataclass
 class Input:
     party: PartyId
@@ -54,23 +74,12 @@ class Scene:
 
     def __init__(self, ws: Workspace, name: str) -> None:
         self.ws = ws
-        features, labels = dataset(name)
-        self.rng = np.random.default_rng(7)
-        order = self.rng.permutation(len(labels))
-        self.test: Pair = (features[order[:170]], labels[order[:170]])
-        self.features = features
+        self.features, self.test, honest = cohorts(name)
         self.lab = ws.register_party("Lab", roles=("operator",))
         self.cohorts: list[Input] = []
-        start = 170
-        for number, (size, party_name) in enumerate(zip(SIZES, NAMES, strict=True)):
-            rows = order[start : start + size]
-            start += size
-            x, y = features[rows], labels[rows].copy()
-            if number == len(SIZES) - 1:
-                flipped = self.rng.random(size) < 0.3
-                y[flipped] = 1 - y[flipped]
+        for data, party_name in zip(honest, NAMES, strict=True):
             party = ws.register_party(party_name)
-            self.cohorts.append(self.register(party, (x, y), f"{party_name} cohort"))
+            self.cohorts.append(self.register(party, data, f"{party_name} cohort"))
         self.models = count()
         self.valued: InputValues | None = None  # the last earnings' valuation
 

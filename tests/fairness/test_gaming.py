@@ -4,8 +4,10 @@ On the demo's data and a second dataset, on SQLite and PostgreSQL: resubmitting 
 reordered or jittered (as the same party or a sybil) raises the party's total by ≤ 5 %;
 splitting it into 2, 4 or 8 sybil cohorts by ≤ 10 %; copying 100 of another party's
 records raises the copier's total by ≤ 5 % and leaves the originator ≥ 95 %; 70 random
-records raise nobody's total; and the demo's Westfield case (a 0.2 %-jittered copy of
-Northgate's first 40 records) leaves Northgate ≥ 95 % of what it earns without it.
+records are worth ≤ 0 and do not raise the padder's total, and raise no one else's by
+more than 1 % of the revenue (one draw of them; over many, `test_padding.py`); and the
+demo's Westfield case (a 0.2 %-jittered copy of Northgate's first 40 records) leaves
+Northgate ≥ 95 % of what it earns without it.
 
 `python -m tests.fairness.test_gaming` prints the table in docs/fairness.md.
 """
@@ -35,13 +37,10 @@ from tests.fairness.scene import (
 
 DATASETS = ("breast-cancer", "generated")
 NOISE = 0.01
-"""Padding with random records is harmful (its records are valued ≤ 0), and under the
-default policy (per party) that value is netted against the padder's own cohort. But
-records dropped into a test point's neighbourhood also move the real records around them
-in its ranking, and KNN-Shapley credits a real record just behind a wrong-labelled one a
-little more: measured, the padder's total moved from −5.2 % to +0.05 % (two datasets,
-random and majority labels). A rise under 1 % of one's total, and under 1 % of the revenue
-for anyone (the others also gain what the padder loses), is that noise, not a gain."""
+"""The pool is fixed: what the padder loses, the others gain. An honest party's share
+may rise by that much; 1 % of the revenue bounds it in this draw (measured: 0 on
+breast-cancer data, ≤ 0.5 % on the generated data; over 40 draws, up to 1.2 % there:
+`test_padding.py`)."""
 
 
 def _total(amounts: dict[PartyId, int], parties: set[PartyId]) -> int:
@@ -172,8 +171,11 @@ def test_copying_another_partys_records_gains_nothing(figures: dict[str, float])
 
 @pytest.mark.parametrize("labels", ["random", "majority"])
 def test_random_records_raise_nobodys_total(figures: dict[str, float], labels: str) -> None:
+    """One draw of the padding. On breast-cancer data every draw is beyond the reach and
+    changes nothing; on the generated data this draw costs the padder, but about a third
+    of draws pay it a little (`test_padding.py`, which asserts only the mean there)."""
     assert figures[f"70 random records ({labels} labels): their value"] <= 0.0
-    assert figures[f"70 random records ({labels} labels): attacker"] <= NOISE
+    assert figures[f"70 random records ({labels} labels): attacker"] <= 0.0
     assert figures[f"70 random records ({labels} labels): anyone"] <= NOISE  # of the revenue
 
 
@@ -192,7 +194,8 @@ def main() -> None:  # pragma: no cover - prints the table of docs/fairness.md
     configurations: dict[str, dict[str, object]] = {
         "cohort Shapley": {"method": "shapley", "estimator": pipeline, "deduplicate": False},
         "cohort Shapley, dedup": {"method": "shapley", "estimator": pipeline},
-        "KNN records, dedup, raw": {"centre": "none", "neighbours": 10**6},
+        "KNN records, dedup, raw": {"centre": "none", "neighbours": 10**6, "reach": 0},
+        "default without reach": {"reach": 0},
         "default": {},
     }
     for name in DATASETS:
@@ -207,7 +210,7 @@ def main() -> None:  # pragma: no cover - prints the table of docs/fairness.md
         print("|---|" + "---:|" * len(configurations))
         for key in results["default"]:
             print(
-                f"| {key} | " + " | ".join(f"{results[c][key]:+.1%}" for c in configurations) + " |"
+                f"| {key} | " + " | ".join(f"{results[c][key]:+.2%}" for c in configurations) + " |"
             )
 
 

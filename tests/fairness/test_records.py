@@ -34,6 +34,48 @@ def test_far_records_are_worth_exactly_nothing_and_change_nobody() -> None:
     np.testing.assert_allclose(both[: len(x)], alone, rtol=0, atol=1e-15)
 
 
+def test_records_beyond_reach_are_null_players_even_among_the_nearest() -> None:
+    x, y, xt, yt = _data()
+    rng = np.random.default_rng(3)
+    far = rng.uniform(6, 8, size=(30, 4)) * rng.choice([-1, 1], size=(30, 4))
+    labels = rng.integers(0, 2, 30)
+    options = {"k": 5, "centre": "label-prior", "neighbours": 150, "reach": 2.0}
+    alone = knn_shapley(x, y, xt, yt, **options)  # type: ignore[arg-type]
+    both = knn_shapley(
+        np.vstack([x, far]), np.concatenate([y, labels]), xt, yt, **options,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert np.all(both[len(x) :] == 0.0)
+    np.testing.assert_array_equal(both[: len(x)], alone)
+    # without the reach, the same records are among the 150 nearest and move the others
+    plain = knn_shapley(np.vstack([x, far]), np.concatenate([y, labels]), xt, yt, k=5,
+                        centre="label-prior", neighbours=150)  # fmt: skip
+    assert np.any(plain[len(x) :] != 0.0)
+
+
+def test_a_reach_that_cuts_nothing_changes_nothing() -> None:
+    x, y, xt, yt = _data()
+    for centre in ("none", "label-prior"):
+        cut = knn_shapley(x, y, xt, yt, k=5, centre=centre, neighbours=40, reach=1e9)  # type: ignore[arg-type]
+        plain = knn_shapley(x, y, xt, yt, k=5, centre=centre, neighbours=40)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(cut, plain)
+
+
+def test_a_reach_values_each_test_point_over_its_records_within_reach() -> None:
+    x, y, xt, yt = _data()
+    reach = 0.9
+    cut = knn_shapley(x, y, xt, yt, k=3, centre="label-prior", neighbours=40, reach=reach)
+    expected = np.zeros(len(x))
+    for point, label in zip(xt, yt, strict=True):
+        distance = np.sqrt(((x - point) ** 2).sum(axis=1))
+        order = np.argsort(distance, kind="stable")[:40]
+        inside = order[distance[order] <= reach]
+        if inside.size:  # the same game on the records within reach only
+            one = knn_shapley(x[inside], y[inside], point[None], np.array([label]), k=3)
+            prior = np.mean(yt == label)
+            expected[inside] += one - prior / inside.size
+    np.testing.assert_allclose(cut, expected / len(xt), atol=1e-12)
+
+
 def test_centred_values_sum_to_knn_accuracy_minus_the_label_prior() -> None:
     x, y, xt, yt = _data()
     k, m = 5, 40
@@ -109,9 +151,24 @@ def test_value_record_sets_drops_copies_before_valuing() -> None:
         ({"centre": "median"}, "unknown centring"),
         ({"neighbours": 2}, "neighbours must be"),
         ({"neighbours": True}, "neighbours must be"),
+        ({"reach": 0.0}, "reach must be"),
+        ({"reach": -1.0}, "reach must be"),
+        ({"reach": True}, "reach must be"),
     ],
 )
 def test_bad_options_are_refused(options: dict[str, object], message: str) -> None:
     x, y, xt, yt = _data()
     with pytest.raises(InputError, match=message):
         knn_shapley(x, y, xt, yt, k=5, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["breast-cancer", "generated"])
+def test_the_noisy_label_cohort_earns_least_per_record(name: str) -> None:
+    """The scene's fifth hospital has 30 % of its labels flipped: with the defaults (reach
+    included) it is worth the least per record, at most half of any other's."""
+    from tests.fairness.scene import cohorts
+
+    _, test, honest = cohorts(name)
+    found = value_record_sets(honest, test)
+    per_record = np.array(found.values) / [len(y) for _, y in honest]
+    assert per_record[-1] <= 0.5 * per_record[:-1].min()

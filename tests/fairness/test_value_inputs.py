@@ -111,6 +111,10 @@ def _bad_calls(scene: Scene, model: Any, data: dict[Any, Any]) -> dict[str, Call
         ),
         "centre": lambda: ws.value_inputs(model, data, test, by=lab, centre="median"),
         "neighbours below k": lambda: ws.value_inputs(model, data, test, by=lab, neighbours=2),
+        "negative reach": lambda: ws.value_inputs(model, data, test, by=lab, reach=-1.0),
+        "reach with shapley": lambda: ws.value_inputs(
+            model, data, test, by=lab, method="shapley", reach=3.0, estimator=LogisticRegression()
+        ),
         "not the registered data": lambda: ws.value_inputs(
             model, {**data, first.asset: (x[::-1], y[::-1])}, test, by=lab
         ),
@@ -129,6 +133,8 @@ BAD = [
     "estimator with records",
     "centre",
     "neighbours below k",
+    "negative reach",
+    "reach with shapley",
     "not the registered data",
     "not a pair",
     "no inputs",
@@ -144,6 +150,17 @@ def test_bad_input_is_refused_with_a_hint_and_writes_nothing(scene: Scene, case:
         _bad_calls(scene, model, data)[case]()
     assert caught.value.hint
     assert scene.ws.store.tree_size() == size
+
+
+def test_the_reach_is_recorded_and_0_turns_it_off(scene: Scene) -> None:
+    model = _model(scene, scene.cohorts)
+    data = {c.asset: c.data for c in scene.cohorts}
+    found = scene.ws.value_inputs(model, data, scene.test, by=scene.lab)
+    assert found.parameters["reach"] == "3.0 x test spacing"
+    assert float(found.parameters["test_spacing"]) > 0
+    uncut = scene.ws.value_inputs(model, data, scene.test, by=scene.lab, reach=0)
+    assert uncut.parameters["reach"] == "none"
+    assert "test_spacing" not in uncut.parameters
 
 
 def test_records_refuse_text_features(scene: Scene) -> None:

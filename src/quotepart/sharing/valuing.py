@@ -13,9 +13,10 @@ record, reordered or not, or a near-duplicate within `tolerance`, by
 worth nothing, and the copied records stay with their first holder. Then:
 
 * `method="records"` (the default): KNN-Shapley per record, centred on the label prior,
-  each test point valuing its nearest records, summed per input
-  (`quotepart.valuation.records`). Splitting an input into any number of parts leaves
-  the sum unchanged, and records nobody is near are worth 0;
+  each test point valuing its nearest records within reach (3 times the test set's
+  median nearest-neighbour distance), summed per input (`quotepart.valuation.records`).
+  Splitting an input into any number of parts leaves the sum unchanged, and records
+  nobody is near are worth 0 and change nobody's value;
 * `method="shapley"`: exact or sampled Shapley over the deduplicated inputs, a model
   (`estimator`) trained per coalition. Closer to the real model's utility, but a party
   still gains by splitting its data into more inputs (docs/fairness.md).
@@ -41,7 +42,7 @@ from quotepart.provenance.resolve import AssetOrName, PartyRef
 from quotepart.provenance.service import Provenance
 from quotepart.sharing.service import Sharing
 from quotepart.valuation import ModelUtility, ValuationResult, shapley
-from quotepart.valuation.records import count_copies, first_holders, value_record_sets
+from quotepart.valuation.records import REACH, count_copies, first_holders, value_record_sets
 
 METHODS = ("records", "shapley")
 _LABEL_MIX = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15 as int64: odd, spreads codes
@@ -119,6 +120,7 @@ class Valuing:
         k: int | None = None,
         neighbours: int | None = None,
         centre: str | None = None,
+        reach: float | None = None,
         estimator: Any = None,
         seed: int | None = 0,
         progress: bool | None = False,
@@ -127,7 +129,9 @@ class Valuing:
 
         `data` maps each input (digest, record or name) to the (X, y) it was registered
         from; `test` is the held-out (X, y) the values are measured on. `method`:
-        "records" (default; options `k`=5, `neighbours`=10·k, `centre`="label-prior")
+        "records" (default; options `k`=5, `neighbours`=10·k, `centre`="label-prior",
+        `reach`=3: neighbourhoods end at 3 times the test set's median nearest-neighbour
+        distance; 0 for no cut)
         or "shapley" (needs `estimator`, a scikit-learn model; `seed`, `progress`).
         `deduplicate` drops records an earlier input holds: exact copies, near-duplicates
         within `tolerance` (the record index's keys), and records closer to an earlier
@@ -160,7 +164,12 @@ class Valuing:
         if method == "shapley":
             given = [
                 n
-                for n, v in (("k", k), ("neighbours", neighbours), ("centre", centre))
+                for n, v in (
+                    ("k", k),
+                    ("neighbours", neighbours),
+                    ("centre", centre),
+                    ("reach", reach),
+                )
                 if v is not None
             ]
             if given:
@@ -178,6 +187,14 @@ class Valuing:
             raise InputError(
                 "method='records' values records with KNN-Shapley and fits no estimator",
                 hint="drop estimator=, or use method='shapley'",
+            )
+        if reach is not None and (
+            isinstance(reach, bool) or not isinstance(reach, int | float) or not reach >= 0
+        ):
+            raise InputError(
+                f"reach must be a number of at least 0, got {reach!r}",
+                hint=f"reach={REACH} (times the test set's median nearest-neighbour distance) "
+                "or 0 for no cut",
             )
         if centre is not None and centre not in CENTRES:
             raise InputError(
@@ -220,6 +237,7 @@ class Valuing:
                 [(item.x, item.y) for item in inputs], (x_test, y_test), keys=keys,
                 k=5 if k is None else k, neighbours=neighbours,
                 centre="none" if centre == "none" else "label-prior",
+                reach=REACH if reach is None else (float(reach) or None),
             )  # fmt: skip
             values = dict(zip((i.digest for i in inputs), found.values, strict=True))
             errors = dict(zip((i.digest for i in inputs), found.stderr, strict=True))

@@ -25,6 +25,18 @@ Two changes make such records worthless:
   accuracy of guessing labels from the test set's class frequencies", sum to that
   difference, and the baseline depends on the valuer's test set only, so no contributor
   can move it with labels of their own.
+
+**Reach.** In many dimensions a test point's M nearest records can lie far away: on the
+breast-cancer data, 70 records drawn uniformly in the features' range landed in the
+50-nearest of some test points at 4 or more times the distance at which real records
+sit, and there they moved the real records down the ranking (KNN-Shapley credits a
+record just behind a wrong-labelled one a little more: the padder gained up to +0.35 %
+in a quarter of 40 draws). `reach=r` keeps, per test point, only the candidates within
+distance r (L_t ≤ M of them; the recursion starts at s_L = m_L / L and the centring
+subtracts q_t / L_t); a test point with none is left out of every record's value. A
+record farther than r from every test point is a null player, and adding it changes
+nobody's value. Values then sum to the KNN accuracy minus the label prior over the test
+points that have a record within reach.
 """
 
 from __future__ import annotations
@@ -111,6 +123,16 @@ def _check_neighbours(neighbours: int | None, k: int) -> None:
         )
 
 
+def _check_reach(reach: float | None) -> None:
+    if reach is not None and (
+        isinstance(reach, bool) or not isinstance(reach, int | float) or not reach > 0
+    ):
+        raise InputError(
+            f"reach must be a positive distance, got {reach!r}",
+            hint="e.g. reach=3 * the test set's median nearest-neighbour distance, or None",
+        )
+
+
 def _chunks(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -122,10 +144,11 @@ def _chunks(
     memory_bytes: int,
     workers: int | None,
     reduce: Callable[[np.ndarray, np.ndarray], T],
+    reach: float | None = None,
 ) -> list[T]:
     """`reduce(order, scores)` of each chunk of test points, in order: `order[t, r]` is the
     training point ranked r for test point t (nearest first; the `neighbours` nearest
-    only), and `scores[t, r]` its value to that test point."""
+    only), and `scores[t, r]` its value to that test point (0 beyond `reach`)."""
     n = len(x_train) if neighbours is None else min(neighbours, len(x_train))
     train_norms = np.einsum("ij,ij->i", x_train, x_train)
     classes, counts = np.unique(y_test, return_counts=True)
@@ -140,15 +163,29 @@ def _chunks(
         points, labels = x_test[start : start + chunk], y_test[start : start + chunk]
         distances = train_norms[None, :] - 2.0 * (points @ x_train.T)  # + |x_test|², same order
         order = _nearest_first(distances)[:, :n]
+        if reach is None:
+            length = np.full(len(points), n)
+        else:  # the candidates within `reach`: a prefix of the nearest-first ranking
+            ranked = np.take_along_axis(distances, order, axis=1)
+            ranked += np.einsum("ij,ij->i", points, points)[:, None]
+            length = (ranked <= reach**2).sum(axis=1)
         del distances
         matches = (y_train[order] == labels[:, None]).astype(np.float64)
-        steps = (matches[:, :-1] - matches[:, 1:]) * factor  # d_i for i = 1 .. M-1
-        # s_i = m_M / M + d_{M-1} + … + d_i, summed from the far end as the recursion does.
-        tail = np.concatenate([matches[:, -1:] / n, steps[:, ::-1]], axis=1)
-        scores = np.cumsum(tail, axis=1)[:, ::-1]
+        # s_i = m_L / L + d_{L-1} + … + d_i with d_i = (m_i − m_{i+1}) · min(K, i) / (K · i),
+        # summed from the far end as the recursion does; L = M unless `reach` cuts it.
+        tail = np.zeros_like(matches)
+        tail[:, :-1] = (matches[:, :-1] - matches[:, 1:]) * factor
+        rows = np.arange(len(points))
+        last = np.maximum(length - 1, 0)
+        tail[np.arange(n)[None, :] >= last[:, None]] = 0.0
+        size = np.maximum(length, 1).astype(np.float64)
+        tail[rows, last] = np.where(length > 0, matches[rows, last] / size, 0.0)
+        scores = np.cumsum(tail[:, ::-1], axis=1)[:, ::-1]
         if centre == "label-prior":
             prior = counts[np.searchsorted(classes, labels)] / len(y_test)
-            scores -= prior[:, None] / n
+            scores -= (prior / size)[:, None]
+        if reach is not None:
+            scores[np.arange(n)[None, :] >= length[:, None]] = 0.0  # null players here
         return reduce(order, scores)
 
     # numpy sorts without the GIL, so threads use every core; chunks are fixed by
@@ -179,20 +216,24 @@ def knn_shapley(
     neighbours: int | None = None,
     memory_bytes: int = DEFAULT_MEMORY,
     workers: int | None = None,
+    reach: float | None = None,
 ) -> np.ndarray:
     """One float64 value per training point: its exact Shapley value to a KNN classifier's
     accuracy on the test points (Jia et al. 2019, Theorem 1). `centre="label-prior"`
     subtracts the label-prior baseline and `neighbours` restricts each test point's game
-    to its nearest training points (module docstring). `memory_bytes` bounds the working
+    to its nearest training points, `reach` to those within that distance (module
+    docstring). `memory_bytes` bounds the working
     arrays of one chunk of test points; `workers` threads (default: all cores) each hold
     one chunk."""
     x_train, y_train, x_test, y_test = _arrays(x_train, y_train, x_test, y_test, k)
     _check_centre(centre)
     _check_neighbours(neighbours, k)
+    _check_reach(reach)
     n = len(x_train)
     parts = _chunks(
         x_train, y_train, x_test, y_test, k, centre, neighbours, memory_bytes, workers,
         lambda order, scores: np.bincount(order.ravel(), weights=scores.ravel(), minlength=n),
+        reach,
     )  # fmt: skip
     values = np.zeros(n)
     for partial in parts:
@@ -227,17 +268,20 @@ def knn_shapley_sets(
     neighbours: int | None = None,
     memory_bytes: int = DEFAULT_MEMORY,
     workers: int | None = None,
+    reach: float | None = None,
 ) -> SetValues:
     """KNN-Shapley of every training point and of each record set (`sets[i]` in 0..S-1 names
     point i's set), by default centred on the label prior, with standard errors; `neighbours`
-    as in `knn_shapley`.
+    and `reach` as in `knn_shapley`.
 
     Raises:
-        InputError: bad shapes, non-finite features, k < 1, or set numbers outside 0..S-1.
+        InputError: bad shapes, non-finite features, k < 1, a reach that is not a
+            positive distance, or set numbers outside 0..S-1.
     """
     x_train, y_train, x_test, y_test = _arrays(x_train, y_train, x_test, y_test, k)
     _check_centre(centre)
     _check_neighbours(neighbours, k)
+    _check_reach(reach)
     sets = np.asarray(sets)
     if sets.shape != (len(x_train),) or sets.dtype.kind not in "iu" or sets.min() < 0:
         raise InputError(
@@ -255,8 +299,9 @@ def knn_shapley_sets(
         return records, per_point.reshape(rows, count)
 
     parts = _chunks(
-        x_train, y_train, x_test, y_test, k, centre, neighbours, memory_bytes, workers, reduce
-    )
+        x_train, y_train, x_test, y_test, k, centre, neighbours, memory_bytes, workers, reduce,
+        reach,
+    )  # fmt: skip
     records = np.zeros(n)
     for partial, _ in parts:
         records += partial

@@ -32,6 +32,22 @@ from quotepart.valuation.knn import Centre, knn_shapley_sets
 
 NEIGHBOURS_PER_K = 10
 """Default neighbourhood: each test point's game holds its 10·k nearest records."""
+REACH = 3.0
+"""Default reach: and only those within 3 times the test set's median distance from a
+test point to its nearest other test point (features scaled as valued)."""
+
+
+def test_spacing(x_test: np.ndarray) -> float:
+    """The median distance from a test point to its nearest other test point, over the
+    points that are not repeated (inf when there are none): the scale of "near" that the
+    valuer's test set sets, which no contributor can move."""
+    if len(x_test) < 2:
+        return float("inf")
+    from sklearn.neighbors import NearestNeighbors
+
+    found = NearestNeighbors(n_neighbors=1).fit(x_test).kneighbors()[0][:, 0]
+    found = found[found > 0]
+    return float(np.median(found)) if found.size else float("inf")
 
 
 def first_holders(keys: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -133,18 +149,30 @@ def value_record_sets(
     centre: Centre = "label-prior",
     standardise: bool = True,
     workers: int | None = None,
+    reach: float | None = REACH,
 ) -> RecordSetValues:
     """KNN-Shapley per record, summed per set, after dropping copies (`first_holders`).
 
     `sets` are (X, y) pairs in registration order, earliest first; `keys` one key array
     per set (None: no deduplication). `neighbours` defaults to 10·k (each test point
-    values its nearest records only: a record nobody is near is worth 0). With
-    `standardise`, features are scaled by the test set's mean and spread, so that no
-    contributor's records move the metric.
+    values its nearest records only: a record nobody is near is worth 0), and `reach`
+    cuts each neighbourhood at that many times `test_spacing` (None: no cut), so that
+    records far from every test point are null players however few records are near.
+    With `standardise`, features are scaled by the test set's mean and spread, so that
+    no contributor's records move the metric.
 
     Raises:
-        InputError: non-numeric or mismatched inputs, or keys that do not fit the sets.
+        InputError: non-numeric or mismatched inputs, keys that do not fit the sets, or
+            a reach that is not a positive number.
     """
+    if reach is not None and (
+        isinstance(reach, bool) or not isinstance(reach, int | float) or not reach > 0
+    ):
+        raise InputError(
+            f"reach must be a positive number, got {reach!r}",
+            hint=f"reach={REACH} (times the test set's median nearest-neighbour distance), "
+            "or None for no cut",
+        )
     if not sets:
         raise InputError("there are no record sets to value", hint="pass at least one (X, y)")
     pairs = [_pair(s, f"record set {i}") for i, s in enumerate(sets)]
@@ -170,9 +198,11 @@ def value_record_sets(
         centre_x, spread = x_test.mean(axis=0), x_test.std(axis=0)
         spread[spread == 0] = 1.0
         x_all, x_test = (x_all - centre_x) / spread, (x_test - centre_x) / spread
+    spacing = test_spacing(x_test) if reach is not None else float("inf")
+    cut = None if reach is None or not np.isfinite(spacing) else float(reach) * spacing
     found = knn_shapley_sets(
         x_all, y_all, x_test, y_test, owner, k,
-        centre=centre, neighbours=neighbours, workers=workers,
+        centre=centre, neighbours=neighbours, workers=workers, reach=cut,
     )  # fmt: skip
     count = len(pairs)
     values = np.zeros(count)
@@ -200,14 +230,21 @@ def value_record_sets(
             "centred": centre,
             "standardised": "test set" if standardise else "no",
             "deduplicated": "false" if keys is None else "true",
+            **(
+                {"reach": "none"}
+                if reach is None
+                else {"reach": f"{float(reach)!r} x test spacing", "test_spacing": repr(spacing)}
+            ),
         },
     )
 
 
 __all__ = [
     "NEIGHBOURS_PER_K",
+    "REACH",
     "RecordSetValues",
     "count_copies",
     "first_holders",
+    "test_spacing",
     "value_record_sets",
 ]
