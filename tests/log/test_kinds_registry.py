@@ -72,6 +72,7 @@ def test_verify_replays_every_projected_kind(tmp_path: Path) -> None:
     through the declared projections and compares it with the live one."""
     from datetime import UTC, datetime
 
+    from quotepart.ids import Period, RevenueId
     from quotepart.workspace import init_workspace
     from tests.conftest import FakeClock
     from tests.sharing.test_workspace_sharing import GOOD_IBANS, Scene
@@ -106,6 +107,24 @@ def test_verify_replays_every_projected_kind(tmp_path: Path) -> None:
             TariffSet(scene.service, "calls", "EUR", "0.01", datetime(2026, 1, 1, tzinfo=UTC)),
             author=scene.lab,
         )
+        from quotepart.log.kinds import BillLine, PrivacyBudget, PrivacyReleased, UsageBilled
+
+        ws.ledger.append(PrivacyBudget(scene.service, "1"), author=scene.lab)
+        ws.ledger.append(
+            PrivacyReleased(
+                scene.service, "calls", Period.parse("2026-01"), "daily-count",
+                "opendp:laplace", "0.5", (("2026-01-06", "1.5"),),
+            ),
+            author=scene.lab,
+        )  # fmt: skip
+        ws.ledger.append(
+            UsageBilled(
+                RevenueId.new(FakeClock()), scene.service, Period.parse("2026-01"), "EUR",
+                (BillLine("calls", "1", 0, "0.01", 1),), 1, 1, "sha256:" + "00" * 32, 1,
+                "00" * 32,
+            ),
+            author=scene.lab,
+        )  # fmt: skip
         revenue = ws.bill_usage(
             scene.service, "2026-01", unit_price="10.00", currency="EUR", by=scene.lab
         )

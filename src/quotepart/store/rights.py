@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, select
@@ -42,6 +43,8 @@ from quotepart.log.kinds import (
     PartyRegistered,
     PayoutRecorded,
     PolicySet,
+    PrivacyBudget,
+    PrivacyReleased,
     ReportPublished,
     RevenueRecorded,
     RightGranted,
@@ -49,6 +52,7 @@ from quotepart.log.kinds import (
     RunRecorded,
     TariffSet,
     UsageBatch,
+    UsageBilled,
     UsageRecorded,
     ValuationRecorded,
 )
@@ -59,6 +63,8 @@ from quotepart.store.schema import (
     consents,
     contribution_proposals,
     parties,
+    privacy_budgets,
+    privacy_releases,
     revenues,
     rights,
 )
@@ -509,6 +515,74 @@ def _usage_batch(writer: ProjectionWriter, body: UsageBatch, entry: SignedEntry)
 )
 def _tariff(writer: ProjectionWriter, body: TariffSet, entry: SignedEntry) -> None:
     _require(writer, entry, "billing", body.service, "the tariff")
+
+
+@rule(
+    UsageBilled,
+    "billing",
+    "the registrant of the service, or a party it delegated the `billing` right to",
+)
+def _usage_billed(writer: ProjectionWriter, body: UsageBilled, entry: SignedEntry) -> None:
+    _require(writer, entry, "billing", body.service, "the bill")
+
+
+@rule(
+    PrivacyBudget,
+    "metering",
+    "the registrant of the service, or a party it delegated the `metering` right to",
+)
+def _privacy_budget(writer: ProjectionWriter, body: PrivacyBudget, entry: SignedEntry) -> None:
+    _require(writer, entry, "metering", body.service, "the privacy budget")
+
+
+@rule(
+    PrivacyReleased,
+    "metering",
+    "the registrant of the service, or a party it delegated the `metering` right to; "
+    "all releases about one month of the service's usage spend at most the privacy "
+    "budget in force (rule `privacy-budget`)",
+)
+def _privacy_release(writer: ProjectionWriter, body: PrivacyReleased, entry: SignedEntry) -> None:
+    _require(writer, entry, "metering", body.service, "the private release")
+    writer.flush()
+    service = str(body.service)
+    budget = writer.conn.execute(
+        select(privacy_budgets.c.epsilon)
+        .where(privacy_budgets.c.service == service)
+        .order_by(privacy_budgets.c.leaf_index.desc())
+        .limit(1)
+    ).scalar()
+    if budget is None:
+        raise RightsError(
+            f"{service} has no privacy budget, so nothing about its consumers may be released",
+            rule="privacy-budget",
+            hint="set one first (Workspace.set_privacy_budget / `quotepart usage budget`)",
+        )
+    spent = sum(
+        (
+            Fraction(epsilon)
+            for (epsilon,) in writer.conn.execute(
+                select(privacy_releases.c.epsilon).where(
+                    privacy_releases.c.service == service,
+                    privacy_releases.c.month == body.month,
+                )
+            )
+        ),
+        Fraction(0),
+    )
+    if spent + Fraction(body.epsilon) > Fraction(budget):
+        raise RightsError(
+            f"releasing ε = {body.epsilon} about {body.period} of {service} would spend "
+            f"{format_fraction_decimal(spent + Fraction(body.epsilon))} of its budget of {budget}",
+            rule="privacy-budget",
+            hint=f"{format_fraction_decimal(Fraction(budget) - spent)} is left for "
+            f"{body.period}: release with a smaller ε, or not at all",
+        )
+
+
+def format_fraction_decimal(value: Fraction) -> str:
+    """A ratio of decimal strings shown as a decimal (ε values are decimals)."""
+    return f"{float(value):g}"
 
 
 def billed_months(writer: ProjectionWriter, service: str) -> set[int]:

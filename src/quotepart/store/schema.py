@@ -367,6 +367,45 @@ tariffs = Table(
     Index("ix_tariffs_meter", "service", "meter", "currency", "effective"),
 )
 
+bills = Table(
+    "bills",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("revenue_id", String(40), nullable=False),
+    Column("service", String(71), nullable=False),
+    Column("first_month", Integer, nullable=False),
+    Column("last_month", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("batches", BigInteger, nullable=False),
+    Column("consumers_root", LargeBinary, nullable=False),
+    Index("ix_bills_service", "service", "first_month"),
+)
+"""Every `usage.billed`: a priced period of a service's usage."""
+
+privacy_budgets = Table(
+    "privacy_budgets",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("service", String(71), nullable=False),
+    Column("epsilon", String(90), nullable=False),
+    Index("ix_privacy_budgets_service", "service", "leaf_index"),
+)
+"""Every `privacy.budget`; the latest of a service is in force."""
+
+privacy_releases = Table(
+    "privacy_releases",
+    metadata,
+    Column("leaf_index", IndexType, primary_key=True, autoincrement=False),
+    Column("service", String(71), nullable=False),
+    Column("meter", String(64), nullable=False),
+    Column("month", Integer, nullable=False),
+    Column("query", String(64), nullable=False),
+    Column("epsilon", String(90), nullable=False),
+    Index("ix_privacy_releases_service_month", "service", "month"),
+)
+"""Every `privacy.released`: what each month of a service's usage has spent of its ε."""
+
 EVENT_POSITION_BITS = 20
 """`usage_events.id` is the batch's leaf index << 20 | the event's position in it: one
 B-tree key orders events by batch and position, with no second index for it."""
@@ -426,4 +465,7 @@ PROJECTION_TABLES = (
     meters,
     usage_batches,
     tariffs,
+    bills,
+    privacy_budgets,
+    privacy_releases,
 )

@@ -45,9 +45,13 @@ from quotepart.log.kinds.contribution import (
 )
 from quotepart.log.kinds.metering import (
     AGGREGATIONS,
+    BillLine,
     MeterDefined,
+    PrivacyBudget,
+    PrivacyReleased,
     TariffSet,
     UsageBatch,
+    UsageBilled,
 )
 from quotepart.log.kinds.overlap import OVERLAP_MATCHES, OverlapDetected
 from quotepart.log.kinds.party import (
@@ -124,6 +128,7 @@ __all__ = [
     "WEIGHTINGS",
     "AllocationRecorded",
     "AssetRegistered",
+    "BillLine",
     "ClaimFiled",
     "ConsentRecorded",
     "ContributionAccepted",
@@ -137,6 +142,8 @@ __all__ = [
     "PartyRegistered",
     "PayoutRecorded",
     "PolicySet",
+    "PrivacyBudget",
+    "PrivacyReleased",
     "RawBody",
     "ReportPublished",
     "RevenueRecorded",
@@ -145,6 +152,7 @@ __all__ = [
     "RunRecorded",
     "TariffSet",
     "UsageBatch",
+    "UsageBilled",
     "UsageRecorded",
     "ValuationRecorded",
     "decode_body",

@@ -10,6 +10,10 @@
   consumer holding an inclusion proof of its event in the root can check its bill.
 * `tariff.set`: the unit price of a meter, in a currency, from a date on; a bill names
   the tariff it priced with.
+* `usage.billed`: a period's usage priced by the tariffs, closing the period; its
+  per-consumer lines are committed by a Merkle root for consumers' receipts.
+* `privacy.budget` / `privacy.released`: the ε a service may spend per month of usage,
+  and each differentially private aggregate released within it.
 
 A batch counts in the month its events happened, unless that month is already billed:
 then in the next open month, and its `note` says so. Nothing lands in a closed month.
@@ -18,12 +22,15 @@ then in the next open month, and its `note` says so. Nothing lands in a closed m
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 from typing import Self
 
 from quotepart.errors import MalformedEntryError
-from quotepart.ids import Digest, Period, format_timestamp, parse_timestamp
+from quotepart.ids import Digest, Period, RevenueId, format_timestamp, parse_timestamp
 from quotepart.log.kinds._base import DECIMAL_RE, BodyReader, KindBody, RawBody, entry_kind
+from quotepart.money import currency
 
 AGGREGATIONS = frozenset({"count", "sum", "max", "unique_count"})
 """How a meter folds its events' values: as OpenMeter's meters do."""
@@ -241,12 +248,246 @@ class TariffSet(KindBody):
         )
 
 
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_DIGEST_TEXT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _positive_decimal(kind: str, field: str, value: str) -> str:
+    if not DECIMAL_RE.match(value) or Fraction(value) <= 0:
+        raise MalformedEntryError(
+            f"{kind}: {field} must be a positive decimal string, got {value!r}",
+            hint="entries hold no floats: write numbers as decimal strings such as '0.5'",
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class BillLine:
+    """One meter's part of a bill: its quantity priced at the tariff in force."""
+
+    meter: str
+    quantity: str  # decimal string: the meter's aggregate over the bill's batches
+    tariff: int  # leaf index of the `tariff.set` it priced with
+    unit_price: str  # that tariff's price, repeated so the line reads alone
+    amount_minor: int
+
+    def to_body(self) -> RawBody:
+        return {
+            "meter": self.meter,
+            "quantity": self.quantity,
+            "tariff": self.tariff,
+            "unit_price": self.unit_price,
+            "amount_minor": self.amount_minor,
+        }
+
+
+@entry_kind("usage.billed")
+class UsageBilled(KindBody):
+    """A period's usage of a service, priced: it closes the period for the service.
+
+    Names the batches it counted (how many, and a SHA-256 over their entries' leaf
+    hashes in log order), the tariff of each line, and an RFC 9162 root over the
+    per-consumer lines, so a consumer's receipt can prove what it was billed. The
+    revenue it records carries the same id; `evidence` is the digest of the invoice or
+    payment evidence the operator attaches.
+    """
+
+    revenue: RevenueId
+    service: Digest
+    period: Period
+    currency: str
+    lines: tuple[BillLine, ...]
+    total_minor: int
+    batches: int
+    batches_digest: str  # sha256:<hex>
+    consumers: int
+    consumers_root: str  # hex
+    evidence: str | None = None  # sha256:<hex>
+
+    def to_body(self) -> RawBody:
+        body: RawBody = {
+            "revenue": str(self.revenue),
+            "service": str(self.service),
+            "period": str(self.period),
+            "currency": self.currency,
+            "lines": [line.to_body() for line in self.lines],
+            "total_minor": self.total_minor,
+            "batches": self.batches,
+            "batches_digest": self.batches_digest,
+            "consumers": self.consumers,
+            "consumers_root": self.consumers_root,
+        }
+        if self.evidence is not None:
+            body["evidence"] = self.evidence
+        return body
+
+    @classmethod
+    def from_body(cls, body: RawBody) -> Self:
+        read = BodyReader(cls.KIND, body)
+        read.only(
+            "revenue", "service", "period", "currency", "lines", "total_minor", "batches",
+            "batches_digest", "consumers", "consumers_root", "evidence",
+        )  # fmt: skip
+        raw_lines = body.get("lines")
+        if not isinstance(raw_lines, list) or not raw_lines or len(raw_lines) > 100:
+            raise MalformedEntryError(
+                f"{cls.KIND}: lines must be a list of 1 to 100 meter lines",
+                hint="one line per meter billed",
+            )
+        lines = []
+        for raw in raw_lines:
+            line = BodyReader(f"{cls.KIND} line", raw if isinstance(raw, dict) else {})
+            line.only("meter", "quantity", "tariff", "unit_price", "amount_minor")
+            quantity = line.text("quantity", max_length=90)
+            line.decimal_value("quantity", quantity)
+            unit_price = line.text("unit_price", max_length=90)
+            line.decimal_value("unit_price", unit_price)
+            lines.append(
+                BillLine(
+                    _check_name(cls.KIND, line.text("meter", max_length=64)),
+                    quantity,
+                    line.integer("tariff"),
+                    unit_price,
+                    line.integer("amount_minor"),
+                )
+            )
+        if len({line.meter for line in lines}) != len(lines):
+            raise MalformedEntryError(f"{cls.KIND}: a meter is billed twice", hint="one line each")
+        total = read.integer("total_minor", minimum=1)
+        if total != sum(line.amount_minor for line in lines):
+            raise MalformedEntryError(
+                f"{cls.KIND}: total_minor {total} is not the sum of its lines",
+                hint="the total is the lines' amounts added up",
+            )
+        digest = read.text("batches_digest", max_length=71)
+        evidence = read.text("evidence", optional=True, max_length=71)
+        for field, value in (("batches_digest", digest), ("evidence", evidence)):
+            if value is not None and not _DIGEST_TEXT_RE.match(value):
+                raise MalformedEntryError(
+                    f"{cls.KIND}: {field} must be sha256:<64 hex>", hint="a SHA-256 digest"
+                )
+        root = read.text("consumers_root", max_length=64)
+        if not _ROOT_RE.match(root):
+            raise MalformedEntryError(
+                f"{cls.KIND}: consumers_root must be 64 lower-case hex digits",
+                hint="an RFC 9162 tree root",
+            )
+        return cls(
+            revenue=RevenueId.parse(read.text("revenue")),
+            service=Digest.parse(read.text("service")),
+            period=Period.parse(read.text("period", max_length=20)),
+            currency=currency(read.text("currency", max_length=3)).code,
+            lines=tuple(lines),
+            total_minor=total,
+            batches=read.integer("batches", minimum=1),
+            batches_digest=digest,
+            consumers=read.integer("consumers", minimum=1),
+            consumers_root=root,
+            evidence=evidence,
+        )
+
+
+@entry_kind("privacy.budget")
+class PrivacyBudget(KindBody):
+    """The differential-privacy budget of a service: the ε that all releases about one
+    month of its usage may spend together. A later budget replaces it from then on."""
+
+    service: Digest
+    epsilon: str  # decimal string > 0, per month of usage
+
+    def to_body(self) -> RawBody:
+        return {"service": str(self.service), "epsilon": self.epsilon}
+
+    @classmethod
+    def from_body(cls, body: RawBody) -> Self:
+        read = BodyReader(cls.KIND, body)
+        read.only("service", "epsilon")
+        return cls(
+            Digest.parse(read.text("service")),
+            _positive_decimal(cls.KIND, "epsilon", read.text("epsilon", max_length=90)),
+        )
+
+
+@entry_kind("privacy.released")
+class PrivacyReleased(KindBody):
+    """A differentially private aggregate of one month of a meter's usage, released
+    through OpenDP: what was asked (`query`), the mechanism, the ε it spent and the
+    released values themselves (label, value), so the report shows them from the log."""
+
+    service: Digest
+    meter: str
+    period: Period  # one month
+    query: str  # e.g. daily-count, daily-sum, consumer-histogram
+    mechanism: str  # e.g. opendp:laplace
+    epsilon: str  # decimal string > 0
+    values: tuple[tuple[str, str], ...]
+
+    def to_body(self) -> RawBody:
+        return {
+            "service": str(self.service),
+            "meter": self.meter,
+            "period": str(self.period),
+            "query": self.query,
+            "mechanism": self.mechanism,
+            "epsilon": self.epsilon,
+            "values": [list(pair) for pair in self.values],
+        }
+
+    @property
+    def month(self) -> int:
+        return self.period.first_month
+
+    @classmethod
+    def from_body(cls, body: RawBody) -> Self:
+        read = BodyReader(cls.KIND, body)
+        read.only("service", "meter", "period", "query", "mechanism", "epsilon", "values")
+        period = Period.parse(read.text("period", max_length=20))
+        if period.first_month != period.last_month:
+            raise MalformedEntryError(
+                f"{cls.KIND}: period {period} is not one month", hint="release per month"
+            )
+        query = read.text("query", max_length=64)
+        if not _SLUG_RE.match(query):
+            raise MalformedEntryError(
+                f"{cls.KIND}: query {query!r} is not a slug", hint="e.g. daily-count"
+            )
+        raw_values = body.get("values")
+        if (
+            not isinstance(raw_values, list)
+            or len(raw_values) > 1000
+            or not all(
+                isinstance(pair, list)
+                and len(pair) == 2
+                and all(isinstance(item, str) and 0 < len(item) <= 90 for item in pair)
+                and DECIMAL_RE.match(pair[1])
+                for pair in raw_values
+            )
+        ):
+            raise MalformedEntryError(
+                f"{cls.KIND}: values must be at most 1,000 [label, decimal string] pairs",
+                hint="e.g. [['2026-03-01', '1520.5'], ...]",
+            )
+        return cls(
+            service=Digest.parse(read.text("service")),
+            meter=_check_name(cls.KIND, read.text("meter", max_length=64)),
+            period=period,
+            query=query,
+            mechanism=read.name("mechanism", max_length=64),
+            epsilon=_positive_decimal(cls.KIND, "epsilon", read.text("epsilon", max_length=90)),
+            values=tuple((pair[0], pair[1]) for pair in raw_values),
+        )
+
+
 __all__ = [
     "AGGREGATIONS",
     "JSON_PATH_RE",
     "METER_NAME_RE",
+    "BillLine",
     "MeterDefined",
+    "PrivacyBudget",
+    "PrivacyReleased",
     "TariffSet",
     "UsageBatch",
+    "UsageBilled",
     "check_path",
 ]

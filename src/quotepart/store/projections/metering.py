@@ -1,4 +1,4 @@
-"""Projections of metering facts: meters, usage batches, tariffs.
+"""Projections of metering facts: meters, usage batches, tariffs, bills, privacy.
 
 A meter is defined once per service and name (a bill must mean the same thing for the
 whole life of the meter); a batch must name a meter of its service.
@@ -12,10 +12,24 @@ from sqlalchemy import select
 
 from quotepart.errors import InputError
 from quotepart.log import SignedEntry
-from quotepart.log.kinds import MeterDefined, TariffSet, UsageBatch
+from quotepart.log.kinds import (
+    MeterDefined,
+    PrivacyBudget,
+    PrivacyReleased,
+    TariffSet,
+    UsageBatch,
+    UsageBilled,
+)
 from quotepart.store.projections._writer import ProjectionWriter, projects
 from quotepart.store.projections.sharing import _asset_kind
-from quotepart.store.schema import meters, tariffs, usage_batches
+from quotepart.store.schema import (
+    bills,
+    meters,
+    privacy_budgets,
+    privacy_releases,
+    tariffs,
+    usage_batches,
+)
 
 
 def _require_service(writer: ProjectionWriter, service: str, what: str) -> None:
@@ -113,5 +127,65 @@ def project_tariff(
             "currency": body.currency,
             "unit_price": body.unit_price,
             "effective": entry.raw_body["effective"],
+        },
+    )
+
+
+@projects(UsageBilled)
+def project_bill(
+    writer: ProjectionWriter, body: UsageBilled, entry: SignedEntry, leaf_index: int
+) -> None:
+    _require_service(writer, str(body.service), "the bill")
+    for line in body.lines:
+        if not meter_exists(writer, str(body.service), line.meter):
+            raise InputError(
+                f"bill line for meter {line.meter!r}, which {body.service} does not define",
+                hint="bill only the service's own meters",
+            )
+    writer.add(
+        bills,
+        {
+            "leaf_index": leaf_index,
+            "revenue_id": str(body.revenue),
+            "service": str(body.service),
+            "first_month": body.period.first_month,
+            "last_month": body.period.last_month,
+            "currency": body.currency,
+            "total_minor": body.total_minor,
+            "batches": body.batches,
+            "consumers_root": bytes.fromhex(body.consumers_root),
+        },
+    )
+
+
+@projects(PrivacyBudget)
+def project_privacy_budget(
+    writer: ProjectionWriter, body: PrivacyBudget, entry: SignedEntry, leaf_index: int
+) -> None:
+    _require_service(writer, str(body.service), "the privacy budget")
+    writer.add(
+        privacy_budgets,
+        {"leaf_index": leaf_index, "service": str(body.service), "epsilon": body.epsilon},
+    )
+
+
+@projects(PrivacyReleased)
+def project_privacy_release(
+    writer: ProjectionWriter, body: PrivacyReleased, entry: SignedEntry, leaf_index: int
+) -> None:
+    if not meter_exists(writer, str(body.service), body.meter):
+        raise InputError(
+            f"private release for meter {body.meter!r}, which {body.service} does not define",
+            hint="release aggregates of the service's own meters",
+        )
+    writer.add(
+        privacy_releases,
+        {
+            "leaf_index": leaf_index,
+            "service": str(body.service),
+            "meter": body.meter,
+            "month": body.month,
+            "query": body.query,
+            "epsilon": body.epsilon,
         },
     )
