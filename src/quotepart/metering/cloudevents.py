@@ -55,22 +55,21 @@ class EventError(ValueError):
 
 def parse_time(text: Any) -> datetime:
     """An RFC 3339 timestamp as an aware UTC datetime."""
-    if not isinstance(text, str) or not RFC3339_RE.match(text):
+    match = RFC3339_RE.match(text) if isinstance(text, str) else None
+    if match is None:
         shown = repr(text)[:40]
         raise EventError(f"time {shown} is not an RFC 3339 timestamp like 2026-12-01T10:00:00Z")
-    if text[-1] in "Zz":
-        text = text[:-1] + "+00:00"
-    fraction = text.find(".")
-    if fraction != -1:  # Python reads at most 6 fractional digits
-        end = fraction + 1
-        while end < len(text) and text[end].isdigit():
-            end += 1
-        text = text[: min(end, fraction + 7)] + text[end:]
+    fraction, zone = match.group(1), match.group(2)
+    if (fraction is None or len(fraction) <= 7) and text[10] == "T" and zone != "z":
+        candidate = text  # the common spelling: Python reads it as it is
+    else:  # lower-case t/z, or more than 6 fractional digits (Python reads at most 6)
+        head = text[:10] + "T" + text[11:19]
+        candidate = head + (fraction[:7] if fraction else "") + ("Z" if zone in "Zz" else zone)
     try:
-        moment = datetime.fromisoformat(text.replace("t", "T"))
+        moment = datetime.fromisoformat(candidate)
     except ValueError as exc:
         raise EventError(f"time {text[:40]!r} is not a valid date and time") from exc
-    return moment if moment.utcoffset() == UTC.utcoffset(None) else moment.astimezone(UTC)
+    return moment if zone in "Zz" else moment.astimezone(UTC)
 
 
 def check_event(event: Any, size: int) -> dict[str, Any]:
@@ -83,14 +82,21 @@ def check_event(event: Any, size: int) -> dict[str, Any]:
         raise EventError(f"{size:,} bytes, more than the limit of {MAX_EVENT_BYTES:,} (64 KiB)")
     if not isinstance(event, dict):
         raise EventError("not a JSON object (a CloudEvent is an object with id, source, ...)")
-    for name in REQUIRED:
-        value = event.get(name)
-        if not isinstance(value, str) or not value:
-            raise EventError(
-                f"missing required attribute {name!r}"
-                if value is None
-                else f"attribute {name!r} must be a non-empty string"
-            )
+    get = event.get
+    if not (get("id") and get("source") and get("specversion") and get("type")) or not (
+        type(event["id"]) is str
+        and type(event["source"]) is str
+        and type(event["specversion"]) is str
+        and type(event["type"]) is str
+    ):
+        for name in REQUIRED:
+            value = event.get(name)
+            if not isinstance(value, str) or not value:
+                raise EventError(
+                    f"missing required attribute {name!r}"
+                    if value is None
+                    else f"attribute {name!r} must be a non-empty string"
+                )
     if event["specversion"] != SPEC_VERSION:
         raise EventError(f'specversion {event["specversion"][:20]!r} is not supported (only "1.0")')
     if not _KNOWN.issuperset(event):

@@ -75,14 +75,14 @@ class Meter:
     group_by: tuple[str, ...]
     consumer_path: str
     leaf_index: int
+    value_keys: tuple[str, ...] = ()  # the paths split into member names, once
+    consumer_keys: tuple[str, ...] = ()
 
-    @property
-    def value_keys(self) -> tuple[str, ...]:
-        return tuple(self.value_path.split(".")[1:]) if self.value_path else ()
-
-    @property
-    def consumer_keys(self) -> tuple[str, ...]:
-        return tuple(self.consumer_path.split(".")[1:])
+    def __post_init__(self) -> None:
+        if self.value_path and not self.value_keys:
+            object.__setattr__(self, "value_keys", tuple(self.value_path.split(".")[1:]))
+        if not self.consumer_keys:
+            object.__setattr__(self, "consumer_keys", tuple(self.consumer_path.split(".")[1:]))
 
     def body(self) -> MeterDefined:
         return MeterDefined(
@@ -195,13 +195,27 @@ class _EventReader:
         identity = event["source"].encode() + b"\x00" + event["id"].encode()
         rows = []
         consumers: dict[str, bytes] = {}
+        pseudonyms = self.pseudonyms
+        sha256 = hashlib.sha256
         for meter, prefix in meters:
             path = meter.consumer_path
-            mac = consumers.get(path)
-            if mac is None:
-                mac = consumers[path] = self._pseudonymise(event, meter.consumer_keys, path)
-            value, number = _value(event, meter)
-            dedupe = hashlib.sha256(prefix + identity).digest()[:16]
+            found_mac = consumers.get(path)
+            if found_mac is None:
+                keys = meter.consumer_keys
+                raw_consumer = event.get(keys[0]) if len(keys) == 1 else None
+                seen = pseudonyms.get(raw_consumer) if type(raw_consumer) is str else None
+                if seen is not None:  # the common case: a consumer seen before, at the top
+                    event[keys[0]] = seen[1]
+                    found_mac = seen[0]
+                else:
+                    found_mac = self._pseudonymise(event, keys, path)
+                consumers[path] = found_mac
+            mac: bytes = found_mac
+            value: str | None = None
+            number: Decimal | int = 1
+            if meter.aggregation != "count":
+                value, number = _value(event, meter)
+            dedupe = sha256(prefix + identity).digest()[:16]
             rows.append(_Row(meter, month, dedupe, mac, at, value, number, b"", b""))
         data = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
         leaf = hashlib.sha256(b"\x00" + data).digest()
@@ -439,37 +453,49 @@ class Ingester:
 
     def _append(self, batch: _Batch) -> int:
         meter, rows = batch.meter, batch.rows
-        totals: dict[bytes, ConsumerTotal] = {}
         aggregation = meter.aggregation
-        if aggregation == "unique_count":
-            aggregate = Decimal(len({row.value for row in rows}))
-        elif aggregation == "count":
-            aggregate = Decimal(len(rows))
+        # per consumer: [events, whole-number part, decimal part]; ints add natively (the
+        # common case: token counts), decimals exactly (`_EXACT` traps any rounding)
+        folded: dict[bytes, list[Any]] = {}
+        if aggregation == "max":
             for row in rows:
-                total = totals.get(row.consumer)
-                if total is None:
-                    totals[row.consumer] = ConsumerTotal(1, Decimal(1))
+                found = folded.get(row.consumer)
+                if found is None:
+                    folded[row.consumer] = [1, row.number, None]
                 else:
-                    total.events += 1
-                    total.total += 1
+                    found[0] += 1
+                    if row.number > found[1]:
+                        found[1] = row.number
+            totals = {
+                consumer: ConsumerTotal(events, best)
+                for consumer, (events, best, _) in folded.items()
+            }
+            aggregate = Decimal(max((total.total for total in totals.values()), default=0))
         else:
-            maximum = aggregation == "max"
-            aggregate = Decimal(0)
             for row in rows:
                 number = row.number
-                total = totals.get(row.consumer)
-                if total is None:
-                    totals[row.consumer] = ConsumerTotal(1, Decimal(number))
+                found = folded.get(row.consumer)
+                if found is None:
+                    found = folded[row.consumer] = [0, 0, None]
+                found[0] += 1
+                if type(number) is int:
+                    found[1] += number
                 else:
-                    total.events += 1
-                    total.total = (
-                        max(total.total, Decimal(number))
-                        if maximum
-                        else _EXACT.add(total.total, number)
-                    )
-                aggregate = (
-                    max(aggregate, Decimal(number)) if maximum else _EXACT.add(aggregate, number)
+                    found[2] = number if found[2] is None else _EXACT.add(found[2], number)
+            totals = {
+                consumer: ConsumerTotal(
+                    events, whole if fraction is None else _EXACT.add(Decimal(whole), fraction)
                 )
+                for consumer, (events, whole, fraction) in folded.items()
+            }
+            if aggregation == "unique_count":
+                aggregate = Decimal(len({row.value for row in rows}))
+            else:
+                whole_sum = sum(t.total for t in totals.values() if type(t.total) is int)
+                aggregate = Decimal(whole_sum)
+                for total in totals.values():
+                    if type(total.total) is not int:
+                        aggregate = _EXACT.add(aggregate, total.total)
         moments = [row.at for row in rows]
         note = None
         if batch.late:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
 
-from quotepart.store.engine import bulk_insert, select_where_in
+from quotepart.store.engine import bulk_insert
 from quotepart.store.schema import (
     EVENT_POSITION_BITS,
     meters,
@@ -49,10 +49,30 @@ def latest_epoch(conn: Connection) -> int:
     return int(conn.execute(select(func.max(usage_batches.c.epoch))).scalar() or 0)
 
 
+def _fetch_all(conn: Connection, statement: str, parameters: Sequence[Any]) -> list[Any]:
+    """Rows straight from the driver's cursor: on the ingest path SQLAlchemy's result
+    wrapping costs more per row than the query (tens of thousands of rows a batch)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(statement, parameters)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def seen_dedupe_keys(conn: Connection, keys: Sequence[bytes]) -> set[bytes]:
     """The keys among `keys` whose events are already recorded."""
-    rows = select_where_in(conn, usage_events, ["dedupe"], "dedupe", keys, chunk=900)
-    return {bytes(row[0]) for row in rows}
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    seen: set[bytes] = set()
+    for start in range(0, len(keys), 900):
+        chunk = keys[start : start + 900]
+        rows = _fetch_all(
+            conn,
+            f"SELECT dedupe FROM usage_events WHERE dedupe IN ({', '.join([marker] * len(chunk))})",
+            chunk,
+        )
+        seen.update(bytes(row[0]) for row in rows)
+    return seen
 
 
 def write_events(conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
@@ -81,7 +101,14 @@ class ConsumerTotal:
     """One consumer's events and total (sum or max of values; events for count) so far."""
 
     events: int
-    total: Decimal
+    total: Decimal | int  # an int while every value is a whole number (the common case)
+
+
+_EXACT = Context(prec=200, traps=[Inexact])  # totals add exactly, or fail loudly
+
+
+def _number(text: str) -> Decimal | int:
+    return int(text) if text.isdigit() else Decimal(text)
 
 
 def add_totals(
@@ -92,50 +119,52 @@ def add_totals(
     aggregation: str,
     batch: Mapping[bytes, ConsumerTotal],
 ) -> None:
-    """Fold one batch's per-consumer totals into `usage_totals` (read, add, write back:
-    exact decimals on both backends; appends are serialised on the log head, so no other
-    writer changes these rows meanwhile)."""
+    """Fold one batch's per-consumer totals into `usage_totals` (read, add, write back
+    in one upsert: exact on both backends; appends are serialised on the log head, so no
+    other writer changes these rows meanwhile)."""
     if not batch or aggregation == "unique_count":
         return  # unique counts are not additive: bills count them from the events
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     consumers = list(batch)
-    known: dict[bytes, tuple[int, Decimal]] = {}
+    known: dict[bytes, tuple[int, str]] = {}
     for start in range(0, len(consumers), 900):
         chunk = consumers[start : start + 900]
-        found = conn.exec_driver_sql(
+        found = _fetch_all(
+            conn,
             f"SELECT consumer, events, total FROM usage_totals WHERE service = {marker} AND "
             f"meter = {marker} AND month = {marker} AND consumer IN "
-            f"({', '.join(marker for _ in chunk)})",
+            f"({', '.join([marker] * len(chunk))})",
             (service, meter, month, *chunk),
         )
         for consumer, events, total in found:
-            known[bytes(consumer)] = (int(events), Decimal(total))
-    fresh: list[tuple[object, ...]] = []
-    updated: list[dict[str, object]] = []
+            known[bytes(consumer)] = (int(events), total)
+    rows: list[tuple[object, ...]] = []
+    maximum = aggregation == "max"
     for consumer, this in batch.items():
         before = known.get(consumer)
         if before is None:
-            fresh.append((service, meter, month, consumer, this.events, decimal_text(this.total)))
-            continue
-        events, total = before
-        combined = max(total, this.total) if aggregation == "max" else total + this.total
-        updated.append({"c": consumer, "e": events + this.events, "t": decimal_text(combined)})
-    bulk_insert(
-        conn,
-        usage_totals,
-        ("service", "meter", "month", "consumer", "events", "total"),
-        fresh,
+            events, total = this.events, this.total
+        else:
+            events, total = before[0] + this.events, _number(before[1])
+            if maximum:
+                total = max(total, this.total)
+            elif type(total) is int and type(this.total) is int:
+                total += this.total
+            else:
+                total = _EXACT.add(Decimal(total), Decimal(this.total))
+        rows.append((service, meter, month, consumer, events, decimal_text(total)))
+    conn.exec_driver_sql(
+        f"INSERT INTO usage_totals (service, meter, month, consumer, events, total) VALUES "
+        f"({', '.join([marker] * 6)}) ON CONFLICT (service, meter, month, consumer) DO UPDATE "
+        "SET events = excluded.events, total = excluded.total",
+        rows,
     )
-    if updated:
-        conn.exec_driver_sql(
-            f"UPDATE usage_totals SET events = {marker}, total = {marker} WHERE service = "
-            f"{marker} AND meter = {marker} AND month = {marker} AND consumer = {marker}",
-            [(row["e"], row["t"], service, meter, month, row["c"]) for row in updated],
-        )
 
 
-def decimal_text(value: Decimal) -> str:
+def decimal_text(value: Decimal | int) -> str:
     """One plain spelling per number ('1234.5', '0', '100'): no exponent, no trailing zeros."""
+    if isinstance(value, int):
+        return str(value)
     if value == value.to_integral_value():
         return str(int(value))
     return format(value.normalize(), "f")
