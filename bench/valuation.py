@@ -719,6 +719,7 @@ BUDGETS = (5_000, 15_000, 30_000, 60_000)
 TARGET_WITHIN = 1.10  # auto's error / the best of every library's methods, per cell
 QUOTEPART_TRACED = ("permutation", "stratified")  # one run, read at every budget
 QUOTEPART_PER_BUDGET = ("auto", "regression")  # their draws depend on the budget
+QUOTEPART_METHODS = (*QUOTEPART_TRACED, *QUOTEPART_PER_BUDGET)
 PYDVL_TRACED = ("permutation", "antithetic permutation")
 SHAPIQ = ("RegressionMSR", "LeverageSHAP", "KernelSHAP", "PermutationSamplingSV", "SVARM")
 SHAPIQ_PYTHON = "/tmp/shapiq-venv/bin/python"
@@ -895,6 +896,7 @@ def budgets_part(
     workers: int,
     shapiq_methods: Sequence[str],
     pydvl_methods: Sequence[str] = PYDVL_TRACED,
+    quotepart_methods: Sequence[str] = QUOTEPART_METHODS,
 ) -> dict[str, Any]:
     import json
 
@@ -906,7 +908,7 @@ def budgets_part(
     with tempfile.TemporaryDirectory(prefix="quotepart-bench-budgets-") as folder:
         for family, n in FAMILIES.items():
             for seed in range(seeds):
-                for method in QUOTEPART_TRACED:
+                for method in (m for m in QUOTEPART_TRACED if m in quotepart_methods):
                     jobs.append(("quotepart", method, family, n, seed, tuple(budgets), folder))
                 # pyDVL's trace is read at twice each budget too ("auto at half the
                 # evaluations matches pyDVL's best"), up to the largest budget
@@ -915,7 +917,7 @@ def budgets_part(
                 )
                 for method in pydvl_methods:
                     jobs.append(("pyDVL", method, family, n, seed, traced, folder))
-                for method in QUOTEPART_PER_BUDGET:
+                for method in (m for m in QUOTEPART_PER_BUDGET if m in quotepart_methods):
                     for budget in budgets:
                         jobs.append(("quotepart", method, family, n, seed, (budget,), folder))
         log(f"budgets: {len(jobs)} quotepart/pyDVL runs on {workers} processes")
@@ -948,7 +950,7 @@ def budgets_part(
                 f"{found['seconds']:.1f} s)"
             )
         shapiq.wait()
-    return {"runs": rows, "cells": budget_cells(rows)}
+    return {"runs": rows}
 
 
 def budget_cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1060,6 +1062,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--pydvl", nargs="*", help=f"budgets part: pyDVL methods ({', '.join(PYDVL_TRACED)})"
     )
     parser.add_argument(
+        "--quotepart",
+        nargs="*",
+        help=f"budgets part: quotepart methods ({', '.join(QUOTEPART_METHODS)}); the runs "
+        "of methods not redone are kept from the results file",
+    )
+    parser.add_argument(
         "--shapiq", nargs="*", help=f"budgets part: shapiq methods ({', '.join(SHAPIQ)})"
     )
     parser.add_argument("--seeds", type=int, help="seeds per estimator (5; quick 2)")
@@ -1124,13 +1132,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         budgets = args.budgets or ([2_000, 4_000] if args.quick else list(BUDGETS))
         shapiq_methods = SHAPIQ if args.shapiq is None else args.shapiq
         pydvl_methods = PYDVL_TRACED if args.pydvl is None else args.pydvl
-        found = budgets_part(budgets, seeds, args.workers, shapiq_methods, pydvl_methods)
+        quotepart_methods = QUOTEPART_METHODS if args.quotepart is None else args.quotepart
+        found = budgets_part(
+            budgets, seeds, args.workers, shapiq_methods, pydvl_methods, quotepart_methods
+        )
+        path = results_path("valuation", quick=args.quick, override=args.output)
+        kept = kept_budget_runs(path, found["runs"], budgets)
+        found["runs"] = kept + found["runs"]
+        found["cells"] = budget_cells(found["runs"])
         print_budgets(found["cells"], seeds)
         document["budgets"] = {
             "budgets": budgets,
             "seeds": seeds,
             "shapiq_methods": list(shapiq_methods),
             "pydvl_methods": list(pydvl_methods),
+            "quotepart_methods": list(quotepart_methods),
+            "kept_from_previous_run": sorted({f"{r['library']} {r['method']}" for r in kept}),
             **found,
         }
     if args.part in ("all", "efficiency"):
@@ -1209,6 +1226,23 @@ def kept_runs(path: Path, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     redone = {(r["kind"], r["library"], r["game"]) for r in runs}
     previous = json.loads(path.read_text()).get("runs", [])
     return [r for r in previous if (r["kind"], r["library"], r["game"]) not in redone]
+
+
+def kept_budget_runs(
+    path: Path, runs: list[dict[str, Any]], budgets: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Fixed-budget runs of an earlier results file, at these budgets, by methods this run
+    did not redo (--quotepart auto: the other methods' runs, pyDVL's and shapiq's kept)."""
+    if not path.exists():
+        return []
+    import json
+
+    redone = {(r["library"], r["method"]) for r in runs}
+    previous = json.loads(path.read_text()).get("budgets", {}).get("runs", [])
+    read_at = {*budgets, *(2 * b for b in budgets)}  # pyDVL's traces: twice each budget too
+    return [
+        r for r in previous if (r["library"], r["method"]) not in redone and r["budget"] in read_at
+    ]
 
 
 def kept_cells(path: Path, games: list[Game]) -> dict[str, Any]:

@@ -3,6 +3,7 @@ repeats per seed, records its choice, and refuses bad input with a hint."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -98,6 +99,35 @@ def test_auto_repeats_per_seed_and_reuses_its_pilot() -> None:
     assert one.choice_ == "permutation"
     assert np.allclose(one.values_, plain.values_)
     assert cached.evaluations <= 4_000 + 8 * 49  # one batch of pairs past it at most
+
+
+@BUDGET_ONLY
+def test_an_undecided_regression_pilot_runs_on_and_is_reused() -> None:
+    """Where the proxy's improvement rate decides (the rival's predicted error lies between
+    regression's with β = 0 and β = 1), the regression pilot runs on by half its size and
+    the two predictions' geometric mean decides; a winning regression replays it all."""
+    from quotepart.valuation.auto import _regression_error, _undecided
+    from quotepart.valuation.regression import RegressionShapley
+
+    game = GAMES["unanimity-60"][0]
+    trial = RegressionShapley(max_evaluations=600, random_state=0).fit(game, range(60))
+    prefixes = {
+        frozenset(int(j) for j in np.flatnonzero(row)): game(frozenset(np.flatnonzero(row)))
+        for row in np.random.default_rng(1).random((300, 60)) < 0.5
+    }
+    slow = _regression_error(trial, prefixes, range(60), 5_000, rate=0.0)
+    fast = _regression_error(trial, prefixes, range(60), 5_000, rate=1.0)
+    assert fast < slow
+    assert _undecided(trial, prefixes, range(60), 5_000, math.sqrt(fast * slow))
+    assert not _undecided(trial, prefixes, range(60), 5_000, 2 * slow)
+    assert not _undecided(trial, prefixes, range(60), 5_000, fast / 2)
+    found = [
+        shapley(game, range(60), max_evaluations=5_000, seed=seed).parameters for seed in range(3)
+    ]
+    assert any(p["pilot_extended"] for p in found)
+    for p in found:
+        assert isinstance(p["pilot_extended"], bool)
+        assert 0 < p["pilot_evaluations"] < 0.25 * 5_000
 
 
 def test_auto_stops_at_a_target_and_warns_when_the_budget_runs_out() -> None:
