@@ -125,7 +125,9 @@ def usage_group() -> None:
 
 
 @usage_group.command("ingest")
-@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument(
+    "source", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
 @click.option("--service", default=None, help="Only this service's meters (default: all).")
 @click.option("--by", default=None, help="Signing party (default: each service's operator).")
 @click.option(
@@ -158,7 +160,10 @@ def usage_ingest(
         if reject_file is not None:
             line = {"position": rejected.position, "reason": rejected.reason}
             reject_file.write(
-                orjson.dumps(line) + b"\t" + rejected.raw.replace(b"\n", b" ") + b"\n"
+                orjson.dumps(line)
+                + b"\t"
+                + rejected.raw.rstrip(b"\r\n").replace(b"\n", b" ")
+                + b"\n"
             )
 
     stream: BinaryIO = sys.stdin.buffer if str(source) == "-" else source.open("rb")

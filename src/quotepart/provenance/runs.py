@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from quotepart.errors import InputError
 from quotepart.ids import Clock, Digest, PartyId, RunId
 from quotepart.log.kinds import USE_ROLES, RunRecorded, describe_value
+from quotepart.log.kinds.metering import METER_NAME_RE
 from quotepart.text import printable, unsafe_character
 
 KEY_PACKAGES = (
@@ -166,6 +167,23 @@ class Run:
     def evaluate_with(self, *assets: AssetRef) -> None:
         """Note the data the run's outputs are evaluated on: used, not learned from."""
         self.use(*assets, role="evaluation")
+
+    def call_service(self, service: AssetRef, *meters: str) -> None:
+        """Note that the run called `service` (a metered service; its usage is billed by
+        `meters`, named in the run's parameters as `meters <digest>`): lineage then shows
+        which pipelines consumed the service, and `quotepart lineage SERVICE --downstream`
+        lists them."""
+        digest = asset_digest(service)
+        for meter in meters:
+            if not METER_NAME_RE.match(meter):
+                raise InputError(
+                    f"{meter!r} is not a meter name", hint="name the service's meters, e.g. tokens"
+                )
+        self.use(digest, role="service")
+        if meters:
+            key = f"meters {digest}"
+            named = set(filter(None, self.parameters.get(key, "").split(","))) | set(meters)
+            self.parameters[key] = ",".join(sorted(named))
 
     def produce(self, *assets: AssetRef) -> None:
         for asset in assets:

@@ -24,9 +24,10 @@ from quotepart.ids import Digest, PartyId, RunId, format_timestamp, parse_timest
 from quotepart.log.kinds._base import BodyReader, KindBody, RawBody, entry_kind
 
 RUN_STATUSES = frozenset({"failed", "succeeded"})
-USE_ROLES = frozenset({"code", "evaluation", "reference", "tokenizer"})
+USE_ROLES = frozenset({"code", "evaluation", "reference", "service", "tokenizer"})
 """Roles of an asset a run uses without learning from it (at most 11 characters: a
-lineage edge's relation is `used:<role>`, in a 16-character column)."""
+lineage edge's relation is `used:<role>`, in a 16-character column). `service`: the run
+called a metered service (its usage is billed by the service's meters)."""
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
