@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +359,33 @@ def test_an_operator_id_and_digest_types_are_what_the_entries_hold(ws: Workspace
     assert isinstance(entry.author, PartyId)
     assert entry.author == scene.operator
     assert isinstance(entry.body_as(UsageBatch).service, Digest)
+
+
+@pytest.mark.parametrize("aggregation", ["sum", "max", "count", "unique_count"])
+def test_totals_fold_across_batches_exactly_on_both_backends(
+    ws: Workspace, aggregation: str
+) -> None:
+    scene = Scene(ws)
+    path = None if aggregation == "count" else "$.data.size"
+    ws.define_meter(scene.service, "m", event_type="file.stored", aggregation=aggregation,
+                    value_path=path)  # fmt: skip
+    sizes = ["0.1", "0.2", "12345678901234567890.00000000000000000001", "7", "0.30", "2.5"]
+    events = [
+        {**event(n, f"c{n % 2}"), "type": "file.stored", "data": {"size": size}}
+        for n, size in enumerate(sizes)
+    ]
+    for part in range(0, len(events), 2):  # three ingestions: rows of one consumer fold in
+        ws.meter(scene.service).ingest(events[part : part + 2], batch_size=1)
+    with ws.ledger.read() as conn:
+        rows = conn.execute(text("SELECT events, total FROM usage_totals WHERE meter = 'm'")).all()
+    with localcontext(prec=100):  # the test's own sums must not round either
+        values = [Decimal(size) for size in sizes]
+        expected = {
+            "sum": [sum(values[0::2]), sum(values[1::2])],
+            "max": [max(values[0::2]), max(values[1::2])],
+            "count": [Decimal(3), Decimal(3)],
+            "unique_count": [],  # not additive: bills count distinct values from the events
+        }[aggregation]
+    assert sorted(Decimal(total) for _, total in rows) == sorted(expected)
+    assert all(events == 3 for events, _ in rows)
+    ws.verify()  # recomputes every total from the events

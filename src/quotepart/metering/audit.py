@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact
 
 import orjson
 from sqlalchemy import Connection
@@ -31,6 +31,8 @@ from quotepart.store.usage_events import (
     decimal_text,
     event_count,
 )
+
+_EXACT = Context(prec=200, traps=[Inexact])  # sums are recomputed exactly, never rounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,7 @@ def check_usage(conn: Connection, *, progress: Callable[[int], None] | None = No
                 total[1] = (
                     max(total[1], Decimal(number))
                     if meter.aggregation == "max"
-                    else total[1] + number
+                    else _EXACT.add(total[1], number)
                 )
         if len(leaves) != batch.events:
             raise VerificationError(
@@ -147,7 +149,10 @@ def _aggregate(aggregation: str, values: list[Decimal | int], distinct: int) -> 
         return str(distinct)
     if aggregation == "max":
         return decimal_text(max(Decimal(value) for value in values))
-    return decimal_text(sum((Decimal(value) for value in values), Decimal(0)))
+    total = Decimal(0)
+    for value in values:
+        total = _EXACT.add(total, value)
+    return decimal_text(total)
 
 
 def _compare_totals(
