@@ -106,11 +106,13 @@ def prepare_workspace(folder: Path, database_url: str | None) -> str:
     return str(service)
 
 
-def run_cli(folder: Path, events: Path, service: str, database_url: str | None) -> dict[str, Any]:
+def run_cli(
+    folder: Path, events: Path, service: str, database_url: str | None, workers: int = 1
+) -> dict[str, Any]:
     """`quotepart usage ingest` in a new process: wall seconds and peak RSS (MiB)."""
     command = [
         sys.executable, "-m", "quotepart.cli", "usage", "ingest", str(events), "--service", service,
-        "--workspace", str(folder), "--json",
+        "--workspace", str(folder), "--json", "--workers", str(workers),
     ]  # fmt: skip
     if database_url is not None:
         command += ["--database-url", database_url]
@@ -239,6 +241,13 @@ def main() -> None:
                         help="one more quotepart run of this many events for the sustained rate "
                         "and memory (default 10,000,000; quick: none)")  # fmt: skip
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--parse-workers",
+        type=int,
+        default=2,
+        help="also run quotepart with this many parse processes (0: not), reported apart: "
+        "the floor is one thread, so only the one-process figure is the same-threads ratio",
+    )
     args = parser.parse_args()
     exit_cleanly_on_sigterm()
     events = args.events or (200_000 if args.quick else 1_000_000)
@@ -251,7 +260,7 @@ def main() -> None:
         log(f"writing {events:,} events")
         write_events(events_file, events)
         sides: dict[str, list[float]] = {"sqlite": [], "sqlite floor": [], "postgres": [],
-                                         "postgres floor": []}  # fmt: skip
+                                         "postgres floor": [], "sqlite workers": []}  # fmt: skip
         peaks: list[float] = []
         for repeat in range(repeats):
             folder = scratch / f"ws-{repeat}"
@@ -261,6 +270,14 @@ def main() -> None:
             assert run["recorded"] == events, run
             sides["sqlite"].append(events / run["seconds"])
             peaks.append(run["peak_rss_mib"])
+            if args.parse_workers > 1:
+                folder_w = scratch / f"ws-{repeat}-workers"
+                service_w = prepare_workspace(folder_w, None)
+                log(f"  quotepart usage ingest --workers {args.parse_workers} (SQLite)")
+                run_w = run_cli(folder_w, events_file, service_w, None, args.parse_workers)
+                assert run_w["recorded"] == events, run_w
+                sides["sqlite workers"].append(events / run_w["seconds"])
+                shutil.rmtree(folder_w, ignore_errors=True)
             log("  raw SQLite executemany of the same rows")
             spent, count = sqlite_floor(folder / "quotepart.db", scratch)
             assert count == events
@@ -282,6 +299,9 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
         ratios = {
             "sqlite": [q / f for q, f in zip(sides["sqlite"], sides["sqlite floor"], strict=True)],
+            "sqlite workers": [
+                q / f for q, f in zip(sides["sqlite workers"], sides["sqlite floor"], strict=True)
+            ],
             "postgres": [
                 q / f for q, f in zip(sides["postgres"], sides["postgres floor"], strict=True)
             ],
@@ -293,14 +313,20 @@ def main() -> None:
             ["backend", "quotepart events/s", "floor rows/s", "ratio", "spread", "target ≥ 0.50"],
             caption="floor: SQLite executemany / PostgreSQL COPY of the same rows, one index",
         )
-        for backend in ("sqlite", "postgres"):
+        for backend in ("sqlite", "sqlite workers", "postgres"):
             if not sides[backend]:
                 continue
             low, high = min(ratios[backend]), max(ratios[backend])
+            floor = sides["postgres floor" if backend == "postgres" else "sqlite floor"]
+            label = (
+                f"sqlite, {args.parse_workers} parse processes (not same-threads)"
+                if backend == "sqlite workers"
+                else backend
+            )
             table.add_row(
-                backend, fmt_rate(median(sides[backend])),
-                fmt_rate(median(sides[f"{backend} floor"])), fmt_ratio(median(ratios[backend])),
-                f"{low:.2f}–{high:.2f}", verdict(low, high, 0.5),
+                label, fmt_rate(median(sides[backend])), fmt_rate(median(floor)),
+                fmt_ratio(median(ratios[backend])), f"{low:.2f}–{high:.2f}",
+                verdict(low, high, 0.5),
             )  # fmt: skip
             document.setdefault("verdicts", {})[f"{backend} vs floor ≥ 0.5"] = verdict(
                 low, high, 0.5

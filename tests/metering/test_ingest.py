@@ -18,6 +18,7 @@ from quotepart.errors import InputError, MalformedEntryError, NotFoundError, Rig
 from quotepart.ids import Digest, PartyId
 from quotepart.log.kinds import UsageBatch
 from quotepart.log.merkle import root_of_leaf_hashes
+from quotepart.store.keyfolder import create_secret_file
 from quotepart.store.schema import usage_events
 from quotepart.workspace import Workspace, init_workspace
 from tests.conftest import FakeClock
@@ -389,3 +390,23 @@ def test_totals_fold_across_batches_exactly_on_both_backends(
     assert sorted(Decimal(total) for _, total in rows) == sorted(expected)
     assert all(events == 3 for events, _ in rows)
     ws.verify()  # recomputes every total from the events
+
+
+def test_parsing_in_worker_processes_records_the_same_batches(tmp_path: Path) -> None:
+    events = [event(n, f"c{n % 7}", tokens=n) for n in range(2500)]
+    events.insert(100, {"broken": True})
+    roots = []
+    key = b""
+    for workers in (1, 2):
+        folder = tmp_path / f"ws{workers}"
+        with init_workspace(folder, clock=FakeClock()) as ws:
+            scene = Scene(ws)
+            if key:  # the same pseudonym key in both workspaces, so the same event bytes
+                create_secret_file(ws.ledger.keys.usage_key_path, key)
+            key = ws.ledger.keys.usage_key()
+            result = ws.meter(scene.service).ingest(events, batch_size=400, workers=workers)
+            assert (result.recorded, result.rejected) == (5000, 1)
+            assert result.problems[0].position == 101
+            roots.append([ws.entry_at(i).body_as(UsageBatch).root for i in result.batches])
+            ws.verify()
+    assert roots[0] == roots[1]

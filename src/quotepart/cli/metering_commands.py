@@ -138,6 +138,13 @@ def usage_group() -> None:
     help="Write the rejected events here, one JSON line each with its position and reason.",
 )
 @click.option("--batch-size", type=click.IntRange(1, 1 << 20), default=10_000, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes that parse, pseudonymise and hash while this one writes.",
+)
 @workspace_options
 @json_option
 def usage_ingest(
@@ -149,6 +156,7 @@ def usage_ingest(
     by: str | None,
     reject_path: Path | None,
     batch_size: int,
+    workers: int,
 ) -> None:
     """Record the CloudEvents in SOURCE (a file, or - for stdin; JSON lines or a batch array).
 
@@ -180,7 +188,7 @@ def usage_ingest(
             task = progress.add_task("ingest", total=None)
             result = ws.ingest_usage(
                 service, stream, by=by, batch_size=batch_size, on_reject=on_reject,
-                progress=lambda done: progress.advance(task, done),
+                progress=lambda done: progress.advance(task, done), workers=workers,
             )  # fmt: skip
     finally:
         if stream is not sys.stdin.buffer:

@@ -23,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections import Counter
+import multiprocessing
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Context, Decimal, Inexact
@@ -36,7 +38,7 @@ import sqlalchemy.exc
 from sqlalchemy import Connection
 
 from quotepart.errors import InputError, NotFoundError, RightsError
-from quotepart.ids import Digest, PartyId, Period
+from quotepart.ids import Digest, PartyId, Period, utc_now
 from quotepart.log.kinds import MeterDefined, UsageBatch
 from quotepart.log.merkle import root_of_leaf_hashes
 from quotepart.metering.cloudevents import EventError, Rejected, check_event, parse_time
@@ -300,6 +302,34 @@ class _Batch:
     late: Counter[int]  # events from each closed month moved here
 
 
+_Parsed = tuple[list[_Row], list[tuple[int, str, bytes]]]
+"""A chunk's rows, and its rejected events as (position, reason, raw bytes)."""
+
+
+def _parse_chunk(reader: _EventReader, chunk: Sequence[tuple[int, bytes]]) -> _Parsed:
+    rows: list[_Row] = []
+    problems: list[tuple[int, str, bytes]] = []
+    for position, raw in chunk:
+        try:
+            rows.extend(reader.rows(raw))
+        except EventError as exc:
+            problems.append((position, str(exc), raw))
+    return rows, problems
+
+
+_WORKER_READER: _EventReader | None = None
+
+
+def _start_worker(meters: Sequence[Meter], key: bytes) -> None:
+    global _WORKER_READER
+    _WORKER_READER = _EventReader(meters, key, utc_now)
+
+
+def _parse_in_worker(chunk: Sequence[tuple[int, bytes]]) -> _Parsed:
+    assert _WORKER_READER is not None, "the pool's initializer sets the reader"
+    return _parse_chunk(_WORKER_READER, chunk)
+
+
 def registrant_of(conn: Connection, service: Digest) -> PartyId:
     record = asset_record(conn, service)
     assert record is not None  # a meter names a registered service
@@ -362,19 +392,49 @@ class Ingester:
         events: Iterable[tuple[int, bytes]],
         *,
         after_batch: Callable[[int], None] | None = None,
+        workers: int = 1,
     ) -> Ingested:
         """Record `events` ((position, raw bytes) pairs), `batch_size` at a time.
 
         `after_batch(n)` is called once each chunk of n input events is committed (a
-        progress bar, or a NATS consumer acknowledging them).
+        progress bar, or a NATS consumer acknowledging them). With `workers` > 1, chunks
+        are parsed, validated, pseudonymised and hashed in that many worker processes
+        while this one writes (events without a `time` are then stamped with the wall
+        clock); what is recorded is the same, in the same order.
         """
         result = Ingested()
         iterator = iter(events)
-        while chunk := list(islice(iterator, self.batch_size)):
-            self._chunk(chunk, result)
-            if after_batch is not None:
-                after_batch(len(chunk))
+        chunks = iter(lambda: list(islice(iterator, self.batch_size)), [])
+        if workers <= 1:
+            for chunk in chunks:
+                self._record(_parse_chunk(self.reader, chunk), result)
+                if after_batch is not None:
+                    after_batch(len(chunk))
+            return result
+        context = multiprocessing.get_context("spawn")  # no inherited threads or connections
+        key = self.reader.key
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker, initargs=(self.meters, key)
+        ) as pool:
+            pending: deque[tuple[int, Future[_Parsed]]] = deque()
+            for chunk in chunks:
+                pending.append((len(chunk), pool.submit(_parse_in_worker, chunk)))
+                if len(pending) > workers:  # bounded: at most workers + 1 chunks in flight
+                    self._settle(pending.popleft(), result, after_batch)
+            while pending:
+                self._settle(pending.popleft(), result, after_batch)
         return result
+
+    def _settle(
+        self,
+        job: tuple[int, Future[_Parsed]],
+        result: Ingested,
+        after_batch: Callable[[int], None] | None,
+    ) -> None:
+        count, future = job
+        self._record(future.result(), result)
+        if after_batch is not None:
+            after_batch(count)
 
     def _reject(self, result: Ingested, position: int, reason: str, raw: bytes) -> None:
         result.rejected += 1
@@ -384,17 +444,16 @@ class Ingester:
         if self.on_reject is not None:
             self.on_reject(rejected)
 
-    def _chunk(self, chunk: Sequence[tuple[int, bytes]], result: Ingested) -> None:
+    def _record(self, parsed: _Parsed, result: Ingested) -> None:
+        parsed_rows, problems = parsed
+        for position, reason, raw in problems:
+            self._reject(result, position, reason, raw)
         rows: dict[bytes, _Row] = {}
-        for position, raw in chunk:
-            try:
-                for row in self.reader.rows(raw):
-                    if row.dedupe in rows:
-                        result.duplicates += 1
-                    else:
-                        rows[row.dedupe] = row
-            except EventError as exc:
-                self._reject(result, position, str(exc), raw)
+        for row in parsed_rows:
+            if row.dedupe in rows:
+                result.duplicates += 1
+            else:
+                rows[row.dedupe] = row
         for _attempt in range(5):
             with self.ledger.read() as conn:
                 seen = seen_dedupe_keys(conn, list(rows))
