@@ -410,3 +410,28 @@ def test_parsing_in_worker_processes_records_the_same_batches(tmp_path: Path) ->
             roots.append([ws.entry_at(i).body_as(UsageBatch).root for i in result.batches])
             ws.verify()
     assert roots[0] == roots[1]
+
+
+def test_an_event_recorded_by_another_writer_meanwhile_is_skipped_not_doubled(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two ingesters read the dedupe index, then race to write: the loser's transaction
+    fails on the unique key (nothing of it is kept), it checks again and records the rest."""
+    from quotepart.metering import ingest as ingest_module
+
+    scene = Scene(ws)
+    real = ingest_module.seen_dedupe_keys
+    calls = {"n": 0}
+
+    def stale_then_real(conn: Any, keys: Any) -> set[bytes]:
+        calls["n"] += 1
+        if calls["n"] == 1:  # the first look misses what "the other writer" recorded
+            ws.meter(scene.service).ingest([event(1)])
+            return set()
+        return real(conn, keys)
+
+    monkeypatch.setattr(ingest_module, "seen_dedupe_keys", stale_then_real)
+    result = ws.meter(scene.service).ingest([event(1), event(2)])
+    assert (result.recorded, result.duplicates) == (2, 2)  # event 2 under both meters
+    assert stored_events(ws) == 4
+    ws.verify()

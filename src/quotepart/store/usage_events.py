@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact
 from typing import Any
 
+import sqlalchemy.exc
 from sqlalchemy import Connection, Row, func, select
 
 from quotepart.store.engine import bulk_insert
@@ -85,13 +86,17 @@ def write_events(conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
     if not rows:
         return
     if conn.dialect.name == "postgresql":
+        import psycopg
+
         raw = conn.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cursor:
-            statement = f"COPY usage_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
-            with cursor.copy(statement) as copy:
+        statement = f"COPY usage_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+        try:
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:
                 for row in rows:
                     copy.write_row(row)
+        except psycopg.IntegrityError as exc:  # as SQLAlchemy reports it for SQLite
+            raise sqlalchemy.exc.IntegrityError(statement, None, exc) from exc
         return
     bulk_insert(conn, usage_events, EVENT_COLUMNS, rows)
 
