@@ -435,3 +435,23 @@ def test_an_event_recorded_by_another_writer_meanwhile_is_skipped_not_doubled(
     assert (result.recorded, result.duplicates) == (2, 2)  # event 2 under both meters
     assert stored_events(ws) == 4
     ws.verify()
+
+
+def test_whole_totals_that_grow_past_the_fast_path_stay_exact(ws: Workspace) -> None:
+    """Whole values add in SQL while totals are small; a decimal stored total, or one of
+    10^15 or more, sends the batch down the exact path, with nothing added twice."""
+    scene = Scene(ws)
+    big = 999_999_999_999_999  # just under 10^15
+    steps = [(1, 1), (2, "0.5"), (3, 3), (big, big), (big, big), (7, 7)]  # (c0's, c1's)
+    for n, (whole, mixed) in enumerate(steps):
+        ws.meter(scene.service).ingest(
+            [event(2 * n, "c0", tokens=whole), event(2 * n + 1, "c1", tokens=mixed)]
+        )
+    with ws.ledger.read() as conn:
+        rows = conn.execute(
+            text("SELECT events, total FROM usage_totals WHERE meter = 'tokens'")
+        ).all()
+    c0 = 1 + 2 + 3 + 2 * big + 7  # past 10^15 after step 4: the exact path from then on
+    c1 = Decimal("1") + Decimal("0.5") + 3 + 2 * big + 7  # a decimal from step 2
+    assert sorted(rows) == sorted([(6, str(c0)), (6, str(c1))])
+    ws.verify()

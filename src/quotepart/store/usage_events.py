@@ -12,6 +12,7 @@ one B-tree key orders events by batch and position.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact
@@ -132,6 +133,18 @@ def add_totals(
     if conn.dialect.name == "postgresql":
         _add_totals_postgres(conn, service, meter, month, aggregation, batch)
         return
+    if all(type(this.total) is int and this.total < _SMALL for this in batch.values()):
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute("SAVEPOINT usage_totals_whole")  # all of the fast path, or none of it
+        try:
+            _add_whole_totals_sqlite(conn, service, meter, month, aggregation, batch)
+        except sqlite3.IntegrityError:  # a stored total is not a small whole number
+            raw.execute("ROLLBACK TO usage_totals_whole")
+            raw.execute("RELEASE usage_totals_whole")
+        else:
+            raw.execute("RELEASE usage_totals_whole")
+            return
     consumers = list(batch)
     known: dict[bytes, tuple[int, str]] = {}
     for start in range(0, len(consumers), 900):
@@ -159,6 +172,51 @@ def add_totals(
             else:
                 total = _EXACT.add(Decimal(total), Decimal(this.total))
         rows.append((service, meter, month, consumer, events, decimal_text(total)))
+    _upsert_sqlite(
+        conn,
+        rows,
+        "DO UPDATE SET events = excluded.events, total = excluded.total",
+    )
+
+
+_SMALL = 10**15
+"""Whole totals below this add in SQLite's 64-bit integers with no risk of overflow
+(SQLite would silently turn an overflowing sum into a float)."""
+
+
+def _add_whole_totals_sqlite(
+    conn: Connection,
+    service: str,
+    meter: str,
+    month: int,
+    aggregation: str,
+    batch: Mapping[bytes, ConsumerTotal],
+) -> None:
+    """The common case without reading anything back: every value of the batch is a small
+    whole number, so SQLite adds it in SQL to a stored total that is one too. A stored
+    total that is not (a decimal, or 10^15 or more) makes the new total NULL, which the
+    column refuses: the caller then rolls back to its savepoint and takes the exact path."""
+    small_whole = (
+        "(usage_totals.total NOT GLOB '*[^0-9]*' AND length(usage_totals.total) BETWEEN 1 AND 15)"
+    )
+    fold = (
+        "max(CAST(usage_totals.total AS INTEGER), CAST(excluded.total AS INTEGER))"
+        if aggregation == "max"
+        else "CAST(usage_totals.total AS INTEGER) + CAST(excluded.total AS INTEGER)"
+    )
+    rows = [
+        (service, meter, month, consumer, this.events, str(this.total))
+        for consumer, this in batch.items()
+    ]
+    _upsert_sqlite(
+        conn,
+        rows,
+        "DO UPDATE SET events = usage_totals.events + excluded.events, "
+        f"total = CASE WHEN {small_whole} THEN CAST({fold} AS TEXT) ELSE NULL END",
+    )
+
+
+def _upsert_sqlite(conn: Connection, rows: Sequence[tuple[object, ...]], update: str) -> None:
     one = "(?, ?, ?, ?, ?, ?)"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:  # multi-row statements within SQLite's limit on bound parameters
@@ -167,7 +225,7 @@ def add_totals(
             cursor.execute(
                 "INSERT INTO usage_totals (service, meter, month, consumer, events, total) "
                 f"VALUES {', '.join([one] * len(part))} ON CONFLICT (service, meter, month, "
-                "consumer) DO UPDATE SET events = excluded.events, total = excluded.total",
+                f"consumer) {update}",
                 [value for row in part for value in row],
             )
     finally:
