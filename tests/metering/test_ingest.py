@@ -197,7 +197,19 @@ def test_raw_consumer_identifiers_reach_no_byte_written(tmp_path: Path) -> None:
         assert not any(c in str(problem) for problem in result.problems for c in consumers)
         ws.verify()
         log_bytes = b"".join(ws.store.entry(i)[1] for i in range(ws.store.tree_size()))
-    written = log_bytes + b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    from click.testing import CliRunner
+
+    from quotepart.cli import cli
+
+    exports = b""
+    for command in (["export", "prov", "--all"], ["export", "openlineage"], ["log", "entry", "7"]):
+        result = CliRunner().invoke(cli, [*command, "--workspace", str(folder)])
+        assert result.exit_code == 0, result.output
+        exports += result.stdout_bytes + result.stderr_bytes
+    assert b"usage.batch" in exports  # entry 7 is a batch: shown, pseudonyms only
+    written = (
+        log_bytes + exports + b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    )
     for consumer in consumers:
         assert consumer.encode() not in written
     assert b"alice" not in written
