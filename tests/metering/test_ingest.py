@@ -163,6 +163,8 @@ BAD_EVENTS: list[tuple[bytes, str]] = [
     (orjson.dumps(event(14, consumer="hmac-sha256:" + "0" * 64)), "already a pseudonym"),
     (orjson.dumps(event(15, BadName=1)), "attribute name 'BadName' is not valid"),
     (orjson.dumps([1, 2]), "not a JSON object"),
+    (orjson.dumps(event(16, consumer="alice@example.org", source="//api/alice@example.org")), "appears elsewhere in the event"),
+    (orjson.dumps({**event(17, consumer="bob.smith"), "data": {"tokens": 1, "user": "bob.smith"}}), "appears elsewhere"),
 ]  # fmt: skip
 
 

@@ -147,6 +147,11 @@ class _Row:
     event: bytes
 
 
+LEAK_CHECK = 5
+"""An identifier of at least this many characters that still appears in an event once
+its consumer field is pseudonymised refuses the event: it would be stored in the clear.
+Shorter ones ("42", "bob") are not looked for: they match too much by chance."""
+
 _CACHE_LIMIT = 100_000
 """Entries of the pseudonym and time caches: consumers and seconds repeat across events,
 and a dict lookup costs a twentieth of an HMAC; the caches are emptied when full."""
@@ -162,7 +167,7 @@ class _EventReader:
             self.by_type.setdefault(meter.event_type, []).append((meter, prefix))
         self.key = key
         self.clock = clock
-        self.pseudonyms: dict[str, tuple[bytes, str]] = {}
+        self.pseudonyms: dict[str, tuple[bytes, str, bytes]] = {}
         self.times: dict[str, tuple[int, int]] = {}
 
     def rows(self, raw: bytes) -> list[_Row]:
@@ -197,6 +202,7 @@ class _EventReader:
         identity = event["source"].encode() + b"\x00" + event["id"].encode()
         rows = []
         consumers: dict[str, bytes] = {}
+        needles: list[bytes] = []  # each raw identifier as JSON writes it, to check for leaks
         pseudonyms = self.pseudonyms
         sha256 = hashlib.sha256
         for meter, prefix in meters:
@@ -208,10 +214,10 @@ class _EventReader:
                 seen = pseudonyms.get(raw_consumer) if type(raw_consumer) is str else None
                 if seen is not None:  # the common case: a consumer seen before, at the top
                     event[keys[0]] = seen[1]
-                    found_mac = seen[0]
                 else:
-                    found_mac = self._pseudonymise(event, keys, path)
-                consumers[path] = found_mac
+                    seen = self._pseudonymise(event, keys, path)
+                found_mac = consumers[path] = seen[0]
+                needles.append(seen[2])
             mac: bytes = found_mac
             value: str | None = None
             number: Decimal | int = 1
@@ -220,12 +226,24 @@ class _EventReader:
             dedupe = sha256(prefix + identity).digest()[:16]
             rows.append(_Row(meter, month, dedupe, mac, at, value, number, b"", b""))
         data = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+        for needle in needles:
+            if needle and needle in data:
+                raise EventError(
+                    "the consumer's identifier also appears elsewhere in the event (in its "
+                    "source, id, data or an extension): quotepart would store it in the clear, "
+                    "so the event is refused; remove it there, or point the meter's "
+                    "consumer_path at the field that holds it"
+                )
         leaf = hashlib.sha256(b"\x00" + data).digest()
         for row in rows:
             row.leaf, row.event = leaf, data
         return rows
 
-    def _pseudonymise(self, event: dict[str, Any], keys: tuple[str, ...], path: str) -> bytes:
+    def _pseudonymise(
+        self, event: dict[str, Any], keys: tuple[str, ...], path: str
+    ) -> tuple[bytes, str, bytes]:
+        """Replace the identifier at `path` by its pseudonym; (HMAC, pseudonym, the raw
+        identifier as JSON writes it, or b"" when too short to look for: see LEAK_CHECK)."""
         parent: Any = event
         for key in keys[:-1]:
             parent = parent.get(key) if isinstance(parent, dict) else None
@@ -242,13 +260,14 @@ class _EventReader:
                     "quotepart pseudonymises it"
                 )
             mac = hmac.digest(self.key, raw.encode(), "sha256")
-            known = (mac, PSEUDONYM_PREFIX + mac.hex())
+            needle = orjson.dumps(raw)[1:-1] if len(raw) >= LEAK_CHECK else b""
+            known = (mac, PSEUDONYM_PREFIX + mac.hex(), needle)
             if len(self.pseudonyms) >= _CACHE_LIMIT:
                 self.pseudonyms.clear()
             self.pseudonyms[raw] = known
         assert isinstance(parent, dict)
         parent[keys[-1]] = known[1]
-        return known[0]
+        return known
 
 
 def _value(event: dict[str, Any], meter: Meter) -> tuple[str | None, Decimal | int]:
