@@ -391,7 +391,12 @@ class Ingester:
             newest_epoch = latest_epoch(conn)
         if not self.meters:
             raise NotFoundError(
-                f"{service or 'no service'} defines no meter, so no event can be counted",
+                (
+                    f"{service} defines no meter"
+                    if service is not None
+                    else "no service of this workspace defines a meter"
+                )
+                + ", so no event can be counted",
                 hint="define one first: quotepart meter add SERVICE NAME --event-type T "
                 "--aggregation count|sum|max|unique_count",
             )
