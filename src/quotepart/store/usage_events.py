@@ -278,6 +278,7 @@ class MeteredTotal:
     batches: int
     events: int
     total: str | None  # decimal string: the sum (count, sum) or max; None for unique_count
+    newest_leaf: int  # of the newest batch counted
 
 
 def metered_totals(
@@ -290,7 +291,9 @@ def metered_totals(
         if row.service not in services:
             continue
         rows = conn.execute(
-            select(usage_batches.c.events, usage_batches.c.aggregate).where(
+            select(
+                usage_batches.c.events, usage_batches.c.aggregate, usage_batches.c.leaf_index
+            ).where(
                 usage_batches.c.service == row.service,
                 usage_batches.c.meter == row.name,
                 usage_batches.c.month >= first_month,
@@ -299,7 +302,7 @@ def metered_totals(
         ).all()
         if not rows:
             continue
-        aggregates = [Decimal(aggregate) for _, aggregate in rows]
+        aggregates = [Decimal(aggregate) for _, aggregate, _ in rows]
         total: str | None = None
         if row.aggregation in ("count", "sum"):
             total = decimal_text(sum(aggregates, Decimal(0)))
@@ -311,8 +314,9 @@ def metered_totals(
                 row.name,
                 row.aggregation,
                 len(rows),
-                sum(int(events) for events, _ in rows),
+                sum(int(events) for events, _, _ in rows),
                 total,
+                max(int(leaf) for _, _, leaf in rows),
             )
         )
     return found
