@@ -18,11 +18,19 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quotepart.cli import cli
 from quotepart.errors import InputError, NotFoundError, RightsError
 from quotepart.log.kinds import PrivacyReleased
-from quotepart.metering.privacy import DEFAULT_COUNT_BOUND, _count_measurement, _sum_measurement
+from quotepart.metering.privacy import (
+    DEFAULT_COUNT_BOUND,
+    _calibrate,
+    _count_measurement,
+    _epsilon_text,
+    _sum_measurement,
+)
 from quotepart.workspace import Workspace, open_workspace
 from tests.metering.test_ingest import Scene
 
@@ -150,6 +158,38 @@ def test_the_noise_is_unbiased_and_its_scale_is_the_calibrated_one() -> None:
     noisy = np.concatenate([np.asarray(sums(np.full(days, 1e6))) - 1e6 for _ in range(200)])
     assert abs(noisy.mean()) < 4 * 25 * math.sqrt(2) / math.sqrt(noisy.size)
     assert np.abs(noisy).mean() == pytest.approx(25, rel=0.05)
+
+
+def test_repeated_releases_through_the_workspace_are_unbiased_at_the_recorded_scale(
+    ws: Workspace, scene: Scene
+) -> None:
+    ws.set_privacy_budget(scene.service, "1000")
+    exact = np.array(exact_daily_calls())
+    errors = []
+    for _ in range(40):
+        result = ws.release_usage_statistics(
+            scene.service, "calls", "2026-03", query="daily-count", epsilon=1, bound=3
+        )
+        assert result.scale == pytest.approx(93, rel=1e-6)
+        errors.append(np.array([int(v) for _, v in result.body.values]) - exact)
+    pooled = np.concatenate(errors)
+    assert abs(pooled.mean()) < 4 * 93 * math.sqrt(2) / math.sqrt(pooled.size)
+    assert np.abs(pooled).mean() == pytest.approx(93, rel=0.15)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    epsilon=st.decimals(min_value="0.01", max_value="20", places=3),
+    d_in=st.integers(1, 10_000),
+)
+def test_opendp_calibrates_the_scale_and_the_recorded_epsilon_is_within_the_ask(
+    epsilon: Decimal, d_in: int
+) -> None:
+    measurement, scale = _calibrate(_count_measurement(list(range(3))), d_in, epsilon)
+    spent = Decimal(_epsilon_text(measurement.map(d_in)))
+    assert spent <= epsilon
+    assert spent >= epsilon * Decimal("0.999999")
+    assert scale == pytest.approx(d_in / float(epsilon), rel=1e-5)
 
 
 def test_releases_within_the_budget_pass_and_one_beyond_it_is_refused(
