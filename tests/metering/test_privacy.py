@@ -105,6 +105,24 @@ def test_a_daily_count_is_released_with_opendp_noise_and_its_epsilon(
     ws.verify()
 
 
+def test_a_day_bound_keeps_each_consumers_earliest_days_and_lowers_the_sensitivity(
+    ws: Workspace, scene: Scene
+) -> None:
+    ws.set_privacy_budget(scene.service, "10")
+    result = ws.release_usage_statistics(
+        scene.service, "calls", "2026-03", query="daily-count", epsilon=5, bound=3, days=2
+    )
+    assert (result.d_in, result.days) == ("6", 2)  # 3 events on each of 2 days
+    assert result.body.mechanism == "opendp:discrete-laplace;bound=3;days=2;d_in=6;scale=1.2"
+    exact = [0] * 31
+    for k in range(40):
+        for day in range(1, min(k % 5 + 1, 2) + 1):
+            exact[day - 1] += k % 3 + 1
+    assert exact[2:] == [0] * 29  # the third day onwards is nobody's first two
+    for (_, value), want in zip(result.body.values, exact, strict=True):
+        assert abs(int(value) - want) < tail_bound(result.scale, 31)
+
+
 def test_daily_sums_clip_each_consumers_day_and_stay_near_the_exact_sums(
     ws: Workspace, scene: Scene
 ) -> None:
@@ -261,6 +279,8 @@ def test_a_party_without_the_metering_right_can_neither_budget_nor_release(
         ({"meter": "seconds"}, NotFoundError, "no meter"),
         ({"query": "consumer-histogram", "edges": [10, 5]}, InputError, "increasing"),
         ({"query": "consumer-histogram", "bound": 3}, InputError, "no bound"),
+        ({"query": "consumer-histogram", "days": 3}, InputError, "no bound or days"),
+        ({"days": 0}, InputError, "days must be a positive whole number"),
     ],
 )
 def test_bad_requests_are_refused_with_a_hint_and_write_nothing(
@@ -316,12 +336,19 @@ def test_the_cli_sets_a_budget_releases_and_refuses_beyond_it(tmp_path: Path) ->
     assert shown.exit_code == 0, shown.output
     data = json.loads(shown.stdout)
     assert (data["query"], data["epsilon"], len(data["values"])) == ("daily-count", "0.75", 31)
+    assert ";days=" not in data["mechanism"]
     text = run(
         "usage", "release", "LLM API", "tokens", "--period", "2026-03", "--query",
-        "consumer-histogram", "--epsilon", "0.25", "--edges", "100,1000",
+        "consumer-histogram", "--epsilon", "0.15", "--edges", "100,1000",
     )  # fmt: skip
     assert text.exit_code == 0, text.output
     assert text.stdout.splitlines()[1].startswith("[0, 100)\t")
+    capped = run(
+        "usage", "release", "LLM API", "tokens", "--period", "2026-03", "--query",
+        "daily-sum", "--epsilon", "0.1", "--bound", "50", "--days", "3", "--json",
+    )  # fmt: skip
+    assert capped.exit_code == 0, capped.output
+    assert ";bound=50;days=3;d_in=150;" in json.loads(capped.stdout)["mechanism"]
     refused = run(
         "usage", "release", "LLM API", "calls", "--period", "2026-03", "--query",
         "daily-count", "--epsilon", "0.1",

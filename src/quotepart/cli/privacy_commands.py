@@ -51,6 +51,12 @@ def usage_budget(
     help="Per consumer and day: events counted (daily-count, default 10) or the summed "
     "value kept (daily-sum, required).",
 )
+@click.option(
+    "--days",
+    default=None,
+    help="daily-count, daily-sum: the most days of one consumer counted (its earliest; "
+    "default: every day of the month). Fewer days, less noise.",
+)
 @click.option("--edges", default=None, help="consumer-histogram bucket edges, e.g. 10,100,1000.")
 @click.option("--by", default=None, help="Signing party (default: the service's operator).")
 @workspace_options
@@ -65,6 +71,7 @@ def usage_release(
     query: str,
     epsilon: str,
     bound: str | None,
+    days: str | None,
     edges: str | None,
     by: str | None,
 ) -> None:
@@ -72,7 +79,15 @@ def usage_release(
     cuts = None if edges is None else [edge.strip() for edge in edges.split(",")]
     with load_workspace(workspace_dir, database_url) as ws:
         result = ws.release_usage_statistics(
-            service, meter, period, query=query, epsilon=epsilon, by=by, bound=bound, edges=cuts
+            service,
+            meter,
+            period,
+            query=query,
+            epsilon=epsilon,
+            by=by,
+            bound=bound,
+            days=days,
+            edges=cuts,
         )
     body = result.body
     if as_json:

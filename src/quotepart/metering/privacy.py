@@ -10,12 +10,13 @@ The privacy unit is one consumer (one pseudonym) over one month: every release b
 what one consumer can change before noise is added.
 
 * `daily-count`: events per day. A consumer counts at most `bound` events a day (10
-  unless given); on the D days of the month it adds at most `bound` x D events, so the
-  counts' L1 sensitivity is `d_in = bound x D`. OpenDP: `make_count_by_categories` over
+  unless given) on at most `days` days (its earliest; all D days of the month unless
+  given), so it adds at most `bound` x `days` events: the counts' L1 sensitivity is
+  `d_in = bound x days`. OpenDP: `make_count_by_categories` over
   the (clipped) events' days, then the discrete Laplace mechanism.
 * `daily-sum`: the meter's values summed per day (sum meters). Each consumer's total of
   a day is clipped to [0, `bound`] (a bound is required: only the operator knows its
-  units), so `d_in = bound x D`. OpenDP: the Laplace mechanism on the vector of daily
+  units), on at most `days` days as above, so `d_in = bound x days`. OpenDP: the Laplace mechanism on the vector of daily
   sums under the L1 distance.
 * `consumer-histogram`: how many consumers fall in each bucket of usage (events for a
   count meter, summed values for a sum meter, events otherwise) over the month; the
@@ -67,6 +68,7 @@ class Release:
     leaf_index: int
     body: PrivacyReleased
     bound: str | None  # per consumer: events a day, or a day's summed value; None: histogram
+    days: int | None  # per consumer: days counted (its earliest); None: histogram
     d_in: str  # how much one consumer can change the exact table (L1, or rows)
     scale: float  # the noise scale OpenDP calibrated (the mechanism shows it to 6 digits)
 
@@ -124,7 +126,8 @@ def _positive(name: str, value: object, *, whole: bool) -> Decimal:
 
 _BOUND_HINT = (
     "the bound caps what one consumer adds per day before noise (docs/privacy.md): "
-    "events a day for daily-count, the summed value of a day for daily-sum"
+    "events a day for daily-count, the summed value of a day for daily-sum; days caps "
+    "how many days of one consumer count"
 )
 
 
@@ -188,15 +191,25 @@ def _read_table(ledger: Ledger, service: Digest, meter: str, month: Period) -> _
     return _Table(days, dict(per_day))
 
 
-def _daily_count(table: _Table, bound: int) -> tuple[Any, list[int], int]:
+def _keep_days(table: _Table, limit: int) -> _Table:
+    """Each consumer's `limit` earliest days of usage, the later ones dropped: a rule per
+    consumer, so one consumer's data changes only its own rows."""
+    by_consumer: dict[bytes, list[int]] = defaultdict(list)
+    for consumer, day in table.per_day:
+        by_consumer[consumer].append(day)
+    kept = {(c, day) for c, days in by_consumer.items() for day in sorted(days)[:limit]}
+    return _Table(table.days, {key: v for key, v in table.per_day.items() if key in kept})
+
+
+def _daily_count(table: _Table, bound: int, days: int) -> tuple[Any, list[int], int]:
     """The clipped events' days, ready for `make_count_by_categories`, and `d_in`."""
     import numpy as np
 
-    days = np.fromiter((day for (_, day) in table.per_day), dtype=np.int64)
+    days_of_rows = np.fromiter((day for (_, day) in table.per_day), dtype=np.int64)
     counts = np.fromiter(
         (min(events, bound) for events, _ in table.per_day.values()), dtype=np.int64
     )
-    return np.repeat(days, counts), list(range(table.days)), bound * table.days
+    return np.repeat(days_of_rows, counts), list(range(table.days)), bound * days
 
 
 def _count_measurement(categories: list[int]) -> Callable[[float], Any]:
@@ -259,6 +272,7 @@ def release(
     epsilon: object,
     author: PartyId,
     bound: object | None = None,
+    days: object | None = None,
     edges: Sequence[object] | None = None,
 ) -> Release:
     """Release `query` about `meter`'s usage of `service` in the month `period`, with
@@ -292,9 +306,9 @@ def release(
             f"daily-sum adds up values, and meter {meter!r} is a {aggregation} meter",
             hint="use daily-count for it, or daily-sum on a sum meter",
         )
-    if query == "consumer-histogram" and bound is not None:
+    if query == "consumer-histogram" and (bound is not None or days is not None):
         raise InputError(
-            "consumer-histogram takes no bound: one consumer is in one bucket",
+            "consumer-histogram takes no bound or days: one consumer is in one bucket",
             hint="give its bucket edges instead (edges=...)",
         )
     if query != "consumer-histogram" and edges is not None:
@@ -306,13 +320,17 @@ def release(
             + "(docs/privacy.md)",
         )
     table = _read_table(ledger, service, meter, month)
+    day_limit = table.days
+    if days is not None:
+        day_limit = min(int(_positive("days", days, whole=True)), table.days)
+        table = _keep_days(table, day_limit)
     labels: list[str]
     d_in: int | float
     if query == "daily-count":
         count_bound = int(
             _positive("bound", DEFAULT_COUNT_BOUND if bound is None else bound, whole=True)
         )
-        rows, categories, d_in = _daily_count(table, count_bound)
+        rows, categories, d_in = _daily_count(table, count_bound, day_limit)
         measurement, scale = _calibrate(_count_measurement(categories), d_in, the_epsilon)
         values = [str(int(v)) for v in measurement(rows)]
         labels, bound_text, kind = (
@@ -322,7 +340,7 @@ def release(
         )
     elif query == "daily-sum":
         sum_bound = _positive("bound", bound, whole=False)
-        d_in_sum = float(sum_bound) * table.days
+        d_in_sum = float(sum_bound) * day_limit
         measurement, scale = _calibrate(_sum_measurement(table.days), d_in_sum, the_epsilon)
         noisy = measurement(_daily_sums(table, sum_bound))
         values = [decimal_text(Decimal(f"{v:.3f}")) for v in noisy]
@@ -344,6 +362,7 @@ def release(
     spent = measurement.map(d_in)
     d_in_text = decimal_text(Decimal(f"{d_in:.12g}"))
     mechanism = f"opendp:{kind}" + (f";bound={bound_text}" if bound_text else "")
+    mechanism += f";days={day_limit}" if days is not None else ""
     mechanism += f";d_in={d_in_text};scale={_scale_text(scale)}"
     if len(mechanism) > 64:
         mechanism = f"opendp:{kind};d_in={d_in_text}"[:64]
@@ -353,7 +372,10 @@ def release(
     )  # fmt: skip
     body = PrivacyReleased.from_body(body.to_body())  # the entry's own checks, before signing
     index = ledger.append(body, author=author)
-    return Release(index, body, bound_text, d_in_text, scale)
+    return Release(
+        index, body, bound_text, None if query == "consumer-histogram" else day_limit,
+        d_in_text, scale,
+    )  # fmt: skip
 
 
 __all__ = [

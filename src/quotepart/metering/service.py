@@ -228,6 +228,7 @@ class Metering:
         epsilon: object,
         by: PartyRef | None = None,
         bound: object | None = None,
+        days: object | None = None,
         edges: Sequence[object] | None = None,
     ) -> Release:
         """A differentially private aggregate of one month of `meter`'s usage (`query`:
@@ -243,7 +244,7 @@ class Metering:
         author = self._author(by, operator)
         return release(
             self.ledger, digest, meter, period, query=query, epsilon=epsilon,
-            author=author, bound=bound, edges=edges,
+            author=author, bound=bound, days=days, edges=edges,
         )  # fmt: skip
 
 
