@@ -281,6 +281,14 @@ def test_a_party_without_the_metering_right_can_neither_budget_nor_release(
         ({"query": "consumer-histogram", "bound": 3}, InputError, "no bound"),
         ({"query": "consumer-histogram", "days": 3}, InputError, "no bound or days"),
         ({"days": 0}, InputError, "days must be a positive whole number"),
+        ({"days": 32}, InputError, "at most 31"),
+        ({"bound": "1e30"}, InputError, "at most 1,000,000"),
+        ({"epsilon": "1e-9"}, InputError, "below 0.000001"),
+        (
+            {"meter": "tokens", "query": "daily-sum", "bound": "1e15", "epsilon": "0.000001"},
+            InputError,
+            "OpenDP cannot release",
+        ),
     ],
 )
 def test_bad_requests_are_refused_with_a_hint_and_write_nothing(

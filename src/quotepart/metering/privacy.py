@@ -59,6 +59,11 @@ DEFAULT_EDGES = (
 )  # fmt: skip
 """The public bucket edges of `consumer-histogram`: [0, 10), [10, 100), ..., [10⁶, ∞)."""
 _EPSILON_DIGITS = 12
+MOST_COUNT = 1_000_000
+"""The largest per-day event bound, days or buckets: beyond it the noise alone is useless."""
+MOST_SUM = 10**15
+"""The largest per-day value bound or bucket edge (so noisy values fit an entry's decimals)."""
+LEAST_EPSILON = Decimal("0.000001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +118,22 @@ def _month(period: str | Period) -> Period:
     return the_period
 
 
-def _positive(name: str, value: object, *, whole: bool) -> Decimal:
+def _positive(name: str, value: object, *, whole: bool, most: int) -> Decimal:
     try:
         number = Decimal(str(value).strip()) if not isinstance(value, bool) else None
     except InvalidOperation:
         number = None
-    if number is None or not number.is_finite() or number <= 0 or (whole and number % 1 != 0):
+    if (
+        number is None
+        or not number.is_finite()
+        or number <= 0
+        or number > most
+        or (whole and number != number.to_integral_value())
+    ):
         kind = "a positive whole number" if whole else "a positive number"
-        raise InputError(f"{name} must be {kind}, got {value!r}", hint=_BOUND_HINT)
+        raise InputError(
+            f"{name} must be {kind} of at most {most:,}, got {value!r}", hint=_BOUND_HINT
+        )
     return number
 
 
@@ -134,7 +147,7 @@ _BOUND_HINT = (
 def _edges(edges: Sequence[object] | None) -> tuple[Decimal, ...]:
     if edges is None:
         return DEFAULT_EDGES
-    parsed = tuple(_positive("a bucket edge", edge, whole=False) for edge in edges)
+    parsed = tuple(_positive("a bucket edge", edge, whole=False, most=MOST_SUM) for edge in edges)
     if not parsed or len(parsed) > 99 or list(parsed) != sorted(set(parsed)):
         raise InputError(
             f"bucket edges must be 1 to 99 increasing positive numbers, got {list(edges)!r}",
@@ -160,6 +173,11 @@ def _calibrate(make: Callable[[float], Any], d_in: Any, epsilon: Decimal) -> tup
 
     scale = float(dp.binary_search_param(make, d_in=d_in, d_out=float(epsilon)))
     return make(scale), scale
+
+
+def _short(text: str, most: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def _scale_text(scale: float) -> str:
@@ -290,6 +308,11 @@ def release(
             author holds no metering right; nothing is written.
     """
     the_epsilon = parse_epsilon(epsilon)
+    if the_epsilon < LEAST_EPSILON:
+        raise InputError(
+            f"ε = {epsilon} is below {LEAST_EPSILON}: the noise would drown everything",
+            hint="release with ε of at least 0.000001 (typically 0.1 to 1)",
+        )
     if query not in QUERIES:
         raise InputError(f"unknown private query {query!r}", hint=f"one of: {', '.join(QUERIES)}")
     month = _month(period)
@@ -319,47 +342,52 @@ def release(
             hint="e.g. bound=100000 for tokens; larger days are clipped to it "
             + "(docs/privacy.md)",
         )
-    table = _read_table(ledger, service, meter, month)
-    day_limit = table.days
+    month_days = calendar.monthrange(month.first_month // 12, month.first_month % 12 + 1)[1]
+    day_limit = month_days
     if days is not None:
-        day_limit = min(int(_positive("days", days, whole=True)), table.days)
-        table = _keep_days(table, day_limit)
-    labels: list[str]
-    d_in: int | float
+        day_limit = int(_positive("days", days, whole=True, most=month_days))
     if query == "daily-count":
-        count_bound = int(
-            _positive("bound", DEFAULT_COUNT_BOUND if bound is None else bound, whole=True)
-        )
-        rows, categories, d_in = _daily_count(table, count_bound, day_limit)
-        measurement, scale = _calibrate(_count_measurement(categories), d_in, the_epsilon)
-        values = [str(int(v)) for v in measurement(rows)]
-        labels, bound_text, kind = (
-            _day_labels(month, table.days),
-            str(count_bound),
-            "discrete-laplace",
+        the_bound = _positive(
+            "bound", DEFAULT_COUNT_BOUND if bound is None else bound, whole=True, most=MOST_COUNT
         )
     elif query == "daily-sum":
-        sum_bound = _positive("bound", bound, whole=False)
-        d_in_sum = float(sum_bound) * day_limit
-        measurement, scale = _calibrate(_sum_measurement(table.days), d_in_sum, the_epsilon)
-        noisy = measurement(_daily_sums(table, sum_bound))
-        values = [decimal_text(Decimal(f"{v:.3f}")) for v in noisy]
-        labels, bound_text, kind = (
-            _day_labels(month, table.days),
-            decimal_text(sum_bound),
-            "laplace",
-        )
-        d_in = d_in_sum
-    else:
-        cuts = _edges(edges)
-        rows = _histogram_rows(table, cuts, by_value=aggregation == "sum")
-        d_in = 1
-        measurement, scale = _calibrate(
-            _count_measurement(list(range(len(cuts) + 1))), d_in, the_epsilon
-        )
-        values = [str(int(v)) for v in measurement(rows)]
-        labels, bound_text, kind = _bucket_labels(cuts), None, "discrete-laplace"
-    spent = measurement.map(d_in)
+        the_bound = _positive("bound", bound, whole=False, most=MOST_SUM)
+    cuts = _edges(edges) if query == "consumer-histogram" else ()
+    table = _read_table(ledger, service, meter, month)
+    if days is not None:
+        table = _keep_days(table, day_limit)
+    from opendp.mod import OpenDPException
+
+    labels: list[str]
+    d_in: int | float
+    try:
+        if query == "daily-count":
+            rows, categories, d_in = _daily_count(table, int(the_bound), day_limit)
+            measurement, scale = _calibrate(_count_measurement(categories), d_in, the_epsilon)
+            values = [str(int(v)) for v in measurement(rows)]
+            labels = _day_labels(month, table.days)
+            bound_text, kind = str(int(the_bound)), "discrete-laplace"
+        elif query == "daily-sum":
+            d_in = float(the_bound) * day_limit
+            measurement, scale = _calibrate(_sum_measurement(table.days), d_in, the_epsilon)
+            noisy = measurement(_daily_sums(table, the_bound))
+            values = [decimal_text(Decimal(f"{v:.3f}")) for v in noisy]
+            labels = _day_labels(month, table.days)
+            bound_text, kind = decimal_text(the_bound), "laplace"
+        else:
+            rows = _histogram_rows(table, cuts, by_value=aggregation == "sum")
+            d_in = 1
+            measurement, scale = _calibrate(
+                _count_measurement(list(range(len(cuts) + 1))), d_in, the_epsilon
+            )
+            values = [str(int(v)) for v in measurement(rows)]
+            labels, bound_text, kind = _bucket_labels(cuts), None, "discrete-laplace"
+        spent = measurement.map(d_in)
+    except OpenDPException as exc:
+        raise InputError(
+            f"OpenDP cannot release {query} with ε = {epsilon}: {_short(str(exc))}",
+            hint="use a moderate ε (0.01 to 10) and a bound suited to the meter's units",
+        ) from exc
     d_in_text = decimal_text(Decimal(f"{d_in:.12g}"))
     mechanism = f"opendp:{kind}" + (f";bound={bound_text}" if bound_text else "")
     mechanism += f";days={day_limit}" if days is not None else ""
