@@ -12,20 +12,21 @@ what one consumer can change before noise is added.
 * `daily-count`: events per day. A consumer counts at most `bound` events a day (10
   unless given) on at most `days` days (its earliest; all D days of the month unless
   given), so it adds at most `bound` x `days` events: the counts' L1 sensitivity is
-  `d_in = bound x days`. OpenDP: `make_count_by_categories` over
-  the (clipped) events' days, then the discrete Laplace mechanism.
+  `d_in = bound x days`. OpenDP: `make_count_by_categories` over the (clipped) events'
+  days, then the discrete Laplace mechanism.
 * `daily-sum`: the meter's values summed per day (sum meters). Each consumer's total of
   a day is clipped to [0, `bound`] (a bound is required: only the operator knows its
-  units), on at most `days` days as above, so `d_in = bound x days`. OpenDP: the Laplace mechanism on the vector of daily
-  sums under the L1 distance.
+  units), on at most `days` days as above, so `d_in = bound x days`. OpenDP: the
+  Laplace mechanism on the vector of daily sums under the L1 distance.
 * `consumer-histogram`: how many consumers fall in each bucket of usage (events for a
   count meter, summed values for a sum meter, events otherwise) over the month; the
   bucket edges are public (powers of ten unless given). A consumer is in one bucket, so
   `d_in = 1`. OpenDP: `make_count_by_categories`, then the discrete Laplace mechanism.
 
 The noise scale is the smallest OpenDP's `binary_search_param` finds for the ε asked,
-and the ε recorded is `measurement.map(d_in)`. The bound, `d_in` and scale are recorded
-in the entry's `mechanism`, e.g. `opendp:discrete-laplace;bound=10;d_in=310;scale=310`.
+and the ε recorded is `measurement.map(d_in)`. The bound, days, `d_in` and scale
+are recorded in the entry's `mechanism` (the kind has no field for them), e.g.
+`opendp:discrete-laplace;bound=10;d_in=310;scale=310`.
 The noise is OpenDP's own (a cryptographically secure generator): it cannot be seeded,
 on purpose, so tests check its statistics, never its values.
 """
@@ -60,10 +61,11 @@ DEFAULT_EDGES = (
 """The public bucket edges of `consumer-histogram`: [0, 10), [10, 100), ..., [10⁶, ∞)."""
 _EPSILON_DIGITS = 12
 MOST_COUNT = 1_000_000
-"""The largest per-day event bound, days or buckets: beyond it the noise alone is useless."""
+"""The largest per-day event bound: beyond it the noise alone is useless."""
 MOST_SUM = 10**15
 """The largest per-day value bound or bucket edge (so noisy values fit an entry's decimals)."""
 LEAST_EPSILON = Decimal("0.000001")
+"""The smallest ε a release may spend: below it the noise drowns any count."""
 
 
 @dataclass(frozen=True, slots=True)
