@@ -210,6 +210,8 @@ class Workspace:
     meters = delegate("metering", Metering.meters)
     ingest_usage = delegate("metering", Metering.ingest)
     rotate_usage_key = delegate("metering", Metering.rotate_key)
+    set_privacy_budget = delegate("metering", Metering.set_privacy_budget)
+    release_usage_statistics = delegate("metering", Metering.release_usage_statistics)
 
     def meter(self, service: AssetOrName) -> ServiceMeter:
         """The metering calls of one service: `ws.meter(svc).ingest(events)`."""

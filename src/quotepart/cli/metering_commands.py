@@ -254,3 +254,10 @@ def service_add(
         emit_json({"service": str(digest), "name": name})
     else:
         click.echo(f"service {name} registered: {digest}")
+
+
+# `usage budget` and `usage release`: differentially private statistics (privacy_commands)
+from quotepart.cli.privacy_commands import usage_budget, usage_release  # noqa: E402
+
+usage_group.add_command(usage_budget)
+usage_group.add_command(usage_release)

@@ -18,6 +18,7 @@ from quotepart.ids import Digest, PartyId, Period
 from quotepart.log.kinds import EntryBody, MeterDefined, UsageRecorded
 from quotepart.metering.cloudevents import Rejected, read_events, to_events
 from quotepart.metering.ingest import DEFAULT_BATCH_SIZE, Ingested, Ingester, Meter, load_meters
+from quotepart.metering.privacy import Release, release, set_budget
 from quotepart.provenance.resolve import AssetOrName, resolve_asset
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.store.ledger import Ledger
@@ -204,6 +205,50 @@ class Metering:
         the_period = Period.parse(str(period))
         with self.ledger.read() as conn:
             return units_used(conn, resolve_asset(conn, service), the_period)
+
+    # ------------------------------------------------------------ privacy
+
+    def set_privacy_budget(
+        self, service: AssetOrName, epsilon: object, *, by: PartyRef | None = None
+    ) -> int:
+        """Set the ε that all private releases about one month of `service`'s usage may
+        spend together (signed by its operator, or `by` holding the metering right);
+        returns the entry's index. A later budget replaces it (docs/privacy.md).
+
+        Raises:
+            InputError: ε is not a positive number. RightsError: `by` may not set it.
+        """
+        digest, operator = self._service(service)
+        return set_budget(self.ledger, digest, epsilon, author=self._author(by, operator))
+
+    def release_usage_statistics(
+        self,
+        service: AssetOrName,
+        meter: str,
+        period: str | Period,
+        *,
+        query: str,
+        epsilon: object,
+        by: PartyRef | None = None,
+        bound: object | None = None,
+        days: object | None = None,
+        edges: Sequence[object] | None = None,
+    ) -> Release:
+        """A differentially private aggregate of one month of `meter`'s usage (`query`:
+        daily-count, daily-sum or consumer-histogram), noised by OpenDP for `epsilon`
+        and appended as a `privacy.released` entry (`quotepart.metering.privacy`).
+
+        Raises:
+            InputError, NotFoundError: bad ε, bound, query, period or meter.
+            RightsError: rule `privacy-budget` (no budget, or beyond it) or no metering
+                right; nothing is written.
+        """
+        digest, operator = self._service(service)
+        author = self._author(by, operator)
+        return release(
+            self.ledger, digest, meter, period, query=query, epsilon=epsilon,
+            author=author, bound=bound, days=days, edges=edges,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from quotepart.report.document import (
     LineageEdge,
     LineageGraph,
     LineageNode,
+    MeteredUsage,
     Money,
     MoneyFlow,
     PaidAt,
@@ -34,6 +35,7 @@ from quotepart.report.document import (
     PinnedCheckpoint,
     Player,
     Policy,
+    PrivateRelease,
     ReportData,
     ReportDocument,
     ReportedAsset,
@@ -268,6 +270,26 @@ def _usage(facts: ReportFacts, names: _Names) -> Usage:
         series=series,
         total_units=counts.total_units,
         distinct_consumers=counts.distinct_consumers,
+        metered=tuple(
+            MeteredUsage(
+                t.service, names.asset(t.service), t.meter, t.aggregation, t.events, t.total
+            )
+            for t in facts.metered
+        ),
+        private=tuple(
+            PrivateRelease(
+                str(body.service),
+                names.asset(body.service),
+                body.meter,
+                str(body.period),
+                body.query,
+                body.mechanism,
+                body.epsilon,
+                body.values,
+                index,
+            )
+            for index, body in facts.releases
+        ),
     )
 
 

@@ -173,12 +173,43 @@ class UsagePoint:
 
 
 @dataclass(frozen=True, slots=True)
+class MeteredUsage:
+    """One meter's exact usage over the period, as its signed batches count it (what bills
+    count): totals over all consumers, never one consumer's."""
+
+    service: str
+    service_name: str
+    meter: str
+    aggregation: str  # count | sum | max | unique_count
+    events: int
+    total: str | None  # decimal: events (count), summed or maximal value; None: unique_count
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateRelease:
+    """A differentially private aggregate of one month of a meter, as its
+    `privacy.released` entry holds it (docs/privacy.md): noisy values, and the ε spent."""
+
+    service: str
+    service_name: str
+    meter: str
+    period: str  # one month
+    query: str  # daily-count | daily-sum | consumer-histogram
+    mechanism: str  # e.g. opendp:discrete-laplace;bound=10;d_in=310;scale=620
+    epsilon: str
+    values: tuple[tuple[str, str], ...]  # (day or bucket, noisy decimal)
+    entry: int  # leaf index of the privacy.released entry
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     unit: str
     per: Literal["day", "month"]
     series: tuple[UsagePoint, ...]  # every day (or month) of the period, idle ones at zero
     total_units: int
     distinct_consumers: int
+    metered: tuple[MeteredUsage, ...] = ()  # CloudEvents meters, exact totals
+    private: tuple[PrivateRelease, ...] = ()  # the period's private releases, in log order
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +369,7 @@ __all__ = [
     "LineageEdge",
     "LineageGraph",
     "LineageNode",
+    "MeteredUsage",
     "Money",
     "MoneyFlow",
     "PaidAt",
@@ -346,6 +378,7 @@ __all__ = [
     "PinnedCheckpoint",
     "Player",
     "Policy",
+    "PrivateRelease",
     "ReportData",
     "ReportDocument",
     "ReportedAsset",

@@ -14,11 +14,18 @@ from quotepart.allocation.engine import Allocation
 from quotepart.allocation.facts import Fact, SharingFacts
 from quotepart.ids import Period
 from quotepart.log import SignedEntry
-from quotepart.log.kinds import AssetRegistered, PolicySet, RevenueRecorded, ValuationRecorded
+from quotepart.log.kinds import (
+    AssetRegistered,
+    PolicySet,
+    PrivacyReleased,
+    RevenueRecorded,
+    ValuationRecorded,
+)
 from quotepart.provenance.lineage import Lineage, LineageNode
 from quotepart.store.queries.provenance import OverlapRecord
 from quotepart.store.queries.report import CheckpointRow, UsageCounts
 from quotepart.store.queries.rights import Claim, Delegation
+from quotepart.store.usage_events import MeteredTotal
 
 T = TypeVar("T")
 
@@ -64,6 +71,9 @@ class ReportFacts:
     # overlaps of or with the lineage's assets: (overlap, the copy's registrant, the
     # earlier asset's registrant), in log order
     overlaps: tuple[tuple[OverlapRecord, str, str], ...] = ()
+    metered: tuple[MeteredTotal, ...] = ()  # the earners' meters, exact totals of the period
+    # the period's private releases about the earners' usage: (leaf index, body), log order
+    releases: tuple[tuple[int, PrivacyReleased], ...] = ()
 
 
 __all__ = ["Covered", "InForce", "ReportFacts"]

@@ -23,7 +23,12 @@ from quotepart.allocation.recompute import recompute
 from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest, Period, RevenueId
 from quotepart.log import NoteVerifier, SignedEntry
-from quotepart.log.kinds import AllocationRecorded, AssetRegistered, ValuationRecorded
+from quotepart.log.kinds import (
+    AllocationRecorded,
+    AssetRegistered,
+    PrivacyReleased,
+    ValuationRecorded,
+)
 from quotepart.provenance.lineage import describe_nodes, lineage, locate
 from quotepart.report.build import build_report, usage_per
 from quotepart.report.document import ReportData
@@ -40,6 +45,7 @@ from quotepart.store.queries.report import (
 )
 from quotepart.store.queries.rights import Claim, Delegation, claims_on, delegations
 from quotepart.store.queries.sharing import allocation_leaf
+from quotepart.store.usage_events import metered_totals, privacy_release_leaves
 
 T = TypeVar("T")
 REPORTED_KINDS = frozenset({"service", "model"})
@@ -141,6 +147,13 @@ def gather(conn: Connection, asset: Digest | str, period: Period | str) -> Repor
     usage = usage_counts(conn, earners, the_period.first_month, the_period.last_month, per=per)
     if usage.newest_leaf is not None:
         read.saw([usage.newest_leaf])
+    first, last = the_period.first_month, the_period.last_month
+    metered = metered_totals(conn, earners, first, last)
+    read.saw(total.newest_leaf for total in metered)
+    releases = tuple(
+        (index, entry.body_as(PrivacyReleased))
+        for index, entry in read.entries(privacy_release_leaves(conn, earners, first, last))
+    )
     checkpoint = first_checkpoint_after(conn, read.newest)
     if checkpoint is None:  # only a log filled without checkpoints (benchmarks) lacks one
         raise InputError("no signed checkpoint covers the report's entries", hint="append an entry")
@@ -148,6 +161,7 @@ def gather(conn: Connection, asset: Digest | str, period: Period | str) -> Repor
         root, the_period, tuple(earners), tuple(covered), graph, dict(read.assets),
         dict(read.party_names), tuple(valued), tuple(ruled), usage, checkpoint,
         str(root_entry.author), tuple(delegated), tuple(claimed), tuple(copied),
+        tuple(metered), releases,
     )  # fmt: skip
 
 

@@ -322,6 +322,52 @@ def _verification(document: ReportDocument) -> str:
     )
 
 
+_QUERY_WORDS = {
+    "daily-count": ("Events per day", "Day"),
+    "daily-sum": ("Summed value per day", "Day"),
+    "consumer-histogram": ("Consumers by their usage over the month", "Usage"),
+}
+
+
+def _usage_statistics(document: ReportDocument) -> str:
+    """The meters' exact totals (over all consumers) and the period's private releases,
+    with their ε, as their entries hold them: nothing about one consumer in the clear."""
+    usage = document.usage
+    parts: list[str] = []
+    if usage.metered:
+        rows = [
+            [_e(m.service_name), _e(m.meter), _e(m.aggregation), _e(m.events), _e(m.total or "—")]
+            for m in usage.metered
+        ]
+        parts.append(
+            "<h3>Metered usage</h3><p>Exact totals over all consumers, as the signed usage "
+            "batches count them: what bills count.</p>"
+            + _table(["Service", "Meter", "Aggregation", "Events", "Total"], rows, numeric={3, 4})
+        )
+    if usage.private:
+        parts.append(
+            "<h3>Private statistics</h3><p>Figures about consumers are shown only as "
+            "differentially private aggregates, released through OpenDP: each value carries "
+            "noise calibrated to the privacy loss ε its release spent, and each consumer's "
+            "contribution was bounded first, so no one consumer's usage can be read from "
+            "them. Noisy values can be negative.</p>"
+        )
+        for release in usage.private:
+            title, label = _QUERY_WORDS.get(release.query, (release.query, "Cell"))
+            parts.append(
+                f"<h4>{_e(title)}: {_e(release.meter)} of {_e(release.service_name)}, "
+                f"{_e(release.period)}, ε = {_e(release.epsilon)}</h4>"
+                f'<p class="meta">{_e(release.mechanism)}; privacy.released entry '
+                f"{_e(release.entry)}</p>"
+                + _table(
+                    [label, "Noisy value"],
+                    ([_e(cell), _e(value)] for cell, value in release.values),
+                    numeric={1},
+                )
+            )
+    return "".join(parts)
+
+
 def render_page(
     document: ReportDocument, charts: Mapping[str, list[str]], *, head: str = ""
 ) -> str:
@@ -369,6 +415,7 @@ def render_page(
         )
         + _valuations(document)
         + _figures(charts.get("usage", []), lead="<h2>5. Usage</h2>" + usage_text)
+        + _usage_statistics(document)
         + "<h2>6. The sharing rules</h2>"
         "<p>Within each input, its contributors share its part by their declared shares.</p>"
         + _policies(document)

@@ -25,6 +25,7 @@ from quotepart.store.engine import bulk_insert
 from quotepart.store.schema import (
     EVENT_POSITION_BITS,
     meters,
+    privacy_releases,
     usage_batches,
     usage_events,
     usage_totals,
@@ -379,12 +380,114 @@ def events_of(conn: Connection, consumers: Iterable[bytes]) -> list[tuple[int, i
     return sorted(found)
 
 
+def month_events(
+    conn: Connection, service: str, meter: str, month: int
+) -> Iterator[tuple[bytes, int, str | None]]:
+    """(consumer pseudonym, event time in Unix seconds, value) of every event of `meter`'s
+    batches counting in `month` (`year * 12 + month - 1`), batch by batch: what private
+    releases aggregate, per consumer, before any noise is added."""
+    leaves = conn.execute(
+        select(usage_batches.c.leaf_index)
+        .where(
+            usage_batches.c.service == service,
+            usage_batches.c.meter == meter,
+            usage_batches.c.month == month,
+        )
+        .order_by(usage_batches.c.leaf_index)
+    ).scalars()
+    columns = usage_events.c
+    for leaf in list(leaves):
+        low = int(leaf) << EVENT_POSITION_BITS
+        for row in conn.execute(
+            select(columns.consumer, columns.at, columns.value).where(
+                columns.id >= low, columns.id < low + MAX_BATCH_EVENTS
+            )
+        ):
+            yield bytes(row.consumer), int(row.at), row.value
+
+
+@dataclass(frozen=True, slots=True)
+class MeteredTotal:
+    """One meter's exact usage over some months: what bills count, for no one consumer."""
+
+    service: str
+    meter: str
+    aggregation: str
+    batches: int
+    events: int
+    total: str | None  # decimal string: the sum (count, sum) or max; None for unique_count
+    newest_leaf: int  # of the newest batch counted
+
+
+def metered_totals(
+    conn: Connection, services: Sequence[str], first_month: int, last_month: int
+) -> list[MeteredTotal]:
+    """Each meter of `services` with batches counting in the months, with its exact totals
+    (from the signed `usage.batch` aggregates), in the order the meters were defined."""
+    found: list[MeteredTotal] = []
+    for row in meter_rows(conn, None):
+        if row.service not in services:
+            continue
+        rows = conn.execute(
+            select(
+                usage_batches.c.events, usage_batches.c.aggregate, usage_batches.c.leaf_index
+            ).where(
+                usage_batches.c.service == row.service,
+                usage_batches.c.meter == row.name,
+                usage_batches.c.month >= first_month,
+                usage_batches.c.month <= last_month,
+            )
+        ).all()
+        if not rows:
+            continue
+        aggregates = [Decimal(aggregate) for _, aggregate, _ in rows]
+        total: str | None = None
+        if row.aggregation in ("count", "sum"):
+            total = decimal_text(sum(aggregates, Decimal(0)))
+        elif row.aggregation == "max":
+            total = decimal_text(max(aggregates))
+        found.append(
+            MeteredTotal(
+                row.service,
+                row.name,
+                row.aggregation,
+                len(rows),
+                sum(int(events) for events, _, _ in rows),
+                total,
+                max(int(leaf) for _, _, leaf in rows),
+            )
+        )
+    return found
+
+
+def privacy_release_leaves(
+    conn: Connection, services: Sequence[str], first_month: int, last_month: int
+) -> list[int]:
+    """Leaf indexes of the `privacy.released` entries about `services`' usage in the
+    months, in log order (their values are in the entries themselves)."""
+    if not services:
+        return []
+    return [
+        int(leaf)
+        for leaf in conn.execute(
+            select(privacy_releases.c.leaf_index)
+            .where(
+                privacy_releases.c.service.in_(list(services)),
+                privacy_releases.c.month >= first_month,
+                privacy_releases.c.month <= last_month,
+            )
+            .order_by(privacy_releases.c.leaf_index)
+        ).scalars()
+    ]
+
+
 __all__ = [
     "EVENT_COLUMNS",
     "MAX_BATCH_EVENTS",
     "BatchRow",
     "ConsumerTotal",
     "EventRow",
+    "MeteredTotal",
     "add_totals",
     "all_totals",
     "batch_events",
@@ -396,6 +499,9 @@ __all__ = [
     "events_of",
     "latest_epoch",
     "meter_rows",
+    "metered_totals",
+    "month_events",
+    "privacy_release_leaves",
     "seen_dedupe_keys",
     "write_events",
 ]
