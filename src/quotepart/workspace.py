@@ -209,6 +209,7 @@ class Workspace:
     define_meter = delegate("metering", Metering.define_meter)
     meters = delegate("metering", Metering.meters)
     ingest_usage = delegate("metering", Metering.ingest)
+    consume_usage = delegate("metering", Metering.consume)
     rotate_usage_key = delegate("metering", Metering.rotate_key)
 
     def meter(self, service: AssetOrName) -> ServiceMeter:

@@ -241,3 +241,8 @@ def service_add(
         emit_json({"service": str(digest), "name": name})
     else:
         click.echo(f"service {name} registered: {digest}")
+
+
+from quotepart.cli.consume_commands import consume_command  # noqa: E402
+
+usage_group.add_command(consume_command)
