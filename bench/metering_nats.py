@@ -178,7 +178,7 @@ def _measure(
             value_path="$.data.tokens",
         )  # fmt: skip
     consumers = []
-    for number in range(args.consumers):
+    for number in range(args.consumers_now):
         out = folder / f"consumer-{number}.json"
         command = [sys.executable, __file__, "--consume", str(folder / "ws"), database_url or "",
                    url, name, subject, str(args.batch_size), str(args.max_wait), str(out)]  # fmt: skip
@@ -206,7 +206,7 @@ def _measure(
     with open_workspace(folder / "ws", database_url=database_url) as ws:
         ws.verify()
     return {
-        "consumers": args.consumers,
+        "consumers": args.consumers_now,
         "published": published["published"],
         "publish_rate": published["rate"],
         "publisher_behind_schedule_max_s": published["behind_schedule_max_s"],
@@ -241,31 +241,24 @@ def consumer_process(
 
 
 async def _bare(url: str, name: str, subject: str, total: int, args: Any) -> list[float]:
-    """The same batching with nothing recorded: fetch, stamp, acknowledge."""
-    import nats
-    from nats.js.api import AckPolicy, ConsumerConfig
+    """quotepart's own pull loop (`_Puller`, same batching and max wait) with nothing
+    recorded: collect, stamp, acknowledge."""
+    import threading
 
+    import nats
+
+    from quotepart.metering.nats import _ensure_consumer, _Puller
+
+    options = ConsumeOptions(url, name, subject, durable="bare", batch_size=args.batch_size,
+                             max_wait_s=args.max_wait)  # fmt: skip
     nc = await nats.connect(url)
-    js = nc.jetstream()
-    config = ConsumerConfig(
-        ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=8 * args.batch_size
-    )
-    sub = await js.pull_subscribe(subject, durable="bare", stream=name, config=config)
+    await _ensure_consumer(nc.jetstream(), options)
+    puller = _Puller(nc, options, threading.Event())
+    await puller.start()
     latencies: list[float] = []
     idle_since = time.monotonic()
     while len(latencies) < total and time.monotonic() - idle_since < 15:
-        messages: list[Any] = []
-        first_at: float | None = None
-        while len(messages) < args.batch_size:
-            timeout = 1.0 if first_at is None else first_at + args.max_wait - time.monotonic()
-            if timeout < 0.002:
-                break
-            try:
-                messages.extend(await sub.fetch(args.batch_size - len(messages), timeout=timeout))
-            except TimeoutError:
-                break
-            if first_at is None:
-                first_at = time.monotonic()
+        messages = await puller.collect(args.batch_size)
         if not messages:
             continue
         idle_since = time.monotonic()
@@ -329,13 +322,15 @@ def main() -> None:
         return
     parser = bench_parser(__doc__ or "")
     parser.add_argument("--url", default="nats://127.0.0.1:4222", help="127.0.0.1 only")
-    parser.add_argument("--rate", type=int, default=20_000, help="events published a second")
+    parser.add_argument(
+        "--rates", default="20000", help="events published a second, comma-separated"
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="of publishing, per repeat")
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--max-wait", type=float, default=0.5, help="seconds, as --max-wait")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--consumers", type=int, default=1, help="consumer processes sharing the stream"
+        "--consumers", default="1", help="consumer processes sharing the stream, comma-separated"
     )
     parser.add_argument("--backends", default="sqlite")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
@@ -344,33 +339,34 @@ def main() -> None:
     if urlsplit(args.url).hostname not in {"127.0.0.1", "localhost", "::1"}:
         parser.error("the benchmark publishes tens of thousands of events a second: 127.0.0.1 only")
     exit_cleanly_on_sigterm()
-    args.rate_now = 2_000 if args.quick else args.rate
+    rates = [2_000] if args.quick else [int(r) for r in args.rates.split(",")]
     args.seconds_now = 5.0 if args.quick else args.seconds
     repeats = 1 if args.quick else args.repeats
     paths: dict[str, list[dict[str, Any]]] = {}
     for repeat in range(repeats):
-        for backend in args.backends.split(","):
-            log(f"repeat {repeat + 1}/{repeats}: quotepart on {backend}, "
-                f"{args.rate_now:,} events/s for {args.seconds_now:.0f} s")  # fmt: skip
-            result = run_quotepart(
-                args.url, backend, args.postgres_url, args.rate_now, args.seconds_now, args
-            )
-            log(
-                f"  p99 {result['latency']['p99_ms']:.0f} ms, {result['events_per_s']:,.0f} events/s"
-            )
-            paths.setdefault(f"quotepart ({backend}, {args.consumers} consumer(s))", []).append(
-                result
-            )
-        if not args.no_bare:
-            log(f"repeat {repeat + 1}/{repeats}: bare JetStream consumer (ceiling)")
-            result = run_bare(args.url, args.rate_now, args.seconds_now, args)
-            log(f"  p99 {result['latency']['p99_ms']:.0f} ms")
-            paths.setdefault("bare nats-py consumer (no recording)", []).append(result)
+        for rate in rates:
+            args.rate_now = rate
+            for backend in args.backends.split(","):
+                for consumers in (int(c) for c in args.consumers.split(",")):
+                    args.consumers_now = consumers
+                    log(f"repeat {repeat + 1}/{repeats}: quotepart on {backend}, {consumers} "
+                        f"consumer(s), {rate:,} events/s for {args.seconds_now:.0f} s")  # fmt: skip
+                    result = run_quotepart(
+                        args.url, backend, args.postgres_url, rate, args.seconds_now, args
+                    )
+                    log(f"  p99 {result['latency']['p99_ms']:.0f} ms, "
+                        f"{result['events_per_s']:,.0f} events/s")  # fmt: skip
+                    path = f"{rate:,}/s quotepart ({backend}, {consumers} consumer(s))"
+                    paths.setdefault(path, []).append(result)
+            if not args.no_bare:
+                log(f"repeat {repeat + 1}/{repeats}: bare JetStream consumer at {rate:,}/s")
+                result = run_bare(args.url, rate, args.seconds_now, args)
+                log(f"  p99 {result['latency']['p99_ms']:.0f} ms")
+                paths.setdefault(f"{rate:,}/s bare pull loop (no recording)", []).append(result)
     summaries = {path: summarise(runs) for path, runs in paths.items()}
     table = new_table(
-        f"NATS JetStream → committed usage batch: {args.rate_now:,} events/s offered for "
-        f"{args.seconds_now:.0f} s, batch {args.batch_size:,}, max wait {args.max_wait} s "
-        f"(median of {repeats})",
+        f"NATS JetStream → committed usage batch: events offered for {args.seconds_now:.0f} s, "
+        f"batch {args.batch_size:,}, max wait {args.max_wait} s (median of {repeats})",
         [
             "path",
             "published/s",
@@ -406,14 +402,14 @@ def main() -> None:
         "machine": machine_info(),
         "parameters": {
             "url": args.url,
-            "rate": args.rate_now,
+            "rates": rates,
             "seconds": args.seconds_now,
             "batch_size": args.batch_size,
             "max_wait_s": args.max_wait,
             "repeats": repeats,
             "backends": args.backends.split(","),
             "meters": 1,
-            "consumers": args.consumers,
+            "consumers": [int(c) for c in args.consumers.split(",")],
             "target_p99_ms": TARGET_P99_MS,
         },
         "summary": summaries,
