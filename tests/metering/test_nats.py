@@ -90,6 +90,18 @@ class Stream:
             "redelivered": int(info.num_redelivered or 0),
         }
 
+    def delete_consumer(self, durable: str | None = None) -> None:
+        async def run() -> None:
+            import nats
+
+            nc = await nats.connect(NATS_URL)
+            try:
+                await nc.jetstream().delete_consumer(self.name, durable or f"quotepart-{self.name}")
+            finally:
+                await nc.close()
+
+        asyncio.run(run())
+
     def delete(self) -> None:
         async def run() -> None:
             import nats
@@ -316,3 +328,30 @@ def test_two_consumer_processes_share_one_stream_into_one_postgres_workspace(
         assert recorded_once(ws) == (6000, 6000)
         ws.verify()
     assert stream.consumer_state()["ack_pending"] == 0
+
+
+def test_a_consumer_deleted_while_consuming_is_one_clear_error(
+    tmp_path: Path, stream: Stream
+) -> None:
+    with init_workspace(tmp_path / "ws") as ws:
+        Scene(ws)
+        stream.publish([event(0)])
+        ws.consume_usage(stream.options(batch_size=10, idle_exit_s=0.3))  # makes the consumer
+        failure: list[BaseException] = []
+
+        def consume() -> None:
+            try:
+                ws.consume_usage(stream.options(batch_size=10, idle_exit_s=20))
+            except BaseException as exc:  # handed to the test thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=consume)
+        worker.start()
+        time.sleep(1.0)
+        stream.delete_consumer()
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+    [error] = failure
+    assert isinstance(error, StorageError), error
+    assert "Deleted" in str(error)
+    assert error.hint

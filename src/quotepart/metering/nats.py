@@ -326,6 +326,8 @@ class _Puller:
         self.request_left = 0  # messages its open pull request may still bring
         self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{options.stream}.{options.durable_name}"
         self.inbox = ""
+        self.refused = False  # the last request ended with 409 (e.g. too many unacknowledged)
+        self.failure: StorageError | None = None
 
     async def start(self) -> None:
         self.inbox = self.nc.new_inbox()
@@ -339,8 +341,18 @@ class _Puller:
     async def _on_message(self, msg: Msg) -> None:
         headers = msg.headers
         if headers and "Status" in headers:
-            if headers["Status"] != "100":  # 404, 408, 409: the request is over
+            status = headers["Status"]
+            if status != "100":  # 404, 408, 409: the request is over
                 self.request_left = 0
+                self.refused = status == "409"
+                description = headers.get("Description", "")
+                if "Deleted" in description or "Gone" in description:
+                    self.failure = StorageError(
+                        f"JetStream ended the pull: {description} (stream "
+                        f"{self.options.stream!r}, consumer {self.options.durable_name!r})",
+                        hint="events not committed were not acknowledged; start the consumer "
+                        "again (it creates a missing consumer unless --no-create)",
+                    )
                 self.arrived.set()
             return
         self.buffer.append(msg)
@@ -354,6 +366,11 @@ class _Puller:
         first_at = time.monotonic() if self.buffer else None
         poll_until = time.monotonic() + min(POLL_S, options.idle_exit_s or POLL_S)
         while len(self.buffer) < want and not self.stop.is_set():
+            if self.failure is not None:
+                raise self.failure
+            if self.refused:  # do not hammer a server that refuses: wait a little
+                self.refused = False
+                await asyncio.sleep(0.05)
             now = time.monotonic()
             until = poll_until if first_at is None else first_at + options.max_wait_s
             if now >= until - 0.001:
