@@ -49,6 +49,8 @@ DEFAULT_MAX_WAIT_S = 0.5
 DEFAULT_ACK_WAIT_S = 60.0
 POLL_S = 1.0
 """Longest single wait for a first message: how soon a stop or an idle exit is noticed."""
+RECONNECT_S = 60.0
+"""How long a connected consumer tries to reconnect to a server that went away."""
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
@@ -431,15 +433,20 @@ async def _connect(options: ConsumeOptions) -> Client:
         return None  # nats-py logs every failed try with a traceback; we raise one error
 
     try:
-        return await nats.connect(
+        nc = await nats.connect(
             options.url,
             connect_timeout=options.connect_timeout_s,
-            max_reconnect_attempts=1,
+            max_reconnect_attempts=1,  # a server that is not there: one error, soon
             reconnect_time_wait=0.5,
             error_cb=quiet,
         )
     except (nats.errors.Error, OSError) as exc:
         raise _unreachable(options, exc) from None
+    # Once connected, ride out a restart of the server (about RECONNECT_S): nats-py
+    # reads these options at each reconnection, and buffers what is published meanwhile.
+    nc.options["max_reconnect_attempts"] = int(RECONNECT_S)
+    nc.options["reconnect_time_wait"] = 1.0
+    return nc
 
 
 def _unreachable(options: ConsumeOptions, exc: BaseException) -> StorageError:
