@@ -209,6 +209,7 @@ class Workspace:
     define_meter = delegate("metering", Metering.define_meter)
     meters = delegate("metering", Metering.meters)
     ingest_usage = delegate("metering", Metering.ingest)
+    consume_usage = delegate("metering", Metering.consume)
     rotate_usage_key = delegate("metering", Metering.rotate_key)
     set_privacy_budget = delegate("metering", Metering.set_privacy_budget)
     release_usage_statistics = delegate("metering", Metering.release_usage_statistics)

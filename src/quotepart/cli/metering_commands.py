@@ -261,3 +261,8 @@ from quotepart.cli.privacy_commands import usage_budget, usage_release  # noqa: 
 
 usage_group.add_command(usage_budget)
 usage_group.add_command(usage_release)
+
+# `usage consume`: a durable NATS JetStream pull consumer (consume_commands)
+from quotepart.cli.consume_commands import consume_command  # noqa: E402
+
+usage_group.add_command(consume_command)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from quotepart.ids import Digest, PartyId, Period
 from quotepart.log.kinds import EntryBody, MeterDefined, UsageRecorded
 from quotepart.metering.cloudevents import Rejected, read_events, to_events
 from quotepart.metering.ingest import DEFAULT_BATCH_SIZE, Ingested, Ingester, Meter, load_meters
+from quotepart.metering.nats import BatchDone, Consumed, ConsumeOptions, consume
 from quotepart.metering.privacy import Release, release, set_budget
 from quotepart.provenance.resolve import AssetOrName, resolve_asset
 from quotepart.provenance.runs import AssetRef, asset_digest
@@ -191,6 +193,33 @@ class Metering:
             pairs = to_events(events)
         return ingester.ingest(pairs, after_batch=progress, workers=workers)
 
+    def consume(
+        self,
+        options: ConsumeOptions,
+        *,
+        service: AssetOrName | None = None,
+        by: PartyRef | None = None,
+        on_reject: Callable[[Rejected], None] | None = None,
+        on_batch: Callable[[BatchDone], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> Consumed:
+        """Record the CloudEvents of a NATS JetStream stream as signed usage batches,
+        acknowledging each message once its batch is committed (see
+        `quotepart.metering.nats`); `service` and `by` as for `ingest`.
+
+        Usage: `ws.consume_usage(ConsumeOptions("nats://127.0.0.1:4222", "USAGE", "usage.>"))`.
+
+        Raises:
+            StorageError: the NATS server cannot be reached (nothing consumed or written).
+        """
+        options.check()
+        digest, operator = (None, None) if service is None else self._service(service)
+        author = None if by is None and operator is None else self._author(by, operator)
+        ingester = Ingester(
+            self.ledger, digest, author, batch_size=options.batch_size, on_reject=on_reject
+        )
+        return consume(ingester, options, on_batch=on_batch, stop=stop)
+
     def rotate_key(self) -> int:
         """Start a new pseudonym key epoch; returns its number. Events recorded from now
         on are pseudonymised under the new key; older keys stay for receipts."""
@@ -265,6 +294,10 @@ class ServiceMeter:
     def ingest(self, events: bytes | BinaryIO | Iterable[Any], **options: Any) -> Ingested:
         """`Metering.ingest` for this service."""
         return self.metering.ingest(self.service, events, **options)
+
+    def consume(self, options: ConsumeOptions, **more: Any) -> Consumed:
+        """`Metering.consume` for this service."""
+        return self.metering.consume(options, service=self.service, **more)
 
     def meters(self) -> list[Meter]:
         return self.metering.meters(self.service)
