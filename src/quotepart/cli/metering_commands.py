@@ -241,3 +241,14 @@ def service_add(
         emit_json({"service": str(digest), "name": name})
     else:
         click.echo(f"service {name} registered: {digest}")
+
+
+from quotepart.cli.billing_commands import (  # noqa: E402 - the billing commands join `usage`
+    usage_bill,
+    usage_receipt,
+    usage_tariff,
+    usage_tariffs,
+)
+
+for _command in (usage_tariff, usage_tariffs, usage_bill, usage_receipt):
+    usage_group.add_command(_command)

@@ -517,26 +517,37 @@ def _usage_batch(writer: ProjectionWriter, body: UsageBatch, entry: SignedEntry)
 @rule(
     TariffSet,
     "billing",
-    "the registrant of the service, or a party it delegated the `billing` right to",
+    "the registrant of the service, or a party it delegated the `billing` right to; a "
+    "change of a meter's price in a currency takes effect no earlier than it is signed",
 )
 def _tariff(writer: ProjectionWriter, body: TariffSet, entry: SignedEntry) -> None:
     _require(writer, entry, "billing", body.service, "the tariff")
-    # A price is announced before it applies: a backdated tariff could reprice usage
-    # already consumed (a bill prices a period at the tariff in force at its start).
+    # A price change is announced before it applies: a backdated change could reprice
+    # usage already consumed (a bill prices a period at the tariff in force at its
+    # start). The first price of a meter in a currency changes no logged price, so it
+    # may be backdated (metering that started before its price was logged).
+    writer.flush()
+    earlier = [
+        t
+        for t in usage_events.tariff_rows(writer.conn, str(body.service), body.meter)
+        if t.currency == body.currency
+    ]
     signed = entry.time
-    if body.effective < signed - TARIFF_CLOCK_SKEW:
+    if earlier and body.effective < signed - TARIFF_CLOCK_SKEW:
         raise RightsError(
             f"`tariff.set` of {body.meter} takes effect {format_timestamp(body.effective)}, "
             f"before it was signed ({entry.timestamp})",
             rule="billing",
-            hint="a tariff applies from now or a later date, never retroactively",
+            hint="a price change applies from now or a later date, never retroactively",
         )
 
 
 @rule(
     UsageBilled,
     "billing",
-    "the registrant of the service, or a party it delegated the `billing` right to",
+    "the registrant of the service, or a party it delegated the `billing` right to; once "
+    "per period, counting every batch of the period, each meter priced at the tariff in "
+    "force at the period's start (amounts rounded half to even)",
 )
 def _usage_billed(writer: ProjectionWriter, body: UsageBilled, entry: SignedEntry) -> None:
     _require(writer, entry, "billing", body.service, "the bill")
