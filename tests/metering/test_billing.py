@@ -171,7 +171,8 @@ def test_a_billed_period_is_closed_late_events_move_on_and_a_forced_batch_is_ref
     for index in late.batches:
         body = ws.entry_at(index).body_as(UsageBatch)
         assert str(body.period) == "2026-04"
-        assert body.note is not None and "already billed" in body.note
+        assert body.note is not None
+        assert "already billed" in body.note
     forced = UsageBatch(
         scene.service, "calls", Period.parse("2026-03"), 1, "1", 1, "00" * 32,
         datetime(2026, 3, 5, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC),

@@ -35,7 +35,13 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
-from quotepart.errors import InputError, MalformedEntryError, NotFoundError, VerificationError
+from quotepart.errors import (
+    InputError,
+    MalformedEntryError,
+    NotFoundError,
+    QuotepartError,
+    VerificationError,
+)
 from quotepart.ids import Digest, PartyId, Period
 from quotepart.log import (
     Checkpoint,
@@ -269,6 +275,15 @@ def _hashes(proof: object, what: str) -> list[bytes]:
         raise _fail(f"the proof of {what} is not hex") from exc
 
 
+def _included(
+    leaf: bytes, index: int, size: int, proof: list[bytes], root: bytes, what: str
+) -> None:
+    try:
+        verify_inclusion(leaf, index, size, proof, root)
+    except VerificationError as exc:
+        raise _fail(f"{what} is not proved: {exc}") from exc
+
+
 def verify_receipt(
     document: Mapping[str, Any], *, trusted_key: str | None = None
 ) -> VerifiedReceipt:
@@ -307,7 +322,10 @@ def verify_receipt(
             "the receipt is signed for another log key than the one you trust",
             hint="compare the verifier key with the one the log operator publishes",
         )
-    checkpoint = Checkpoint.open(note, NoteVerifier.parse(key_text))
+    try:
+        checkpoint = Checkpoint.open(note, NoteVerifier.parse(key_text))
+    except (VerificationError, InputError) as exc:
+        raise _fail(f"the receipt's checkpoint does not open with its key: {exc}") from exc
     entries: dict[int, SignedEntry] = {}
     for index_text, blob in raw_entries.items():
         if not (isinstance(index_text, str) and index_text.isdigit() and len(index_text) <= 19):
@@ -315,7 +333,10 @@ def verify_receipt(
         index = int(index_text)
         data = _blob(blob, f"entry {index}")
         path = _hashes(proofs.get(index_text), f"entry {index}")
-        verify_inclusion(leaf_hash(data), index, checkpoint.tree_size, path, checkpoint.root_hash)
+        _included(
+            leaf_hash(data), index, checkpoint.tree_size, path, checkpoint.root_hash,
+            f"entry {index} in the signed checkpoint",
+        )  # fmt: skip
         try:
             entry = parse_entry(data)
         except MalformedEntryError as exc:
@@ -332,7 +353,10 @@ def verify_receipt(
         key = keys.get(entry.author)
         if key is None:
             raise _fail(f"entry {index} is signed by {entry.author}, not registered in the file")
-        entry.verify(key)
+        try:
+            entry.verify(key)
+        except QuotepartError as exc:
+            raise _fail(f"entry {index}'s signature does not check: {exc}") from exc
     bill_entry = entries.get(bill_index)
     if bill_entry is None or bill_entry.kind != "usage.billed":
         raise _fail(f"entry {bill_index} is not the bill")
@@ -384,7 +408,10 @@ def verify_receipt(
         if position in seen_leaves:
             raise _fail(f"consumer line {position} is given twice")
         seen_leaves.add(position)
-        verify_inclusion(leaf_hash(data), position, bill.consumers, _hashes(proof, "a line"), root)
+        _included(
+            leaf_hash(data), position, bill.consumers, _hashes(proof, "a line"), root,
+            f"consumer line {position} in the bill's consumers root",
+        )  # fmt: skip
         for meter, quantity in usage.items():
             stated[(pseudonym, meter)] = str(quantity)
     # the events, each in its batch, each batch in the bill and the log
@@ -411,9 +438,9 @@ def verify_receipt(
         batch = batch_entry.body_as(UsageBatch)
         if batch.service != service or not period.contains(batch.period):
             raise _fail(f"{where}: its batch is of {batch.service} in {batch.period}")
-        verify_inclusion(
+        _included(
             hashlib.sha256(b"\x00" + data).digest(), position, batch.events, proof,
-            bytes.fromhex(batch.root),
+            bytes.fromhex(batch.root), f"{where} in its batch's root",
         )  # fmt: skip
         meter = meters.get(batch.meter)
         if meter is None:
