@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--keep", type=Path, default=None, help="keep/reuse the workspace here")
+    parser.add_argument("--fill-only", action="store_true", help="fill --keep, measure nothing")
     args = parser.parse_args()
     exit_cleanly_on_sigterm()
     events = 200_000 if args.quick else args.events
@@ -183,6 +184,8 @@ def run(ws: Workspace, args: Any, events: int, consumers: int, reuse: bool) -> N
             f"filling {events:,} events of {consumers:,} consumers (synthetic filler, see docstring)"
         )
         filled = fill(ws, service, events, consumers, args.seed)
+        if args.fill_only:
+            return
     period = Period.parse(f"{MONTH[0]}-{MONTH[1]:02d}")
     # -- the bill: planning timed over repeats, the real bill once
     plans: list[float] = []

@@ -299,3 +299,24 @@ def test_the_cli_bills_writes_a_receipt_and_verifies_it_offline(tmp_path: Path) 
     assert refused.exit_code == 3
     assert "Error:" in refused.stderr
     assert "Hint:" in refused.stderr
+
+
+def test_the_trees_kept_for_receipts_are_caches_checked_on_use(ws: Workspace) -> None:
+    """The consumers' tree kept at billing and the batches' upper levels kept by the first
+    receipt are derived files: damaged or lost, they are rebuilt, never trusted."""
+    scene = priced(ws)
+    ws.meter(scene.service).ingest([event(n, f"c{n % 3}", tokens=n) for n in range(70)])
+    ws.bill_usage(scene.service, "2026-03", currency="EUR")
+    [kept] = (ws.path / "cache" / "consumer-trees").iterdir()
+    expected = verify_receipt(roundtrip(ws.usage_receipt("c1", "2026-03"))).quantities
+    assert expected == {"calls": "23", "tokens": str(sum(range(1, 70, 3)))}
+    batch_trees = sorted((ws.path / "cache" / "batch-trees").iterdir())
+    assert len(batch_trees) == 2  # one batch of 70 events per meter
+    for damaged in (kept, *batch_trees):
+        damaged.write_bytes(bytes(len(damaged.read_bytes())))
+    assert verify_receipt(roundtrip(ws.usage_receipt("c1", "2026-03"))).quantities == expected
+    for lost in (kept, *batch_trees):
+        lost.unlink()  # another machine on the same PostgreSQL: recomputed
+    assert verify_receipt(roundtrip(ws.usage_receipt("c2", "2026-03"))).events == 46
+    assert kept.exists()
+    assert all(path.exists() for path in batch_trees)

@@ -27,6 +27,7 @@ months count in the next open month, never in the billed one.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from sqlalchemy import Connection
 from quotepart.errors import InputError, NotFoundError, RightsError
 from quotepart.ids import Digest, PartyId, Period, RevenueId, parse_timestamp
 from quotepart.log.kinds import BillLine, RevenueRecorded, TariffSet, UsageBilled
-from quotepart.log.merkle import root_of_leaf_hashes
+from quotepart.log.merkle import root_of_leaf_hashes, tree_levels
 from quotepart.metering.ingest import PSEUDONYM_PREFIX, Meter, load_meters
 from quotepart.money import currency as find_currency
 from quotepart.money import format_amount
@@ -177,6 +178,91 @@ def meter_quantity(conn: Connection, meter: Meter, batches: Sequence[BatchRow]) 
     return fold(meter.aggregation, (Decimal(batch.aggregate) for batch in own))
 
 
+def tree_path(folder: Path, bill_leaf: int, consumers_root: str) -> Path:
+    """Where the consumers' tree of a bill is kept (a cache: derived, checked on use)."""
+    return folder / "cache" / "consumer-trees" / f"{bill_leaf}-{consumers_root[:16]}.bin"
+
+
+def tree_bytes(lines: ConsumerLines) -> bytes:
+    """A bill's consumers' tree as `ConsumerTree` reads it: the count, the sorted
+    pseudonyms, then every level of the tree, leaves first."""
+    parts = [len(lines.pseudonyms).to_bytes(8, "big"), *lines.pseudonyms]
+    for level in tree_levels(lines.leaf_hashes):
+        parts.extend(level)
+    return b"".join(parts)
+
+
+def write_tree(path: Path, data: bytes) -> None:
+    """Keep a bill's consumers' tree (`tree_bytes`), so a receipt reads its consumer's
+    proof instead of recomputing 100,000 lines. Written under a temporary name, then
+    renamed; a failure to write is not an error (the receipt recomputes the tree)."""
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(data)
+        temporary.replace(path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+
+
+class ConsumerTree:
+    """A bill's consumers' tree read from its cache file (`write_tree`)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.size = int.from_bytes(data[:8], "big")
+        self.offsets: list[int] = []
+        self.sizes: list[int] = []
+        offset, width = 8 + 32 * self.size, self.size
+        while True:
+            self.offsets.append(offset)
+            self.sizes.append(width)
+            offset += 32 * width
+            if width <= 1:
+                break
+            width = (width + 1) // 2
+        if offset != len(data):
+            raise ValueError("a consumers' tree file of the wrong length")
+
+    @classmethod
+    def read(cls, path: Path) -> ConsumerTree | None:
+        try:
+            return cls(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def node(self, level: int, index: int) -> bytes:
+        start = self.offsets[level] + 32 * index
+        return self.data[start : start + 32]
+
+    @property
+    def root(self) -> bytes:
+        return self.node(len(self.sizes) - 1, 0) if self.size else b""
+
+    def index_of(self, pseudonym: bytes) -> int | None:
+        low, high = 0, self.size
+        while low < high:
+            middle = (low + high) // 2
+            found = self.data[8 + 32 * middle : 40 + 32 * middle]
+            if found < pseudonym:
+                low = middle + 1
+            else:
+                high = middle
+        if low < self.size and self.data[8 + 32 * low : 40 + 32 * low] == pseudonym:
+            return low
+        return None
+
+    def path(self, index: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of leaf `index` (as `quotepart.log.merkle.inclusion_path`)."""
+        proof = []
+        for level, width in enumerate(self.sizes[:-1]):
+            sibling = index ^ 1
+            if sibling < width:
+                proof.append(self.node(level, sibling))
+            index >>= 1
+        return proof
+
+
 @dataclass(frozen=True, slots=True)
 class Bill:
     """A recorded bill: its revenue id, its `usage.billed` leaf and body."""
@@ -232,6 +318,23 @@ def plan_bill(
     evidence: str | None,
 ) -> UsageBilled:
     """The `usage.billed` of `service` for `period` in currency `code`, from the log as it is.
+
+    Raises:
+        InputError: the period is billed already, has no metered usage, or comes to 0.
+        NotFoundError: a meter with usage has no tariff in force in `code`.
+    """
+    return _plan(conn, service, period, code, revenue, evidence)[0]
+
+
+def _plan(
+    conn: Connection,
+    service: Digest,
+    period: Period,
+    code: str,
+    revenue: RevenueId,
+    evidence: str | None,
+) -> tuple[UsageBilled, ConsumerLines]:
+    """`plan_bill`, and the consumers' lines it committed to.
 
     Raises:
         InputError: the period is billed already, has no metered usage, or comes to 0.
@@ -297,7 +400,7 @@ def plan_bill(
         len(consumers.leaves),
         consumers.root.hex(),
         evidence,
-    )
+    ), consumers
 
 
 def record_bill(
@@ -313,7 +416,7 @@ def record_bill(
     for attempt in (1, 2):
         revenue = RevenueId.new(ledger.clock)
         with ledger.read() as conn:
-            body = plan_bill(conn, service, period, code, revenue, evidence)
+            body, lines = _plan(conn, service, period, code, revenue, evidence)
         source = (
             f"usage.billed {period}: {body.batches:,} batch(es), {body.consumers:,} consumer(s)"
         )
@@ -326,6 +429,7 @@ def record_bill(
             if exc.rule != "recompute" or attempt == 2:
                 raise
             continue
+        write_tree(tree_path(ledger.keys.root, index, body.consumers_root), tree_bytes(lines))
         return Bill(revenue, index, body)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -356,6 +460,7 @@ def tariff_body(
 __all__ = [
     "Bill",
     "ConsumerLines",
+    "ConsumerTree",
     "batches_digest",
     "consumer_leaf",
     "consumer_lines",
@@ -367,4 +472,7 @@ __all__ = [
     "record_bill",
     "tariff_body",
     "tariff_in_force",
+    "tree_bytes",
+    "tree_path",
+    "write_tree",
 ]

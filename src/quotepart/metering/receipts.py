@@ -27,9 +27,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -56,17 +58,28 @@ from quotepart.log import (
 from quotepart.log.canonical import canonicalize
 from quotepart.log.kinds import MeterDefined, PartyRegistered, TariffSet, UsageBatch, UsageBilled
 from quotepart.log.merkle import assemble, inclusion_path, inclusion_plan, plan_nodes, tree_levels
-from quotepart.metering.billing import batches_digest, consumer_lines
+from quotepart.metering.billing import (
+    ConsumerTree,
+    batches_digest,
+    consumer_leaf,
+    consumer_lines,
+    fold,
+    tree_bytes,
+    tree_path,
+    write_tree,
+)
 from quotepart.metering.cloudevents import EventError
 from quotepart.metering.ingest import PSEUDONYM_PREFIX, Meter, _value, load_meters
 from quotepart.store.ledger import Ledger
 from quotepart.store.queries.entries import read_entries
 from quotepart.store.queries.provenance import party_leaves
 from quotepart.store.usage_events import (
+    BatchRow,
     BillRow,
-    batch_leaves,
+    batch_leaf_hashes,
     bill_rows,
     consumer_events,
+    consumer_totals,
     decimal_text,
     entry_leaf_hashes,
     period_batches,
@@ -137,41 +150,48 @@ def build_receipt(
             conn, str(service), period.first_month, period.last_month, before=bill_row.leaf_index
         )
         batch_leaf_set = [b.leaf_index for b in batches]
-        events: list[tuple[int, int, bytes, bytes]] = []
-        for pseudonym in pseudonyms:
-            events.extend(consumer_events(conn, pseudonym, batch_leaf_set))
-        events.sort()
+        events_of = {p: consumer_events(conn, p, batch_leaf_set) for p in pseudonyms}
+        events = sorted(e for found in events_of.values() for e in found)
         meters = {meter.name: meter for meter in load_meters(conn, service)}
-        lines = consumer_lines(conn, service, period, meters, batches)
-        if lines.root.hex() != bill.consumers_root:
-            raise VerificationError(
-                f"the stored usage of {service} in {period} no longer gives the bill's "
-                "consumers root",
-                hint="the database was changed after billing: run `quotepart verify`",
+        tree = _consumers_tree(ledger, conn, bill_row.leaf_index, bill, meters, batches)
+        meter_of = {b.leaf_index: b.meter for b in batches}
+        mine: list[tuple[int, bytes, dict[str, str]]] = []
+        for pseudonym in pseudonyms:
+            index = tree.index_of(pseudonym)
+            if index is None:
+                continue
+            usage = _own_usage(
+                conn, service, period, meters, pseudonym, events_of[pseudonym], meter_of
             )
-        mine = sorted(index for p in pseudonyms if (index := lines.index_of(p)) is not None)
+            leaf = consumer_leaf(pseudonym, usage)
+            if hashlib.sha256(b"\x00" + leaf).digest() != tree.node(0, index):
+                raise VerificationError(
+                    f"the stored usage of a consumer of {service} in {period} no longer "
+                    "gives its billed line",
+                    hint="the database was changed after billing: run `quotepart verify`",
+                )
+            mine.append((index, leaf, usage))
+        mine.sort()
         if not mine and not events:
             raise NotFoundError(
                 f"the consumer you named has no usage of {service} billed in {period}",
                 hint="check the identifier (it is pseudonymised with this workspace's "
                 "usage keys, every epoch) and the period",
             )
-        consumer_levels = tree_levels(lines.leaf_hashes)
-        touched = sorted({batch for batch, _, _, _ in events})
+        touched = sorted({batch for batch, _, _, _, _ in events})
+        roots = {b.leaf_index: (b.root, b.events) for b in batches}
         event_parts = []
         for batch in touched:
-            levels = tree_levels(batch_leaves(conn, batch))
-            for b, position, leaf, data in events:
-                if b != batch:
-                    continue
-                if levels[0][position] != leaf:  # pragma: no cover - the index guards it
-                    raise VerificationError(f"event {position} of batch {batch} moved")
+            batch_root, batch_size = roots[batch]
+            positions = [(e[1], e[2], e[3]) for e in events if e[0] == batch]
+            batch_proofs = _event_proofs(ledger, conn, batch, batch_root, batch_size, positions)
+            for (position, _, data), proof in zip(positions, batch_proofs, strict=True):
                 event_parts.append(
                     {
                         "batch": batch,
                         "position": position,
                         "event": base64.b64encode(data).decode(),
-                        "proof": [h.hex() for h in inclusion_path(levels, position)],
+                        "proof": [h.hex() for h in proof],
                     }
                 )
         wanted = {bill_row.leaf_index, *touched}
@@ -183,8 +203,8 @@ def build_receipt(
         hashes = entry_leaf_hashes(conn, [b.leaf_index for b in batches])
         proofs = _inclusion_proofs(ledger, conn, sorted(found), size)
     claimed: dict[str, str] = {}
-    for index in mine:
-        for meter, quantity in lines.usage[index].items():
+    for _, _, usage in mine:
+        for meter, quantity in usage.items():
             claimed[meter] = _combine(meters[meter].aggregation, claimed.get(meter), quantity)
     return {
         "format": FORMAT,
@@ -195,12 +215,8 @@ def build_receipt(
         "claimed": dict(sorted(claimed.items())),
         "batches": [[b.leaf_index, hashes[b.leaf_index].hex()] for b in batches],
         "consumer": [
-            {
-                "index": index,
-                "line": lines.leaves[index].decode(),
-                "proof": [h.hex() for h in inclusion_path(consumer_levels, index)],
-            }
-            for index in mine
+            {"index": index, "line": leaf.decode(), "proof": [h.hex() for h in tree.path(index)]}
+            for index, leaf, _ in mine
         ],
         "events": event_parts,
         "entries": {
@@ -208,6 +224,165 @@ def build_receipt(
         },
         "proofs": {str(index): proof for index, proof in proofs.items()},
     }
+
+
+def _consumers_tree(
+    ledger: Ledger,
+    conn: Connection,
+    bill_leaf: int,
+    bill: UsageBilled,
+    meters: Mapping[str, Meter],
+    batches: Sequence[BatchRow],
+) -> ConsumerTree:
+    """The bill's consumers' tree: from its cache file when that gives the bill's root,
+    else recomputed from the stored usage (and kept for the next receipt).
+
+    Raises:
+        VerificationError: the stored usage no longer gives the bill's root.
+    """
+    path = tree_path(ledger.keys.root, bill_leaf, bill.consumers_root)
+    tree = ConsumerTree.read(path)
+    if tree is not None and tree.size == bill.consumers and tree.root.hex() == bill.consumers_root:
+        return tree
+    lines = consumer_lines(conn, bill.service, bill.period, meters, batches)
+    if lines.root.hex() != bill.consumers_root or len(lines.leaves) != bill.consumers:
+        raise VerificationError(
+            f"the stored usage of {bill.service} in {bill.period} no longer gives the bill's "
+            "consumers root",
+            hint="the database was changed after billing: run `quotepart verify`",
+        )
+    data = tree_bytes(lines)
+    write_tree(path, data)
+    return ConsumerTree(data)
+
+
+def _own_usage(
+    conn: Connection,
+    service: Digest,
+    period: Period,
+    meters: Mapping[str, Meter],
+    pseudonym: bytes,
+    events: Sequence[tuple[int, int, bytes, bytes, str | None]],
+    meter_of: Mapping[int, str],
+) -> dict[str, str]:
+    """One consumer's bill line, from its own totals (sum, count, max) and events (unique)."""
+    additive = sorted(name for name, m in meters.items() if m.aggregation != "unique_count")
+    months = list(range(period.first_month, period.last_month + 1))
+    figures: dict[str, list[Decimal]] = {}
+    for meter, total in consumer_totals(conn, str(service), additive, months, pseudonym):
+        figures.setdefault(meter, []).append(Decimal(total))
+    usage = {
+        meter: decimal_text(fold(meters[meter].aggregation, values))
+        for meter, values in figures.items()
+    }
+    distinct: dict[str, set[str | None]] = {}
+    for batch, _, _, _, value in events:
+        meter = meter_of[batch]
+        if meters[meter].aggregation == "unique_count":
+            distinct.setdefault(meter, set()).add(value)
+    usage.update({meter: str(len(values)) for meter, values in distinct.items()})
+    return usage
+
+
+CHUNK_LEVEL = 4
+"""A batch's tree is kept from this level up (nodes over 16 events); a proof reads its
+event's 16 neighbours' leaf hashes from the database and the rest from the kept levels."""
+
+
+def _batch_tree_path(folder: Path, batch_leaf: int, root: bytes) -> Path:
+    return folder / "cache" / "batch-trees" / f"{batch_leaf}-{root.hex()[:16]}.bin"
+
+
+def _widths(size: int) -> list[int]:
+    widths = [size]
+    while widths[-1] > 1:
+        widths.append((widths[-1] + 1) // 2)
+    return widths
+
+
+def _event_proofs(
+    ledger: Ledger,
+    conn: Connection,
+    batch: int,
+    root: bytes,
+    size: int,
+    positions: Sequence[tuple[int, bytes, bytes]],
+) -> list[list[bytes]]:
+    """The inclusion proof of each (position, leaf hash, bytes) in the batch's root.
+
+    The batch's upper levels come from a cache file (written by the first receipt that
+    needs them: reading a batch's 10,000 leaves costs more than the rest of a receipt);
+    every proof is checked against the signed root before it is handed out, and a cache
+    that gives a wrong one is rebuilt from the events.
+
+    Raises:
+        VerificationError: the stored events no longer give the batch's root.
+    """
+    widths = _widths(size)
+    if len(widths) <= CHUNK_LEVEL + 1:  # a small batch: its whole tree, from the events
+        return _checked(tree_levels(batch_leaf_hashes(conn, batch)), positions, root, size)
+    path = _batch_tree_path(ledger.keys.root, batch, root)
+    upper = _read_upper(path, widths, root)
+    if upper is not None:
+        proofs = []
+        for position, _, _ in positions:
+            start = position >> CHUNK_LEVEL << CHUNK_LEVEL
+            chunk = batch_leaf_hashes(conn, batch, start, start + (1 << CHUNK_LEVEL))
+            proof = inclusion_path(tree_levels(chunk), position - start)
+            index = position >> CHUNK_LEVEL
+            for level in upper[:-1]:
+                sibling = index ^ 1
+                if sibling < len(level):
+                    proof.append(level[sibling])
+                index >>= 1
+            proofs.append(proof)
+        try:
+            for (position, leaf, _), proof in zip(positions, proofs, strict=True):
+                verify_inclusion(leaf, position, size, proof, root)
+            return proofs
+        except VerificationError:
+            pass  # a damaged cache: rebuilt below
+    levels = tree_levels(batch_leaf_hashes(conn, batch))
+    proofs = _checked(levels, positions, root, size)
+    data = b"".join(node for level in levels[CHUNK_LEVEL:] for node in level)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(data)
+        temporary.replace(path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+    return proofs
+
+
+def _read_upper(path: Path, widths: list[int], root: bytes) -> list[list[bytes]] | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    upper, offset = [], 0
+    for width in widths[CHUNK_LEVEL:]:
+        upper.append([data[offset + 32 * i : offset + 32 * i + 32] for i in range(width)])
+        offset += 32 * width
+    if offset != len(data) or upper[-1] != [root]:
+        return None
+    return upper
+
+
+def _checked(
+    levels: list[list[bytes]], positions: Sequence[tuple[int, bytes, bytes]], root: bytes, size: int
+) -> list[list[bytes]]:
+    if len(levels[0]) != size or levels[-1][0] != root:
+        raise VerificationError(
+            f"the stored events of a batch of {size:,} no longer give its signed root",
+            hint="the database was changed: run `quotepart verify`",
+        )
+    proofs = []
+    for position, leaf, _ in positions:
+        if levels[0][position] != leaf:  # pragma: no cover - the root check guards it
+            raise VerificationError(f"event {position} of a batch moved")
+        proofs.append(inclusion_path(levels, position))
+    return proofs
 
 
 def _combine(aggregation: str, before: str | None, quantity: str) -> str:
