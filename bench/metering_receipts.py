@@ -92,10 +92,8 @@ def fill(ws: Workspace, service: Digest, events: int, consumers: int, seed: int)
     written = 0
     with stopwatch() as elapsed:
         while n < total:
-            if n % BATCH == spread_every or (n == total - 1):
-                consumer = 0
-            else:
-                consumer = next(stream, 0)
+            spread = n % BATCH == spread_every or n == total - 1
+            consumer = 0 if spread else next(stream, 0)
             at = int(start + span * n // total)
             tokens = rng.randint(1, 4000)
             event = {
@@ -120,7 +118,7 @@ def fill(ws: Workspace, service: Digest, events: int, consumers: int, seed: int)
                     tokens,
                     hashlib.sha256(b"\x00" + data).digest(),
                     data,
-                )  # fmt: skip
+                )
             )
             n += 1
             if len(rows) == BATCH or n == total:
@@ -288,7 +286,7 @@ def report(
             "p99 min–max over repeats",
             "target ms",
             "p99 / target",
-        ],  # fmt: skip
+        ],
         caption=f"receipts: {statistics.median(receipt_events):.0f} events and "
         f"{statistics.median(batches_touched):.0f} batches each (median), "
         f"{statistics.median(sizes) / 1024:.0f} KiB; spread consumer: {spread_events:,} events",
