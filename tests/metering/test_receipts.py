@@ -136,6 +136,10 @@ def _drop_batch_from_list(receipt: Receipt) -> None:
     receipt["batches"].pop()
 
 
+def _empty(receipt: Receipt) -> None:
+    receipt["consumer"], receipt["events"], receipt["claimed"] = [], [], {}
+
+
 def _alter_claim(receipt: Receipt) -> None:
     receipt["claimed"]["calls"] = str(int(receipt["claimed"]["calls"]) + 1)
 
@@ -153,6 +157,7 @@ TAMPERINGS: dict[str, Callable[[Receipt, Receipt], None]] = {
     "batch left out of the list": lambda r, o: _drop_batch_from_list(r),
     "altered claim": lambda r, o: _alter_claim(r),
     "another checkpoint": _foreign_checkpoint,
+    "emptied": lambda r, o: _empty(r),
 }
 
 _months = itertools.count(3)

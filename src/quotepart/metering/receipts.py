@@ -567,6 +567,8 @@ def verify_receipt(
         ):  # fmt: skip
             raise _fail(f"entry {line.tariff} is not the tariff the bill's {line.meter} names")
     # the consumer's leaves in the bill's consumers tree
+    if not consumer_parts:
+        raise _fail("the receipt holds no consumer line: it proves nothing")
     root = bytes.fromhex(bill.consumers_root)
     stated: dict[tuple[str, str], str] = {}
     seen_leaves: set[int] = set()

@@ -276,14 +276,14 @@ class Metering:
             NotFoundError: no bill, or no usage of this consumer in it.
             InputError: several billed services have usage of the consumer (name one).
         """
+        if not isinstance(consumer, str) or not consumer.strip():
+            raise InputError("no consumer identifier given", hint="pass the consumer's own id")
         the_period = Period.parse(str(period))
         keys = self.ledger.keys
         pseudonyms = [
             hmac.digest(keys.usage_key(epoch), consumer.encode(), "sha256")
             for epoch in keys.usage_key_epochs()
         ]
-        if not isinstance(consumer, str) or not consumer.strip():
-            raise InputError("no consumer identifier given", hint="pass the consumer's own id")
         if service is not None:
             digest, _ = self._service(service)
         else:
