@@ -164,7 +164,9 @@ def run(ws: Workspace, args: Any, events: int, consumers: int, reuse: bool) -> N
     rng = random.Random(args.seed)
     if reuse:
         [service] = [a.asset for a in ws.assets() if a.asset_kind == "service"]
-        filled: dict[str, Any] = {"events": events, "fill_s": None, "reused": True}
+        kept = ws.path / "bench-fill.json"
+        filled: dict[str, Any] = json.loads(kept.read_text()) if kept.exists() else {}
+        filled["reused"] = True
     else:
         operator = ws.register_party("Operator", roles=["operator"])
         model = ws.register_asset(b"weights", asset_kind="model", name="M", by=operator)
@@ -182,6 +184,7 @@ def run(ws: Workspace, args: Any, events: int, consumers: int, reuse: bool) -> N
             f"filling {events:,} events of {consumers:,} consumers (synthetic filler, see docstring)"
         )
         filled = fill(ws, service, events, consumers, args.seed)
+        (ws.path / "bench-fill.json").write_text(json.dumps(filled))
         if args.fill_only:
             return
     period = Period.parse(f"{MONTH[0]}-{MONTH[1]:02d}")
