@@ -325,3 +325,49 @@ def test_the_trees_kept_for_receipts_are_caches_checked_on_use(ws: Workspace) ->
     assert verify_receipt(roundtrip(ws.usage_receipt("c2", "2026-03"))).events == 46
     assert kept.exists()
     assert all(path.exists() for path in batch_trees)
+
+
+def test_a_receipt_of_a_bill_priced_at_a_later_tariff_fails(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bill forced past the rule (as an older quotepart would have written it) that
+    prices March at a tariff set for April: the consumer sees it from the file alone."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    import quotepart.store.rights
+    from quotepart.ids import Period, RevenueId
+    from quotepart.log.kinds import RevenueRecorded
+    from quotepart.metering.billing import plan_bill
+
+    scene = priced(ws)
+    ws.meter(scene.service).ingest([event(n, "c1") for n in range(3)])
+    april = ws.set_tariff(
+        scene.service, "calls", "9", "EUR", effective=datetime(2026, 4, 1, tzinfo=UTC)
+    )
+    with ws.ledger.read() as conn:
+        honest = plan_bill(
+            conn, scene.service, Period.parse("2026-03"), "EUR", RevenueId.new(ws.clock), None
+        )
+    lines = [
+        dataclasses.replace(line, tariff=april, unit_price="9", amount_minor=2700)
+        if line.meter == "calls"
+        else line
+        for line in honest.lines
+    ]
+    forged = dataclasses.replace(
+        honest, lines=tuple(lines), total_minor=sum(line.amount_minor for line in lines)
+    )
+    revenue = RevenueRecorded(
+        forged.revenue, forged.service, forged.period, forged.total_minor, "EUR", "forged"
+    )
+    real = quotepart.store.rights.RULES["usage.billed"]
+    monkeypatch.setitem(
+        quotepart.store.rights.RULES,
+        "usage.billed",
+        dataclasses.replace(real, check=lambda writer, body, entry: None),
+    )
+    ws.append_many([(forged, scene.operator), (revenue, scene.operator)])
+    monkeypatch.undo()
+    with pytest.raises(VerificationError, match="takes effect after 2026-03 starts"):
+        verify_receipt(roundtrip(ws.usage_receipt("c1", "2026-03")))

@@ -64,6 +64,7 @@ from quotepart.metering.billing import (
     consumer_leaf,
     consumer_lines,
     fold,
+    period_start,
     tree_bytes,
     tree_path,
     write_tree,
@@ -566,6 +567,11 @@ def verify_receipt(
             service, line.meter, line.unit_price, bill.currency,
         ):  # fmt: skip
             raise _fail(f"entry {line.tariff} is not the tariff the bill's {line.meter} names")
+        if body_t.effective > period_start(period):
+            raise _fail(
+                f"the tariff of {line.meter} takes effect after {period} starts: it cannot "
+                "be the one in force"
+            )
     # the consumer's leaves in the bill's consumers tree
     if not consumer_parts:
         raise _fail("the receipt holds no consumer line: it proves nothing")
