@@ -297,6 +297,17 @@ def test_the_cli_bills_writes_a_receipt_and_verifies_it_offline(tmp_path: Path) 
     assert again.exit_code == 2
     assert "already billed" in again.stderr
     assert "Hint:" in again.stderr
+    priced_later = runner.invoke(
+        cli, ["usage", "tariff", service, "tokens", "0.002", "--currency", "EUR",
+              "--effective", "2099-01-01", "--json", *common],
+    )  # fmt: skip
+    assert priced_later.exit_code == 0, priced_later.stderr
+    unknown = runner.invoke(
+        cli, ["usage", "tariff", service, "words", "1", "--currency", "EUR", *common]
+    )
+    assert unknown.exit_code == 4
+    assert "defines no meter 'words'" in unknown.stderr
+    assert "Hint:" in unknown.stderr
     tampered = json.loads(receipt_text)
     _drop_event(tampered)
     (tmp_path / "bad.json").write_text(json.dumps(tampered))

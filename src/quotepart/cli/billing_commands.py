@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -22,16 +22,23 @@ from quotepart.cli._base import (
     workspace_options,
 )
 from quotepart.errors import InputError
-from quotepart.ids import parse_timestamp
 from quotepart.money import format_amount
 
 
 def _moment(text: str | None) -> datetime | None:
+    """A date (its first instant, UTC) or an RFC 3339 timestamp with its offset."""
     if text is None:
         return None
-    if len(text) == 10:  # a date: its first instant, UTC
-        text += "T00:00:00Z"
-    return parse_timestamp(text)
+    try:
+        moment = datetime.fromisoformat(text + ("T00:00:00+00:00" if len(text) == 10 else ""))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InputError(
+            f"not a date or timestamp: {text!r}",
+            hint="write 2026-03-01 or 2026-03-01T00:00:00Z (with its UTC offset)",
+        )
+    return moment.astimezone(UTC)
 
 
 @click.command("tariff")
