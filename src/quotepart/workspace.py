@@ -230,6 +230,7 @@ class Workspace:
     bill_metered_usage = delegate("metering", Metering.bill_usage)
     bill_recorded_usage = delegate("sharing", Sharing.bill_usage)
     usage_receipt = delegate("metering", Metering.receipt)
+    prepare_receipts = delegate("metering", Metering.prepare_receipts)
 
     @overload
     def bill_usage(

@@ -281,7 +281,7 @@ def test_the_cli_bills_writes_a_receipt_and_verifies_it_offline(tmp_path: Path) 
         ["usage", "ingest", str(tmp_path / "events.jsonl"), *common],
         ["usage", "tariffs", service, "--json", *common],
         ["usage", "bill", service, "--period", "2026-03", "--currency", "EUR",
-         "--evidence", str(invoice), *common],
+         "--evidence", str(invoice), "--prepare-receipts", *common],
         ["usage", "receipt", "--consumer", "c1", "--period", "2026-03",
          "-o", str(tmp_path / "r.json"), *common],
     ]  # fmt: skip
@@ -328,6 +328,7 @@ def test_the_trees_kept_for_receipts_are_caches_checked_on_use(ws: Workspace) ->
     assert expected == {"calls": "23", "tokens": str(sum(range(1, 70, 3)))}
     batch_trees = sorted((ws.path / "cache" / "batch-trees").iterdir())
     assert len(batch_trees) == 2  # one batch of 70 events per meter
+    assert ws.prepare_receipts(scene.service, "2026-03") == 2  # kept already: read, checked
     for damaged in (kept, *batch_trees):
         damaged.write_bytes(bytes(len(damaged.read_bytes())))
     assert verify_receipt(roundtrip(ws.usage_receipt("c1", "2026-03"))).quantities == expected

@@ -112,6 +112,11 @@ def usage_tariffs(
     help="The invoice or payment evidence: its SHA-256 goes into the bill and the revenue.",
 )
 @click.option("--by", default=None, help="Signing party (default: the service's operator).")
+@click.option(
+    "--prepare-receipts",
+    is_flag=True,
+    help="Then keep the trees receipts read (once, so that no receipt reads a whole batch).",
+)
 @workspace_options
 @json_option
 def usage_bill(
@@ -123,10 +128,14 @@ def usage_bill(
     currency: str,
     evidence: Path | None,
     by: str | None,
+    prepare_receipts: bool,
 ) -> None:
     """Bill SERVICE's metered usage in a period at the tariffs in force; it closes the period."""
     with load_workspace(workspace_dir, database_url) as ws:
         bill = ws.bill_metered_usage(service, period, currency=currency, evidence=evidence, by=by)
+        if prepare_receipts:
+            prepared = ws.prepare_receipts(service, period)
+            click.echo(f"receipts prepared: {prepared:,} batch tree(s) kept", err=True)
     body = bill.body
     if as_json:
         emit_json(

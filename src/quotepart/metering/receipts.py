@@ -386,6 +386,30 @@ def _checked(
     return proofs
 
 
+def prepare_receipts(ledger: Ledger, service: Digest, period: Period) -> int:
+    """Keep the trees every receipt of the bill of `service` in `period` reads (the
+    consumers' tree and each batch's upper levels), so that no receipt pays for reading
+    a whole batch; returns the number of batches prepared. Optional: receipts build what
+    they miss themselves.
+
+    Raises:
+        NotFoundError: no such bill. VerificationError: stored usage that no longer gives
+            the signed roots.
+    """
+    with ledger.read() as conn:
+        bill_row = _the_bill(conn, service, period)
+        [(_, bill_entry)] = read_entries(conn, [bill_row.leaf_index])
+        bill = bill_entry.body_as(UsageBilled)
+        batches = period_batches(
+            conn, str(service), period.first_month, period.last_month, before=bill_row.leaf_index
+        )
+        meters = {meter.name: meter for meter in load_meters(conn, service)}
+        _consumers_tree(ledger, conn, bill_row.leaf_index, bill, meters, batches)
+        for batch in batches:
+            _event_proofs(ledger, conn, batch.leaf_index, batch.root, batch.events, [])
+    return len(batches)
+
+
 def _combine(aggregation: str, before: str | None, quantity: str) -> str:
     """A consumer's quantities under several pseudonyms, folded (unique_count: added, an
     upper bound; the verifier recomputes it from the events)."""
@@ -700,5 +724,6 @@ __all__ = [
     "billed_services",
     "build_receipt",
     "consumer_has_usage",
+    "prepare_receipts",
     "verify_receipt",
 ]

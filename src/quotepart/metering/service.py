@@ -21,7 +21,12 @@ from quotepart.log.kinds import EntryBody, MeterDefined, UsageRecorded
 from quotepart.metering.billing import Bill, evidence_digest, record_bill, tariff_body
 from quotepart.metering.cloudevents import Rejected, read_events, to_events
 from quotepart.metering.ingest import DEFAULT_BATCH_SIZE, Ingested, Ingester, Meter, load_meters
-from quotepart.metering.receipts import billed_services, build_receipt, consumer_has_usage
+from quotepart.metering.receipts import (
+    billed_services,
+    build_receipt,
+    consumer_has_usage,
+    prepare_receipts,
+)
 from quotepart.money import currency as find_currency
 from quotepart.provenance.resolve import AssetOrName, resolve_asset
 from quotepart.provenance.runs import AssetRef, asset_digest
@@ -300,6 +305,12 @@ class Metering:
                 )
             digest = used[0]
         return build_receipt(self.ledger, digest, the_period, pseudonyms)
+
+    def prepare_receipts(self, service: AssetOrName, period: str | Period) -> int:
+        """Keep the trees the receipts of a bill read (`receipts.prepare_receipts`): run once
+        after billing, every receipt is then built without reading a whole batch."""
+        digest, _ = self._service(service)
+        return prepare_receipts(self.ledger, digest, Period.parse(str(period)))
 
     def usage_units(self, service: AssetOrName, period: str | Period) -> int:
         """Units of `service` (a digest, prefix or name) used in windows starting within `period`.
