@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--keep", type=Path, default=None, help="keep/reuse the workspace here")
     parser.add_argument("--fill-only", action="store_true", help="fill --keep, measure nothing")
+    parser.add_argument(
+        "--prepare", action="store_true", help="prepare_receipts after billing (timed once)"
+    )
     args = parser.parse_args()
     exit_cleanly_on_sigterm()
     events = 200_000 if args.quick else args.events
@@ -200,6 +203,11 @@ def run(ws: Workspace, args: Any, events: int, consumers: int, reuse: bool) -> N
         with stopwatch() as elapsed:
             ws.bill_usage(service, period, currency="EUR")
         bill_s = elapsed[0]
+    prepare_s: float | None = None
+    if args.prepare:
+        with stopwatch() as elapsed:
+            ws.prepare_receipts(service, period)
+        prepare_s = elapsed[0]
     # -- receipts of random consumers, and of the spread one
     picks = [rng.randint(1, consumers) for _ in range(args.receipts)]
     build_runs: list[list[float]] = []
@@ -235,7 +243,8 @@ def run(ws: Workspace, args: Any, events: int, consumers: int, reuse: bool) -> N
             spread_events = verify_receipt(document).events
         spread_verify.append(elapsed[0])
     report(args, events, consumers, filled, plans, bill_s, build_runs, verify_runs, sizes,
-           receipt_events, batches_touched, spread_build, spread_verify, spread_events)  # fmt: skip
+           receipt_events, batches_touched, spread_build, spread_verify, spread_events,
+           prepare_s)  # fmt: skip
 
 
 def _billed(ws: Workspace, service: Digest, period: Period) -> bool:
@@ -250,6 +259,7 @@ def report(
     bill_s: float | None, build_runs: list[list[float]], verify_runs: list[list[float]],
     sizes: list[int], receipt_events: list[int], batches_touched: list[int],
     spread_build: list[float], spread_verify: list[float], spread_events: int,
+    prepare_s: float | None,
 ) -> None:  # fmt: skip
     rows: list[dict[str, Any]] = []
 
@@ -277,6 +287,8 @@ def report(
     add("bill planning", [[p] for p in plans], TARGETS_MS["bill"], "plan_bill (reads + tree)")
     if bill_s is not None:
         add("bill (recorded)", [[bill_s]], TARGETS_MS["bill"], "Metering.bill_usage, once")
+    if prepare_s is not None:
+        add("prepare receipts", [[prepare_s]], None, "prepare_receipts, once after the bill")
     add("spread receipt build", [[s] for s in spread_build], None, "1 event in every batch")
     add("spread receipt check", [[s] for s in spread_verify], None, "1 event in every batch")
     table = new_table(
