@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 from quotepart.errors import InputError, QuotepartError, VerificationError, WorkspaceNotFoundError
-from quotepart.ids import Clock, PartyId, utc_now
+from quotepart.ids import Clock, PartyId, Period, RevenueId, utc_now
 from quotepart.log import (
     AuditReport,
     NoteVerifier,
@@ -47,6 +47,7 @@ from quotepart.log import (
 from quotepart.log.canonical import ENTRY_BYTES_CEILING, MAX_ENTRY_BYTES
 from quotepart.metering import Metering, ServiceMeter
 from quotepart.metering.audit import check_usage
+from quotepart.metering.billing import Bill
 from quotepart.provenance.resolve import AssetOrName
 from quotepart.provenance.service import Provenance
 from quotepart.report.service import Reports
@@ -62,6 +63,7 @@ from quotepart.store import (
 )
 from quotepart.store.keyfolder import KeyFolder, write_private_file
 from quotepart.store.ledger import KeyedLedger
+from quotepart.store.queries.names import PartyRef
 from quotepart.store.queries.provenance import AssetRecord, ContributionRecord, PartyRecord
 
 SETTINGS_FILE = "workspace.json"
@@ -226,7 +228,37 @@ class Workspace:
     value_inputs = delegate("valuing", Valuing.value_inputs)
     grant_consent = delegate("sharing", Sharing.grant_consent)
     withdraw_consent = delegate("sharing", Sharing.withdraw_consent)
-    bill_usage = delegate("sharing", Sharing.bill_usage)
+    set_tariff = delegate("metering", Metering.set_tariff)
+    tariffs = delegate("metering", Metering.tariffs)
+    bill_metered_usage = delegate("metering", Metering.bill_usage)
+    bill_recorded_usage = delegate("sharing", Sharing.bill_usage)
+    usage_receipt = delegate("metering", Metering.receipt)
+    prepare_receipts = delegate("metering", Metering.prepare_receipts)
+
+    @overload
+    def bill_usage(
+        self, service: AssetOrName, period: str, *, unit_price: str, currency: str, by: PartyId
+    ) -> RevenueId: ...
+    @overload
+    def bill_usage(
+        self,
+        service: AssetOrName,
+        period: str | Period,
+        *,
+        currency: str,
+        evidence: bytes | str | Path | None = None,
+        by: PartyRef | None = None,
+    ) -> Bill: ...
+    def bill_usage(self, service: Any, period: Any, **options: Any) -> RevenueId | Bill:
+        """Bill a period's usage of `service`: its metered usage (usage batches) at the
+        tariffs in force (`Metering.bill_usage`, returns the `Bill`), or, given
+        `unit_price`, its `usage.recorded` units at that price (`Sharing.bill_usage`,
+        returns the revenue id)."""
+        if options.get("unit_price") is not None:
+            return self.sharing.bill_usage(service, period, **options)
+        options.pop("unit_price", None)
+        return self.metering.bill_usage(service, period, **options)
+
     share = delegate("sharing", Sharing.share)
     statement = delegate("sharing", Sharing.statement)
     statement_proof = delegate("sharing", Sharing.statement_proof)

@@ -72,7 +72,7 @@ def test_verify_replays_every_projected_kind(tmp_path: Path) -> None:
     through the declared projections and compares it with the live one."""
     from datetime import UTC, datetime
 
-    from quotepart.ids import Period, RevenueId
+    from quotepart.ids import Period
     from quotepart.workspace import init_workspace
     from tests.conftest import FakeClock
     from tests.sharing.test_workspace_sharing import GOOD_IBANS, Scene
@@ -104,10 +104,10 @@ def test_verify_replays_every_projected_kind(tmp_path: Path) -> None:
         from quotepart.log.kinds import TariffSet
 
         ws.ledger.append(
-            TariffSet(scene.service, "calls", "EUR", "0.01", datetime(2026, 1, 1, tzinfo=UTC)),
+            TariffSet(scene.service, "calls", "EUR", "10.00", datetime(2026, 1, 1, tzinfo=UTC)),
             author=scene.lab,
         )
-        from quotepart.log.kinds import BillLine, PrivacyBudget, PrivacyReleased, UsageBilled
+        from quotepart.log.kinds import PrivacyBudget, PrivacyReleased, UsageBilled
 
         ws.ledger.append(PrivacyBudget(scene.service, "1"), author=scene.lab)
         ws.ledger.append(
@@ -117,17 +117,10 @@ def test_verify_replays_every_projected_kind(tmp_path: Path) -> None:
             ),
             author=scene.lab,
         )  # fmt: skip
-        ws.ledger.append(
-            UsageBilled(
-                RevenueId.new(FakeClock()), scene.service, Period.parse("2026-01"), "EUR",
-                (BillLine("calls", "1", 0, "0.01", 1),), 1, 1, "sha256:" + "00" * 32, 1,
-                "00" * 32,
-            ),
-            author=scene.lab,
-        )  # fmt: skip
-        revenue = ws.bill_usage(
-            scene.service, "2026-01", unit_price="10.00", currency="EUR", by=scene.lab
-        )
+        # a bill must be its recomputation (rule `billing`): billed through the workspace
+        bill = ws.bill_usage(scene.service, "2026-01", currency="EUR", by=scene.lab)
+        assert isinstance(bill.body, UsageBilled)
+        revenue = bill.revenue
         ws.share(revenue)
         ws.change_payout_reference(scene.hospital_b, "+254700000002")
         ws.export_payout("2026-01", "EUR", by=scene.lab, debtor_name="Lab",

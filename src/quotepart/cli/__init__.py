@@ -131,6 +131,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         _CLI + "workspace_commands:verify_command",
         "Check every leaf hash, signature, tree node and checkpoint, and the projections against a replay.",
     ),
+    "verify-receipt": LazyCommand(
+        _CLI + "billing_commands:verify_receipt_command",
+        "Check a usage receipt offline: proofs, checkpoint, signatures, and the billed quantities.",
+    ),
     "verify-statement": LazyCommand(
         _CLI + "sharing_commands:verify_statement_command",
         "Check a statement file offline: proofs, checkpoint, signatures, and the amounts, recomputed.",

@@ -266,3 +266,12 @@ usage_group.add_command(usage_release)
 from quotepart.cli.consume_commands import consume_command  # noqa: E402
 
 usage_group.add_command(consume_command)
+from quotepart.cli.billing_commands import (  # noqa: E402 - the billing commands join `usage`
+    usage_bill,
+    usage_receipt,
+    usage_tariff,
+    usage_tariffs,
+)
+
+for _command in (usage_tariff, usage_tariffs, usage_bill, usage_receipt):
+    usage_group.add_command(_command)

@@ -12,15 +12,25 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from quotepart.errors import InputError, NotFoundError
 from quotepart.ids import Digest, PartyId, Period
 from quotepart.log.kinds import EntryBody, MeterDefined, UsageRecorded
+from quotepart.metering.billing import Bill, evidence_digest, record_bill, tariff_body
 from quotepart.metering.cloudevents import Rejected, read_events, to_events
 from quotepart.metering.ingest import DEFAULT_BATCH_SIZE, Ingested, Ingester, Meter, load_meters
 from quotepart.metering.nats import BatchDone, Consumed, ConsumeOptions, consume
 from quotepart.metering.privacy import Release, release, set_budget
+from quotepart.metering.receipts import (
+    billed_services,
+    build_receipt,
+    consumer_has_usage,
+    prepare_receipts,
+)
+from quotepart.money import currency as find_currency
 from quotepart.provenance.resolve import AssetOrName, resolve_asset
 from quotepart.provenance.runs import AssetRef, asset_digest
 from quotepart.store.ledger import Ledger
@@ -28,6 +38,7 @@ from quotepart.store.queries.names import PartyRef, resolve_party
 from quotepart.store.queries.provenance import asset_record
 from quotepart.store.queries.rights import billed_months
 from quotepart.store.queries.usage import units_used
+from quotepart.store.usage_events import TariffRow, tariff_rows
 
 
 def _open_month(at: datetime, billed: set[int]) -> tuple[Period | None, str | None]:
@@ -224,6 +235,115 @@ class Metering:
         """Start a new pseudonym key epoch; returns its number. Events recorded from now
         on are pseudonymised under the new key; older keys stay for receipts."""
         return self.ledger.keys.rotate_usage_key()
+
+    # ------------------------------------------------------------ billing
+
+    def set_tariff(
+        self,
+        service: AssetOrName,
+        meter: str,
+        unit_price: str | Decimal | int,
+        currency: str,
+        *,
+        effective: datetime | None = None,
+        by: PartyRef | None = None,
+    ) -> int:
+        """The unit price (major units per unit of the meter's aggregate) of `meter` in
+        `currency` from `effective` (now when None) on, signed by the operator (or `by`,
+        holding the billing right); returns the entry's index. A tariff prices the
+        periods that start after it takes effect, and may not take effect before it is
+        signed (rule `billing`): prices are never changed after the fact.
+
+        Raises:
+            NotFoundError: no such meter. MalformedEntryError / MoneyError: a bad price or
+            currency. RightsError: `by` may not bill this service, or the tariff is backdated.
+        """
+        if isinstance(unit_price, float | bool):
+            raise InputError(
+                f"unit price {unit_price!r} is not exact",
+                hint="give it as a decimal string such as '0.00002': floats cannot hold money",
+            )
+        digest, operator = self._service(service)
+        moment = self.ledger.clock() if effective is None else effective
+        with self.ledger.read() as conn:
+            body = tariff_body(conn, digest, meter, str(unit_price), currency, moment)
+        return self.ledger.append(body, author=self._author(by, operator))
+
+    def tariffs(self, service: AssetOrName) -> list[TariffRow]:
+        """Every tariff of `service`, by meter, currency and effective date."""
+        digest, _ = self._service(service)
+        with self.ledger.read() as conn:
+            return tariff_rows(conn, str(digest))
+
+    def bill_usage(
+        self,
+        service: AssetOrName,
+        period: str | Period,
+        *,
+        currency: str,
+        evidence: bytes | str | Path | None = None,
+        by: PartyRef | None = None,
+    ) -> Bill:
+        """Bill `service`'s metered usage (its usage batches) in `period` at the tariffs in
+        force at the period's start (`quotepart.metering.billing`): one `usage.billed` and
+        its `revenue.recorded`, appended together, which close the period for the service.
+        `evidence` (bytes, a file path, or a `sha256:` digest) is the invoice or payment
+        evidence; the bill and the revenue carry its digest.
+
+        Raises:
+            InputError: the period is already billed, has no metered usage, or comes to 0.
+            NotFoundError: a meter with usage has no tariff in force in `currency`.
+        """
+        digest, operator = self._service(service)
+        the_period = Period.parse(str(period))
+        code = find_currency(currency).code
+        return record_bill(
+            self.ledger, digest, the_period, code, evidence_digest(evidence),
+            self._author(by, operator),
+        )  # fmt: skip
+
+    def receipt(
+        self, consumer: str, period: str | Period, *, service: AssetOrName | None = None
+    ) -> dict[str, Any]:
+        """The receipt file (`quotepart.metering.receipts`, docs/receipts.md) of `consumer`
+        (its own identifier: pseudonymised here under every key epoch, and never written
+        into the file or a message) for the bill of `service` in `period`; with `service`
+        None, of the one billed service in `period` the consumer used.
+
+        Raises:
+            NotFoundError: no bill, or no usage of this consumer in it.
+            InputError: several billed services have usage of the consumer (name one).
+        """
+        if not isinstance(consumer, str) or not consumer.strip():
+            raise InputError("no consumer identifier given", hint="pass the consumer's own id")
+        the_period = Period.parse(str(period))
+        keys = self.ledger.keys
+        pseudonyms = [
+            hmac.digest(keys.usage_key(epoch), consumer.encode(), "sha256")
+            for epoch in keys.usage_key_epochs()
+        ]
+        if service is not None:
+            digest, _ = self._service(service)
+        else:
+            with self.ledger.read() as conn:
+                services = billed_services(conn, the_period)
+                used = [s for s in services if consumer_has_usage(conn, s, the_period, pseudonyms)]
+            if len(used) != 1:
+                raise (NotFoundError if not used else InputError)(
+                    f"the consumer you named has usage in {len(used)} service(s) billed in "
+                    f"{the_period}",
+                    hint="check the identifier and the period"
+                    if not used
+                    else "name the service: --service NAME",
+                )
+            digest = used[0]
+        return build_receipt(self.ledger, digest, the_period, pseudonyms)
+
+    def prepare_receipts(self, service: AssetOrName, period: str | Period) -> int:
+        """Keep the trees the receipts of a bill read (`receipts.prepare_receipts`): run once
+        after billing, every receipt is then built without reading a whole batch."""
+        digest, _ = self._service(service)
+        return prepare_receipts(self.ledger, digest, Period.parse(str(period)))
 
     def usage_units(self, service: AssetOrName, period: str | Period) -> int:
         """Units of `service` (a digest, prefix or name) used in windows starting within `period`.

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, select
 
 from quotepart.errors import InputError, NotFoundError, RightsError
-from quotepart.ids import Digest, PartyId, Period, format_timestamp
+from quotepart.ids import Digest, PartyId, Period, format_timestamp, parse_timestamp
 from quotepart.log import SignedEntry
 from quotepart.log.kinds import (
     DECLARED,
@@ -56,6 +57,8 @@ from quotepart.log.kinds import (
     UsageRecorded,
     ValuationRecorded,
 )
+from quotepart.money import currency
+from quotepart.store import usage_events
 from quotepart.store.queries import rights as rights_queries
 from quotepart.store.schema import (
     allocations,
@@ -71,6 +74,9 @@ from quotepart.store.schema import (
 
 if TYPE_CHECKING:
     from quotepart.store.projections._writer import ProjectionWriter
+
+TARIFF_CLOCK_SKEW = timedelta(minutes=5)
+"""How far before its own signing time a tariff may take effect (clocks differ)."""
 
 Check = Callable[["ProjectionWriter", Any, SignedEntry], None]
 
@@ -511,19 +517,114 @@ def _usage_batch(writer: ProjectionWriter, body: UsageBatch, entry: SignedEntry)
 @rule(
     TariffSet,
     "billing",
-    "the registrant of the service, or a party it delegated the `billing` right to",
+    "the registrant of the service, or a party it delegated the `billing` right to; a "
+    "change of a meter's price in a currency takes effect no earlier than it is signed",
 )
 def _tariff(writer: ProjectionWriter, body: TariffSet, entry: SignedEntry) -> None:
     _require(writer, entry, "billing", body.service, "the tariff")
+    # A price change is announced before it applies: a backdated change could reprice
+    # usage already consumed (a bill prices a period at the tariff in force at its
+    # start). The first price of a meter in a currency changes no logged price, so it
+    # may be backdated (metering that started before its price was logged).
+    writer.flush()
+    earlier = [
+        t
+        for t in usage_events.tariff_rows(writer.conn, str(body.service), body.meter)
+        if t.currency == body.currency
+    ]
+    signed = entry.time
+    if earlier and body.effective < signed - TARIFF_CLOCK_SKEW:
+        raise RightsError(
+            f"`tariff.set` of {body.meter} takes effect {format_timestamp(body.effective)}, "
+            f"before it was signed ({entry.timestamp})",
+            rule="billing",
+            hint="a price change applies from now or a later date, never retroactively",
+        )
 
 
 @rule(
     UsageBilled,
     "billing",
-    "the registrant of the service, or a party it delegated the `billing` right to",
+    "the registrant of the service, or a party it delegated the `billing` right to; once "
+    "per period, counting every batch of the period, each meter priced at the tariff in "
+    "force at the period's start (amounts rounded half to even)",
 )
 def _usage_billed(writer: ProjectionWriter, body: UsageBilled, entry: SignedEntry) -> None:
     _require(writer, entry, "billing", body.service, "the bill")
+    writer.flush()
+    conn = writer.conn
+    service = str(body.service)
+    first, last = body.period.first_month, body.period.last_month
+    closed = billed_months(writer, service) & set(range(first, last + 1))
+    if closed or usage_events.bill_rows(conn, service, first, last):
+        raise RightsError(
+            f"`usage.billed` {body.revenue}: {body.service} is already billed in {body.period}",
+            rule="closed-period",
+            hint="a period is billed once; later usage counts in the next open period",
+        )
+    # What the projections allow recomputing is recomputed here (at append and on
+    # replay); the per-consumer root, the batches' digest and unique counts need the
+    # events and the log's leaf hashes: `quotepart.metering.audit` recomputes those.
+    batches = usage_events.period_batches(conn, service, first, last)
+    if len(batches) != body.batches:
+        raise RightsError(
+            f"`usage.billed` {body.revenue} counts {body.batches} batch(es) of {body.period}, "
+            f"the log holds {len(batches)}",
+            rule="recompute",
+            hint="bill again: a batch was recorded meanwhile",
+        )
+    aggregation = {row.name: row.aggregation for row in usage_events.meter_rows(conn, service)}
+    used = {batch.meter for batch in batches}
+    lines = {line.meter: line for line in body.lines}
+    if set(lines) != used:
+        raise RightsError(
+            f"`usage.billed` {body.revenue} bills meters {sorted(lines)}, the period's usage "
+            f"is of {sorted(used)}",
+            rule="recompute",
+            hint="a bill has one line per meter with usage in the period",
+        )
+    start = format_timestamp(datetime(first // 12, first % 12 + 1, 1, tzinfo=UTC))
+    minor_units = currency(body.currency).minor_units
+    tariffs_of = usage_events.tariff_rows(conn, service)
+    for name, line in lines.items():
+        kind = aggregation[name]
+        if kind != "unique_count":
+            figures = [Decimal(b.aggregate) for b in batches if b.meter == name]
+            expected = max(figures) if kind == "max" else sum(figures, Decimal(0))
+            if usage_events.decimal_text(expected) != line.quantity:
+                raise RightsError(
+                    f"`usage.billed` {body.revenue} bills {line.quantity} of {name}, its "
+                    f"batches give {usage_events.decimal_text(expected)}",
+                    rule="recompute",
+                    hint="a bill's quantities are its batches' aggregates",
+                )
+        in_force = [
+            t
+            for t in tariffs_of
+            if t.meter == name
+            and t.currency == body.currency
+            and parse_timestamp(t.effective) <= parse_timestamp(start)
+        ]
+        tariff = max(
+            in_force, key=lambda t: (parse_timestamp(t.effective), t.leaf_index), default=None
+        )
+        if tariff is None or tariff.leaf_index != line.tariff:
+            raise RightsError(
+                f"`usage.billed` {body.revenue} prices {name} with the tariff at leaf "
+                f"{line.tariff}; the one in force on {start[:10]} in {body.currency} is "
+                f"{'none' if tariff is None else f'at leaf {tariff.leaf_index}'}",
+                rule="recompute",
+                hint="a bill prices each meter at the tariff in force at the period's start",
+            )
+        amount = usage_events.line_amount_minor(line.quantity, tariff.unit_price, minor_units)
+        if tariff.unit_price != line.unit_price or amount != line.amount_minor:
+            raise RightsError(
+                f"`usage.billed` {body.revenue}: {line.quantity} {name} at {tariff.unit_price} "
+                f"is {amount} minor units, the line says {line.unit_price} and "
+                f"{line.amount_minor}",
+                rule="recompute",
+                hint="amounts are quantity x unit price, rounded half to even",
+            )
 
 
 @rule(
