@@ -121,7 +121,7 @@ COMMANDS: Mapping[str, LazyCommand] = {
     ),
     "usage": LazyCommand(
         _CLI + "metering_commands:usage_group",
-        "Ingest CloudEvents of the services' usage into signed, Merkle-rooted batches.",
+        "Ingest, bill and receipt the services' usage; set tariffs; release private statistics.",
     ),
     "valuation": LazyCommand(
         _CLI + "sharing_commands:valuation_group",

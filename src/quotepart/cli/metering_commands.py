@@ -121,7 +121,10 @@ def meter_rotate_key(workspace_dir: Path, database_url: str | None, as_json: boo
 
 @click.group("usage")
 def usage_group() -> None:
-    """Ingest CloudEvents of the services' usage into signed, Merkle-rooted batches."""
+    """Ingest, bill and receipt the services' usage; set tariffs; release private statistics.
+
+    Events come in as CloudEvents and are recorded in signed, Merkle-rooted batches.
+    """
 
 
 @usage_group.command("ingest")
