@@ -293,6 +293,18 @@ def test_the_cli_bills_writes_a_receipt_and_verifies_it_offline(tmp_path: Path) 
     checked = runner.invoke(cli, ["verify-receipt", str(tmp_path / "r.json"), "--json"])
     assert checked.exit_code == 0, checked.stderr
     assert json.loads(checked.stdout)["quantities"] == {"calls": "3", "tokens": "9"}
+    key = json.loads(checked.stdout)["verifier_key"]
+    told = runner.invoke(cli, ["verify-receipt", str(tmp_path / "r.json")])
+    assert told.exit_code == 0
+    assert "compare it with the key the log's operator publishes" in told.stderr
+    trusted = runner.invoke(cli, ["verify-receipt", str(tmp_path / "r.json"), "--key", key])
+    assert trusted.exit_code == 0
+    assert "Note:" not in trusted.stderr
+    other = runner.invoke(
+        cli, ["verify-receipt", str(tmp_path / "r.json"), "--key", key.replace("+", "+x", 1)]
+    )
+    assert other.exit_code != 0
+    assert "another log key" in other.stderr
     again = runner.invoke(cli, steps[2])
     assert again.exit_code == 2
     assert "already billed" in again.stderr

@@ -231,6 +231,12 @@ def verify_receipt_command(file: Path, key: str | None, as_json: bool) -> None:
         f"billed as {quantities or 'nothing'} ({verified.revenue}); proved in "
         f"{verified.origin} at size {verified.tree_size:,}"
     )
+    if key is None:  # the file's own key proves nothing about which log it came from
+        click.echo(
+            f"Note: checked against the key in the file, {verified.verifier_key}; compare it "
+            "with the key the log's operator publishes, or pass it with --key",
+            err=True,
+        )
 
 
 __all__ = [
