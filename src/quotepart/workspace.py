@@ -297,6 +297,7 @@ class Workspace:
             usage = check_usage(snapshot.connection)
         report.usage_batches_checked = usage.batches
         report.usage_events_checked = usage.events
+        report.usage_bills_checked = usage.bills
         return report
 
     def rebuild(self) -> int:

@@ -55,7 +55,7 @@ def test_a_bill_prices_each_meter_and_records_its_revenue_in_one_go(ws: Workspac
         bill.revenue, 440, "2026-03",
     )  # fmt: skip
     assert body.evidence in revenue.source
-    ws.verify()
+    assert ws.verify().usage_bills_checked == 1
 
 
 def test_consumer_leaves_are_the_canonical_json_of_their_lines() -> None:

@@ -112,6 +112,7 @@ def verify_command(
         "parties": len(report.parties),
         "usage_batches_checked": report.usage_batches_checked,
         "usage_events_checked": report.usage_events_checked,
+        "usage_bills_checked": report.usage_bills_checked,
         "seconds": round(elapsed, 3),
     }
     if as_json:
@@ -124,6 +125,11 @@ def verify_command(
             + (
                 f"; {report.usage_batches_checked} usage batches recomputed from "
                 f"{report.usage_events_checked} events"
+                + (
+                    f", {report.usage_bills_checked} bills from their batches"
+                    if report.usage_bills_checked
+                    else ""
+                )
                 if report.usage_batches_checked
                 else ""
             )

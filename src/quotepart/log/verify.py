@@ -75,6 +75,7 @@ class AuditReport:
     # filled in by the workspace, which recomputes usage batches from their events
     usage_batches_checked: int = 0
     usage_events_checked: int = 0
+    usage_bills_checked: int = 0
 
 
 def audit(
