@@ -8,7 +8,6 @@ the summary goes to stdout (or JSON with --json). See docs/metering-scale-out.md
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -16,7 +15,8 @@ from typing import BinaryIO
 import click
 import orjson
 
-from quotepart.cli._base import emit_json, json_option, load_workspace, workspace_options
+from quotepart.cli._base import json_option, load_workspace, workspace_options
+from quotepart.cli._ingested import report_ingested
 from quotepart.metering import Rejected
 from quotepart.metering.nats import (
     DEFAULT_ACK_WAIT_S,
@@ -24,8 +24,6 @@ from quotepart.metering.nats import (
     BatchDone,
     ConsumeOptions,
 )
-
-SHOWN_PROBLEMS = 20
 
 
 @click.command("consume")
@@ -159,33 +157,18 @@ def consume_command(
     finally:
         if reject_file is not None:
             reject_file.close()
-    ingested = result.ingested
-    if as_json:
-        emit_json(
-            {
-                "acknowledged": result.acknowledged,
-                "terminated": result.terminated,
-                "handed_back": result.handed_back,
-                "redelivered": result.redelivered,
-                "stopped_by": result.stopped_by,
-                "recorded": ingested.recorded,
-                "duplicates": ingested.duplicates,
-                "late": ingested.late,
-                "rejected": ingested.rejected,
-                "batches": len(ingested.batches),
-                "problems": [
-                    {"position": problem.position, "reason": problem.reason}
-                    for problem in ingested.problems
-                ],
-            }
-        )
-    else:
-        click.echo(result.summary())
-        for problem in ingested.problems[:SHOWN_PROBLEMS]:
-            click.echo(f"  rejected {problem} (stream sequence)", err=True)
-        if ingested.rejected > SHOWN_PROBLEMS:
-            more = ingested.rejected - SHOWN_PROBLEMS
-            where = f" (all in {reject_path})" if reject_path else " (--reject FILE keeps them)"
-            click.echo(f"  … and {more:,} more{where}", err=True)
-    if ingested.rejected:
-        sys.exit(1)
+    report_ingested(
+        result.ingested,
+        as_json=as_json,
+        reject_path=reject_path,
+        summary=result.summary(),
+        extra={
+            "acknowledged": result.acknowledged,
+            "terminated": result.terminated,
+            "handed_back": result.handed_back,
+            "redelivered": result.redelivered,
+            "stopped_by": result.stopped_by,
+        },
+        batches=len(result.ingested.batches),
+        position=" (stream sequence)",
+    )

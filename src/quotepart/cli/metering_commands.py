@@ -23,10 +23,9 @@ from quotepart.cli._base import (
     stderr_console,
     workspace_options,
 )
+from quotepart.cli._ingested import report_ingested
 from quotepart.log.kinds import AGGREGATIONS
 from quotepart.metering import Rejected
-
-SHOWN_PROBLEMS = 20
 
 
 @click.group("meter")
@@ -198,30 +197,7 @@ def usage_ingest(
             stream.close()
         if reject_file is not None:
             reject_file.close()
-    if as_json:
-        emit_json(
-            {
-                "recorded": result.recorded,
-                "duplicates": result.duplicates,
-                "late": result.late,
-                "rejected": result.rejected,
-                "batches": result.batches,
-                "problems": [
-                    {"position": problem.position, "reason": problem.reason}
-                    for problem in result.problems
-                ],
-            }
-        )
-    else:
-        click.echo(result.summary())
-        for problem in result.problems[:SHOWN_PROBLEMS]:
-            click.echo(f"  rejected {problem}", err=True)
-        if result.rejected > SHOWN_PROBLEMS:
-            more = result.rejected - SHOWN_PROBLEMS
-            where = f" (all in {reject_path})" if reject_path else " (--reject FILE keeps them)"
-            click.echo(f"  … and {more:,} more{where}", err=True)
-    if result.rejected:
-        sys.exit(1)
+    report_ingested(result, as_json=as_json, reject_path=reject_path, summary=result.summary())
 
 
 @click.group("service")

@@ -305,24 +305,19 @@ class BatchRow:
     root: bytes
 
 
+def _batch_row(row: Row[Any]) -> BatchRow:
+    return BatchRow(
+        int(row.leaf_index), row.service, row.meter, int(row.month), int(row.events),
+        row.aggregate, int(row.epoch), bytes(row.root),
+    )  # fmt: skip
+
+
 def batches(conn: Connection, service: str | None = None) -> list[BatchRow]:
     """Every usage batch (of `service`), in log order."""
     query = select(usage_batches).order_by(usage_batches.c.leaf_index)
     if service is not None:
         query = query.where(usage_batches.c.service == service)
-    return [
-        BatchRow(
-            int(row.leaf_index),
-            row.service,
-            row.meter,
-            int(row.month),
-            int(row.events),
-            row.aggregate,
-            int(row.epoch),
-            bytes(row.root),
-        )
-        for row in conn.execute(query)
-    ]
+    return [_batch_row(row) for row in conn.execute(query)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,19 +509,7 @@ def period_batches(
     )
     if before is not None:
         query = query.where(columns.leaf_index < before)
-    return [
-        BatchRow(
-            int(row.leaf_index),
-            row.service,
-            row.meter,
-            int(row.month),
-            int(row.events),
-            row.aggregate,
-            int(row.epoch),
-            bytes(row.root),
-        )
-        for row in conn.execute(query)
-    ]
+    return [_batch_row(row) for row in conn.execute(query)]
 
 
 def period_totals(
