@@ -289,6 +289,12 @@ def test_the_cli_bills_writes_a_receipt_and_verifies_it_offline(tmp_path: Path) 
         result = runner.invoke(cli, step)
         assert result.exit_code == 0, (step, result.output, result.stderr)
     receipt_text = (tmp_path / "r.json").read_text()
+    positional = runner.invoke(cli, ["usage", "receipt", "c1", "--period", "2026-03", *common])
+    assert positional.exit_code == 0, positional.stderr
+    assert json.loads(positional.stdout)["events"] == json.loads(receipt_text)["events"]
+    nobody = runner.invoke(cli, ["usage", "receipt", "--period", "2026-03", *common])
+    assert nobody.exit_code == 2
+    assert "which consumer?" in nobody.stderr
     assert '"c1"' not in receipt_text  # the identifier is never written, only pseudonyms
     checked = runner.invoke(cli, ["verify-receipt", str(tmp_path / "r.json"), "--json"])
     assert checked.exit_code == 0, checked.stderr

@@ -151,11 +151,13 @@ def usage_bill(
 
 
 @click.command("receipt")
+@click.argument("consumer_argument", metavar="[CONSUMER]", required=False)
 @click.option(
     "--consumer",
     envvar="QUOTEPART_CONSUMER",
-    required=True,
-    help="The consumer's own identifier (or QUOTEPART_CONSUMER); never written out.",
+    default=None,
+    help="The consumer's own identifier, instead of CONSUMER (or QUOTEPART_CONSUMER, which "
+    "keeps it out of the shell's history and process list); never written out.",
 )
 @click.option("--period", required=True, help="The billed period.")
 @click.option("--service", default=None, help="The service (default: the one billed then).")
@@ -170,12 +172,25 @@ def usage_bill(
 def usage_receipt(
     workspace_dir: Path,
     database_url: str | None,
-    consumer: str,
+    consumer_argument: str | None,
+    consumer: str | None,
     period: str,
     service: str | None,
     output: Path | None,
 ) -> None:
     """A consumer's receipt of a bill: its events, proved, for `quotepart verify-receipt`."""
+    if consumer_argument is not None and consumer is not None and consumer_argument != consumer:
+        raise InputError(
+            "two different consumers: CONSUMER and --consumer (or QUOTEPART_CONSUMER)",
+            hint="name the consumer once",
+        )
+    consumer = consumer_argument if consumer_argument is not None else consumer
+    if consumer is None:
+        raise InputError(
+            "which consumer? none was named",
+            hint="quotepart usage receipt CONSUMER --period P (or --consumer, or "
+            "QUOTEPART_CONSUMER)",
+        )
     with load_workspace(workspace_dir, database_url) as ws:
         receipt = ws.usage_receipt(consumer, period, service=service)
     text = json.dumps(receipt, indent=1, sort_keys=True) + "\n"
