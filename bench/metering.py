@@ -301,10 +301,14 @@ def main() -> None:
             "sqlite": [q / f for q, f in zip(sides["sqlite"], sides["sqlite floor"], strict=True)],
             "sqlite workers": [
                 q / f for q, f in zip(sides["sqlite workers"], sides["sqlite floor"], strict=True)
-            ],
+            ]
+            if sides["sqlite workers"]
+            else [],
             "postgres": [
                 q / f for q, f in zip(sides["postgres"], sides["postgres floor"], strict=True)
-            ],
+            ]
+            if sides["postgres"]
+            else [],
         }
         document["rates"] = {side: spread(values) for side, values in sides.items() if values}
         document["ratios"] = {side: spread(values) for side, values in ratios.items() if values}

@@ -20,6 +20,7 @@ the raw consumer identifier is never stored, logged or put in a message.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import json
@@ -27,6 +28,7 @@ import multiprocessing
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Context, Decimal, Inexact
@@ -342,6 +344,26 @@ _WORKER_READER: _EventReader | None = None
 def _start_worker(meters: Sequence[Meter], key: bytes) -> None:
     global _WORKER_READER
     _WORKER_READER = _EventReader(meters, key, utc_now)
+    gc.freeze()  # parsing makes no cycles: nothing for the collector to find
+    gc.disable()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic collector off while one chunk is parsed and recorded.
+
+    A chunk makes tens of thousands of short-lived objects (rows, tuples, dicts) and no
+    reference cycles, so they are freed by reference counting alone; the collector would
+    only rescan them, about a sixth of the chunk's time (measured). It runs again after.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _parse_in_worker(chunk: Sequence[tuple[int, bytes]]) -> _Parsed:
@@ -431,7 +453,8 @@ class Ingester:
         chunks = iter(lambda: list(islice(iterator, self.batch_size)), [])
         if workers <= 1:
             for chunk in chunks:
-                self._record(_parse_chunk(self.reader, chunk), result)
+                with _collector_paused():
+                    self._record(_parse_chunk(self.reader, chunk), result)
                 if after_batch is not None:
                     after_batch(len(chunk))
             return result
@@ -456,7 +479,8 @@ class Ingester:
         after_batch: Callable[[int], None] | None,
     ) -> None:
         count, future = job
-        self._record(future.result(), result)
+        with _collector_paused():
+            self._record(future.result(), result)
         if after_batch is not None:
             after_batch(count)
 
