@@ -41,7 +41,7 @@ from sqlalchemy import Connection
 
 from quotepart.errors import InputError, NotFoundError, RightsError
 from quotepart.ids import Digest, PartyId, Period, utc_now
-from quotepart.log.kinds import MeterDefined, UsageBatch
+from quotepart.log.kinds import UsageBatch
 from quotepart.log.merkle import root_of_leaf_hashes
 from quotepart.metering.cloudevents import EventError, Rejected, check_event, parse_time
 from quotepart.store.ledger import Ledger
@@ -87,12 +87,6 @@ class Meter:
             object.__setattr__(self, "value_keys", tuple(self.value_path.split(".")[1:]))
         if not self.consumer_keys:
             object.__setattr__(self, "consumer_keys", tuple(self.consumer_path.split(".")[1:]))
-
-    def body(self) -> MeterDefined:
-        return MeterDefined(
-            self.service, self.name, self.event_type, self.aggregation, self.value_path,
-            self.group_by, self.consumer_path,
-        )  # fmt: skip
 
 
 def load_meters(conn: Connection, service: Digest | None) -> list[Meter]:

@@ -13,7 +13,7 @@ one B-tree key orders events by batch and position.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact
 from fractions import Fraction
@@ -355,39 +355,6 @@ def all_totals(conn: Connection) -> dict[tuple[str, str, int, bytes], tuple[int,
     }
 
 
-def batch_leaves(conn: Connection, batch_leaf: int) -> list[bytes]:
-    """The leaf hashes of one batch's events, in position order."""
-    low = batch_leaf << EVENT_POSITION_BITS
-    return [
-        bytes(leaf)
-        for (leaf,) in conn.execute(
-            select(usage_events.c.leaf)
-            .where(usage_events.c.id >= low, usage_events.c.id < low + MAX_BATCH_EVENTS)
-            .order_by(usage_events.c.id)
-        )
-    ]
-
-
-def events_of(conn: Connection, consumers: Iterable[bytes]) -> list[tuple[int, int, bytes, bytes]]:
-    """(batch leaf, position, leaf hash, event bytes) of every event of these pseudonyms."""
-    found = []
-    for consumer in consumers:
-        for row in conn.execute(
-            select(usage_events.c.id, usage_events.c.leaf, usage_events.c.event).where(
-                usage_events.c.consumer == consumer
-            )
-        ):
-            found.append(
-                (
-                    int(row.id) >> EVENT_POSITION_BITS,
-                    int(row.id) & (MAX_BATCH_EVENTS - 1),
-                    bytes(row.leaf),
-                    bytes(row.event),
-                )
-            )
-    return sorted(found)
-
-
 def month_events(
     conn: Connection, service: str, meter: str, month: int
 ) -> Iterator[tuple[bytes, int, str | None]]:
@@ -565,21 +532,16 @@ def consumer_events(
 def batch_leaf_hashes(
     conn: Connection, batch_leaf: int, start: int = 0, end: int = MAX_BATCH_EVENTS
 ) -> list[bytes]:
-    """The leaf hashes of events start..end (positions) of one batch, through the DB-API
-    cursor: 5x faster than `batch_leaves` on a 10,000-event batch."""
+    """The leaf hashes of events start..end (positions) of one batch, read through the
+    DB-API cursor (`_fetch_all`): 5x faster than through SQLAlchemy on 10,000 events."""
     low = batch_leaf << EVENT_POSITION_BITS
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    cursor = raw.cursor()
-    try:
-        cursor.execute(
-            f"SELECT leaf FROM usage_events WHERE id >= {marker} AND id < {marker} ORDER BY id",
-            (low + start, low + min(end, MAX_BATCH_EVENTS)),
-        )
-        return [bytes(leaf) for (leaf,) in cursor.fetchall()]
-    finally:
-        cursor.close()
+    rows = _fetch_all(
+        conn,
+        f"SELECT leaf FROM usage_events WHERE id >= {marker} AND id < {marker} ORDER BY id",
+        (low + start, low + min(end, MAX_BATCH_EVENTS)),
+    )
+    return [bytes(leaf) for (leaf,) in rows]
 
 
 def consumer_totals(
@@ -699,7 +661,6 @@ __all__ = [
     "all_totals",
     "batch_events",
     "batch_leaf_hashes",
-    "batch_leaves",
     "batch_values",
     "batches",
     "bill_rows",
@@ -709,7 +670,6 @@ __all__ = [
     "entry_leaf_hashes",
     "event_count",
     "event_id",
-    "events_of",
     "latest_epoch",
     "line_amount_minor",
     "meter_rows",
